@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The build pipeline: a table of stages over one context that owns every resource. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "tarball.h"
+#include "build.h"
+#include "esp.h"
+#include "ext4.h"
+#include "gpt.h"
+#include "json.h"
+#include "keys.h"
+#include "log.h"
+#include "luks.h"
+#include "run.h"
+#include "shared/cleanup.h"
+#include "shared/interrupt.h"
+#include "shared/tmpfile.h"
+#include "shared/util.h"
+#include "xts.h"
+
+/* LUKS1 with a 512-bit key and cryptsetup's default 1 MiB alignment: the payload starts
+ * 2 MiB into the partition. Known up front so the filesystem size is; checked after format. */
+#define LUKS1_PAYLOAD_OFFSET (2 * MiB)
+#define ROOT_FS_LABEL "root"
+#define ENCRYPT_CHUNK (1 * MiB)
+
+struct build_ctx {
+	const struct build_options *opt;
+	double t0;
+
+	char *workdir;   /* everything temporary but the output lives here */
+	char *rootdir;   /* workdir/root: the unpacked tarball */
+	char *fs_path;   /* workdir/root.ext4: plaintext filesystem */
+	char *hdr_path;  /* workdir/luks.hdr */
+	char *esp_path;  /* workdir/esp.fat */
+	char *raw_path;  /* the raw disk being assembled: out.path, or workdir/disk.raw */
+	char *key_out;
+	enum image_format format;
+
+	struct rootfs_index idx;
+	struct gpt_plan plan;
+	uint64_t fs_size;
+	char luks_uuid[37], fs_uuid[37], esp_volid[10];
+	uint32_t esp_volid_num;
+
+	struct secret key, recovery;
+	struct luks_header luks;
+	struct tmpfile out, keyfile;
+
+	uint64_t fs_allocated, image_allocated;
+	double encrypt_seconds;
+	double stage_seconds[16];
+};
+
+struct stage {
+	const char *name;
+	const char *summary;
+	int (*run)(struct build_ctx *c);
+};
+
+enum image_format image_format_from_string(const char *s)
+{
+	if (streq(s, "raw"))
+		return IMAGE_FORMAT_RAW;
+	if (streq(s, "qcow2"))
+		return IMAGE_FORMAT_QCOW2;
+	return IMAGE_FORMAT_AUTO;
+}
+
+enum image_format image_format_for_path(const char *path)
+{
+	return str_ends_with(path, ".qcow2") ? IMAGE_FORMAT_QCOW2 : IMAGE_FORMAT_RAW;
+}
+
+static uint64_t free_bytes(const char *dir, dev_t *dev)
+{
+	struct statvfs sv;
+	struct stat st;
+
+	if (statvfs(dir, &sv) < 0 || stat(dir, &st) < 0)
+		return UINT64_MAX; /* unknown: let the build find out */
+	*dev = st.st_dev;
+	return (uint64_t)sv.f_bavail * sv.f_frsize;
+}
+
+/*
+ * Refuse to start when there is obviously not enough space: the lower bounds are the
+ * unpacked tree and the plaintext filesystem in the work directory and the encrypted data in
+ * the output directory. Metadata, the ESP and qcow2 come on top, so this is no guarantee.
+ */
+static int check_space(struct build_ctx *c, const char *workparent, const char *outdir)
+{
+	uint64_t data = c->idx.data_bytes, need_work = 2 * data, need_out = data;
+	dev_t wdev = 0, odev = 1;
+	uint64_t wfree = free_bytes(workparent, &wdev), ofree = free_bytes(outdir, &odev);
+	char a[32], b[32];
+
+	if (c->format == IMAGE_FORMAT_QCOW2)
+		need_work += data;
+	if (wdev == odev) {
+		need_work += need_out;
+		need_out = 0;
+	}
+	if (wfree < need_work)
+		return log_error_errno(ENOSPC, "not enough space in '%s': about %s needed, %s free",
+				       workparent, format_size(need_work, a, sizeof(a)),
+				       format_size(wfree, b, sizeof(b)));
+	if (ofree < need_out)
+		return log_error_errno(ENOSPC, "not enough space in '%s': about %s needed, %s free",
+				       outdir, format_size(need_out, a, sizeof(a)),
+				       format_size(ofree, b, sizeof(b)));
+	return 0;
+}
+
+static int check_output_paths(struct build_ctx *c, char **ret_outdir)
+{
+	const struct build_options *o = c->opt;
+	_cleanup_free_ char *outdir = path_dirname(o->output), *keydir = NULL;
+	struct stat st;
+
+	if (!outdir)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (stat(outdir, &st) < 0)
+		return log_error_errno(errno, "output directory '%s': %m", outdir);
+	if (!S_ISDIR(st.st_mode))
+		return log_error_errno(ENOTDIR, "output directory '%s': %m", outdir);
+	if (lstat(o->output, &st) == 0 && !o->force)
+		return log_error_errno(EEXIST, "output '%s' exists (use --force to replace it)",
+				       o->output);
+	if (lstat(c->key_out, &st) == 0 && !o->force)
+		return log_error_errno(EEXIST, "key file '%s' exists (use --force to replace it)",
+				       c->key_out);
+	if (streq(c->key_out, o->output))
+		return log_error_errno(EINVAL, "the key file and the image cannot be the same file");
+	keydir = path_dirname(c->key_out);
+	if (!keydir)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (stat(keydir, &st) < 0)
+		return log_error_errno(errno, "key file directory '%s': %m", keydir);
+	*ret_outdir = TAKE_PTR(outdir);
+	return 0;
+}
+
+static int choose_size(struct build_ctx *c)
+{
+	uint64_t min_fs = ext4_min_size(c->idx.data_bytes, c->idx.entries);
+	uint64_t min_disk = gpt_disk_size_for_root(LUKS1_PAYLOAD_OFFSET + min_fs), disk;
+	char a[32], b[32];
+
+	if (c->opt->size) {
+		disk = round_up(c->opt->size, MiB);
+		if (disk < min_disk)
+			return log_error_errno(EINVAL,
+					       "--size %s is too small for this rootfs: at least %" PRIu64
+					       " MiB is needed (%s of files, %" PRIu64 " entries)",
+					       format_size(c->opt->size, a, sizeof(a)),
+					       min_disk / MiB,
+					       format_size(c->idx.data_bytes, b, sizeof(b)),
+					       c->idx.entries);
+	} else {
+		/* Room to grow: half again the minimum, and at least 1 GiB free. */
+		uint64_t extra = min_fs / 2 > GiB ? min_fs / 2 : GiB;
+
+		disk = gpt_disk_size_for_root(LUKS1_PAYLOAD_OFFSET + min_fs + extra);
+	}
+	if (gpt_plan_compute(disk, &c->plan) < 0)
+		return log_error_errno(EINVAL, "cannot lay out a disk of %" PRIu64 " bytes", disk);
+	c->fs_size = round_down(c->plan.root_size - LUKS1_PAYLOAD_OFFSET, EXT4_BLOCK_SIZE);
+	return 0;
+}
+
+static int choose_ids(struct build_ctx *c)
+{
+	int r = 0;
+
+	r = r ?: uuid_random(c->luks_uuid);
+	r = r ?: uuid_random(c->fs_uuid);
+	r = r ?: uuid_random(c->plan.disk_uuid);
+	r = r ?: uuid_random(c->plan.esp_uuid);
+	r = r ?: uuid_random(c->plan.root_uuid);
+	if (r == 0 && getrandom(&c->esp_volid_num, sizeof(c->esp_volid_num), 0) < 0)
+		r = -errno;
+	if (r < 0)
+		return log_error_errno(r, "cannot get random bytes: %m");
+	esp_format_volume_id(c->esp_volid_num, c->esp_volid);
+	return 0;
+}
+
+static int make_workdir(struct build_ctx *c, const char *parent)
+{
+	_cleanup_free_ char *tmpl = strdupf("%s/cvm-image.XXXXXX", parent);
+
+	if (!tmpl)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (!mkdtemp(tmpl))
+		return log_error_errno(errno, "cannot create a work directory in '%s': %m", parent);
+	c->workdir = TAKE_PTR(tmpl);
+	c->rootdir = strdupf("%s/root", c->workdir);
+	c->fs_path = strdupf("%s/root.ext4", c->workdir);
+	c->hdr_path = strdupf("%s/luks.hdr", c->workdir);
+	c->esp_path = strdupf("%s/esp.fat", c->workdir);
+	if (!c->rootdir || !c->fs_path || !c->hdr_path || !c->esp_path)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (mkdir(c->rootdir, 0755) < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", c->rootdir);
+	log_info("work directory: %s", c->workdir);
+	return 0;
+}
+
+static int stage_prepare(struct build_ctx *c)
+{
+	static const char *const progs[] = { "mke2fs", "mkfs.fat", "mmd", NULL };
+	static const char *const progs_qcow2[] = { "qemu-img", NULL };
+	const struct build_options *o = c->opt;
+	_cleanup_free_ char *outdir = NULL;
+	const char *parent = o->workdir_parent ?: getenv("TMPDIR") ?: "/var/tmp";
+	char a[32];
+	mode_t mask;
+	int r;
+
+	if (geteuid() != 0)
+		return log_error_errno(ENOTSUP, "the offline backend must run as root, to give the "
+					       "image's files their owners from the tarball");
+	r = require_programs(progs);
+	if (r == 0 && c->format == IMAGE_FORMAT_QCOW2)
+		r = require_programs(progs_qcow2);
+	if (r < 0)
+		return r;
+	r = check_output_paths(c, &outdir);
+	if (r < 0)
+		return r;
+	if (o->recovery_passphrase_file) {
+		r = keys_read_passphrase_file(o->recovery_passphrase_file, &c->recovery);
+		if (r < 0)
+			return r;
+	}
+
+	r = tarball_scan(o->rootfs, &c->idx);
+	if (r < 0)
+		return r;
+	if (!c->idx.os_release)
+		return log_error_errno(ENOENT,
+				       "'%s' has no /etc/os-release or /usr/lib/os-release: "
+				       "is it a root filesystem?",
+				       o->rootfs);
+	log_info("rootfs: %" PRIu64 " entries, %s of files, os-release from %s", c->idx.entries,
+		 format_size(c->idx.data_bytes, a, sizeof(a)), c->idx.os_release_path);
+
+	r = choose_size(c);
+	if (r < 0)
+		return r;
+	r = choose_ids(c);
+	if (r < 0)
+		return r;
+	r = check_space(c, parent, outdir);
+	if (r < 0)
+		return r;
+
+	/* The outputs are created now, so an unwritable place fails in the first second. */
+	r = tmpfile_create(&c->keyfile, c->key_out, 0600);
+	if (r < 0)
+		return log_error_errno(r, "cannot create key file '%s': %m", c->key_out);
+	mask = umask(0);
+	umask(mask);
+	r = tmpfile_create(&c->out, o->output, 0644 & ~mask);
+	if (r < 0)
+		return log_error_errno(r, "cannot create output '%s': %m", o->output);
+	r = make_workdir(c, parent);
+	if (r < 0)
+		return r;
+	if (c->format == IMAGE_FORMAT_QCOW2)
+		c->raw_path = strdupf("%s/disk.raw", c->workdir);
+	else
+		c->raw_path = strdup(c->out.path);
+	if (!c->raw_path)
+		return log_error_errno(ENOMEM, "out of memory");
+	return keys_generate(&c->key);
+}
+
+static int stage_unpack(struct build_ctx *c)
+{
+	return tarball_extract(c->opt->rootfs, c->rootdir, c->idx.entries);
+}
+
+static int stage_mkfs(struct build_ctx *c)
+{
+	return ext4_mkfs(c->fs_path, c->fs_size, c->fs_uuid, ROOT_FS_LABEL, c->rootdir);
+}
+
+static int stage_luks(struct build_ctx *c)
+{
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	/* libcryptsetup wants an existing device of at least one sector; it grows the file. */
+	fd = open(c->hdr_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, 4096) < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", c->hdr_path);
+	r = luks_format(c->hdr_path, c->luks_uuid, &c->key,
+			c->recovery.data ? &c->recovery : NULL, c->opt->recovery_iter_ms, &c->luks);
+	if (r < 0)
+		return r;
+	if (c->luks.payload_offset != LUKS1_PAYLOAD_OFFSET)
+		return log_error_errno(EIO, "LUKS payload offset is %" PRIu64 ", expected %" PRIu64,
+				       c->luks.payload_offset, (uint64_t)LUKS1_PAYLOAD_OFFSET);
+	return 0;
+}
+
+struct encrypt_job {
+	int in, out;
+	off_t out_base;
+	struct xts *xts;
+	unsigned char *buf;
+	const char *fs_path, *raw_path;
+};
+
+static int encrypt_range(uint64_t off, uint64_t len, void *userdata)
+{
+	struct encrypt_job *j = userdata;
+	int r;
+
+	while (len > 0) {
+		size_t n = len < ENCRYPT_CHUNK ? (size_t)len : ENCRYPT_CHUNK;
+
+		if (interrupt_pending())
+			return log_error_errno(EINTR, "interrupted");
+		r = pread_all(j->in, j->buf, n, (off_t)off);
+		if (r < 0)
+			return log_error_errno(r, "cannot read '%s': %m", j->fs_path);
+		r = xts_encrypt(j->xts, j->buf, n, off / XTS_SECTOR_SIZE);
+		if (r < 0)
+			return log_error_errno(r, "encryption failed: %m");
+		r = pwrite_all(j->out, j->buf, n, j->out_base + (off_t)off);
+		if (r < 0)
+			return log_error_errno(r, "cannot write '%s': %m", j->raw_path);
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int stage_encrypt(struct build_ctx *c)
+{
+	_cleanup_(xts_freep) struct xts *xts = NULL;
+	_cleanup_close_ int in = -1, out = -1;
+	_cleanup_free_ unsigned char *buf = malloc(ENCRYPT_CHUNK);
+	struct encrypt_job j;
+	double t = now_seconds();
+	char a[32];
+	int r;
+
+	if (!buf)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = xts_new(c->luks.volume_key.data, c->luks.volume_key.size, &xts);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up AES-XTS: %m");
+	in = open(c->fs_path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", c->fs_path);
+	out = open(c->raw_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (out < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", c->raw_path);
+	if (ftruncate(out, (off_t)c->plan.disk_size) < 0)
+		return log_error_errno(errno, "cannot size '%s': %m", c->raw_path);
+	posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+	j = (struct encrypt_job){
+		.in = in,
+		.out = out,
+		.out_base = (off_t)(c->plan.root_start + c->luks.payload_offset),
+		.xts = xts,
+		.buf = buf,
+		.fs_path = c->fs_path,
+		.raw_path = c->raw_path,
+	};
+	r = ext4_for_each_allocated(c->fs_path, encrypt_range, &j, &c->fs_allocated);
+	if (r < 0)
+		return r;
+	if (fdatasync(out) < 0)
+		return log_error_errno(errno, "cannot write '%s': %m", c->raw_path);
+	c->encrypt_seconds = now_seconds() - t;
+	log_info("encrypt: %s allocated in %.2fs", format_size(c->fs_allocated, a, sizeof(a)),
+		 c->encrypt_seconds);
+	/* The plaintext filesystem is no longer needed: give its space back now. */
+	unlink(c->fs_path);
+	return 0;
+}
+
+static int stage_esp(struct build_ctx *c)
+{
+	return esp_make(c->esp_path, c->plan.esp_size, c->esp_volid_num);
+}
+
+static int splice_file(const char *src_path, uint64_t len, int out, uint64_t off, const char *out_path)
+{
+	_cleanup_close_ int in = open(src_path, O_RDONLY | O_CLOEXEC);
+	int r;
+
+	if (in < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", src_path);
+	r = copy_range_sparse(in, 0, out, (off_t)off, len);
+	if (r < 0)
+		return log_error_errno(r, "cannot copy '%s' into '%s': %m", src_path, out_path);
+	return 0;
+}
+
+static int stage_assemble(struct build_ctx *c)
+{
+	_cleanup_close_ int out = -1;
+	int r;
+
+	r = gpt_write(c->raw_path, &c->plan);
+	if (r < 0)
+		return r;
+	out = open(c->raw_path, O_RDWR | O_CLOEXEC);
+	if (out < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", c->raw_path);
+	r = splice_file(c->hdr_path, c->luks.payload_offset, out, c->plan.root_start, c->raw_path);
+	if (r < 0)
+		return r;
+	r = splice_file(c->esp_path, c->plan.esp_size, out, c->plan.esp_start, c->raw_path);
+	if (r < 0)
+		return r;
+	if (fsync(out) < 0)
+		return log_error_errno(errno, "cannot write '%s': %m", c->raw_path);
+	return gpt_verify(c->raw_path, &c->plan, c->luks_uuid, c->esp_volid, NULL);
+}
+
+static int write_key_file(struct build_ctx *c)
+{
+	int r = pwrite_all(c->keyfile.fd, c->key.data, c->key.size, 0);
+
+	if (r < 0)
+		return log_error_errno(r, "cannot write key file '%s': %m", c->key_out);
+	return 0;
+}
+
+static int stage_output(struct build_ctx *c)
+{
+	struct stat st;
+	int r;
+
+	if (c->format == IMAGE_FORMAT_QCOW2) {
+		char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
+				 c->raw_path, c->out.path, NULL };
+
+		r = run_program(argv, NULL);
+		if (r < 0)
+			return r;
+		unlink(c->raw_path);
+	}
+	if (fstat(c->out.fd, &st) < 0)
+		return log_error_errno(errno, "cannot stat '%s': %m", c->out.path);
+	c->image_allocated = (uint64_t)st.st_blocks * 512;
+
+	r = write_key_file(c);
+	if (r < 0)
+		return r;
+	r = tmpfile_commit(&c->keyfile, c->opt->force);
+	if (r < 0)
+		return log_error_errno(r, "cannot create key file '%s': %m", c->key_out);
+	r = tmpfile_commit(&c->out, c->opt->force);
+	if (r < 0) {
+		unlink(c->key_out); /* no key without its image */
+		return log_error_errno(r, "cannot create output '%s': %m", c->opt->output);
+	}
+	return 0;
+}
+
+static const struct stage stages[] = {
+	{ "prepare", "checking the tarball, sizes and tools", stage_prepare },
+	{ "unpack", "extracting the tarball", stage_unpack },
+	{ "mkfs", "making the ext4 root filesystem", stage_mkfs },
+	{ "luks", "writing the LUKS1 header", stage_luks },
+	{ "encrypt", "encrypting the allocated blocks", stage_encrypt },
+	{ "esp", "making the EFI System Partition", stage_esp },
+	{ "assemble", "writing the GPT and placing the partitions", stage_assemble },
+	{ "output", "writing the image and the key file", stage_output },
+};
+
+const char *const build_stage_names[] = {
+	"prepare", "unpack", "mkfs", "luks", "encrypt", "esp", "assemble", "output", NULL,
+};
+
+static void build_ctx_done(struct build_ctx *c)
+{
+	/* Reverse order of acquisition; safe on a half-initialised context. */
+	if (c->workdir) {
+		if (c->opt->keep_workdir)
+			log_notice("work directory kept: %s", c->workdir);
+		else if (rm_rf(c->workdir) < 0)
+			log_warning("cannot remove work directory '%s'", c->workdir);
+	}
+	tmpfile_discard(&c->out);
+	tmpfile_discard(&c->keyfile);
+	luks_header_done(&c->luks);
+	secret_free(&c->recovery);
+	secret_free(&c->key);
+	rootfs_index_done(&c->idx);
+	free(c->raw_path);
+	free(c->esp_path);
+	free(c->hdr_path);
+	free(c->fs_path);
+	free(c->rootdir);
+	free(c->workdir);
+	free(c->key_out);
+}
+
+static void print_json(const struct build_ctx *c)
+{
+	const char *fmt = c->format == IMAGE_FORMAT_QCOW2 ? "qcow2" : "raw";
+	FILE *f = stdout;
+
+	fputs("{\"image\":", f);
+	json_string(f, c->opt->output);
+	fprintf(f, ",\"format\":\"%s\",\"size\":%" PRIu64 ",\"allocated\":%" PRIu64, fmt,
+		c->plan.disk_size, c->image_allocated);
+	fputs(",\"partition_table\":{\"type\":\"gpt\",\"uuid\":", f);
+	json_string(f, c->plan.disk_uuid);
+	fprintf(f, ",\"partitions\":[{\"number\":1,\"name\":\"esp\",\"uuid\":\"%s\",\"start\":%" PRIu64
+		   ",\"size\":%" PRIu64 "},{\"number\":2,\"name\":\"root\",\"uuid\":\"%s\",\"start\":%" PRIu64
+		   ",\"size\":%" PRIu64 "}]}",
+		c->plan.esp_uuid, c->plan.esp_start, c->plan.esp_size, c->plan.root_uuid,
+		c->plan.root_start, c->plan.root_size);
+	fprintf(f, ",\"luks\":{\"version\":1,\"uuid\":\"%s\",\"cipher\":\"%s-%s\",\"key_bits\":%d"
+		   ",\"hash\":\"%s\",\"payload_offset\":%" PRIu64 ",\"key_slots\":[",
+		c->luks_uuid, LUKS_CIPHER, LUKS_CIPHER_MODE, LUKS_VOLUME_KEY_BYTES * 8, LUKS_HASH,
+		c->luks.payload_offset);
+	for (unsigned i = 0; i < c->luks.n_slots; i++)
+		fprintf(f, "%s{\"slot\":%d,\"role\":\"%s\",\"pbkdf\":\"pbkdf2\",\"iterations\":%" PRIu32 "}",
+			i ? "," : "", c->luks.slots[i].slot,
+			c->luks.slots[i].slot == LUKS_KEY_SLOT ? "key" : "recovery",
+			c->luks.slots[i].iterations);
+	fprintf(f, "]},\"root_filesystem\":{\"type\":\"ext4\",\"uuid\":\"%s\",\"size\":%" PRIu64
+		   ",\"allocated\":%" PRIu64 "}",
+		c->fs_uuid, c->fs_size, c->fs_allocated);
+	fprintf(f, ",\"esp\":{\"type\":\"vfat\",\"volume_id\":\"%s\"}", c->esp_volid);
+	fputs(",\"mapper_name\":", f);
+	json_string(f, c->opt->mapper_name);
+	fputs(",\"key_file\":", f);
+	json_string(f, c->key_out);
+	fputs(",\"stages\":{", f);
+	for (size_t i = 0; i < ELEMENTSOF(stages); i++)
+		fprintf(f, "%s\"%s\":%.3f", i ? "," : "", stages[i].name, c->stage_seconds[i]);
+	fprintf(f, "},\"encrypt_rate\":%.0f}\n",
+		c->encrypt_seconds > 0 ? (double)c->fs_allocated / c->encrypt_seconds : 0.0);
+	fflush(f);
+}
+
+int build_run(const struct build_options *opt)
+{
+	struct build_ctx c = { .opt = opt, .t0 = now_seconds() };
+	char a[32], b[32];
+	int r = 0;
+
+	c.out.fd = c.keyfile.fd = -1;
+	c.format = opt->format != IMAGE_FORMAT_AUTO ? opt->format : image_format_for_path(opt->output);
+	c.key_out = opt->key_out ? strdup(opt->key_out) : strdupf("%s.key", opt->output);
+	if (!c.key_out)
+		return log_error_errno(ENOMEM, "out of memory");
+
+	for (size_t i = 0; i < ELEMENTSOF(stages); i++) {
+		double t = now_seconds();
+
+		if (interrupt_pending()) {
+			r = log_error_errno(EINTR, "interrupted");
+			break;
+		}
+		log_notice("[%7.1fs] %s: %s", t - c.t0, stages[i].name, stages[i].summary);
+		r = stages[i].run(&c);
+		c.stage_seconds[i] = now_seconds() - t;
+		log_info("%s: done in %.2fs", stages[i].name, c.stage_seconds[i]);
+		if (r < 0)
+			break;
+	}
+	if (r == 0) {
+		log_notice("[%7.1fs] built '%s' (%s, %s, %s allocated), key in '%s'",
+			   now_seconds() - c.t0, opt->output,
+			   c.format == IMAGE_FORMAT_QCOW2 ? "qcow2" : "raw",
+			   format_size(c.plan.disk_size, a, sizeof(a)),
+			   format_size(c.image_allocated, b, sizeof(b)), c.key_out);
+		if (opt->json)
+			print_json(&c);
+	}
+	build_ctx_done(&c);
+	return r;
+}

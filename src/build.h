@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The build pipeline: a table of stages over one context that owns every resource. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum image_format {
+	IMAGE_FORMAT_AUTO,
+	IMAGE_FORMAT_RAW,
+	IMAGE_FORMAT_QCOW2,
+};
+
+struct build_options {
+	const char *rootfs;
+	const char *output;
+	uint64_t size; /* 0: computed */
+	enum image_format format;
+	bool force;
+	const char *key_out; /* NULL: OUTPUT.key */
+	const char *mapper_name;
+	const char *workdir_parent; /* NULL: $TMPDIR or /var/tmp */
+	bool keep_workdir;
+	const char *recovery_passphrase_file;
+	uint32_t recovery_iter_ms;
+	bool json;
+};
+
+/* "raw"/"qcow2" from a name, or IMAGE_FORMAT_AUTO if unknown. */
+enum image_format image_format_from_string(const char *s);
+/* Default format for an output path: qcow2 for *.qcow2, raw otherwise. */
+enum image_format image_format_for_path(const char *path);
+
+/* The name stages are known by, in order, for --help and the man page. */
+extern const char *const build_stage_names[];
+
+/* Run the whole pipeline. The output and key file exist afterwards only on success.
+ * Returns 0 or -errno; everything has been logged. */
+int build_run(const struct build_options *opt);

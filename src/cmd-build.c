@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* cvm-image build: options into struct build_options, then the pipeline. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "build.h"
+#include "cmd.h"
+#include "exitcode.h"
+#include "log.h"
+#include "shared/cleanup.h"
+#include "shared/util.h"
+
+enum {
+	ARG_FORMAT = 0x100,
+	ARG_FORCE,
+	ARG_KEY_OUT,
+	ARG_MAPPER_NAME,
+	ARG_WORKDIR,
+	ARG_KEEP_WORKDIR,
+	ARG_RECOVERY_FILE,
+	ARG_RECOVERY_ITER_TIME,
+	ARG_JSON,
+};
+
+static const char options_s[] = "o:s:h";
+static const struct option options[] = {
+	{ "output", required_argument, NULL, 'o' },
+	{ "size", required_argument, NULL, 's' },
+	{ "format", required_argument, NULL, ARG_FORMAT },
+	{ "force", no_argument, NULL, ARG_FORCE },
+	{ "key-out", required_argument, NULL, ARG_KEY_OUT },
+	{ "mapper-name", required_argument, NULL, ARG_MAPPER_NAME },
+	{ "workdir", required_argument, NULL, ARG_WORKDIR },
+	{ "keep-workdir", no_argument, NULL, ARG_KEEP_WORKDIR },
+	{ "recovery-passphrase-file", required_argument, NULL, ARG_RECOVERY_FILE },
+	{ "recovery-iter-time", required_argument, NULL, ARG_RECOVERY_ITER_TIME },
+	{ "json", no_argument, NULL, ARG_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{},
+};
+
+static void help(void)
+{
+	printf("Usage: cvm-image build [OPTIONS] ROOTFS.tar -o IMAGE\n"
+	       "Build an encrypted, EFI-bootable disk image from a root filesystem tarball.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -o, --output IMAGE        the image to write (required)\n"
+	       "  -s, --size SIZE           disk size, e.g. 4G (default: from the rootfs size)\n"
+	       "      --format raw|qcow2    image format (default: qcow2 for *.qcow2, else raw)\n"
+	       "      --force               replace an existing image and key file\n"
+	       "      --key-out FILE        where to write the slot-0 key (default: IMAGE.key)\n"
+	       "      --mapper-name NAME    device-mapper name of the opened root (default: cr_root)\n"
+	       "      --workdir DIR         create the work directory in DIR (default: $TMPDIR or /var/tmp)\n"
+	       "      --keep-workdir        do not delete the work directory afterwards\n"
+	       "      --recovery-passphrase-file FILE\n"
+	       "                            add FILE's passphrase to key slot 1\n"
+	       "      --recovery-iter-time MS\n"
+	       "                            PBKDF2 time for the recovery slot (default: 2000)\n"
+	       "      --json                print a JSON summary on stdout\n"
+	       "  -h, --help                show this help\n"
+	       "\n"
+	       "Stages: prepare, unpack, mkfs, luks, encrypt, esp, assemble, output.\n"
+	       "See cvm-image-build(1).\n");
+}
+
+static bool valid_mapper_name(const char *s)
+{
+	if (!*s || strlen(s) > 127 || streq(s, ".") || streq(s, ".."))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!(('a' <= *p && *p <= 'z') || ('A' <= *p && *p <= 'Z') ||
+		      ('0' <= *p && *p <= '9') || strchr("_-.+", *p)))
+			return false;
+	return true;
+}
+
+static int do_build(int argc, char *argv[])
+{
+	struct build_options o = {
+		.mapper_name = "cr_root",
+		.recovery_iter_ms = 2000,
+	};
+	char *end;
+	unsigned long ul;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, options_s, options, NULL)) != -1) {
+		switch (c) {
+		case 'o':
+			o.output = optarg;
+			break;
+		case 's':
+			r = parse_size(optarg, &o.size);
+			if (r < 0) {
+				log_error("invalid --size '%s': expected a size such as 4G or 2048M",
+					  optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case ARG_FORMAT:
+			o.format = image_format_from_string(optarg);
+			if (o.format == IMAGE_FORMAT_AUTO) {
+				log_error("invalid --format '%s': expected raw or qcow2", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case ARG_FORCE:
+			o.force = true;
+			break;
+		case ARG_KEY_OUT:
+			o.key_out = optarg;
+			break;
+		case ARG_MAPPER_NAME:
+			if (!valid_mapper_name(optarg)) {
+				log_error("invalid --mapper-name '%s': use letters, digits and _-.+",
+					  optarg);
+				return EXIT_USAGE;
+			}
+			o.mapper_name = optarg;
+			break;
+		case ARG_WORKDIR:
+			o.workdir_parent = optarg;
+			break;
+		case ARG_KEEP_WORKDIR:
+			o.keep_workdir = true;
+			break;
+		case ARG_RECOVERY_FILE:
+			o.recovery_passphrase_file = optarg;
+			break;
+		case ARG_RECOVERY_ITER_TIME:
+			errno = 0;
+			ul = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || ul == 0 || ul > 60000) {
+				log_error("invalid --recovery-iter-time '%s': expected 1 to 60000 ms",
+					  optarg);
+				return EXIT_USAGE;
+			}
+			o.recovery_iter_ms = (uint32_t)ul;
+			break;
+		case ARG_JSON:
+			o.json = true;
+			break;
+		case 'h':
+			help();
+			return EXIT_OK;
+		default:
+			log_error("see 'cvm-image build --help'");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		log_error("missing ROOTFS tarball; see 'cvm-image build --help'");
+		return EXIT_USAGE;
+	}
+	if (optind + 1 < argc) {
+		log_error("unexpected argument '%s'", argv[optind + 1]);
+		return EXIT_USAGE;
+	}
+	if (!o.output) {
+		log_error("missing -o IMAGE; see 'cvm-image build --help'");
+		return EXIT_USAGE;
+	}
+	o.rootfs = argv[optind];
+
+	r = build_run(&o);
+	return exit_status_from_errno(r);
+}
+
+const struct cvm_cmd cvm_cmd_build = {
+	.name = "build",
+	.cmd = do_build,
+	.help = "build an encrypted, EFI-bootable image from a rootfs tarball",
+};

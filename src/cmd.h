@@ -1,0 +1,11 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The command table: each command parses its own options and returns an exit status. */
+#pragma once
+
+struct cvm_cmd {
+	const char *name;
+	int (*cmd)(int argc, char *argv[]);
+	const char *help;
+};
+
+extern const struct cvm_cmd cvm_cmd_build;

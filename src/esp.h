@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The EFI System Partition: FAT32 made in user space (mkfs.fat, mtools), no vfat driver. */
+#pragma once
+
+#include <stdint.h>
+
+#define ESP_LABEL "ESP"
+
+/* Create a FAT32 filesystem (one sector per cluster) of size bytes at path, which must not
+ * exist, with the given volume id and label, and the directories \EFI\BOOT. Logs. */
+int esp_make(const char *path, uint64_t size, uint32_t volume_id);
+
+/* Copy a host file into the ESP image, e.g. "EFI/BOOT/BOOTX64.EFI". Logs. */
+int esp_add_file(const char *esp_path, const char *src, const char *dest);
+
+/* "ABCD-1234", as blkid and /etc/fstab spell a FAT volume id. */
+void esp_format_volume_id(uint32_t id, char out[10]);

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The root filesystem: mke2fs -d into a sparse file, and its allocated blocks (libext2fs). */
+#pragma once
+
+#include <stdint.h>
+
+#define EXT4_BLOCK_SIZE 4096
+#define EXT4_MIN_SIZE (16 * 1024 * 1024)
+
+/* Make an ext4 filesystem of size bytes in the file at path (created or truncated), with the
+ * given UUID and label, populated from srcdir. Logs. */
+int ext4_mkfs(const char *path, uint64_t size, const char *uuid, const char *label,
+	      const char *srcdir);
+
+/* Called for each maximal run of allocated blocks, in bytes from the start of the fs. */
+typedef int (*ext4_range_fn)(uint64_t offset, uint64_t length, void *userdata);
+
+/*
+ * Walk the block bitmap of the filesystem in path (group metadata, inode tables and the
+ * journal count as allocated, whatever mke2fs left as holes) and call fn for each run.
+ * Sets *ret_allocated to the allocated bytes. Logs.
+ */
+int ext4_for_each_allocated(const char *path, ext4_range_fn fn, void *userdata,
+			    uint64_t *ret_allocated);
+
+/* The smallest filesystem likely to hold data_bytes of files in n_files files. */
+uint64_t ext4_min_size(uint64_t data_bytes, uint64_t n_entries);

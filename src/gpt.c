@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The disk layout: the GPT plan, writing it with libfdisk, checking it with libblkid. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <blkid/blkid.h>
+#include <libfdisk/libfdisk.h>
+
+#include "gpt.h"
+#include "log.h"
+#include "luks.h"
+#include "shared/cleanup.h"
+#include "shared/util.h"
+
+#define SECTOR 512
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct fdisk_context *, fdisk_unref_context);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct fdisk_partition *, fdisk_unref_partition);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct fdisk_parttype *, fdisk_unref_parttype);
+DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
+
+uint64_t gpt_disk_size_for_root(uint64_t root_size)
+{
+	return GPT_ROOT_START + round_up(root_size, MiB) + GPT_TAIL;
+}
+
+int gpt_plan_compute(uint64_t disk_size, struct gpt_plan *plan)
+{
+	if (disk_size % MiB || disk_size < GPT_ROOT_START + GPT_TAIL + MiB)
+		return -EINVAL;
+	plan->disk_size = disk_size;
+	plan->esp_start = GPT_ESP_START;
+	plan->esp_size = GPT_ESP_SIZE;
+	plan->root_start = GPT_ROOT_START;
+	plan->root_size = disk_size - GPT_ROOT_START - GPT_TAIL;
+	return 0;
+}
+
+static int add_partition(struct fdisk_context *cxt, size_t partno, uint64_t start, uint64_t size,
+			 const char *type_guid, const char *uuid, const char *name)
+{
+	_cleanup_(fdisk_unref_partitionp) struct fdisk_partition *pa = fdisk_new_partition();
+	_cleanup_(fdisk_unref_parttypep) struct fdisk_parttype *type = NULL;
+	int r;
+
+	if (!pa)
+		return -ENOMEM;
+	type = fdisk_label_get_parttype_from_string(fdisk_get_label(cxt, NULL), type_guid);
+	if (!type)
+		return -EINVAL;
+	r = fdisk_partition_set_partno(pa, partno);
+	if (r >= 0)
+		r = fdisk_partition_set_start(pa, start / SECTOR);
+	if (r >= 0)
+		r = fdisk_partition_set_size(pa, size / SECTOR);
+	if (r >= 0)
+		r = fdisk_partition_set_type(pa, type);
+	if (r >= 0)
+		r = fdisk_partition_set_uuid(pa, uuid);
+	if (r >= 0)
+		r = fdisk_partition_set_name(pa, name);
+	if (r >= 0)
+		r = fdisk_add_partition(cxt, pa, NULL);
+	return r < 0 ? r : 0;
+}
+
+int gpt_write(const char *path, const struct gpt_plan *plan)
+{
+	_cleanup_(fdisk_unref_contextp) struct fdisk_context *cxt = fdisk_new_context();
+	int r;
+
+	if (!cxt)
+		return log_error_errno(ENOMEM, "cannot allocate libfdisk context: %m");
+	fdisk_disable_dialogs(cxt, 1);
+	r = fdisk_assign_device(cxt, path, 0);
+	if (r < 0)
+		return log_error_errno(r, "cannot open '%s' for partitioning: %m", path);
+	r = fdisk_create_disklabel(cxt, "gpt");
+	if (r >= 0)
+		r = fdisk_set_disklabel_id_from_string(cxt, plan->disk_uuid);
+	if (r < 0)
+		return log_error_errno(r, "cannot create GPT on '%s': %m", path);
+	r = add_partition(cxt, 0, plan->esp_start, plan->esp_size, GPT_TYPE_ESP, plan->esp_uuid,
+			  "EFI System Partition");
+	if (r < 0)
+		return log_error_errno(r, "cannot add the EFI System Partition: %m");
+	r = add_partition(cxt, 1, plan->root_start, plan->root_size, GPT_TYPE_ROOT_X86_64,
+			  plan->root_uuid, "root");
+	if (r < 0)
+		return log_error_errno(r, "cannot add the root partition: %m");
+	r = fdisk_write_disklabel(cxt);
+	if (r < 0)
+		return log_error_errno(r, "cannot write GPT to '%s': %m", path);
+	r = fdisk_deassign_device(cxt, 0);
+	if (r < 0)
+		return log_error_errno(r, "cannot write GPT to '%s': %m", path);
+	return 0;
+}
+
+static void copy_value(blkid_probe pr, const char *name, char *out, size_t len)
+{
+	const char *v = NULL;
+
+	out[0] = '\0';
+	if (blkid_probe_lookup_value(pr, name, &v, NULL) == 0 && v)
+		snprintf(out, len, "%s", v);
+}
+
+static int probe_region(int fd, uint64_t off, uint64_t size, char *type, size_t type_len,
+			char *uuid, size_t uuid_len, char *version, size_t version_len)
+{
+	_cleanup_(blkid_free_probep) blkid_probe pr = blkid_new_probe();
+
+	if (!pr)
+		return -ENOMEM;
+	if (blkid_probe_set_device(pr, fd, (blkid_loff_t)off, (blkid_loff_t)size) < 0)
+		return -EIO;
+	blkid_probe_enable_superblocks(pr, 1);
+	blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID |
+						      BLKID_SUBLKS_VERSION);
+	/* libblkid: 0 found, 1 nothing found, -2 ambiguous, -1 error. */
+	if (blkid_do_safeprobe(pr) != 0)
+		return -ENODATA;
+	copy_value(pr, "TYPE", type, type_len);
+	copy_value(pr, "UUID", uuid, uuid_len);
+	if (version)
+		copy_value(pr, "VERSION", version, version_len);
+	return 0;
+}
+
+int gpt_verify(const char *path, const struct gpt_plan *plan, const char *luks_uuid,
+	       const char *esp_volume_id, struct gpt_probe *ret)
+{
+	_cleanup_(blkid_free_probep) blkid_probe pr = NULL;
+	_cleanup_close_ int fd = -1;
+	struct gpt_probe p = {};
+	blkid_partlist ls;
+	blkid_parttable tab;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", path);
+	pr = blkid_new_probe();
+	if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0)
+		return log_error_errno(ENOMEM, "cannot probe '%s'", path);
+	blkid_probe_enable_superblocks(pr, 0);
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_ENTRY_DETAILS);
+	if (blkid_do_fullprobe(pr) < 0)
+		return log_error_errno(EIO, "cannot probe '%s'", path);
+	ls = blkid_probe_get_partitions(pr);
+	tab = ls ? blkid_partlist_get_table(ls) : NULL;
+	if (!tab || !streq(blkid_parttable_get_type(tab), "gpt") ||
+	    blkid_partlist_numof_partitions(ls) != 2)
+		return log_error_errno(EIO, "'%s': libblkid does not see a GPT with two partitions",
+				       path);
+	snprintf(p.ptuuid, sizeof(p.ptuuid), "%s", blkid_parttable_get_id(tab) ?: "");
+	snprintf(p.esp_partuuid, sizeof(p.esp_partuuid), "%s",
+		 blkid_partition_get_uuid(blkid_partlist_get_partition(ls, 0)) ?: "");
+	snprintf(p.root_partuuid, sizeof(p.root_partuuid), "%s",
+		 blkid_partition_get_uuid(blkid_partlist_get_partition(ls, 1)) ?: "");
+	if (strcasecmp(p.ptuuid, plan->disk_uuid) || strcasecmp(p.esp_partuuid, plan->esp_uuid) ||
+	    strcasecmp(p.root_partuuid, plan->root_uuid))
+		return log_error_errno(EIO, "'%s': partition table UUIDs read back differ from the plan",
+				       path);
+
+	if (probe_region(fd, plan->esp_start, plan->esp_size, p.esp_type, sizeof(p.esp_type),
+			 p.esp_uuid, sizeof(p.esp_uuid), NULL, 0) < 0 ||
+	    !streq(p.esp_type, "vfat") || strcasecmp(p.esp_uuid, esp_volume_id))
+		return log_error_errno(EIO, "'%s': the ESP reads back as '%s' '%s', expected vfat '%s'",
+				       path, p.esp_type, p.esp_uuid, esp_volume_id);
+	if (probe_region(fd, plan->root_start, plan->root_size, p.root_type, sizeof(p.root_type),
+			 p.root_uuid, sizeof(p.root_uuid), p.root_version,
+			 sizeof(p.root_version)) < 0 ||
+	    !streq(p.root_type, "crypto_LUKS") || strcasecmp(p.root_uuid, luks_uuid) ||
+	    !streq(p.root_version, "1"))
+		return log_error_errno(EIO,
+				       "'%s': the root partition reads back as '%s' '%s' version '%s', expected crypto_LUKS '%s' version 1",
+				       path, p.root_type, p.root_uuid, p.root_version, luks_uuid);
+	if (ret)
+		*ret = p;
+	return 0;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The disk layout: the GPT plan, writing it with libfdisk, checking it with libblkid. */
+#pragma once
+
+#include <stdint.h>
+
+#define GPT_TYPE_ESP "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+#define GPT_TYPE_ROOT_X86_64 "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709"
+
+#define GPT_ESP_START (1024 * 1024)         /* 1 MiB */
+#define GPT_ROOT_START (100 * 1024 * 1024)  /* 100 MiB */
+#define GPT_ESP_SIZE (GPT_ROOT_START - GPT_ESP_START)
+#define GPT_TAIL (1024 * 1024)              /* room for the backup GPT, keeps MiB alignment */
+
+struct gpt_plan {
+	uint64_t disk_size;
+	uint64_t esp_start, esp_size;
+	uint64_t root_start, root_size;
+	char disk_uuid[37], esp_uuid[37], root_uuid[37]; /* PTUUID and PARTUUIDs */
+};
+
+/* The smallest disk whose root partition is root_size bytes. */
+uint64_t gpt_disk_size_for_root(uint64_t root_size);
+
+/* Lay out a disk of disk_size bytes (a multiple of 1 MiB). The UUIDs are left as they are.
+ * Returns -EINVAL if disk_size is not MiB-aligned or leaves no root partition. Never logs. */
+int gpt_plan_compute(uint64_t disk_size, struct gpt_plan *plan);
+
+/* Write the protective MBR and both GPTs into the file at path (already disk_size long). Logs. */
+int gpt_write(const char *path, const struct gpt_plan *plan);
+
+/* What libblkid reads back from an assembled image. */
+struct gpt_probe {
+	char ptuuid[37];
+	char esp_partuuid[37], root_partuuid[37];
+	char esp_type[16], esp_uuid[37];
+	char root_type[16], root_uuid[37], root_version[8];
+};
+
+/* Probe the image at path with libblkid and check it against the plan and the expected LUKS
+ * UUID and ESP volume id ("ABCD-1234"). Logs what differs. */
+int gpt_verify(const char *path, const struct gpt_plan *plan, const char *luks_uuid,
+	       const char *esp_volume_id, struct gpt_probe *ret);

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Key material: the generated slot-0 key and passphrase files supplied by the user. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "keys.h"
+#include "log.h"
+
+int keys_generate(struct secret *ret)
+{
+	_cleanup_secret_ struct secret raw = {}, text = {};
+	int r;
+
+	r = secret_alloc(&raw, KEY_RANDOM_BYTES);
+	if (r < 0)
+		return log_error_errno(r, "cannot allocate key: %m");
+	if (getrandom(raw.data, raw.size, 0) != (ssize_t)raw.size)
+		return log_error_errno(errno, "cannot get random bytes: %m");
+	r = secret_alloc(&text, KEY_TEXT_LEN + 1);
+	if (r < 0)
+		return log_error_errno(r, "cannot allocate key: %m");
+	/* OpenSSL's encoder: 33 bytes give exactly 44 characters and a NUL, no newline. */
+	if (EVP_EncodeBlock(text.data, raw.data, (int)raw.size) != KEY_TEXT_LEN)
+		return log_error_errno(EIO, "cannot encode key: %m");
+	text.size = KEY_TEXT_LEN;
+	*ret = text;
+	text.data = NULL;
+	return 0;
+}
+
+static int read_secret_file(const char *path, struct secret *ret, size_t max)
+{
+	_cleanup_secret_ struct secret s = {};
+	_cleanup_close_ int fd = -1;
+	size_t len = 0;
+	int r;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", path);
+	r = secret_alloc(&s, max + 1);
+	if (r < 0)
+		return log_error_errno(r, "cannot allocate memory: %m");
+	for (;;) {
+		ssize_t n = read(fd, s.data + len, s.size - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return log_error_errno(errno, "cannot read '%s': %m", path);
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max)
+			return log_error_errno(EFBIG, "'%s' is longer than %zu bytes", path, max);
+	}
+	s.size = len;
+	*ret = s;
+	s.data = NULL;
+	return 0;
+}
+
+int keys_read_passphrase_file(const char *path, struct secret *ret)
+{
+	_cleanup_secret_ struct secret s = {};
+	int r;
+
+	r = read_secret_file(path, &s, PASSPHRASE_MAX);
+	if (r < 0)
+		return r;
+	if (s.size > 0 && s.data[s.size - 1] == '\n')
+		s.data[--s.size] = '\0';
+	if (s.size > 0 && s.data[s.size - 1] == '\r')
+		s.data[--s.size] = '\0';
+	if (s.size == 0)
+		return log_error_errno(EINVAL, "passphrase file '%s' is empty", path);
+	if (memchr(s.data, '\0', s.size))
+		return log_error_errno(EINVAL, "passphrase file '%s' contains a NUL byte", path);
+	*ret = s;
+	s.data = NULL;
+	return 0;
+}
+
+int keys_read_key_file(const char *path, struct secret *ret)
+{
+	_cleanup_secret_ struct secret s = {};
+	int r;
+
+	r = read_secret_file(path, &s, 8192);
+	if (r < 0)
+		return r;
+	if (s.size == 0)
+		return log_error_errno(EINVAL, "key file '%s' is empty", path);
+	*ret = s;
+	s.data = NULL;
+	return 0;
+}

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Key material: the generated slot-0 key and passphrase files supplied by the user. */
+#pragma once
+
+#include "shared/cleanup.h"
+
+#define KEY_RANDOM_BYTES 33
+#define KEY_TEXT_LEN 44 /* base64 of 33 bytes, no padding needed, no newline */
+#define PASSPHRASE_MAX 512
+
+/* A new high-entropy key: base64 of 33 random bytes, no newline. */
+int keys_generate(struct secret *ret);
+
+/* Read a passphrase file (one trailing newline stripped, as typed at grub's prompt).
+ * Refuses empty files, NUL bytes, and files longer than PASSPHRASE_MAX. Logs. */
+int keys_read_passphrase_file(const char *path, struct secret *ret);
+
+/* Read a key file byte for byte (no newline stripping: as cryptsetup --key-file). Logs. */
+int keys_read_key_file(const char *path, struct secret *ret);

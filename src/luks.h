@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* LUKS1 headers through libcryptsetup, on a header file (no device-mapper, no loop device). */
+#pragma once
+
+#include <stdint.h>
+
+#include "shared/cleanup.h"
+
+#define LUKS_CIPHER "aes"
+#define LUKS_CIPHER_MODE "xts-plain64"
+#define LUKS_VOLUME_KEY_BYTES 64 /* AES-256-XTS */
+#define LUKS_HASH "sha256"
+#define LUKS_FAST_ITERATIONS 1000 /* PBKDF2 minimum: one fast unlock in grub */
+#define LUKS_KEY_SLOT 0
+#define LUKS_RECOVERY_SLOT 1
+
+struct luks_slot_info {
+	int slot;
+	uint32_t iterations;
+};
+
+struct luks_header {
+	uint64_t payload_offset; /* bytes from the start of the partition */
+	struct secret volume_key;
+	struct luks_slot_info slots[2];
+	unsigned n_slots;
+};
+
+void luks_header_done(struct luks_header *h);
+
+/*
+ * Format a LUKS1 header (aes-xts-plain64, 512-bit volume key, sha256) into header_path,
+ * an existing file, with the given UUID. Slot 0 gets key at 1000 PBKDF2 iterations; slot 1
+ * gets recovery (may be NULL) with iterations benchmarked for recovery_iter_ms on this host.
+ * Returns the volume key and payload offset in ret. Logs.
+ */
+int luks_format(const char *header_path, const char *uuid, const struct secret *key,
+		const struct secret *recovery, uint32_t recovery_iter_ms, struct luks_header *ret);

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A file written under a temporary name beside its final name, renamed only on success. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+#include "tmpfile.h"
+#include "util.h"
+
+int tmpfile_create(struct tmpfile *t, const char *final, mode_t mode)
+{
+	_cleanup_free_ char *dir = path_dirname(final), *base = path_basename(final);
+
+	if (!dir || !base)
+		return -ENOMEM;
+	t->final = strdup(final);
+	t->path = strdupf("%s/.%s.tmp-XXXXXX", dir, base);
+	if (!t->final || !t->path)
+		return -ENOMEM;
+	t->fd = mkostemp(t->path, O_CLOEXEC);
+	if (t->fd < 0) {
+		int r = -errno;
+
+		free(t->path);
+		t->path = NULL;
+		return r;
+	}
+	if (fchmod(t->fd, mode) < 0)
+		return -errno;
+	return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+	_cleanup_free_ char *dir = path_dirname(path);
+	_cleanup_close_ int fd = -1;
+
+	if (!dir)
+		return -ENOMEM;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+int tmpfile_commit(struct tmpfile *t, bool replace)
+{
+	if (t->fd >= 0) {
+		if (fsync(t->fd) < 0)
+			return -errno;
+		if (close(t->fd) < 0) {
+			t->fd = -1;
+			return -errno;
+		}
+		t->fd = -1;
+	}
+	if (replace) {
+		if (rename(t->path, t->final) < 0)
+			return -errno;
+	} else {
+		/* RENAME_NOREPLACE: an existing output appearing meanwhile is never replaced. */
+		if (renameat2(AT_FDCWD, t->path, AT_FDCWD, t->final, RENAME_NOREPLACE) < 0)
+			return -errno;
+	}
+	free(t->path);
+	t->path = NULL;
+	return fsync_dir_of(t->final);
+}
+
+void tmpfile_discard(struct tmpfile *t)
+{
+	if (t->fd >= 0)
+		close(t->fd);
+	t->fd = -1;
+	if (t->path)
+		unlink(t->path);
+	free(t->path);
+	free(t->final);
+	t->path = t->final = NULL;
+}

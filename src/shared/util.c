@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Small helpers that never log: sizes, paths, files, time, strings. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "cleanup.h"
+#include "util.h"
+
+void secret_free(struct secret *s)
+{
+	if (!s->data)
+		return;
+	OPENSSL_cleanse(s->data, s->size);
+	free(s->data);
+	s->data = NULL;
+	s->size = 0;
+}
+
+int secret_alloc(struct secret *s, size_t size)
+{
+	s->data = calloc(1, size ? size : 1);
+	if (!s->data)
+		return -ENOMEM;
+	s->size = size;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t *ret)
+{
+	char *end;
+	double v;
+	uint64_t mult = 1;
+
+	if (!s || !*s || isspace((unsigned char)*s) || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case '\0':
+		break;
+	case 'K':
+		mult = KiB;
+		end++;
+		break;
+	case 'M':
+		mult = MiB;
+		end++;
+		break;
+	case 'G':
+		mult = GiB;
+		end++;
+		break;
+	case 'T':
+		mult = 1024 * GiB;
+		end++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (mult > 1) {
+		if (end[0] == 'i' && (end[1] == 'B' || end[1] == 'b'))
+			end += 2;
+		else if (end[0] == 'B' || end[0] == 'b')
+			end++;
+	}
+	if (*end)
+		return -EINVAL;
+	if (v * (double)mult >= 18446744073709551615.0)
+		return -ERANGE;
+	*ret = (uint64_t)(v * (double)mult);
+	if (*ret == 0)
+		return -EINVAL;
+	return 0;
+}
+
+const char *format_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	unsigned i = 0;
+
+	while (v >= 1024 && i + 1 < ELEMENTSOF(units)) {
+		v /= 1024;
+		i++;
+	}
+	if (i == 0)
+		snprintf(buf, len, "%" PRIu64 " B", bytes);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[i]);
+	return buf;
+}
+
+double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+int pread_all(int fd, void *buf, size_t len, off_t off)
+{
+	char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(fd, p, len, off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
+}
+
+static bool is_zero(const unsigned char *p, size_t len)
+{
+	/* memcmp against itself shifted: zero iff first byte is zero and all equal. */
+	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+int copy_range_sparse(int src, off_t src_off, int dst, off_t dst_off, uint64_t len)
+{
+	const size_t bufsz = 1 * MiB, blk = 4096;
+	_cleanup_free_ unsigned char *buf = malloc(bufsz);
+	int r;
+
+	if (!buf)
+		return -ENOMEM;
+	while (len > 0) {
+		size_t n = len < bufsz ? (size_t)len : bufsz;
+
+		r = pread_all(src, buf, n, src_off);
+		if (r < 0)
+			return r;
+		for (size_t o = 0; o < n; o += blk) {
+			size_t m = n - o < blk ? n - o : blk;
+
+			if (is_zero(buf + o, m))
+				continue;
+			r = pwrite_all(dst, buf + o, m, dst_off + (off_t)o);
+			if (r < 0)
+				return r;
+		}
+		src_off += (off_t)n;
+		dst_off += (off_t)n;
+		len -= n;
+	}
+	return 0;
+}
+
+char *path_dirname(const char *path)
+{
+	_cleanup_free_ char *copy = strdup(path);
+
+	if (!copy)
+		return NULL;
+	return strdup(dirname(copy));
+}
+
+char *path_basename(const char *path)
+{
+	_cleanup_free_ char *copy = strdup(path);
+
+	if (!copy)
+		return NULL;
+	return strdup(basename(copy));
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	int r = flag == FTW_DP ? rmdir(path) : unlink(path);
+
+	return r < 0 && errno != ENOENT ? -1 : 0;
+}
+
+int rm_rf(const char *path)
+{
+	/* nftw with FTW_DEPTH|FTW_PHYS: children first, never follows symlinks. */
+	if (nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
+		return errno ? -errno : -EIO;
+	return 0;
+}
+
+int uuid_random(char out[37])
+{
+	unsigned char b[16];
+
+	if (getrandom(b, sizeof(b), 0) != sizeof(b))
+		return -errno;
+	b[6] = (b[6] & 0x0f) | 0x40; /* version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80; /* RFC 4122 variant */
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+		 b[13], b[14], b[15]);
+	return 0;
+}
+
+char *strdupf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	return r < 0 ? NULL : s;
+}
+
+bool str_ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a >= b && streq(s + a - b, suffix);
+}
+
+bool find_program(const char *name)
+{
+	const char *path = getenv("PATH");
+	_cleanup_free_ char *copy = NULL;
+	char *save = NULL;
+
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0;
+	copy = strdup(path ? path : "/usr/bin:/bin:/usr/sbin:/sbin");
+	if (!copy)
+		return false;
+	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		_cleanup_free_ char *p = strdupf("%s/%s", dir, name);
+
+		if (p && access(p, X_OK) == 0)
+			return true;
+	}
+	return false;
+}

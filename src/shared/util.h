@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Small helpers that never log: sizes, paths, files, time, strings. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define KiB (UINT64_C(1024))
+#define MiB (UINT64_C(1024) * KiB)
+#define GiB (UINT64_C(1024) * MiB)
+
+/* Parse "512M", "4G", "4GiB", "1048576", "1.5G" into bytes. Returns 0 or -EINVAL/-ERANGE. */
+int parse_size(const char *s, uint64_t *ret);
+/* Format bytes as "1.5 GiB" into buf. */
+const char *format_size(uint64_t bytes, char *buf, size_t len);
+
+static inline uint64_t round_up(uint64_t v, uint64_t align)
+{
+	return (v + align - 1) / align * align;
+}
+static inline uint64_t round_down(uint64_t v, uint64_t align)
+{
+	return v / align * align;
+}
+
+/* Monotonic clock in seconds. */
+double now_seconds(void);
+
+/* pwrite()/pread() the whole buffer; -errno on failure, -EIO on short read at EOF. */
+int pwrite_all(int fd, const void *buf, size_t len, off_t off);
+int pread_all(int fd, void *buf, size_t len, off_t off);
+
+/* Copy [src_off, src_off+len) of src into dst at dst_off, skipping all-zero blocks so that
+ * the destination stays sparse. */
+int copy_range_sparse(int src, off_t src_off, int dst, off_t dst_off, uint64_t len);
+
+/* Directory part / file part of a path, newly allocated. */
+char *path_dirname(const char *path);
+char *path_basename(const char *path);
+
+/* Remove a directory tree (no symlinks followed, stays on one filesystem). */
+int rm_rf(const char *path);
+
+/* Random UUID as a lower-case string (37 bytes with NUL). */
+int uuid_random(char out[37]);
+
+/* asprintf that returns NULL on failure. */
+char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+bool str_ends_with(const char *s, const char *suffix);
+
+/* Look a program up in $PATH; true if found and executable. */
+bool find_program(const char *name);

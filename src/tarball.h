@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The rootfs tarball: index scan with path checks, and secure extraction (libarchive). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rootfs_index {
+	uint64_t entries;
+	uint64_t files;
+	uint64_t data_bytes;  /* sum of regular file sizes, each rounded up to 4 KiB */
+	char *os_release;     /* contents of etc/os-release or usr/lib/os-release, or NULL */
+	const char *os_release_path;
+};
+
+void rootfs_index_done(struct rootfs_index *idx);
+
+/*
+ * Read the whole archive once without extracting anything: refuse absolute paths, ".."
+ * components, entries below a symlink of the archive, and hard links that leave the tree;
+ * detect truncation; find os-release; add up the size. Logs, naming the bad entry.
+ */
+int tarball_scan(const char *path, struct rootfs_index *ret);
+
+/* Extract into dir (which must exist) with numeric owners, modes, times, xattrs, ACLs and
+ * libarchive's SECURE_* flags. Logs. */
+int tarball_extract(const char *path, const char *dir, uint64_t expected_entries);

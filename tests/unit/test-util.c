@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Size parsing and formatting, UUIDs, sparse copies. */
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shared/util.h"
+#include <errno.h>
+
+#include "tap.h"
+
+static int size_is(const char *s, uint64_t want)
+{
+	uint64_t v = 0;
+
+	return parse_size(s, &v) == 0 && v == want;
+}
+
+int main(void)
+{
+	uint64_t v;
+	char buf[32], u[37];
+
+	ok(size_is("4G", 4 * GiB), "4G");
+	ok(size_is("4GiB", 4 * GiB), "4GiB");
+	ok(size_is("4gb", 4 * GiB), "4gb");
+	ok(size_is("512M", 512 * MiB), "512M");
+	ok(size_is("1.5G", 3 * GiB / 2), "1.5G");
+	ok(size_is("1048576", MiB), "plain bytes");
+	ok(size_is("2T", 2048 * GiB), "2T");
+	ok(size_is("100k", 100 * KiB), "100k");
+	ok(parse_size("", &v) == -EINVAL, "empty refused");
+	ok(parse_size("-1G", &v) == -EINVAL, "negative refused");
+	ok(parse_size("4X", &v) == -EINVAL, "unknown suffix refused");
+	ok(parse_size("4G extra", &v) == -EINVAL, "trailing junk refused");
+	ok(parse_size("0", &v) == -EINVAL, "zero refused");
+	ok(parse_size(" 4G", &v) == -EINVAL, "leading space refused");
+	ok(parse_size("99999999999T", &v) == -ERANGE, "overflow refused");
+
+	ok(strcmp(format_size(1536 * MiB, buf, sizeof(buf)), "1.5 GiB") == 0, "format 1.5 GiB");
+	ok(strcmp(format_size(100, buf, sizeof(buf)), "100 B") == 0, "format 100 B");
+
+	ok(uuid_random(u) == 0 && strlen(u) == 36 && u[14] == '4' && strchr("89ab", u[19]),
+	   "random UUID is version 4, RFC variant");
+
+	ok(round_up(1, MiB) == MiB && round_up(MiB, MiB) == MiB && round_down(MiB + 1, MiB) == MiB,
+	   "rounding");
+
+	{
+		char src[] = "/tmp/cvm-test-src.XXXXXX", dst[] = "/tmp/cvm-test-dst.XXXXXX";
+		int s = mkstemp(src), d = mkstemp(dst);
+		unsigned char data[8192], back[8192];
+		struct stat st;
+
+		memset(data, 0, sizeof(data));
+		memset(data + 4096, 0xab, 4096);
+		ok(s >= 0 && d >= 0 && pwrite_all(s, data, sizeof(data), 0) == 0 &&
+			   ftruncate(d, 4 * MiB) == 0 &&
+			   copy_range_sparse(s, 0, d, MiB, sizeof(data)) == 0,
+		   "sparse copy");
+		ok(pread_all(d, back, sizeof(back), MiB) == 0 && memcmp(back, data, 8192) == 0,
+		   "sparse copy: content lands at the offset");
+		ok(fstat(d, &st) == 0 && st.st_blocks * 512 <= 8192,
+		   "sparse copy: zero blocks are not written (%lld bytes allocated)",
+		   (long long)st.st_blocks * 512);
+		unlink(src);
+		unlink(dst);
+		close(s);
+		close(d);
+	}
+	return tap_done();
+}
