@@ -43,7 +43,7 @@ int ext4_mkfs(const char *path, uint64_t size, const char *uuid, const char *lab
 	char *env[] = { "MKE2FS_SYNC=0", "E2FSPROGS_LIBMAGIC_SUPPRESS=1", NULL };
 
 	r = run_program(argv, env);
-	if (r < 0)
+	if (r < 0 && r != -EINTR)
 		log_error("the root filesystem of %" PRIu64 " MiB could not be made; if it is full, "
 			  "give a larger --size", size / MiB);
 	return r;

@@ -95,7 +95,7 @@ int gpt_write(const char *path, const struct gpt_plan *plan)
 	r = fdisk_write_disklabel(cxt);
 	if (r < 0)
 		return log_error_errno(r, "cannot write GPT to '%s': %m", path);
-	r = fdisk_deassign_device(cxt, 0);
+	r = fdisk_deassign_device(cxt, 1); /* no sync: the output is fsync'd at commit */
 	if (r < 0)
 		return log_error_errno(r, "cannot write GPT to '%s': %m", path);
 	return 0;

@@ -1,0 +1,252 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cvm-image build on bad input and in bad places: a specific message, the documented exit
+# code, and nothing left behind (no output, no temporary file, no work directory, no mount).
+
+load ../lib/common
+
+setup() {
+	requires root python3
+	common_setup
+	TAR=$(fixture_tar)
+}
+
+teardown() {
+	common_teardown
+}
+
+# fails_with STATUS MESSAGE ARGS...: run build, check the exit status, the message, no output.
+fails_with() {
+	local want=$1 msg=$2
+	shift 2
+	run --separate-stderr "$CVM_IMAGE" build "$@"
+	echo "status=$status stderr=$stderr"
+	[ "$status" -eq "$want" ]
+	[[ "$stderr" == *"$msg"* ]]
+	[ -z "$output" ]
+}
+
+@test "errors: a missing tarball" {
+	fails_with 1 "error: cannot open '$T/nope.tar': No such file or directory" "$T/nope.tar" -o "$T/out/a.img"
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: an unreadable tarball (a directory)" {
+	mkdir "$T/dir.tar"
+	fails_with 1 "error: cannot read '$T/dir.tar'" "$T/dir.tar" -o "$T/out/a.img"
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: not an archive" {
+	echo "just some text" > "$T/text.tar"
+	fails_with 1 "Unrecognized archive format" "$T/text.tar" -o "$T/out/a.img"
+	[ -z "$(ls -A "$T/out")" ]
+}
+
+@test "errors: a truncated archive" {
+	head -c 1200000 "$TAR" > "$T/trunc.tar"
+	fails_with 1 "error: cannot read '$T/trunc.tar': Truncated" "$T/trunc.tar" -o "$T/out/a.img"
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: an entry with '..' is refused by name, nothing written" {
+	"$CVM_SRCDIR/tests/lib/bad-tar" dotdot "$T/bad.tar"
+	fails_with 1 "refusing entry './etc/../../evil': path contains '..'" "$T/bad.tar" -o "$T/out/a.img"
+	[ ! -e "$T/evil" ] && [ ! -e "$T/../evil" ]
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: an absolute path is refused by name, nothing written" {
+	"$CVM_SRCDIR/tests/lib/bad-tar" absolute "$T/bad.tar"
+	fails_with 1 "refusing entry '/tmp/cvm-image-evil': absolute path" "$T/bad.tar" -o "$T/out/a.img"
+	[ ! -e /tmp/cvm-image-evil ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: a file below a symlink of the archive is refused, nothing written through it" {
+	"$CVM_SRCDIR/tests/lib/bad-tar" through-symlink "$T/bad.tar"
+	fails_with 1 "refusing entry './escape/cvm-image-evil': it lies below the symlink 'escape'" \
+		"$T/bad.tar" -o "$T/out/a.img"
+	[ ! -e /tmp/cvm-image-evil ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: a hard link out of the tree is refused" {
+	"$CVM_SRCDIR/tests/lib/bad-tar" hardlink-out "$T/bad.tar"
+	fails_with 1 "refusing hard link './etc/shadow-link' to '../../etc/shadow'" "$T/bad.tar" -o "$T/out/a.img"
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: a tarball without os-release" {
+	mkdir -p "$T/tree/etc"
+	echo x > "$T/tree/etc/hostname"
+	tar -C "$T/tree" -cf "$T/noos.tar" .
+	fails_with 1 "has no /etc/os-release or /usr/lib/os-release" "$T/noos.tar" -o "$T/out/a.img"
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: an empty archive" {
+	tar -cf "$T/empty.tar" -T /dev/null
+	fails_with 1 "is empty" "$T/empty.tar" -o "$T/out/a.img"
+}
+
+@test "errors: --size too small says how much is needed" {
+	fails_with 1 "--size 110.0 MiB is too small for this rootfs: at least " --size 110M "$TAR" -o "$T/out/a.img"
+	[[ "$stderr" =~ at\ least\ [0-9]+\ MiB\ is\ needed ]]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: the output directory is missing" {
+	fails_with 1 "output directory '$T/nope': No such file or directory" "$TAR" -o "$T/nope/a.img"
+	assert_no_leftovers
+}
+
+@test "errors: the output exists and --force is not given: left untouched" {
+	echo precious > "$T/out/a.img"
+	fails_with 1 "output '$T/out/a.img' exists (use --force to replace it)" "$TAR" -o "$T/out/a.img"
+	[ "$(cat "$T/out/a.img")" = precious ]
+	[ ! -e "$T/out/a.img.key" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: the key file exists and --force is not given" {
+	echo precious > "$T/out/a.img.key"
+	fails_with 1 "key file '$T/out/a.img.key' exists (use --force to replace it)" "$TAR" -o "$T/out/a.img"
+	[ "$(cat "$T/out/a.img.key")" = precious ]
+	[ ! -e "$T/out/a.img" ]
+}
+
+@test "errors: the key-out path is not writable (read-only filesystem)" {
+	requires mount
+	mkdir "$T/ro"
+	mount -t tmpfs -o ro,size=1m tmpfs "$T/ro"
+	fails_with 1 "cannot create key file '$T/ro/k': Read-only file system" \
+		--key-out "$T/ro/k" "$TAR" -o "$T/out/a.img"
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: the key-out directory is missing" {
+	fails_with 1 "key file directory '$T/nokeys': No such file or directory" \
+		--key-out "$T/nokeys/k" "$TAR" -o "$T/out/a.img"
+	[ -z "$(ls -A "$T/out")" ]
+}
+
+@test "errors: obviously not enough space for the output: exit 3 before anything is written" {
+	requires mount
+	mkdir -p "$T/big/usr/lib" "$T/small"
+	echo ID=debian > "$T/big/usr/lib/os-release"
+	head -c 20M /dev/urandom > "$T/big/data"
+	tar -C "$T/big" -cf "$T/big.tar" .
+	mount -t tmpfs -o size=8m tmpfs "$T/small"
+	fails_with 3 "not enough space in '$T/small': about 20.0 MiB needed" "$T/big.tar" -o "$T/small/a.img"
+	[ -z "$(ls -A "$T/small")" ]
+	assert_no_leftovers "$T/small"
+}
+
+@test "errors: the output filesystem fills up mid-build (ENOSPC): exit 3, nothing left" {
+	requires mount
+	mkdir -p "$T/big/usr/lib" "$T/small"
+	echo ID=debian > "$T/big/usr/lib/os-release"
+	head -c 20M /dev/urandom > "$T/big/data"
+	tar -C "$T/big" -cf "$T/big.tar" .
+	# Passes the early check (20 MiB of files) but not the journal and metadata on top.
+	mount -t tmpfs -o size=24m tmpfs "$T/small"
+	fails_with 3 "No space left on device" "$T/big.tar" -o "$T/small/a.img"
+	[[ "$stderr" != *"not enough space in"* ]]
+	[ -z "$(ls -A "$T/small")" ]
+	assert_no_leftovers "$T/small"
+}
+
+@test "errors: SIGINT during mkfs stops the build and removes everything" {
+	mkdir -p "$T/big/usr/lib"
+	echo ID=debian > "$T/big/usr/lib/os-release"
+	head -c 400M /dev/urandom > "$T/big/data"
+	tar -C "$T/big" -cf "$T/big.tar" .
+	rm -rf "$T/big"
+	"$CVM_IMAGE" build "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
+	local pid=$! i
+	for i in $(seq 600); do
+		grep -q '\] mkfs:' "$T/stderr" && break
+		sleep 0.05
+	done
+	grep -q '\] mkfs:' "$T/stderr"
+	kill -INT "$pid"
+	local rc=0
+	wait "$pid" || rc=$?
+	cat "$T/stderr"
+	[ "$rc" -eq 1 ]
+	grep -q 'error: interrupted' "$T/stderr"
+	! grep -q 'built ' "$T/stderr"
+	[ -z "$(ls -A "$T/out")" ]
+	! pgrep -f "mke2fs.*$T" >/dev/null
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: SIGTERM during encryption stops the build and removes everything" {
+	mkdir -p "$T/big/usr/lib"
+	echo ID=debian > "$T/big/usr/lib/os-release"
+	head -c 400M /dev/urandom > "$T/big/data"
+	tar -C "$T/big" -cf "$T/big.tar" .
+	rm -rf "$T/big"
+	"$CVM_IMAGE" build "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
+	local pid=$! i
+	for i in $(seq 1200); do
+		grep -q '\] encrypt:' "$T/stderr" && break
+		sleep 0.02
+	done
+	grep -q '\] encrypt:' "$T/stderr"
+	kill -TERM "$pid"
+	local rc=0
+	wait "$pid" || rc=$?
+	cat "$T/stderr"
+	[ "$rc" -eq 1 ]
+	grep -q 'error: interrupted' "$T/stderr"
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: not root: exit 3 with the reason" {
+	requires setpriv
+	chmod 0755 "$T" "$T/out"
+	chmod 0644 "$TAR"
+	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups "$CVM_IMAGE" build "$TAR" -o "$T/out/a.img"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"must run as root"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+}
+
+@test "errors: a missing helper program: exit 3, names the Debian package" {
+	mkdir "$T/bin"
+	local p
+	for p in mke2fs mmd qemu-img; do ln -s "$(command -v $p)" "$T/bin/$p"; done
+	run --separate-stderr env PATH="$T/bin" "$CVM_IMAGE" build "$TAR" -o "$T/out/a.img"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"required program 'mkfs.fat' not found in \$PATH (install the Debian package 'dosfstools')"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: usage errors exit 2" {
+	fails_with 2 "missing -o IMAGE" "$TAR"
+	fails_with 2 "missing ROOTFS tarball" -o "$T/out/a.img"
+	fails_with 2 "invalid --size '12Q'" --size 12Q "$TAR" -o "$T/out/a.img"
+	fails_with 2 "invalid --format 'vmdk'" --format vmdk "$TAR" -o "$T/out/a.img"
+	fails_with 2 "invalid --mapper-name 'a/b'" --mapper-name a/b "$TAR" -o "$T/out/a.img"
+	fails_with 2 "invalid --recovery-iter-time 'soon'" --recovery-iter-time soon "$TAR" -o "$T/out/a.img"
+	fails_with 2 "unexpected argument" "$TAR" "$TAR" -o "$T/out/a.img"
+	fails_with 2 "unrecognized option '--frobnicate'" --frobnicate "$TAR" -o "$T/out/a.img"
+	[ -z "$(ls -A "$T/out")" ]
+}
+
+@test "errors: a bad recovery passphrase file" {
+	: > "$T/empty"
+	fails_with 1 "passphrase file '$T/empty' is empty" --recovery-passphrase-file "$T/empty" "$TAR" -o "$T/out/a.img"
+	fails_with 1 "cannot open '$T/none'" --recovery-passphrase-file "$T/none" "$TAR" -o "$T/out/a.img"
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}

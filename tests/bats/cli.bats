@@ -1,0 +1,83 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# The command line: global options, dispatch, exit codes, and the man pages agreeing with
+# --help.
+
+load ../lib/common
+
+# options_in_help CMD...: the long options --help lists, one per line, sorted.
+options_in_help() {
+	"$CVM_IMAGE" "$@" --help | grep -oE -- '--[a-z][a-z0-9-]*' | grep -v -- '--help$' | sort -u
+}
+
+# options_in_man PAGE: the long options the man page documents as items (.TP then .B/.BR).
+options_in_man() {
+	grep -A1 '^\.TP' "$1" | grep -oE -- '\\-\\-[a-z][a-z0-9\\-]*' | sed 's/\\//g' |
+		grep -v -- '--help$' | sort -u
+}
+
+@test "cli: --help lists the commands and the exit codes, on stdout" {
+	run --separate-stderr "$CVM_IMAGE" --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"build "* ]]
+	[[ "$output" == *"3 unsuitable environment"* ]]
+	[ -z "$stderr" ]
+}
+
+@test "cli: --version" {
+	run "$CVM_IMAGE" --version
+	[ "$status" -eq 0 ]
+	[[ "$output" =~ ^cvm-image\ [0-9]+\.[0-9]+\.[0-9]+$ ]]
+}
+
+@test "cli: no command, an unknown command, an unknown global option: exit 2" {
+	run --separate-stderr "$CVM_IMAGE"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"missing command"* ]]
+	run --separate-stderr "$CVM_IMAGE" frobnicate
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"unknown command 'frobnicate'"* ]]
+	run --separate-stderr "$CVM_IMAGE" --frobnicate build
+	[ "$status" -eq 2 ]
+}
+
+@test "cli: build --help lists every option and every stage" {
+	run "$CVM_IMAGE" build --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Stages: prepare, unpack, mkfs, luks, encrypt, esp, assemble, output."* ]]
+}
+
+@test "man: cvm-image(1) documents exactly the global options of --help" {
+	diff -u <(options_in_help) <(options_in_man "$CVM_SRCDIR/man/cvm-image.1")
+}
+
+@test "man: cvm-image-build(1) documents exactly the options of build --help" {
+	diff -u <(options_in_help build) <(options_in_man "$CVM_SRCDIR/man/cvm-image-build.1")
+	# And the option lists are not trivially empty.
+	[ "$(options_in_help build | wc -l)" -ge 11 ]
+}
+
+@test "man: every command in --help has a man page, and cvm-image(1) names it" {
+	local cmd
+	for cmd in $("$CVM_IMAGE" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }'); do
+		[ -f "$CVM_SRCDIR/man/cvm-image-$cmd.1" ]
+		grep -q "cvm-image-$cmd (1)" "$CVM_SRCDIR/man/cvm-image.1"
+	done
+}
+
+@test "man: the pages render without warnings" {
+	requires man
+	local p
+	for p in "$CVM_SRCDIR"/man/*.1; do
+		run --separate-stderr env MANWIDTH=80 man --warnings -l "$p"
+		[ "$status" -eq 0 ]
+		[ -z "$stderr" ]
+	done
+}
+
+@test "man: the stages in cvm-image-build(1) are the ones the build runs" {
+	local s
+	for s in prepare unpack mkfs luks encrypt esp assemble output; do
+		grep -q "\\\\fB$s\\\\fR" "$CVM_SRCDIR/man/cvm-image-build.1"
+	done
+}

@@ -1,0 +1,154 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Shared helpers for the bats tests: requirements, fixtures, leftover checks.
+bats_require_minimum_version 1.5.0
+
+
+CVM_IMAGE=${CVM_IMAGE:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/cvm-image}
+CVM_SRCDIR=${CVM_SRCDIR:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
+export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
+# /dev/kvm can exist and still not work (it does here): TCG always does.
+export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}
+
+# requires WHAT...: skip the test, loudly and with the reason, when something it needs is
+# missing. With CVM_TEST_NO_SKIP=1 (CI) a missing requirement fails the test instead.
+requires() {
+	local what reason=
+	for what in "$@"; do
+		case $what in
+		root) [ "$(id -u)" = 0 ] || reason="needs root" ;;
+		guestfs)
+			command -v guestfish >/dev/null || reason="needs guestfish (libguestfs-tools)"
+			ls /boot/vmlinuz-* >/dev/null 2>&1 || reason="needs a kernel in /boot for the libguestfs appliance (linux-image-amd64)"
+			;;
+		mount)
+			local m
+			m=$(mktemp -d)
+			if mount -t tmpfs -o size=1m tmpfs "$m" 2>/dev/null; then umount "$m"; else reason="needs to mount tmpfs"; fi
+			rmdir "$m"
+			;;
+		*) command -v "$what" >/dev/null || reason="needs the program '$what'" ;;
+		esac
+		[ -z "$reason" ] || break
+	done
+	[ -z "$reason" ] && return 0
+	if [ "${CVM_TEST_NO_SKIP:-0}" = 1 ]; then
+		echo "requirement missing and skipping is not allowed here: $reason" >&2
+		return 1
+	fi
+	echo "# SKIP: $reason" >&3
+	skip "$reason"
+}
+
+common_setup() {
+	T=$BATS_TEST_TMPDIR
+	mkdir -p "$T/tmp" "$T/out"
+	# The work directory goes to $TMPDIR: a private one, so leftovers are visible.
+	export TMPDIR=$T/tmp
+}
+
+common_teardown() {
+	local m
+	# Never leave a test mount behind, even when the test failed half way.
+	for m in $(findmnt -rn -o TARGET | grep "^$BATS_TEST_TMPDIR" | sort -r); do
+		umount -l "$m" || true
+	done
+}
+
+# make_tree DIR: a small root filesystem with the things a tarball can carry.
+make_tree() {
+	local d=$1
+	mkdir -p "$d"/{etc,usr/lib,usr/bin,var/empty,home/user,dev}
+	printf 'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Test rootfs"\n' > "$d/usr/lib/os-release"
+	ln -s ../usr/lib/os-release "$d/etc/os-release"
+	echo hello > "$d/etc/hello"
+	chown 1234:5678 "$d/etc/hello"
+	chmod 0640 "$d/etc/hello"
+	setfattr -n user.cvm -v "xattr value" "$d/etc/hello"
+	setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= "$d/usr/bin/ping" 2>/dev/null ||
+		{ : > "$d/usr/bin/ping"; setfattr -n security.capability -v 0sAQAAAgAgAAAAAAAAAAAAAAAAAAA= "$d/usr/bin/ping"; }
+	chmod 4755 "$d/usr/bin/ping"
+	head -c 1500000 /dev/urandom > "$d/usr/bin/blob"
+	ln "$d/usr/bin/blob" "$d/usr/bin/blob-hardlink"
+	truncate -s 50M "$d/var/sparse"
+	echo tail >> "$d/var/sparse"
+	mkdir -p "$d/home/user/acl"
+	chown 1000:1000 "$d/home/user" "$d/home/user/acl"
+	chmod 0700 "$d/home/user"
+	setfacl -m u:4242:rwx "$d/home/user/acl"
+	mkfifo "$d/var/fifo"
+	mknod "$d/dev/null" c 1 3
+	chmod 0666 "$d/dev/null"
+	ln -s /nonexistent "$d/etc/dangling"
+	touch -d '2001-02-03 04:05:06' "$d/etc/hello"
+	printf 'x%.0s' {1..200} > "$d/etc/$(printf 'n%.0s' {1..200})"
+}
+
+# make_tar DIR OUT [gzip|xz|zstd]: GNU tar with numeric owners, xattrs and ACLs.
+make_tar() {
+	local src=$1 out=$2 comp=${3:-}
+	local flags=(--numeric-owner --xattrs --xattrs-include='*' --acls --sparse)
+	case $comp in
+	"") tar "${flags[@]}" -C "$src" -cf "$out" . ;;
+	gzip) tar "${flags[@]}" -C "$src" -czf "$out" . ;;
+	xz) tar "${flags[@]}" -C "$src" -cJf "$out" . ;;
+	zstd) tar "${flags[@]}" -C "$src" --zstd -cf "$out" . ;;
+	esac
+}
+
+# The fixture tarball, made once per test file.
+fixture_tar() {
+	if [ ! -f "$BATS_FILE_TMPDIR/rootfs.tar" ]; then
+		make_tree "$BATS_FILE_TMPDIR/tree" >&2
+		make_tar "$BATS_FILE_TMPDIR/tree" "$BATS_FILE_TMPDIR/rootfs.tar"
+	fi
+	echo "$BATS_FILE_TMPDIR/rootfs.tar"
+}
+
+# assert_no_leftovers DIR...: no work directory in $TMPDIR, no temporary output in DIRs, no
+# mount below the test directory.
+assert_no_leftovers() {
+	local d left
+	left=$(ls -A "$TMPDIR")
+	if [ -n "$left" ]; then
+		echo "left in TMPDIR: $left" >&2
+		return 1
+	fi
+	for d in "$@"; do
+		left=$(find "$d" -maxdepth 1 -name '.*.tmp-*')
+		if [ -n "$left" ]; then
+			echo "temporary files left: $left" >&2
+			return 1
+		fi
+	done
+	if findmnt -rn -o TARGET | grep -q "^$BATS_TEST_TMPDIR/.*/root"; then
+		echo "mount left" >&2
+		return 1
+	fi
+}
+
+# A region of a raw image as its own file (sparse), for tools that take a device.
+extract_region() {
+	local img=$1 off_mib=$2 len_mib=$3 out=$4
+	dd if="$img" of="$out" bs=1M skip="$off_mib" count="$len_mib" conv=sparse status=none
+}
+
+# manifest DIR: one line per file with type, mode, owner, size, link target, mtime for
+# non-directories, content hash and xattrs (ACLs included), sorted; lost+found left out.
+manifest() {
+	local d=$1
+	(
+		cd "$d"
+		find . -path ./lost+found -prune -o -printf '%p\n' | LC_ALL=C sort | while read -r p; do
+			[ "$p" = . ] && continue
+			local line
+			line=$(stat -c '%F|%a|%u:%g|%s|%t:%T' "$p")
+			if [ -L "$p" ]; then
+				line+="|->$(readlink "$p")"
+			elif [ -f "$p" ]; then
+				line+="|$(stat -c %Y "$p")|$(sha256sum < "$p" | cut -c1-16)"
+			fi
+			line+="|$(getfattr -h -d -m - -e hex --absolute-names "$p" 2>/dev/null | grep -v '^#' | LC_ALL=C sort | tr '\n' ' ')"
+			echo "$p|$line"
+		done
+	)
+}
