@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The build pipeline: a table of stages over one context that owns every resource. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,6 +15,9 @@
 
 #include "tarball.h"
 #include "build.h"
+#include "chroot.h"
+#include "distro.h"
+#include "hooks.h"
 #include "esp.h"
 #include "ext4.h"
 #include "gpt.h"
@@ -24,8 +28,10 @@
 #include "run.h"
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
+#include "shared/spawn.h"
 #include "shared/tmpfile.h"
 #include "shared/util.h"
+#include "target.h"
 #include "xts.h"
 
 /* LUKS1 with a 512-bit key and cryptsetup's default 1 MiB alignment: the payload starts
@@ -53,9 +59,22 @@ struct build_ctx {
 	char luks_uuid[37], fs_uuid[37], esp_volid[10];
 	uint32_t esp_volid_num;
 
-	struct secret key, recovery;
+	struct secret key, recovery, root_password;
 	struct luks_header luks;
 	struct tmpfile out, keyfile;
+
+	/* boot configuration; distro is NULL with --distro none */
+	struct distro *distro;
+	char *initramfs_tool;
+	struct hook_set hooks;
+	struct chroot_session chroot;
+	bool chroot_active;
+	int rootfd;
+	char **kernels;
+	char *key_path_in_target;
+	char *cmdline, *extra_cmdline;
+	char **hook_env;
+	unsigned hooks_run;
 
 	uint64_t fs_allocated, image_allocated;
 	double encrypt_seconds;
@@ -217,6 +236,34 @@ static int make_workdir(struct build_ctx *c, const char *parent)
 	return 0;
 }
 
+/* Which distro, which initramfs tool, which hooks, and is everything they need in the
+ * tarball: decided here, in the first second, before anything is written. */
+static int prepare_distro(struct build_ctx *c)
+{
+	const struct build_options *o = c->opt;
+	int r;
+
+	if (o->distro && streq(o->distro, DISTRO_NONE)) {
+		log_info("distro: none (no boot configuration)");
+		return 0;
+	}
+	r = o->distro ? distro_load(o->distro, &c->distro) : distro_detect(c->idx.os_release, &c->distro);
+	if (r < 0)
+		return r;
+	r = distro_initramfs_tool(c->distro, &c->idx, &c->initramfs_tool);
+	if (r < 0)
+		return r;
+	r = distro_check_requires(c->distro, c->initramfs_tool, &c->idx);
+	if (r < 0)
+		return r;
+	r = hooks_resolve(c->distro, c->initramfs_tool, o->hooks_dirs, &c->hooks);
+	if (r < 0)
+		return r;
+	log_info("distro: %s, initramfs tool: %s, %zu hooks", c->distro->id, c->initramfs_tool,
+		 c->hooks.n);
+	return 0;
+}
+
 static int stage_prepare(struct build_ctx *c)
 {
 	static const char *const progs[] = { "mke2fs", "mkfs.fat", "mmd", NULL };
@@ -244,6 +291,13 @@ static int stage_prepare(struct build_ctx *c)
 		if (r < 0)
 			return r;
 	}
+	if (o->root_password_file) {
+		r = keys_read_passphrase_file(o->root_password_file, &c->root_password);
+		if (r < 0)
+			return r;
+	}
+	if (o->ssh_keys_file && access(o->ssh_keys_file, R_OK) < 0)
+		return log_error_errno(errno, "cannot read '%s': %m", o->ssh_keys_file);
 
 	r = tarball_scan(o->rootfs, &c->idx);
 	if (r < 0)
@@ -255,6 +309,9 @@ static int stage_prepare(struct build_ctx *c)
 				       o->rootfs);
 	log_info("rootfs: %" PRIu64 " entries, %s of files, os-release from %s", c->idx.entries,
 		 format_size(c->idx.data_bytes, a, sizeof(a)), c->idx.os_release_path);
+	r = prepare_distro(c);
+	if (r < 0)
+		return r;
 
 	r = choose_size(c);
 	if (r < 0)
@@ -290,6 +347,289 @@ static int stage_prepare(struct build_ctx *c)
 static int stage_unpack(struct build_ctx *c)
 {
 	return tarball_extract(c->opt->rootfs, c->rootdir, c->idx.entries);
+}
+
+#define HOOK_RUNDIR "/run/cvm-image" /* on the chroot's private /run: never in the image */
+
+static void strv_free(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int strv_push(char ***v, size_t *n, char *s)
+{
+	char **nv;
+
+	if (!s)
+		return -ENOMEM;
+	nv = realloc(*v, (*n + 2) * sizeof(char *));
+	if (!nv) {
+		free(s);
+		return -ENOMEM;
+	}
+	*v = nv;
+	(*v)[(*n)++] = s;
+	(*v)[*n] = NULL;
+	return 0;
+}
+
+/* Copy a file of the host into the target, resolved inside the root. */
+static int copy_into_target(int rootfd, const char *src, const char *dest, mode_t mode)
+{
+	_cleanup_close_ int fd = open(src, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ char *buf = NULL;
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return log_error_errno(errno, "cannot read '%s': %m", src);
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (st.st_size > 0 && pread_all(fd, buf, (size_t)st.st_size, 0) < 0)
+		return log_error_errno(errno, "cannot read '%s': %m", src);
+	return target_write_file(rootfd, dest, buf, (size_t)st.st_size, mode);
+}
+
+/* The hooks, the hook library and the templates, on the chroot's /run. */
+static int install_hook_files(struct build_ctx *c)
+{
+	_cleanup_free_ char *lib = strdupf("%s/distro/lib/cvm-hooks.sh", cvm_datadir());
+	_cleanup_free_ char *tdir = strdupf("%s/templates", cvm_datadir());
+	struct dirent **names = NULL;
+	int n, r;
+
+	if (!lib || !tdir)
+		return log_error_errno(ENOMEM, "out of memory");
+	for (size_t p = 0; hook_phases[p]; p++) {
+		_cleanup_free_ char *d = strdupf(HOOK_RUNDIR "/hooks/%s", hook_phases[p]);
+
+		r = d ? target_mkdir_p(c->rootfd, d, 0700) : -ENOMEM;
+		if (r < 0)
+			return log_error_errno(r, "cannot create '%s' in the rootfs: %m", d);
+	}
+	r = target_mkdir_p(c->rootfd, HOOK_RUNDIR "/templates", 0700);
+	if (r == 0)
+		r = target_mkdir_p(c->rootfd, HOOK_RUNDIR "/state/cmdline.d", 0700);
+	if (r < 0)
+		return log_error_errno(r, "cannot create " HOOK_RUNDIR " in the rootfs: %m");
+	r = copy_into_target(c->rootfd, lib, HOOK_RUNDIR "/lib.sh", 0600);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < c->hooks.n; i++) {
+		const struct hook *h = &c->hooks.hooks[i];
+		_cleanup_free_ char *dest = strdupf(HOOK_RUNDIR "/hooks/%s/%s", h->phase, h->name);
+
+		if (h->masked)
+			continue;
+		if (!dest)
+			return log_error_errno(ENOMEM, "out of memory");
+		r = copy_into_target(c->rootfd, h->path, dest, 0700);
+		if (r < 0)
+			return r;
+	}
+	n = scandir(tdir, &names, NULL, alphasort);
+	if (n < 0)
+		return log_error_errno(errno, "cannot read '%s': %m", tdir);
+	r = 0;
+	for (int i = 0; i < n; i++) {
+		_cleanup_free_ char *src = strdupf("%s/%s", tdir, names[i]->d_name);
+		_cleanup_free_ char *dest = strdupf(HOOK_RUNDIR "/templates/%s", names[i]->d_name);
+		struct stat st;
+
+		if (r == 0 && src && dest && names[i]->d_name[0] != '.' && stat(src, &st) == 0 &&
+		    S_ISREG(st.st_mode))
+			r = copy_into_target(c->rootfd, src, dest, 0600);
+		free(names[i]);
+	}
+	free(names);
+	return r;
+}
+
+/* What every hook gets: the documented CVM_* variables (cvm-image-hooks(7)), nothing of ours. */
+static int make_hook_env(struct build_ctx *c)
+{
+	_cleanup_free_ char *kernels = NULL;
+	size_t n = 0, len = 0;
+	char **env = NULL;
+	int r = 0;
+
+	for (size_t i = 0; c->kernels[i]; i++)
+		len += strlen(c->kernels[i]) + 1;
+	kernels = calloc(1, len + 1);
+	if (!kernels)
+		return log_error_errno(ENOMEM, "out of memory");
+	for (size_t i = 0; c->kernels[i]; i++) {
+		strcat(kernels, i ? " " : "");
+		strcat(kernels, c->kernels[i]);
+	}
+	r = r ?: strv_push(&env, &n, strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
+	r = r ?: strv_push(&env, &n, strdup("HOME=/root"));
+	r = r ?: strv_push(&env, &n, strdup("LC_ALL=C"));
+	r = r ?: strv_push(&env, &n, strdup("TMPDIR=/tmp"));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_DISTRO=%s", c->distro->id));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_INITRAMFS=%s", c->initramfs_tool));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_LUKS_UUID=%s", c->luks_uuid));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_MAPPER_NAME=%s", c->opt->mapper_name));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_KEY_FILE=%s", c->key_path_in_target));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_ESP_UUID=%s", c->esp_volid));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_ROOT_FS_UUID=%s", c->fs_uuid));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_KERNEL_VERSIONS=%s", kernels));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_KERNEL_CMDLINE=%s", c->cmdline));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_EXTRA_CMDLINE=%s", c->extra_cmdline));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_SERIAL_CONSOLE=%d", c->opt->serial_console));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_GRUB_DIR=%s", c->distro->grub_dir));
+	r = r ?: strv_push(&env, &n, strdupf("CVM_GRUB_TOOL_PREFIX=%s", c->distro->grub_tool_prefix));
+	r = r ?: strv_push(&env, &n, strdup("CVM_ESP_DIR=/boot/efi"));
+	r = r ?: strv_push(&env, &n, strdup("CVM_LIB=" HOOK_RUNDIR "/lib.sh"));
+	r = r ?: strv_push(&env, &n, strdup("CVM_TEMPLATES=" HOOK_RUNDIR "/templates"));
+	r = r ?: strv_push(&env, &n, strdup("CVM_STATE=" HOOK_RUNDIR "/state"));
+	r = r ?: strv_push(&env, &n, strdup("CVM_PHASE=")); /* set per phase: keep last */
+	if (r < 0) {
+		strv_free(env);
+		return log_error_errno(r, "out of memory");
+	}
+	c->hook_env = env;
+	return 0;
+}
+
+static int run_phase(struct build_ctx *c, const char *phase)
+{
+	size_t last = 0;
+	int r;
+
+	if (!c->distro)
+		return 0;
+	while (c->hook_env[last + 1])
+		last++;
+	free(c->hook_env[last]);
+	c->hook_env[last] = strdupf("CVM_PHASE=%s", phase);
+	if (!c->hook_env[last])
+		return log_error_errno(ENOMEM, "out of memory");
+
+	for (size_t i = 0; i < c->hooks.n; i++) {
+		const struct hook *h = &c->hooks.hooks[i];
+		_cleanup_free_ char *path = NULL, *what = NULL, *output = NULL;
+		int status;
+
+		if (!streq(h->phase, phase))
+			continue;
+		if (h->masked) {
+			log_info("hook %s/%s: masked by '%s'", phase, h->name, h->path);
+			continue;
+		}
+		path = strdupf(HOOK_RUNDIR "/hooks/%s/%s", phase, h->name);
+		what = strdupf("hook %s/%s", phase, h->name);
+		if (!path || !what)
+			return log_error_errno(ENOMEM, "out of memory");
+		char *argv[] = { path, NULL };
+		double t = now_seconds();
+
+		log_info("hook %s/%s (%s)", phase, h->name, h->path);
+		r = chroot_run(&c->chroot, what, argv, c->hook_env, &status, &output);
+		if (r < 0)
+			return r;
+		c->hooks_run++;
+		if (status == 77) {
+			log_info("hook %s/%s: not applicable", phase, h->name);
+			continue;
+		}
+		if (status != 0)
+			return log_error_errno(EIO, "hook %s/%s ('%s') failed with exit status %d:\n%s",
+					       phase, h->name, h->path, status, last_lines(output, 10));
+		log_debug("hook %s/%s: done in %.2fs", phase, h->name, now_seconds() - t);
+	}
+	return 0;
+}
+
+static int build_cmdline(struct build_ctx *c)
+{
+	const char *serial = c->opt->serial_console ? "console=tty0 console=ttyS0,115200" : "";
+	const char *user = c->opt->kernel_cmdline ?: "";
+
+	c->extra_cmdline = strdupf("%s%s%s", serial, *serial && *user ? " " : "", user);
+	if (!c->extra_cmdline)
+		return log_error_errno(ENOMEM, "out of memory");
+	c->cmdline = strdupf("root=UUID=%s ro%s%s", c->fs_uuid, *c->extra_cmdline ? " " : "",
+			     c->extra_cmdline);
+	return c->cmdline ? 0 : log_error_errno(ENOMEM, "out of memory");
+}
+
+static int stage_configure(struct build_ctx *c)
+{
+	const struct build_options *o = c->opt;
+	int r;
+
+	c->rootfd = open(c->rootdir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (c->rootfd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", c->rootdir);
+	if (o->hostname) {
+		r = target_set_hostname(c->rootfd, o->hostname);
+		if (r < 0)
+			return r;
+	}
+	if (c->root_password.data) {
+		r = target_set_root_password(c->rootfd, &c->root_password);
+		if (r < 0)
+			return r;
+	}
+	if (o->ssh_keys_file) {
+		r = target_set_ssh_keys(c->rootfd, o->ssh_keys_file);
+		if (r < 0)
+			return r;
+	}
+	if (!c->distro)
+		return 0;
+
+	r = target_kernel_versions(c->rootfd, &c->kernels);
+	if (r < 0)
+		return r;
+	/* The key file exists before any hook runs, so the initramfs is made once, with it. */
+	r = target_write_key_file(c->rootfd, c->luks_uuid, &c->key, &c->key_path_in_target);
+	if (r < 0)
+		return r;
+	r = target_write_fstab(c->rootfd, c->fs_uuid, c->esp_volid);
+	if (r < 0)
+		return r;
+	r = build_cmdline(c);
+	if (r < 0)
+		return r;
+	r = chroot_setup(&c->chroot, c->rootdir);
+	if (r < 0)
+		return r;
+	c->chroot_active = true;
+	r = install_hook_files(c);
+	if (r < 0)
+		return r;
+	r = make_hook_env(c);
+	if (r < 0)
+		return r;
+	return run_phase(c, "configure");
+}
+
+static int stage_initramfs(struct build_ctx *c)
+{
+	return run_phase(c, "initramfs");
+}
+
+static int stage_bootloader(struct build_ctx *c)
+{
+	return run_phase(c, "bootloader");
+}
+
+static int stage_finalize(struct build_ctx *c)
+{
+	int r = run_phase(c, "finalize");
+
+	if (c->chroot_active) {
+		int r2 = chroot_teardown(&c->chroot);
+
+		c->chroot_active = false;
+		if (r == 0)
+			r = r2;
+	}
+	return r;
 }
 
 static int stage_mkfs(struct build_ctx *c)
@@ -397,7 +737,23 @@ static int stage_encrypt(struct build_ctx *c)
 
 static int stage_esp(struct build_ctx *c)
 {
-	return esp_make(c->esp_path, c->plan.esp_size, c->esp_volid_num);
+	_cleanup_close_ int efi = -1;
+	int r, n;
+
+	r = esp_make(c->esp_path, c->plan.esp_size, c->esp_volid_num);
+	if (r < 0 || !c->distro)
+		return r;
+	/* What the hooks staged in the target's /boot/efi goes on the ESP. */
+	efi = target_open(c->rootfd, "/boot/efi", O_DIRECTORY | O_RDONLY, 0);
+	if (efi == -ENOENT)
+		return 0;
+	if (efi < 0)
+		return log_error_errno(efi, "cannot open /boot/efi in the rootfs: %m");
+	n = esp_populate(c->esp_path, efi, "/boot/efi");
+	if (n < 0)
+		return n;
+	log_info("esp: %d files from /boot/efi", n);
+	return 0;
 }
 
 static int splice_file(const char *src_path, uint64_t len, int out, uint64_t off, const char *out_path)
@@ -475,23 +831,33 @@ static int stage_output(struct build_ctx *c)
 }
 
 static const struct stage stages[] = {
-	{ "prepare", "checking the tarball, sizes and tools", stage_prepare },
+	{ "prepare", "checking the tarball, distro, sizes and tools", stage_prepare },
 	{ "unpack", "extracting the tarball", stage_unpack },
+	{ "configure", "key file, fstab and the distro's configure hooks", stage_configure },
+	{ "initramfs", "the distro's initramfs hooks", stage_initramfs },
+	{ "bootloader", "the distro's bootloader hooks", stage_bootloader },
+	{ "finalize", "the distro's finalize hooks", stage_finalize },
+	{ "esp", "making the EFI System Partition", stage_esp },
 	{ "mkfs", "making the ext4 root filesystem", stage_mkfs },
 	{ "luks", "writing the LUKS1 header", stage_luks },
 	{ "encrypt", "encrypting the allocated blocks", stage_encrypt },
-	{ "esp", "making the EFI System Partition", stage_esp },
 	{ "assemble", "writing the GPT and placing the partitions", stage_assemble },
 	{ "output", "writing the image and the key file", stage_output },
 };
 
 const char *const build_stage_names[] = {
-	"prepare", "unpack", "mkfs", "luks", "encrypt", "esp", "assemble", "output", NULL,
+	"prepare", "unpack", "configure", "initramfs", "bootloader", "finalize", "esp",
+	"mkfs", "luks", "encrypt", "assemble", "output", NULL,
 };
 
 static void build_ctx_done(struct build_ctx *c)
 {
-	/* Reverse order of acquisition; safe on a half-initialised context. */
+	/* Reverse order of acquisition; safe on a half-initialised context. Mounts go first:
+	 * the work directory is never removed with anything mounted below it. */
+	if (c->chroot_active && chroot_teardown(&c->chroot) < 0)
+		log_warning("mounts below '%s' remain", c->rootdir);
+	if (c->rootfd >= 0)
+		close(c->rootfd);
 	if (c->workdir) {
 		if (c->opt->keep_workdir)
 			log_notice("work directory kept: %s", c->workdir);
@@ -501,6 +867,15 @@ static void build_ctx_done(struct build_ctx *c)
 	tmpfile_discard(&c->out);
 	tmpfile_discard(&c->keyfile);
 	luks_header_done(&c->luks);
+	strv_free(c->hook_env);
+	free(c->cmdline);
+	free(c->extra_cmdline);
+	free(c->key_path_in_target);
+	strv_free(c->kernels);
+	hook_set_done(&c->hooks);
+	free(c->initramfs_tool);
+	distro_free(c->distro);
+	secret_free(&c->root_password);
 	secret_free(&c->recovery);
 	secret_free(&c->key);
 	rootfs_index_done(&c->idx);
@@ -543,6 +918,21 @@ static void print_json(const struct build_ctx *c)
 		   ",\"allocated\":%" PRIu64 "}",
 		c->fs_uuid, c->fs_size, c->fs_allocated);
 	fprintf(f, ",\"esp\":{\"type\":\"vfat\",\"volume_id\":\"%s\"}", c->esp_volid);
+	fputs(",\"distro\":", f);
+	if (c->distro) {
+		json_string(f, c->distro->id);
+		fputs(",\"initramfs\":", f);
+		json_string(f, c->initramfs_tool);
+		fprintf(f, ",\"hooks_run\":%u,\"kernels\":[", c->hooks_run);
+		for (size_t i = 0; c->kernels && c->kernels[i]; i++) {
+			fputs(i ? "," : "", f);
+			json_string(f, c->kernels[i]);
+		}
+		fputs("],\"kernel_cmdline\":", f);
+		json_string(f, c->cmdline);
+	} else {
+		fputs("null", f);
+	}
 	fputs(",\"mapper_name\":", f);
 	json_string(f, c->opt->mapper_name);
 	fputs(",\"key_file\":", f);
@@ -564,7 +954,7 @@ int build_run(const struct build_options *opt)
 	char a[32], b[32];
 	int r = 0;
 
-	c.out.fd = c.keyfile.fd = -1;
+	c.out.fd = c.keyfile.fd = c.rootfd = -1;
 	c.format = opt->format != IMAGE_FORMAT_AUTO ? opt->format : image_format_for_path(opt->output);
 	c.key_out = opt->key_out ? strdup(opt->key_out) : strdupf("%s.key", opt->output);
 	if (!c.key_out)

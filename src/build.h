@@ -24,6 +24,15 @@ struct build_options {
 	const char *recovery_passphrase_file;
 	uint32_t recovery_iter_ms;
 	bool json;
+
+	/* Making it boot (distro hooks) */
+	const char *distro;          /* NULL: detect from os-release; "none": no hooks */
+	char **hooks_dirs;           /* site hook directories, NULL-terminated, may be NULL */
+	bool serial_console;
+	const char *kernel_cmdline;  /* extra arguments */
+	const char *root_password_file;
+	const char *ssh_keys_file;
+	const char *hostname;
 };
 
 /* "raw"/"qcow2" from a name, or IMAGE_FORMAT_AUTO if unknown. */

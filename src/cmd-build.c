@@ -13,6 +13,7 @@
 #include "log.h"
 #include "shared/cleanup.h"
 #include "shared/util.h"
+#include "target.h"
 
 enum {
 	ARG_FORMAT = 0x100,
@@ -24,6 +25,13 @@ enum {
 	ARG_RECOVERY_FILE,
 	ARG_RECOVERY_ITER_TIME,
 	ARG_JSON,
+	ARG_DISTRO,
+	ARG_HOOKS_DIR,
+	ARG_SERIAL_CONSOLE,
+	ARG_KERNEL_CMDLINE,
+	ARG_ROOT_PASSWORD_FILE,
+	ARG_SSH_KEYS,
+	ARG_HOSTNAME,
 };
 
 static const char options_s[] = "o:s:h";
@@ -39,6 +47,13 @@ static const struct option options[] = {
 	{ "recovery-passphrase-file", required_argument, NULL, ARG_RECOVERY_FILE },
 	{ "recovery-iter-time", required_argument, NULL, ARG_RECOVERY_ITER_TIME },
 	{ "json", no_argument, NULL, ARG_JSON },
+	{ "distro", required_argument, NULL, ARG_DISTRO },
+	{ "hooks-dir", required_argument, NULL, ARG_HOOKS_DIR },
+	{ "serial-console", no_argument, NULL, ARG_SERIAL_CONSOLE },
+	{ "kernel-cmdline", required_argument, NULL, ARG_KERNEL_CMDLINE },
+	{ "root-password-file", required_argument, NULL, ARG_ROOT_PASSWORD_FILE },
+	{ "ssh-authorized-keys", required_argument, NULL, ARG_SSH_KEYS },
+	{ "hostname", required_argument, NULL, ARG_HOSTNAME },
 	{ "help", no_argument, NULL, 'h' },
 	{},
 };
@@ -62,9 +77,22 @@ static void help(void)
 	       "      --recovery-iter-time MS\n"
 	       "                            PBKDF2 time for the recovery slot (default: 2000)\n"
 	       "      --json                print a JSON summary on stdout\n"
+	       "\n"
+	       "Making it boot:\n"
+	       "      --distro ID           use distro/ID instead of detecting it from os-release;\n"
+	       "                            'none' makes an encrypted disk without boot configuration\n"
+	       "      --hooks-dir DIR       site hooks (DIR/hooks/PHASE/NN-name) on top; repeatable\n"
+	       "      --serial-console      kernel and grub on the serial line (ttyS0, 115200)\n"
+	       "      --kernel-cmdline ARGS extra kernel command line arguments\n"
+	       "      --root-password-file FILE\n"
+	       "                            set root's password (hashed into /etc/shadow)\n"
+	       "      --ssh-authorized-keys FILE\n"
+	       "                            install FILE as root's authorized_keys\n"
+	       "      --hostname NAME       write /etc/hostname and /etc/hosts"
 	       "  -h, --help                show this help\n"
 	       "\n"
-	       "Stages: prepare, unpack, mkfs, luks, encrypt, esp, assemble, output.\n"
+	       "Stages: prepare, unpack, configure, initramfs, bootloader, finalize, esp, mkfs,\n"
+	       "luks, encrypt, assemble, output.\n"
 	       "See cvm-image-build(1).\n");
 }
 
@@ -79,8 +107,20 @@ static bool valid_mapper_name(const char *s)
 	return true;
 }
 
+/* The arguments land in grub.cfg and /etc/default/grub: nothing a shell or grub's script
+ * language would interpret. */
+static bool valid_cmdline(const char *s)
+{
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || strchr("\"'\\$`;&|<>{}#", *p))
+			return false;
+	return true;
+}
+
 static int do_build(int argc, char *argv[])
 {
+	char *hooks_dirs[17] = {};
+	size_t n_hooks_dirs = 0;
 	struct build_options o = {
 		.mapper_name = "cr_root",
 		.recovery_iter_ms = 2000,
@@ -144,6 +184,41 @@ static int do_build(int argc, char *argv[])
 			break;
 		case ARG_JSON:
 			o.json = true;
+			break;
+		case ARG_DISTRO:
+			o.distro = optarg;
+			break;
+		case ARG_HOOKS_DIR:
+			if (n_hooks_dirs + 1 >= ELEMENTSOF(hooks_dirs)) {
+				log_error("too many --hooks-dir");
+				return EXIT_USAGE;
+			}
+			hooks_dirs[n_hooks_dirs++] = optarg;
+			o.hooks_dirs = hooks_dirs;
+			break;
+		case ARG_SERIAL_CONSOLE:
+			o.serial_console = true;
+			break;
+		case ARG_KERNEL_CMDLINE:
+			if (!valid_cmdline(optarg)) {
+				log_error("invalid --kernel-cmdline '%s': no quotes, control characters "
+					  "or any of \\$`;&|<>{}#", optarg);
+				return EXIT_USAGE;
+			}
+			o.kernel_cmdline = optarg;
+			break;
+		case ARG_ROOT_PASSWORD_FILE:
+			o.root_password_file = optarg;
+			break;
+		case ARG_SSH_KEYS:
+			o.ssh_keys_file = optarg;
+			break;
+		case ARG_HOSTNAME:
+			if (!hostname_valid(optarg)) {
+				log_error("invalid --hostname '%s'", optarg);
+				return EXIT_USAGE;
+			}
+			o.hostname = optarg;
 			break;
 		case 'h':
 			help();

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The EFI System Partition: FAT32 made in user space (mkfs.fat, mtools), no vfat driver. */
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -8,6 +13,7 @@
 #include "log.h"
 #include "run.h"
 #include "shared/cleanup.h"
+#include "shared/spawn.h"
 #include "shared/util.h"
 
 /* mtools refuses images whose geometry does not look like a floppy unless told not to. */
@@ -47,4 +53,122 @@ int esp_add_file(const char *esp_path, const char *src, const char *dest)
 		return log_error_errno(ENOMEM, "out of memory");
 	char *argv[] = { "mcopy", "-o", "-i", (char *)esp_path, (char *)src, target, NULL };
 	return run_program(argv, mtools_env);
+}
+
+static bool esp_dir_exists(const char *esp_path, const char *dir)
+{
+	char *argv[] = { "mdir", "-b", "-i", (char *)esp_path, (char *)dir, NULL };
+	struct spawn_result res;
+	bool exists;
+
+	if (spawn_capture(argv, mtools_env, &res) < 0)
+		return false;
+	exists = res.status == 0;
+	spawn_result_free(&res);
+	return exists;
+}
+
+static int populate_dir(const char *esp_path, int dfd, const char *rel, const char *label,
+			unsigned depth)
+{
+	int fd = dup(dfd), count = 0, r = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (depth > 16)
+		return log_error_errno(ELOOP, "%s/%s: too deep", label, rel);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return log_error_errno(errno, "cannot read %s/%s: %m", label, rel);
+	}
+	while (r >= 0 && (de = readdir(d))) {
+		_cleanup_free_ char *child = NULL, *dest = NULL, *src = NULL;
+		_cleanup_close_ int cfd = -1;
+		struct stat st;
+
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		child = *rel ? strdupf("%s/%s", rel, de->d_name) : strdup(de->d_name);
+		dest = child ? strdupf("::/%s", child) : NULL;
+		if (!dest) {
+			r = log_error_errno(ENOMEM, "out of memory");
+			break;
+		}
+		cfd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		if (cfd < 0 || fstat(cfd, &st) < 0) {
+			r = log_error_errno(errno == ELOOP ? EPERM : errno,
+					    "%s/%s: %s", label, child,
+					    errno == ELOOP ? "a symlink cannot go on the FAT ESP" :
+							     strerror(errno));
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			char *mmd[] = { "mmd", "-i", (char *)esp_path, dest, NULL };
+
+			/* \EFI and \EFI\BOOT exist already (mmd fails on those, even with -D s). */
+			r = esp_dir_exists(esp_path, dest) ? 0 : run_program(mmd, mtools_env);
+			if (r >= 0)
+				r = populate_dir(esp_path, cfd, child, label, depth + 1);
+			if (r > 0)
+				count += r;
+		} else if (S_ISREG(st.st_mode)) {
+			src = strdupf("/proc/%d/fd/%d", getpid(), cfd);
+			if (!src) {
+				r = log_error_errno(ENOMEM, "out of memory");
+				break;
+			}
+			char *mcopy[] = { "mcopy", "-o", "-i", (char *)esp_path, src, dest, NULL };
+			r = run_program(mcopy, mtools_env);
+			count++;
+		} else {
+			r = log_error_errno(EPERM, "%s/%s: only files and directories can go on the ESP",
+					    label, child);
+		}
+	}
+	closedir(d);
+	return r < 0 ? r : count;
+}
+
+/* Remove everything below dfd, never following symlinks. */
+static int clear_dir(int dfd)
+{
+	int fd = dup(dfd), r = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		if (unlinkat(dfd, de->d_name, 0) == 0)
+			continue;
+		if (errno == EISDIR || errno == EPERM) {
+			_cleanup_close_ int sub = openat(dfd, de->d_name,
+							 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+			if (sub < 0 || clear_dir(sub) < 0 || unlinkat(dfd, de->d_name, AT_REMOVEDIR) < 0)
+				r = -errno;
+		} else {
+			r = -errno;
+		}
+	}
+	closedir(d);
+	return r;
+}
+
+int esp_populate(const char *esp_path, int dirfd, const char *label)
+{
+	int n = populate_dir(esp_path, dirfd, "", label, 0), r;
+
+	if (n < 0)
+		return n;
+	r = clear_dir(dirfd);
+	if (r < 0)
+		return log_error_errno(r, "cannot empty %s after copying it to the ESP: %m", label);
+	return n;
 }

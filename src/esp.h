@@ -13,5 +13,13 @@ int esp_make(const char *path, uint64_t size, uint32_t volume_id);
 /* Copy a host file into the ESP image, e.g. "EFI/BOOT/BOOTX64.EFI". Logs. */
 int esp_add_file(const char *esp_path, const char *src, const char *dest);
 
+/*
+ * Copy the tree below dirfd (the target's staged /boot/efi) into the ESP image: directories
+ * and regular files only (a symlink is an error: it could point anywhere on the build host),
+ * each file read through the descriptor already opened without following links. Then empty
+ * the staged tree, which stays as the mount point. Returns the number of files. Logs.
+ */
+int esp_populate(const char *esp_path, int dirfd, const char *label);
+
 /* "ABCD-1234", as blkid and /etc/fstab spell a FAT volume id. */
 void esp_format_volume_id(uint32_t id, char out[10]);

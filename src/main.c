@@ -14,6 +14,7 @@
 
 static const struct cvm_cmd *const cmds[] = {
 	&cvm_cmd_build,
+	&cvm_cmd_hooks,
 };
 
 static const char options_s[] = "+hVvq";

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The rootfs tarball: index scan with path checks, and secure extraction (libarchive). */
 #include <errno.h>
+#include <fnmatch.h>
 #include <inttypes.h>
 #include <fcntl.h>
 #include <search.h>
@@ -24,8 +25,51 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free);
 
 void rootfs_index_done(struct rootfs_index *idx)
 {
+	for (size_t i = 0; i < idx->n_paths; i++)
+		free(idx->paths[i]);
+	free(idx->paths);
+	idx->paths = NULL;
+	idx->n_paths = 0;
 	free(idx->os_release);
 	idx->os_release = NULL;
+}
+
+/* "usr/sbin/x" and "sbin/x" are one path on a merged-/usr system: compare without "usr/". */
+static const char *usr_merged(const char *p)
+{
+	static const char *const dirs[] = { "bin/", "sbin/", "lib/", "lib64/", "lib32/" };
+
+	if (strncmp(p, "usr/", 4) != 0)
+		return p;
+	for (size_t i = 0; i < ELEMENTSOF(dirs); i++)
+		if (strncmp(p + 4, dirs[i], strlen(dirs[i])) == 0)
+			return p + 4;
+	return p;
+}
+
+const char *rootfs_index_find(const struct rootfs_index *idx, const char *glob)
+{
+	const char *g = usr_merged(glob[0] == '/' ? glob + 1 : glob);
+
+	for (size_t i = 0; i < idx->n_paths; i++)
+		if (fnmatch(g, usr_merged(idx->paths[i]), FNM_PATHNAME) == 0)
+			return idx->paths[i];
+	return NULL;
+}
+
+static int add_path(struct rootfs_index *idx, char *path)
+{
+	if ((idx->n_paths & (idx->n_paths - 1)) == 0) {
+		/* grow at powers of two */
+		size_t cap = idx->n_paths ? idx->n_paths * 2 : 64;
+		char **p = realloc(idx->paths, cap * sizeof(char *));
+
+		if (!p)
+			return -ENOMEM;
+		idx->paths = p;
+	}
+	idx->paths[idx->n_paths++] = path;
+	return 0;
 }
 
 static int tarball_open(const char *path, struct archive **ret)
@@ -182,13 +226,26 @@ int tarball_scan(const char *path, struct rootfs_index *ret)
 		if (r < 0)
 			goto out;
 		idx.entries++;
+		norm = normalize(archive_entry_pathname(e), &abs, &dotdot);
+		if (!norm) {
+			r = log_error_errno(ENOMEM, "out of memory");
+			goto out;
+		}
+		if (*norm) {
+			char *copy = strdup(norm);
+
+			if (!copy || add_path(&idx, copy) < 0) {
+				free(copy);
+				r = log_error_errno(ENOMEM, "out of memory");
+				goto out;
+			}
+		}
 		if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e))
 			continue;
 		idx.files++;
 		idx.data_bytes += round_up((uint64_t)archive_entry_size(e), 4096);
 
-		norm = normalize(archive_entry_pathname(e), &abs, &dotdot);
-		if (norm && (streq(norm, "etc/os-release") ||
+		if ((streq(norm, "etc/os-release") ||
 			     (streq(norm, "usr/lib/os-release") && !idx.os_release))) {
 			free(idx.os_release);
 			idx.os_release = NULL;
@@ -209,7 +266,7 @@ int tarball_scan(const char *path, struct rootfs_index *ret)
 		goto out;
 	}
 	*ret = idx;
-	idx.os_release = NULL;
+	memset(&idx, 0, sizeof(idx));
 	r = 0;
 out:
 	tdestroy(links, free);

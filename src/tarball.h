@@ -11,7 +11,15 @@ struct rootfs_index {
 	uint64_t data_bytes;  /* sum of regular file sizes, each rounded up to 4 KiB */
 	char *os_release;     /* contents of etc/os-release or usr/lib/os-release, or NULL */
 	const char *os_release_path;
+	char **paths;         /* every entry, normalised ("etc/passwd"), sorted */
+	size_t n_paths;
 };
+
+/*
+ * The first entry matching the fnmatch(3) glob (relative, e.g. "boot/vmlinuz-*"), or NULL.
+ * /bin, /sbin, /lib* and /usr/bin, /usr/sbin, /usr/lib* count as the same (merged /usr).
+ */
+const char *rootfs_index_find(const struct rootfs_index *idx, const char *glob);
 
 void rootfs_index_done(struct rootfs_index *idx);
 

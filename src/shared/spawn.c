@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -76,13 +77,48 @@ static void append_output(char **buf, size_t *len, const char *data, size_t n)
 	*buf = p;
 }
 
+/* Read the child's output until EOF or an interrupt, then reap it. */
+static int collect(pid_t pid, int fd, bool group, struct spawn_result *ret)
+{
+	_cleanup_free_ char *out = NULL;
+	size_t len = 0;
+	int status;
+
+	for (;;) {
+		char chunk[8192];
+		ssize_t n;
+
+		if (interrupt_pending())
+			break;
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		append_output(&out, &len, chunk, (size_t)n);
+	}
+	close(fd);
+
+	if (interrupt_pending())
+		kill(group ? -pid : pid, SIGTERM);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR)
+			return -errno;
+		kill(group ? -pid : pid, SIGTERM);
+	}
+	if (interrupt_pending())
+		return -EINTR;
+
+	ret->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	ret->output = out ? TAKE_PTR(out) : strdup("");
+	return 0;
+}
+
 int spawn_capture(char *const argv[], char *const env_extra[], struct spawn_result *ret)
 {
 	_cleanup_free_ char **env = env_merge(env_extra);
-	_cleanup_free_ char *out = NULL;
 	posix_spawn_file_actions_t fa;
-	int pipefd[2], r, status;
-	size_t len = 0;
+	int pipefd[2], r;
 	pid_t pid;
 
 	ret->output = NULL;
@@ -103,35 +139,71 @@ int spawn_capture(char *const argv[], char *const env_extra[], struct spawn_resu
 		close(pipefd[0]);
 		return -r;
 	}
+	return collect(pid, pipefd[0], false, ret);
+}
 
-	for (;;) {
-		char chunk[8192];
-		ssize_t n;
+int spawn_capture_chroot(char *const argv[], const struct spawn_options *opts,
+			 struct spawn_result *ret)
+{
+	int pipefd[2], errpipe[2], child_errno = 0;
+	ssize_t n;
+	pid_t pid;
 
-		if (interrupt_pending())
-			break;
-		n = read(pipefd[0], chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		append_output(&out, &len, chunk, (size_t)n);
+	ret->output = NULL;
+	ret->status = -1;
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	/* The child reports a failed chroot or exec through this pipe (closed by exec). */
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -errno;
 	}
-	close(pipefd[0]);
+	pid = fork();
+	if (pid < 0) {
+		int e = errno;
 
-	if (interrupt_pending())
-		kill(pid, SIGTERM);
-	while (waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR)
-			return -errno;
-		kill(pid, SIGTERM);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		close(errpipe[0]);
+		close(errpipe[1]);
+		return -e;
 	}
-	if (interrupt_pending())
-		return -EINTR;
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int e;
 
-	ret->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	ret->output = out ? TAKE_PTR(out) : strdup("");
-	return 0;
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		setpgid(0, 0);
+		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pipefd[1], 1) < 0 ||
+		    dup2(pipefd[1], 2) < 0 || (opts->chroot && chroot(opts->chroot) < 0) ||
+		    chdir("/") < 0) {
+			e = errno;
+			(void)!write(errpipe[1], &e, sizeof(e));
+			_exit(127);
+		}
+		umask(opts->umask);
+		execve(argv[0], argv, opts->env);
+		e = errno;
+		(void)!write(errpipe[1], &e, sizeof(e));
+		_exit(127);
+	}
+	setpgid(pid, pid); /* as the child does: whichever runs first */
+	close(pipefd[1]);
+	close(errpipe[1]);
+	do
+		n = read(errpipe[0], &child_errno, sizeof(child_errno));
+	while (n < 0 && errno == EINTR);
+	close(errpipe[0]);
+	if (n == sizeof(child_errno)) {
+		close(pipefd[0]);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return -child_errno;
+	}
+	return collect(pid, pipefd[0], true, ret);
 }
 
 const char *last_lines(const char *text, unsigned n)

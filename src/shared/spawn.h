@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct spawn_result {
 	int status;   /* exit code, or 128 + signal number */
@@ -18,6 +19,17 @@ void spawn_result_free(struct spawn_result *r);
  * started, -EINTR when SIGINT/SIGTERM arrived: the child is then terminated and reaped.
  */
 int spawn_capture(char *const argv[], char *const env_extra[], struct spawn_result *ret);
+
+struct spawn_options {
+	const char *chroot; /* run inside this root directory; argv[0] is a path inside it */
+	char *const *env;   /* the whole environment (not added to ours) */
+	mode_t umask;
+};
+
+/* As spawn_capture, in a chroot, in a process group of its own (all of it is terminated on
+ * SIGINT/SIGTERM), with the given umask and only the given environment. */
+int spawn_capture_chroot(char *const argv[], const struct spawn_options *opts,
+			 struct spawn_result *ret);
 
 /* The last n lines of text, pointing into it. */
 const char *last_lines(const char *text, unsigned n);

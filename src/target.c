@@ -1,0 +1,416 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Files cvm-image itself writes into the unpacked target root: the key file, fstab, hostname,
+ * root password, SSH keys. Every path is resolved inside the root (openat2 RESOLVE_IN_ROOT),
+ * so a symlink in the tarball can never send a write to the build host. */
+#include <crypt.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <libmount/libmount.h>
+
+#include "log.h"
+#include "shared/util.h"
+#include "target.h"
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_fs *, mnt_unref_fs);
+
+int target_open(int rootfd, const char *path, int flags, mode_t mode)
+{
+	struct open_how how = {
+		.flags = (uint64_t)(flags | O_CLOEXEC),
+		.mode = (flags & O_CREAT) ? mode : 0,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	long fd;
+
+	while (*path == '/')
+		path++;
+	/* glibc 2.36 has no openat2() wrapper. */
+	fd = syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+/* Open the parent directory of path inside the target; *ret_name points into path. */
+static int open_parent(int rootfd, const char *path, char **ret_dir, const char **ret_name)
+{
+	const char *slash = strrchr(path, '/');
+	_cleanup_free_ char *dir = slash ? strndup(path, (size_t)(slash - path)) : strdup(".");
+	int fd;
+
+	if (!dir)
+		return -ENOMEM;
+	fd = target_open(rootfd, *dir ? dir : "/", O_DIRECTORY | O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	*ret_name = slash ? slash + 1 : path;
+	if (ret_dir)
+		*ret_dir = TAKE_PTR(dir);
+	return fd;
+}
+
+int target_mkdir_p(int rootfd, const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+	int r;
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; ; s++) {
+		bool last = *s == '\0';
+
+		if (*s == '/' || last) {
+			_cleanup_close_ int dfd = -1;
+			const char *name;
+			char saved = *s;
+
+			*s = '\0';
+			dfd = open_parent(rootfd, p, NULL, &name);
+			if (dfd < 0)
+				return dfd;
+			r = mkdirat(dfd, name, last ? mode : 0755);
+			if (r < 0 && errno != EEXIST)
+				return -errno;
+			*s = saved;
+			if (last)
+				break;
+		}
+	}
+	return 0;
+}
+
+int target_write_file(int rootfd, const char *path, const void *data, size_t len, mode_t mode)
+{
+	_cleanup_close_ int dfd = -1, fd = -1;
+	char tmp[64];
+	const char *name;
+	struct stat old;
+	int r = 0;
+
+	dfd = open_parent(rootfd, path, NULL, &name);
+	if (dfd < 0)
+		return log_error_errno(dfd, "cannot open the directory of '%s' in the rootfs: %m", path);
+	snprintf(tmp, sizeof(tmp), ".cvm-image.%d.tmp", getpid());
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return log_error_errno(errno, "cannot create '%s' in the rootfs: %m", path);
+	/* A replaced file keeps its owner and group (/etc/shadow is root:shadow on Debian). */
+	if (fstatat(dfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old.st_mode) &&
+	    fchown(fd, old.st_uid, old.st_gid) < 0)
+		r = -errno;
+	if (r == 0 && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (r == 0)
+		r = pwrite_all(fd, data, len, 0);
+	if (r < 0) {
+		unlinkat(dfd, tmp, 0);
+		return log_error_errno(r, "cannot write '%s' in the rootfs: %m", path);
+	}
+	if (renameat(dfd, tmp, dfd, name) < 0) {
+		r = -errno;
+		unlinkat(dfd, tmp, 0);
+		return log_error_errno(r, "cannot replace '%s' in the rootfs: %m", path);
+	}
+	return 0;
+}
+
+int target_read_file(int rootfd, const char *path, char **ret, size_t *ret_len)
+{
+	_cleanup_close_ int fd = target_open(rootfd, path, O_RDONLY, 0);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 1 << 20;
+	ssize_t n;
+
+	if (fd < 0)
+		return fd;
+	buf = malloc(cap + 1);
+	if (!buf)
+		return -ENOMEM;
+	while ((n = read(fd, buf + len, cap - len)) > 0)
+		len += (size_t)n;
+	if (n < 0)
+		return -errno;
+	buf[len] = '\0';
+	*ret = TAKE_PTR(buf);
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+int target_write_key_file(int rootfd, const char *luks_uuid, const struct secret *key,
+			  char **ret_path)
+{
+	_cleanup_free_ char *path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", luks_uuid);
+	_cleanup_close_ int dfd = -1;
+	int r;
+
+	if (!path)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = target_mkdir_p(rootfd, "/etc/cryptsetup-keys.d", 0700);
+	if (r < 0)
+		return log_error_errno(r, "cannot create /etc/cryptsetup-keys.d in the rootfs: %m");
+	/* An existing directory keeps its mode through mkdir: make sure it is 0700. */
+	dfd = target_open(rootfd, "/etc/cryptsetup-keys.d", O_DIRECTORY | O_RDONLY, 0);
+	if (dfd < 0 || fchmod(dfd, 0700) < 0 || fchown(dfd, 0, 0) < 0)
+		return log_error_errno(dfd < 0 ? dfd : -errno,
+				       "cannot secure /etc/cryptsetup-keys.d in the rootfs: %m");
+	r = target_write_file(rootfd, path, key->data, key->size, 0600);
+	if (r < 0)
+		return r;
+	*ret_path = TAKE_PTR(path);
+	return 0;
+}
+
+static int fstab_set(struct libmnt_table *tb, const char *source, const char *target,
+		     const char *fstype, const char *options, int passno)
+{
+	_cleanup_(mnt_unref_fsp) struct libmnt_fs *fs = mnt_new_fs();
+	struct libmnt_fs *old;
+	int r;
+
+	/* An entry for the same mount point would clash: ours replaces it. */
+	while ((old = mnt_table_find_target(tb, target, MNT_ITER_FORWARD)))
+		mnt_table_remove_fs(tb, old);
+	if (!fs)
+		return -ENOMEM;
+	r = mnt_fs_set_source(fs, source);
+	if (r == 0)
+		r = mnt_fs_set_target(fs, target);
+	if (r == 0)
+		r = mnt_fs_set_fstype(fs, fstype);
+	if (r == 0)
+		r = mnt_fs_set_options(fs, options);
+	if (r == 0)
+		r = mnt_fs_set_passno(fs, passno);
+	if (r == 0)
+		r = mnt_table_add_fs(tb, fs);
+	return r;
+}
+
+int target_write_fstab(int rootfd, const char *fs_uuid, const char *esp_volume_id)
+{
+	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = mnt_new_table();
+	_cleanup_free_ char *old = NULL, *root_src = strdupf("UUID=%s", fs_uuid),
+			       *esp_src = strdupf("UUID=%s", esp_volume_id), *text = NULL;
+	size_t text_len = 0;
+	FILE *f;
+	int r;
+
+	if (!tb || !root_src || !esp_src)
+		return log_error_errno(ENOMEM, "out of memory");
+	mnt_table_enable_comments(tb, 1);
+	r = target_read_file(rootfd, "/etc/fstab", &old, NULL);
+	if (r == 0) {
+		f = fmemopen(old, strlen(old), "r");
+		if (!f)
+			return log_error_errno(errno, "cannot read the rootfs's /etc/fstab: %m");
+		r = mnt_table_parse_stream(tb, f, "/etc/fstab");
+		fclose(f);
+		if (r < 0)
+			return log_error_errno(r, "cannot parse the rootfs's /etc/fstab: %m");
+	} else if (r != -ENOENT) {
+		return log_error_errno(r, "cannot read the rootfs's /etc/fstab: %m");
+	}
+	/* The filesystem UUID names the root whatever the opened LUKS device is called
+	 * (initramfs-tools uses the crypttab name, systemd-cryptsetup luks-<UUID>). */
+	r = fstab_set(tb, root_src, "/", "ext4", "errors=remount-ro", 1);
+	if (r == 0)
+		r = fstab_set(tb, esp_src, "/boot/efi", "vfat", "umask=0077", 2);
+	if (r < 0)
+		return log_error_errno(r, "cannot build /etc/fstab: %m");
+
+	f = open_memstream(&text, &text_len);
+	if (!f)
+		return log_error_errno(errno, "cannot build /etc/fstab: %m");
+	r = mnt_table_write_file(tb, f);
+	if (fclose(f) != 0 && r == 0)
+		r = -errno;
+	if (r < 0)
+		return log_error_errno(r, "cannot build /etc/fstab: %m");
+	return target_write_file(rootfd, "/etc/fstab", text, text_len, 0644);
+}
+
+int hostname_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (len == 0 || len > 64 || s[0] == '.' || s[len - 1] == '.')
+		return 0;
+	for (const char *p = s; *p; p++) {
+		if (*p == '.') {
+			if (label == 0)
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-", *p) ||
+		    ++label > 63)
+			return 0;
+	}
+	return 1;
+}
+
+int target_set_hostname(int rootfd, const char *hostname)
+{
+	_cleanup_free_ char *line = strdupf("%s\n", hostname), *hosts = NULL, *out = NULL;
+	size_t out_len = 0;
+	FILE *f;
+	int r;
+
+	if (!line)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = target_write_file(rootfd, "/etc/hostname", line, strlen(line), 0644);
+	if (r < 0)
+		return r;
+	/* /etc/hosts: the 127.0.1.1 line names the host, as Debian's installer writes it. */
+	r = target_read_file(rootfd, "/etc/hosts", &hosts, NULL);
+	if (r < 0 && r != -ENOENT)
+		return log_error_errno(r, "cannot read the rootfs's /etc/hosts: %m");
+	f = open_memstream(&out, &out_len);
+	if (!f)
+		return log_error_errno(errno, "out of memory");
+	if (hosts) {
+		char *save = NULL;
+
+		for (char *l = strtok_r(hosts, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+			if (strncmp(l, "127.0.1.1", 9) != 0)
+				fprintf(f, "%s\n", l);
+	} else {
+		fprintf(f, "127.0.0.1\tlocalhost\n");
+	}
+	fprintf(f, "127.0.1.1\t%s\n", hostname);
+	if (fclose(f) != 0)
+		return log_error_errno(errno, "out of memory");
+	return target_write_file(rootfd, "/etc/hosts", out, out_len, 0644);
+}
+
+int target_set_root_password(int rootfd, const struct secret *password)
+{
+	_cleanup_free_ char *shadow = NULL, *out = NULL, *pw = NULL;
+	_cleanup_free_ struct crypt_data *cd = calloc(1, sizeof(struct crypt_data));
+	char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+	const char *hash;
+	size_t out_len = 0;
+	bool found = false;
+	FILE *f;
+	int r;
+
+	if (!cd || !(pw = strndup((const char *)password->data, password->size)))
+		return log_error_errno(ENOMEM, "out of memory");
+	/* SHA-512 crypt: understood by every distro's PAM, old and new. */
+	if (!crypt_gensalt_rn("$6$", 0, NULL, 0, salt, sizeof(salt)))
+		return log_error_errno(errno, "cannot make a password salt: %m");
+	hash = crypt_r(pw, salt, cd);
+	explicit_bzero(pw, strlen(pw));
+	if (!hash || hash[0] == '*')
+		return log_error_errno(EINVAL, "cannot hash the root password");
+
+	r = target_read_file(rootfd, "/etc/shadow", &shadow, NULL);
+	if (r < 0)
+		return log_error_errno(r, "cannot read the rootfs's /etc/shadow: %m");
+	f = open_memstream(&out, &out_len);
+	if (!f)
+		return log_error_errno(errno, "out of memory");
+	for (char *l = shadow, *nl; *l; l = nl ? nl + 1 : l + strlen(l)) {
+		nl = strchr(l, '\n');
+		if (nl)
+			*nl = '\0';
+		if (strncmp(l, "root:", 5) == 0) {
+			const char *rest = strchr(l + 5, ':');
+
+			fprintf(f, "root:%s%s\n", hash, rest ? rest : "::0:99999:7:::");
+			found = true;
+		} else {
+			fprintf(f, "%s\n", l);
+		}
+		if (!nl)
+			break;
+	}
+	if (!found)
+		fprintf(f, "root:%s:19000:0:99999:7:::\n", hash);
+	if (fclose(f) != 0)
+		return log_error_errno(errno, "out of memory");
+	r = target_write_file(rootfd, "/etc/shadow", out, out_len, 0640);
+	explicit_bzero(out, out_len);
+	explicit_bzero(cd, sizeof(*cd));
+	return r;
+}
+
+int target_set_ssh_keys(int rootfd, const char *src_path)
+{
+	_cleanup_free_ char *keys = NULL;
+	_cleanup_close_ int fd = open(src_path, O_RDONLY | O_CLOEXEC), dfd = -1;
+	size_t len = 0;
+	ssize_t n;
+	int r;
+
+	if (fd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", src_path);
+	keys = malloc(1 << 20);
+	if (!keys)
+		return log_error_errno(ENOMEM, "out of memory");
+	while ((n = read(fd, keys + len, (1 << 20) - len)) > 0)
+		len += (size_t)n;
+	if (n < 0)
+		return log_error_errno(errno, "cannot read '%s': %m", src_path);
+	if (len == 0 || (!memmem(keys, len, "ssh-", 4) && !memmem(keys, len, "ecdsa-", 6) &&
+			 !memmem(keys, len, "sk-", 3)))
+		return log_error_errno(EINVAL, "'%s' holds no SSH public key", src_path);
+	r = target_mkdir_p(rootfd, "/root/.ssh", 0700);
+	if (r < 0)
+		return log_error_errno(r, "cannot create /root/.ssh in the rootfs: %m");
+	dfd = target_open(rootfd, "/root/.ssh", O_DIRECTORY | O_RDONLY, 0);
+	if (dfd < 0 || fchmod(dfd, 0700) < 0 || fchown(dfd, 0, 0) < 0)
+		return log_error_errno(dfd < 0 ? dfd : -errno, "cannot secure /root/.ssh: %m");
+	return target_write_file(rootfd, "/root/.ssh/authorized_keys", keys, len, 0600);
+}
+
+static int cmp_version_desc(const void *a, const void *b)
+{
+	return -strverscmp(*(char *const *)a, *(char *const *)b);
+}
+
+int target_kernel_versions(int rootfd, char ***ret)
+{
+	int fd = target_open(rootfd, "/boot", O_DIRECTORY | O_RDONLY, 0);
+	char **v = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (fd < 0)
+		return log_error_errno(fd, "cannot open /boot in the rootfs: %m");
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return log_error_errno(errno, "cannot read /boot in the rootfs: %m");
+	}
+	while ((de = readdir(d))) {
+		char **nv;
+
+		if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || !de->d_name[8])
+			continue;
+		nv = realloc(v, (n + 2) * sizeof(char *));
+		if (!nv)
+			break;
+		v = nv;
+		v[n++] = strdup(de->d_name + 8);
+		v[n] = NULL;
+	}
+	closedir(d);
+	if (n == 0) {
+		free(v);
+		return log_error_errno(ENOENT, "no kernel in the rootfs's /boot (vmlinuz-*)");
+	}
+	qsort(v, n, sizeof(char *), cmp_version_desc);
+	*ret = v;
+	return 0;
+}

@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Files cvm-image itself writes into the unpacked target root: the key file, fstab, hostname,
+ * root password, SSH keys. Every path is resolved inside the root (openat2 RESOLVE_IN_ROOT),
+ * so a symlink in the tarball can never send a write to the build host. */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "shared/cleanup.h"
+
+/* Open a path of the target (absolute or relative) as if the root were '/'. -errno. */
+int target_open(int rootfd, const char *path, int flags, mode_t mode);
+
+/* mkdir -p inside the target; the last component gets mode. -errno. */
+int target_mkdir_p(int rootfd, const char *path, mode_t mode);
+
+/* Replace a file of the target atomically (temporary name, rename). Logs. */
+int target_write_file(int rootfd, const char *path, const void *data, size_t len, mode_t mode);
+
+/* Read a file of the target (at most 1 MiB) into a NUL-terminated buffer; -ENOENT if absent. */
+int target_read_file(int rootfd, const char *path, char **ret, size_t *ret_len);
+
+/* /etc/cryptsetup-keys.d/luks-<uuid>.key (0600, directory 0700). Returns the path. Logs. */
+int target_write_key_file(int rootfd, const char *luks_uuid, const struct secret *key,
+			  char **ret_path);
+
+/* /etc/fstab with libmount's table API: root by filesystem UUID, the ESP at /boot/efi; the
+ * tarball's other entries and comments kept. Logs. */
+int target_write_fstab(int rootfd, const char *fs_uuid, const char *esp_volume_id);
+
+int target_set_hostname(int rootfd, const char *hostname);
+/* Hash (SHA-512 crypt) into /etc/shadow's root entry. Logs. */
+int target_set_root_password(int rootfd, const struct secret *password);
+/* /root/.ssh/authorized_keys (0600, directory 0700). Logs. */
+int target_set_ssh_keys(int rootfd, const char *src_path);
+
+/* Kernel versions from /boot/vmlinuz-*, newest first, NULL-terminated. Logs. */
+int target_kernel_versions(int rootfd, char ***ret);
+
+/* True for a hostname of letters, digits and '-', dot-separated labels, at most 64. */
+int hostname_valid(const char *s);
