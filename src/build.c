@@ -46,7 +46,6 @@ struct build_ctx {
 
 	char *workdir;   /* everything temporary but the output lives here */
 	char *rootdir;   /* workdir/root: the unpacked tarball */
-	char *fs_path;   /* workdir/root.ext4: plaintext filesystem */
 	char *hdr_path;  /* workdir/luks.hdr */
 	char *esp_path;  /* workdir/esp.fat */
 	char *raw_path;  /* the raw disk being assembled: out.path, or workdir/disk.raw */
@@ -114,12 +113,13 @@ static uint64_t free_bytes(const char *dir, dev_t *dev)
 
 /*
  * Refuse to start when there is obviously not enough space: the lower bounds are the
- * unpacked tree and the plaintext filesystem in the work directory and the encrypted data in
- * the output directory. Metadata, the ESP and qcow2 come on top, so this is no guarantee.
+ * unpacked tree in the work directory and the filesystem's data in the raw image (the output
+ * directory, or the work directory for qcow2). Metadata and the ESP come on top, so this is
+ * no guarantee.
  */
 static int check_space(struct build_ctx *c, const char *workparent, const char *outdir)
 {
-	uint64_t data = c->idx.data_bytes, need_work = 2 * data, need_out = data;
+	uint64_t data = c->idx.data_bytes, need_work = data, need_out = data;
 	dev_t wdev = 0, odev = 1;
 	uint64_t wfree = free_bytes(workparent, &wdev), ofree = free_bytes(outdir, &odev);
 	char a[32], b[32];
@@ -225,10 +225,9 @@ static int make_workdir(struct build_ctx *c, const char *parent)
 		return log_error_errno(errno, "cannot create a work directory in '%s': %m", parent);
 	c->workdir = TAKE_PTR(tmpl);
 	c->rootdir = strdupf("%s/root", c->workdir);
-	c->fs_path = strdupf("%s/root.ext4", c->workdir);
 	c->hdr_path = strdupf("%s/luks.hdr", c->workdir);
 	c->esp_path = strdupf("%s/esp.fat", c->workdir);
-	if (!c->rootdir || !c->fs_path || !c->hdr_path || !c->esp_path)
+	if (!c->rootdir || !c->hdr_path || !c->esp_path)
 		return log_error_errno(ENOMEM, "out of memory");
 	if (mkdir(c->rootdir, 0755) < 0)
 		return log_error_errno(errno, "cannot create '%s': %m", c->rootdir);
@@ -632,9 +631,23 @@ static int stage_finalize(struct build_ctx *c)
 	return r;
 }
 
+static uint64_t fs_offset(const struct build_ctx *c)
+{
+	return c->plan.root_start + LUKS1_PAYLOAD_OFFSET;
+}
+
+/* The filesystem goes straight into the disk image at the payload offset and is encrypted
+ * there in place: no second plaintext copy to write and read back. */
 static int stage_mkfs(struct build_ctx *c)
 {
-	return ext4_mkfs(c->fs_path, c->fs_size, c->fs_uuid, ROOT_FS_LABEL, c->rootdir);
+	_cleanup_close_ int fd = open(c->raw_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", c->raw_path);
+	if (ftruncate(fd, (off_t)c->plan.disk_size) < 0)
+		return log_error_errno(errno, "cannot size '%s': %m", c->raw_path);
+	return ext4_mkfs(c->raw_path, fs_offset(c), c->fs_size, c->fs_uuid, ROOT_FS_LABEL,
+			 c->rootdir);
 }
 
 static int stage_luks(struct build_ctx *c)
@@ -657,11 +670,11 @@ static int stage_luks(struct build_ctx *c)
 }
 
 struct encrypt_job {
-	int in, out;
-	off_t out_base;
+	int fd;
+	off_t base;
 	struct xts *xts;
 	unsigned char *buf;
-	const char *fs_path, *raw_path;
+	const char *raw_path;
 };
 
 static int encrypt_range(uint64_t off, uint64_t len, void *userdata)
@@ -674,13 +687,13 @@ static int encrypt_range(uint64_t off, uint64_t len, void *userdata)
 
 		if (interrupt_pending())
 			return log_error_errno(EINTR, "interrupted");
-		r = pread_all(j->in, j->buf, n, (off_t)off);
+		r = pread_all(j->fd, j->buf, n, j->base + (off_t)off);
 		if (r < 0)
-			return log_error_errno(r, "cannot read '%s': %m", j->fs_path);
+			return log_error_errno(r, "cannot read '%s': %m", j->raw_path);
 		r = xts_encrypt(j->xts, j->buf, n, off / XTS_SECTOR_SIZE);
 		if (r < 0)
 			return log_error_errno(r, "encryption failed: %m");
-		r = pwrite_all(j->out, j->buf, n, j->out_base + (off_t)off);
+		r = pwrite_all(j->fd, j->buf, n, j->base + (off_t)off);
 		if (r < 0)
 			return log_error_errno(r, "cannot write '%s': %m", j->raw_path);
 		off += n;
@@ -692,7 +705,7 @@ static int encrypt_range(uint64_t off, uint64_t len, void *userdata)
 static int stage_encrypt(struct build_ctx *c)
 {
 	_cleanup_(xts_freep) struct xts *xts = NULL;
-	_cleanup_close_ int in = -1, out = -1;
+	_cleanup_close_ int fd = -1;
 	_cleanup_free_ unsigned char *buf = malloc(ENCRYPT_CHUNK);
 	struct encrypt_job j;
 	double t = now_seconds();
@@ -704,34 +717,26 @@ static int stage_encrypt(struct build_ctx *c)
 	r = xts_new(c->luks.volume_key.data, c->luks.volume_key.size, &xts);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up AES-XTS: %m");
-	in = open(c->fs_path, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return log_error_errno(errno, "cannot open '%s': %m", c->fs_path);
-	out = open(c->raw_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (out < 0)
+	fd = open(c->raw_path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", c->raw_path);
-	if (ftruncate(out, (off_t)c->plan.disk_size) < 0)
-		return log_error_errno(errno, "cannot size '%s': %m", c->raw_path);
-	posix_fadvise(in, 0, 0, POSIX_FADV_SEQUENTIAL);
 
+	/* In place. Every block the bitmap marks allocated is encrypted, the holes mke2fs may
+	 * have left in it included (as encrypted zeros): DESIGN.md §2.4. */
 	j = (struct encrypt_job){
-		.in = in,
-		.out = out,
-		.out_base = (off_t)(c->plan.root_start + c->luks.payload_offset),
+		.fd = fd,
+		.base = (off_t)fs_offset(c),
 		.xts = xts,
 		.buf = buf,
-		.fs_path = c->fs_path,
 		.raw_path = c->raw_path,
 	};
-	r = ext4_for_each_allocated(c->fs_path, encrypt_range, &j, &c->fs_allocated);
+	r = ext4_for_each_allocated(c->raw_path, fs_offset(c), encrypt_range, &j, &c->fs_allocated);
 	if (r < 0)
 		return r;
 	/* No sync here: the output is fsync'd once, when it is committed. */
 	c->encrypt_seconds = now_seconds() - t;
 	log_info("encrypt: %s allocated in %.2fs", format_size(c->fs_allocated, a, sizeof(a)),
 		 c->encrypt_seconds);
-	/* The plaintext filesystem is no longer needed: give its space back now. */
-	unlink(c->fs_path);
 	return 0;
 }
 
@@ -882,7 +887,6 @@ static void build_ctx_done(struct build_ctx *c)
 	free(c->raw_path);
 	free(c->esp_path);
 	free(c->hdr_path);
-	free(c->fs_path);
 	free(c->rootdir);
 	free(c->workdir);
 	free(c->key_out);

@@ -82,6 +82,7 @@ static int populate_dir(const char *esp_path, int dfd, const char *rel, const ch
 			close(fd);
 		return log_error_errno(errno, "cannot read %s/%s: %m", label, rel);
 	}
+	rewinddir(d); /* a dup shares the offset: start from the beginning */
 	while (r >= 0 && (de = readdir(d))) {
 		_cleanup_free_ char *child = NULL, *dest = NULL, *src = NULL;
 		_cleanup_close_ int cfd = -1;
@@ -142,6 +143,7 @@ static int clear_dir(int dfd)
 			close(fd);
 		return -errno;
 	}
+	rewinddir(d); /* the dup shares the offset populate_dir left at the end */
 	while ((de = readdir(d))) {
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;

@@ -15,19 +15,14 @@
 #include "shared/cleanup.h"
 #include "shared/util.h"
 
-int ext4_mkfs(const char *path, uint64_t size, const char *uuid, const char *label,
-	      const char *srcdir)
+int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid,
+	      const char *label, const char *srcdir)
 {
-	_cleanup_close_ int fd = -1;
-	char blocks[32];
+	char blocks[32], ext[64];
 	int r;
 
-	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return log_error_errno(errno, "cannot create '%s': %m", path);
-	if (ftruncate(fd, (off_t)size) < 0)
-		return log_error_errno(errno, "cannot size '%s': %m", path);
 	snprintf(blocks, sizeof(blocks), "%" PRIu64, size / EXT4_BLOCK_SIZE);
+	snprintf(ext, sizeof(ext), "nodiscard,offset=%" PRIu64, offset);
 
 	/*
 	 * -b 4096: Debian's mke2fs.conf would pick 1 KiB blocks for "small" filesystems.
@@ -37,7 +32,7 @@ int ext4_mkfs(const char *path, uint64_t size, const char *uuid, const char *lab
 	 */
 	char *argv[] = {
 		"mke2fs", "-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256",
-		"-U", (char *)uuid, "-L", (char *)label, "-E", "nodiscard",
+		"-U", (char *)uuid, "-L", (char *)label, "-E", ext,
 		"-d", (char *)srcdir, (char *)path, blocks, NULL,
 	};
 	char *env[] = { "MKE2FS_SYNC=0", "E2FSPROGS_LIBMAGIC_SUPPRESS=1", NULL };
@@ -49,16 +44,18 @@ int ext4_mkfs(const char *path, uint64_t size, const char *uuid, const char *lab
 	return r;
 }
 
-int ext4_for_each_allocated(const char *path, ext4_range_fn fn, void *userdata,
+int ext4_for_each_allocated(const char *path, uint64_t offset, ext4_range_fn fn, void *userdata,
 			    uint64_t *ret_allocated)
 {
 	ext2_filsys fs = NULL;
+	char io_options[64];
 	blk64_t first, last, start, end;
 	uint64_t allocated = 0, bs;
 	errcode_t err;
 	int r = 0;
 
-	err = ext2fs_open(path, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
+	snprintf(io_options, sizeof(io_options), "offset=%" PRIu64, offset);
+	err = ext2fs_open2(path, io_options, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
 	if (err)
 		return log_error_errno(EIO, "cannot open filesystem '%s': %s", path,
 				       error_message(err));

@@ -7,20 +7,21 @@
 #define EXT4_BLOCK_SIZE 4096
 #define EXT4_MIN_SIZE (16 * 1024 * 1024)
 
-/* Make an ext4 filesystem of size bytes in the file at path (created or truncated), with the
- * given UUID and label, populated from srcdir. Logs. */
-int ext4_mkfs(const char *path, uint64_t size, const char *uuid, const char *label,
-	      const char *srcdir);
+/* Make an ext4 filesystem of size bytes at offset bytes into the existing file at path (the
+ * disk image: no separate plaintext copy), with the given UUID and label, populated from
+ * srcdir. Logs. */
+int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid,
+	      const char *label, const char *srcdir);
 
 /* Called for each maximal run of allocated blocks, in bytes from the start of the fs. */
 typedef int (*ext4_range_fn)(uint64_t offset, uint64_t length, void *userdata);
 
 /*
- * Walk the block bitmap of the filesystem in path (group metadata, inode tables and the
+ * Walk the block bitmap of the filesystem at offset in path (group metadata, inode tables and the
  * journal count as allocated, whatever mke2fs left as holes) and call fn for each run.
  * Sets *ret_allocated to the allocated bytes. Logs.
  */
-int ext4_for_each_allocated(const char *path, ext4_range_fn fn, void *userdata,
+int ext4_for_each_allocated(const char *path, uint64_t offset, ext4_range_fn fn, void *userdata,
 			    uint64_t *ret_allocated);
 
 /* The smallest filesystem likely to hold data_bytes of files in n_files files. */

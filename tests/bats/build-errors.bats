@@ -19,7 +19,7 @@ teardown() {
 fails_with() {
 	local want=$1 msg=$2
 	shift 2
-	run --separate-stderr "$CVM_IMAGE" build "$@"
+	run --separate-stderr "$CVM_IMAGE" build --distro none "$@"
 	echo "status=$status stderr=$stderr"
 	[ "$status" -eq "$want" ]
 	[[ "$stderr" == *"$msg"* ]]
@@ -168,7 +168,7 @@ fails_with() {
 	head -c 400M /dev/urandom > "$T/big/data"
 	tar -C "$T/big" -cf "$T/big.tar" .
 	rm -rf "$T/big"
-	"$CVM_IMAGE" build "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
+	"$CVM_IMAGE" build --distro none "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
 	local pid=$! i
 	for i in $(seq 600); do
 		grep -q '\] mkfs:' "$T/stderr" && break
@@ -193,7 +193,7 @@ fails_with() {
 	head -c 400M /dev/urandom > "$T/big/data"
 	tar -C "$T/big" -cf "$T/big.tar" .
 	rm -rf "$T/big"
-	"$CVM_IMAGE" build "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
+	"$CVM_IMAGE" build --distro none "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
 	local pid=$! i
 	for i in $(seq 1200); do
 		grep -q '\] encrypt:' "$T/stderr" && break
@@ -214,7 +214,7 @@ fails_with() {
 	requires setpriv
 	chmod 0755 "$T" "$T/out"
 	chmod 0644 "$TAR"
-	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups "$CVM_IMAGE" build "$TAR" -o "$T/out/a.img"
+	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups "$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/a.img"
 	[ "$status" -eq 3 ]
 	[[ "$stderr" == *"must run as root"* ]]
 	[ -z "$(ls -A "$T/out")" ]
@@ -224,7 +224,7 @@ fails_with() {
 	mkdir "$T/bin"
 	local p
 	for p in mke2fs mmd qemu-img; do ln -s "$(command -v $p)" "$T/bin/$p"; done
-	run --separate-stderr env PATH="$T/bin" "$CVM_IMAGE" build "$TAR" -o "$T/out/a.img"
+	run --separate-stderr env PATH="$T/bin" "$CVM_IMAGE" build --distro none --distro none "$TAR" -o "$T/out/a.img"
 	[ "$status" -eq 3 ]
 	[[ "$stderr" == *"required program 'mkfs.fat' not found in \$PATH (install the Debian package 'dosfstools')"* ]]
 	[ -z "$(ls -A "$T/out")" ]

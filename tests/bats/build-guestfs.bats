@@ -34,7 +34,7 @@ compare_with_tarball() {
 }
 
 @test "guestfs: raw image opens with the key in the appliance's dm-crypt; e2fsck clean; files match" {
-	"$CVM_IMAGE" build "$TAR" -o "$T/out/disk.img"
+	"$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/disk.img"
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -46,7 +46,7 @@ compare_with_tarball() {
 @test "guestfs: qcow2 image opens with the recovery passphrase; e2fsck clean; files match" {
 	printf 'a recovery passphrase\n' > "$T/recovery"
 	printf 'a recovery passphrase' > "$T/recovery.typed"
-	"$CVM_IMAGE" build --recovery-passphrase-file "$T/recovery" --recovery-iter-time 100 \
+	"$CVM_IMAGE" build --distro none --recovery-passphrase-file "$T/recovery" --recovery-iter-time 100 \
 		--size 600M "$TAR" -o "$T/out/disk.qcow2"
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.qcow2" qcow2 "$T/recovery.typed" "$T/root.tar"
 	echo "$output"
@@ -56,7 +56,7 @@ compare_with_tarball() {
 }
 
 @test "guestfs: a wrong key does not open the image" {
-	"$CVM_IMAGE" build "$TAR" -o "$T/out/disk.img"
+	"$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/disk.img"
 	printf 'not-the-key' > "$T/wrong"
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/wrong" "$T/root.tar"
 	[ "$status" -ne 0 ]

@@ -16,7 +16,7 @@ teardown() {
 }
 
 @test "build: raw image has a GPT with the ESP and the Linux root partition" {
-	run "$CVM_IMAGE" build "$TAR" -o "$T/out/disk.img"
+	run "$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/disk.img"
 	[ "$status" -eq 0 ]
 	run sfdisk --json "$T/out/disk.img"
 	[ "$status" -eq 0 ]
@@ -31,7 +31,7 @@ teardown() {
 }
 
 @test "build: blkid sees FAT32 on p1 and LUKS version 1 on p2, with the UUIDs --json reports" {
-	"$CVM_IMAGE" build --json "$TAR" -o "$T/out/disk.img" > "$T/summary.json"
+	"$CVM_IMAGE" build --distro none --json "$TAR" -o "$T/out/disk.img" > "$T/summary.json"
 	local luks_uuid esp_id
 	luks_uuid=$(jq -r .luks.uuid "$T/summary.json")
 	esp_id=$(jq -r .esp.volume_id "$T/summary.json")
@@ -49,7 +49,7 @@ teardown() {
 }
 
 @test "build: LUKS1 aes-xts-plain64, 512-bit key, sha256, slot 0 at 1000 iterations, no other slot" {
-	"$CVM_IMAGE" build "$TAR" -o "$T/out/disk.img"
+	"$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/disk.img"
 	extract_region "$T/out/disk.img" 100 2 "$T/hdr"
 	run cryptsetup luksDump "$T/hdr"
 	[ "$status" -eq 0 ]
@@ -69,7 +69,7 @@ teardown() {
 }
 
 @test "build: the key file is 0600, 44 base64 characters, no newline" {
-	"$CVM_IMAGE" build "$TAR" -o "$T/out/disk.img"
+	"$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/disk.img"
 	[ "$(stat -c %a "$T/out/disk.img.key")" = 600 ]
 	[ "$(stat -c %s "$T/out/disk.img.key")" = 44 ]
 	grep -Eq '^[A-Za-z0-9+/]{44}$' "$T/out/disk.img.key"
@@ -79,7 +79,7 @@ teardown() {
 
 @test "build: --recovery-passphrase-file adds slot 1 with benchmarked iterations" {
 	printf 'correct horse battery staple\n' > "$T/recovery"
-	"$CVM_IMAGE" build --recovery-passphrase-file "$T/recovery" --recovery-iter-time 200 \
+	"$CVM_IMAGE" build --distro none --recovery-passphrase-file "$T/recovery" --recovery-iter-time 200 \
 		--json "$TAR" -o "$T/out/disk.img" > "$T/summary.json"
 	extract_region "$T/out/disk.img" 100 2 "$T/hdr"
 	run cryptsetup luksDump "$T/hdr"
@@ -94,7 +94,7 @@ teardown() {
 }
 
 @test "build: the ESP is a clean FAT32 with \\EFI\\BOOT" {
-	"$CVM_IMAGE" build "$TAR" -o "$T/out/disk.img"
+	"$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/disk.img"
 	extract_region "$T/out/disk.img" 1 99 "$T/esp"
 	run fsck.fat -n "$T/esp"
 	[ "$status" -eq 0 ]
@@ -104,7 +104,7 @@ teardown() {
 }
 
 @test "build: the raw image stays sparse" {
-	"$CVM_IMAGE" build --json "$TAR" -o "$T/out/disk.img" > "$T/summary.json"
+	"$CVM_IMAGE" build --distro none --json "$TAR" -o "$T/out/disk.img" > "$T/summary.json"
 	local size alloc fsalloc
 	size=$(stat -c %s "$T/out/disk.img")
 	alloc=$(( $(stat -c %b "$T/out/disk.img") * 512 ))
@@ -116,12 +116,12 @@ teardown() {
 }
 
 @test "build: qcow2 by the output's extension, raw when --format says so" {
-	"$CVM_IMAGE" build "$TAR" -o "$T/out/disk.qcow2"
+	"$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/disk.qcow2"
 	[ "$(qemu-img info --output=json "$T/out/disk.qcow2" | jq -r .format)" = qcow2 ]
 	[ -f "$T/out/disk.qcow2.key" ]
-	"$CVM_IMAGE" build --format raw "$TAR" -o "$T/out/other.qcow2"
+	"$CVM_IMAGE" build --distro none --format raw "$TAR" -o "$T/out/other.qcow2"
 	[ "$(qemu-img info --output=json "$T/out/other.qcow2" | jq -r .format)" = raw ]
-	"$CVM_IMAGE" build --format qcow2 "$TAR" -o "$T/out/third.img"
+	"$CVM_IMAGE" build --distro none --format qcow2 "$TAR" -o "$T/out/third.img"
 	[ "$(qemu-img info --output=json "$T/out/third.img" | jq -r .format)" = qcow2 ]
 	assert_no_leftovers "$T/out"
 }
@@ -130,27 +130,27 @@ teardown() {
 	local c
 	for c in gzip xz zstd; do
 		make_tar "$BATS_FILE_TMPDIR/tree" "$T/rootfs.tar.$c" "$c"
-		"$CVM_IMAGE" -q build "$T/rootfs.tar.$c" -o "$T/out/$c.img"
+		"$CVM_IMAGE" -q build --distro none "$T/rootfs.tar.$c" -o "$T/out/$c.img"
 		blkid -p -O $((100 * 1024 * 1024)) "$T/out/$c.img" | grep -q crypto_LUKS
 	done
 }
 
 @test "build: --size is honoured and rounded up to MiB" {
-	"$CVM_IMAGE" build --size 300M "$TAR" -o "$T/out/a.img"
+	"$CVM_IMAGE" build --distro none --size 300M "$TAR" -o "$T/out/a.img"
 	[ "$(stat -c %s "$T/out/a.img")" = $((300 * 1024 * 1024)) ]
-	"$CVM_IMAGE" build --size 314572801 "$TAR" -o "$T/out/b.img"
+	"$CVM_IMAGE" build --distro none --size 314572801 "$TAR" -o "$T/out/b.img"
 	[ "$(stat -c %s "$T/out/b.img")" = $((301 * 1024 * 1024)) ]
 }
 
 @test "build: the default size leaves room to grow" {
-	"$CVM_IMAGE" build --json "$TAR" -o "$T/out/a.img" > "$T/summary.json"
+	"$CVM_IMAGE" build --distro none --json "$TAR" -o "$T/out/a.img" > "$T/summary.json"
 	# At least 1 GiB beyond what the files need.
 	[ "$(jq .root_filesystem.size "$T/summary.json")" -gt $((1024 * 1024 * 1024)) ]
 }
 
 @test "build: --key-out, --mapper-name, --workdir and --keep-workdir" {
 	mkdir -p "$T/keys" "$T/work"
-	"$CVM_IMAGE" build --json --key-out "$T/keys/k" --mapper-name cr_test --workdir "$T/work" \
+	"$CVM_IMAGE" build --distro none --json --key-out "$T/keys/k" --mapper-name cr_test --workdir "$T/work" \
 		--keep-workdir "$TAR" -o "$T/out/a.img" > "$T/summary.json"
 	[ "$(stat -c %a "$T/keys/k")" = 600 ]
 	[ ! -e "$T/out/a.img.key" ]
@@ -164,11 +164,11 @@ teardown() {
 
 @test "build: --json is one JSON object with stage times and nothing secret" {
 	printf 'recovery secret\n' > "$T/recovery"
-	run --separate-stderr "$CVM_IMAGE" --debug build --json --recovery-passphrase-file "$T/recovery" \
+	run --separate-stderr "$CVM_IMAGE" --debug build --distro none --json --recovery-passphrase-file "$T/recovery" \
 		--recovery-iter-time 100 "$TAR" -o "$T/out/a.img"
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .format <<<"$output")" = raw ]
-	[ "$(jq -r '.stages | keys_unsorted | join(",")' <<<"$output")" = prepare,unpack,mkfs,luks,encrypt,esp,assemble,output ]
+	[ "$(jq -r '.stages | keys_unsorted | join(",")' <<<"$output")" = prepare,unpack,configure,initramfs,bootloader,finalize,esp,mkfs,luks,encrypt,assemble,output ]
 	[ "$(jq '.luks.key_slots | map(.slot) | join(",")' <<<"$output")" = '"0,1"' ]
 	jq -e '.root_filesystem.uuid and .esp.volume_id and .partition_table.uuid' <<<"$output"
 	# Neither the key nor the recovery passphrase on stdout or in the debug log.
@@ -180,23 +180,23 @@ teardown() {
 }
 
 @test "build: progress lines name each stage with the elapsed time; -q is quiet" {
-	run --separate-stderr "$CVM_IMAGE" build "$TAR" -o "$T/out/a.img"
+	run --separate-stderr "$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/a.img"
 	[ "$status" -eq 0 ]
 	[ -z "$output" ]
 	local s
 	for s in prepare unpack mkfs luks encrypt esp assemble output; do
 		grep -Eq "^cvm-image: \[ *[0-9]+\.[0-9]s\] $s: " <<<"$stderr"
 	done
-	run --separate-stderr "$CVM_IMAGE" -q build "$TAR" -o "$T/out/b.img"
+	run --separate-stderr "$CVM_IMAGE" -q build --distro none "$TAR" -o "$T/out/b.img"
 	[ "$status" -eq 0 ]
 	[ -z "$stderr" ]
 }
 
 @test "build: --force replaces an existing image and key file" {
-	"$CVM_IMAGE" build "$TAR" -o "$T/out/a.img"
+	"$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/a.img"
 	local old
 	old=$(cat "$T/out/a.img.key")
-	"$CVM_IMAGE" build --force "$TAR" -o "$T/out/a.img"
+	"$CVM_IMAGE" build --distro none --force "$TAR" -o "$T/out/a.img"
 	[ "$(cat "$T/out/a.img.key")" != "$old" ]
 	extract_region "$T/out/a.img" 100 2 "$T/hdr"
 	cryptsetup open --test-passphrase --key-file "$T/out/a.img.key" "$T/hdr"

@@ -44,7 +44,7 @@ options_in_man() {
 @test "cli: build --help lists every option and every stage" {
 	run "$CVM_IMAGE" build --help
 	[ "$status" -eq 0 ]
-	[[ "$output" == *"Stages: prepare, unpack, mkfs, luks, encrypt, esp, assemble, output."* ]]
+	[[ "$(tr '\n' ' ' <<<"$output")" == *"Stages: prepare, unpack, configure, initramfs, bootloader, finalize, esp, mkfs, luks, encrypt, assemble, output."* ]]
 }
 
 @test "man: cvm-image(1) documents exactly the global options of --help" {
@@ -55,6 +55,23 @@ options_in_man() {
 	diff -u <(options_in_help build) <(options_in_man "$CVM_SRCDIR/man/cvm-image-build.1")
 	# And the option lists are not trivially empty.
 	[ "$(options_in_help build | wc -l)" -ge 11 ]
+}
+
+@test "man: cvm-image-hooks(1) documents exactly the options of hooks --help" {
+	diff -u <(options_in_help hooks) <(options_in_man "$CVM_SRCDIR/man/cvm-image-hooks.1")
+	[ "$(options_in_help hooks | wc -l)" -ge 3 ]
+}
+
+@test "man: cvm-image-hooks(7) documents every CVM_ variable a hook gets" {
+	local v
+	# The variables build.c puts in a hook's environment...
+	for v in $(grep -oE '"CVM_[A-Z_]+=' "$CVM_SRCDIR/src/build.c" | tr -d '"=' | sort -u); do
+		grep -q "^\.B .*$v" "$CVM_SRCDIR/man/cvm-image-hooks.7" || { echo "undocumented: $v"; return 1; }
+	done
+	# ...and the page documents no variable that is not set.
+	for v in $(grep -oE '^\.B (CVM_[A-Z_]+)( ", " CVM_[A-Z_]+)*' "$CVM_SRCDIR/man/cvm-image-hooks.7" | grep -oE 'CVM_[A-Z_]+'); do
+		grep -q "\"$v=" "$CVM_SRCDIR/src/build.c" || { echo "documented but not set: $v"; return 1; }
+	done
 }
 
 @test "man: every command in --help has a man page, and cvm-image(1) names it" {
@@ -77,7 +94,7 @@ options_in_man() {
 
 @test "man: the stages in cvm-image-build(1) are the ones the build runs" {
 	local s
-	for s in prepare unpack mkfs luks encrypt esp assemble output; do
-		grep -q "\\\\fB$s\\\\fR" "$CVM_SRCDIR/man/cvm-image-build.1"
+	for s in $("$CVM_IMAGE" build --help | sed -n '/^Stages:/,/\.$/p' | sed 's/Stages://' | grep -oE '[a-z]+'); do
+		grep -q "fB$s\\\\fR" "$CVM_SRCDIR/man/cvm-image-build.1" || { echo "stage $s undocumented"; return 1; }
 	done
 }

@@ -1,0 +1,335 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Distro detection, hooks and what they write, on small synthetic rootfs trees whose
+# update-initramfs, dracut and grub-mkimage are fakes that record their command lines
+# (tests/lib/boot-tree). The real tools run in tests/boot/.
+
+load ../lib/common
+
+setup() {
+	requires root busybox jq python3
+	common_setup
+}
+
+teardown() {
+	common_teardown
+}
+
+# tree_tar TOOL [ID]: the synthetic rootfs as a tarball, made once per file and tool.
+tree_tar() {
+	local tool=$1 id=${2:-debian} out=$BATS_FILE_TMPDIR/$1-${2:-debian}.tar
+	if [ ! -f "$out" ]; then
+		rm -rf "$BATS_FILE_TMPDIR/tree-$tool-$id"
+		"$CVM_SRCDIR/tests/lib/boot-tree" "$BATS_FILE_TMPDIR/tree-$tool-$id" "$tool" "$id"
+		tar --numeric-owner -C "$BATS_FILE_TMPDIR/tree-$tool-$id" -cf "$out" .
+	fi
+	echo "$out"
+}
+
+# build_kept ARGS...: build with the work directory kept in $T/work; sets W to the unpacked
+# root as the hooks left it, and J to the --json summary.
+build_kept() {
+	mkdir -p "$T/work"
+	run --separate-stderr "$CVM_IMAGE" -v build --json --keep-workdir --workdir "$T/work" "$@"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	J=$output
+	W=$(echo "$T"/work/cvm-image.*/root)
+	[ -d "$W" ]
+}
+
+# golden VARIANT: every file of tests/golden/VARIANT equals the same file of $W, the build's
+# UUIDs put in for the placeholders.
+golden() {
+	local g=$CVM_SRCDIR/tests/golden/$1 f luks fs esp
+	luks=$(jq -r .luks.uuid <<<"$J")
+	fs=$(jq -r .root_filesystem.uuid <<<"$J")
+	esp=$(jq -r .esp.volume_id <<<"$J")
+	[ "$(find "$g" -type f | wc -l)" -ge 5 ]
+	for f in $(cd "$g" && find . -type f | sort); do
+		diff -u <(sed "s/@LUKS_UUID@/$luks/g; s/@LUKS_UUID_NODASH@/${luks//-/}/g; s/@FS_UUID@/$fs/g; s/@ESP_UUID@/$esp/g" "$g/$f") "$W/$f"
+	done
+}
+
+@test "hooks: initramfs-tools rootfs: detected, configured (golden files), tools run once per kernel" {
+	build_kept --serial-console "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	[ "$(jq -r .distro <<<"$J")" = debian ]
+	[ "$(jq -r .initramfs <<<"$J")" = initramfs-tools ]
+	[ "$(jq -c .kernels <<<"$J")" = '["6.1.0-10-amd64","6.1.0-9-amd64"]' ]
+	golden initramfs-tools
+	# The key file: 0600 in a 0700 directory, holding the key of slot 0.
+	local key=$W/etc/cryptsetup-keys.d/luks-$(jq -r .luks.uuid <<<"$J").key
+	[ "$(stat -c %a "$key")" = 600 ]
+	[ "$(stat -c %a "$W/etc/cryptsetup-keys.d")" = 700 ]
+	cmp "$key" "$T/out/a.img.key"
+	# Every initramfs has the key and is 0600 (the UMASK setting reached the tool).
+	grep -qx 'cryptroot/keyfiles/cr_root.key' "$W/boot/initrd.img-6.1.0-10-amd64"
+	[ "$(stat -c %a "$W/boot/initrd.img-6.1.0-9-amd64")" = 600 ]
+	# /boot/efi went to the ESP and was emptied; the hooks' /run left nothing behind.
+	[ -z "$(ls -A "$W/boot/efi")" ]
+	[ -z "$(ls -A "$W/run")" ]
+}
+
+@test "hooks: the ESP holds \\EFI\\BOOT\\BOOTX64.EFI made by the target's grub-mkimage" {
+	"$CVM_IMAGE" -q build "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	extract_region "$T/out/a.img" 1 99 "$T/esp"
+	MTOOLS_SKIP_CHECK=1 mtype -i "$T/esp" ::/EFI/BOOT/BOOTX64.EFI > "$T/efi"
+	[ "$(cat "$T/efi")" = FAKE-EFI ]
+	fsck.fat -n "$T/esp"
+}
+
+@test "hooks: dracut rootfs: rd.luks.uuid, install_items, dracut --kver per kernel (golden files)" {
+	build_kept --kernel-cmdline "quiet mitigations=auto" "$(tree_tar dracut)" -o "$T/out/a.img"
+	[ "$(jq -r .initramfs <<<"$J")" = dracut ]
+	golden dracut
+	grep -q "etc/cryptsetup-keys.d/luks-$(jq -r .luks.uuid <<<"$J").key" "$W/boot/initrd.img-6.1.0-10-amd64"
+}
+
+@test "hooks: fedora-like rootfs: grub2 paths and tool prefix, dracut" {
+	local d=$T/fedora
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" dracut rhel
+	mv "$d/usr/bin/grub-mkimage" "$d/usr/bin/grub2-mkimage"
+	printf 'ID="rhel"\nID_LIKE="fedora"\n' > "$d/etc/os-release"
+	tar --numeric-owner -C "$d" -cf "$T/fedora.tar" .
+	build_kept "$T/fedora.tar" -o "$T/out/a.img"
+	[ "$(jq -r .distro <<<"$J")" = fedora ]
+	[ -f "$W/boot/grub2/grub.cfg" ]
+	[ ! -e "$W/boot/grub/grub.cfg" ]
+	grep -q '^grub2-mkimage .* -p /boot/grub2 ' "$W/var/log/fake/grub-mkimage"
+	grep -qx 'set prefix=($root)/boot/grub2' "$W/var/log/fake/early.cfg"
+}
+
+@test "hooks: ubuntu inherits debian; --distro overrides detection" {
+	local d=$T/u
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" initramfs-tools ubuntu
+	tar --numeric-owner -C "$d" -cf "$T/u.tar" .
+	run --separate-stderr "$CVM_IMAGE" build --json "$T/u.tar" -o "$T/out/a.img"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .distro <<<"$output")" = ubuntu ]
+	run --separate-stderr "$CVM_IMAGE" build --distro debian --json "$T/u.tar" -o "$T/out/b.img"
+	[ "$(jq -r .distro <<<"$output")" = debian ]
+}
+
+@test "hooks: order, override by name, masking, exit 77, and the CVM_ environment" {
+	local s=$T/site
+	mkdir -p "$s/hooks/configure" "$s/hooks/initramfs" "$s/hooks/finalize" "$s/hooks/bootloader"
+	# Each records its name: the order they ran in.
+	for h in configure/10-first configure/99-last configure/55-between initramfs/10-skip; do
+		printf '#!/bin/sh\necho %s >> /var/log/order\n' "$h" > "$s/hooks/$h"
+	done
+	printf '#!/bin/sh\necho initramfs/10-skip >> /var/log/order\nexit 77\n' > "$s/hooks/initramfs/10-skip"
+	# Replaces the shared 50-default-grub; masks the initramfs check.
+	printf '#!/bin/sh\nset -e\nmkdir -p /etc/default\necho site-grub > /etc/default/grub\necho configure/50-default-grub-site >> /var/log/order\n' \
+		> "$s/hooks/configure/50-default-grub"
+	: > "$s/hooks/finalize/50-check-initramfs"
+	printf '#!/bin/sh\nenv | grep ^CVM_ | sort > /var/log/env\numask > /var/log/umask\ncat > /var/log/stdin\nls /proc/self >/dev/null && echo proc-ok > /var/log/proc\n' \
+		> "$s/hooks/bootloader/90-env"
+	chmod +x "$s"/hooks/*/*
+	chmod -x "$s/hooks/finalize/50-check-initramfs"
+	build_kept --hooks-dir "$s" "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	diff -u - "$W/var/log/order" <<-EOF
+	configure/10-first
+	configure/50-default-grub-site
+	configure/55-between
+	configure/99-last
+	initramfs/10-skip
+	EOF
+	[ "$(cat "$W/etc/default/grub")" = site-grub ]
+	[[ "$stderr" == *"hook initramfs/10-skip: not applicable"* ]]
+	[[ "$stderr" == *"hook finalize/50-check-initramfs: masked by '$s/hooks/finalize/50-check-initramfs'"* ]]
+	# The documented variables, with the build's values; nothing of the host's environment.
+	grep -qx "CVM_LUKS_UUID=$(jq -r .luks.uuid <<<"$J")" "$W/var/log/env"
+	grep -qx "CVM_PHASE=bootloader" "$W/var/log/env"
+	grep -qx "CVM_KERNEL_VERSIONS=6.1.0-10-amd64 6.1.0-9-amd64" "$W/var/log/env"
+	grep -qx "CVM_KEY_FILE=/etc/cryptsetup-keys.d/luks-$(jq -r .luks.uuid <<<"$J").key" "$W/var/log/env"
+	grep -qx "CVM_MAPPER_NAME=cr_root" "$W/var/log/env"
+	! grep -q "^CVM_IMAGE=\|^CVM_SRCDIR=" "$W/var/log/env"
+	[ "$(cat "$W/var/log/umask")" = 0077 ]
+	[ ! -s "$W/var/log/stdin" ]
+	[ "$(cat "$W/var/log/proc")" = proc-ok ]
+}
+
+@test "hooks: hooks list shows the merge: replaced and masked hooks, the directories in order" {
+	local s=$T/site
+	mkdir -p "$s/hooks/configure" "$s/hooks/finalize"
+	printf '#!/bin/sh\n' > "$s/hooks/configure/50-default-grub"
+	chmod +x "$s/hooks/configure/50-default-grub"
+	: > "$s/hooks/finalize/50-check-initramfs"
+	touch "$s/hooks/configure/60-backup~"
+	run "$CVM_IMAGE" hooks list --distro ubuntu --initramfs initramfs-tools --hooks-dir "$s"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"50-default-grub          $s/hooks/configure/50-default-grub"* ]]
+	[[ "$output" == *"(replaces $CVM_SRCDIR/distro/common/hooks/configure/50-default-grub)"* ]]
+	[[ "$output" == *"50-check-initramfs       masked by $s/hooks/finalize/50-check-initramfs"* ]]
+	[[ "$output" != *backup* ]]
+	# common, the tool, debian (inherited), ubuntu, the site: in that order.
+	[ "$(grep -n "^  $CVM_SRCDIR/distro/\|^  $s" <<<"$output" | cut -d: -f2 | xargs -n1 basename | tr '\n' ' ')" = "common initramfs-tools debian ubuntu site " ]
+	run "$CVM_IMAGE" hooks list
+	[[ "$output" == *"ubuntu       initramfs auto             inherits debian"* ]]
+	run --separate-stderr "$CVM_IMAGE" hooks list --distro debian
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"give --initramfs"* ]]
+	run --separate-stderr "$CVM_IMAGE" hooks list --distro nosuch --initramfs dracut
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"unknown distro 'nosuch'"* ]]
+}
+
+@test "hooks: a failing hook fails the build with its name and output; nothing left, nothing mounted" {
+	local s=$T/site
+	mkdir -p "$s/hooks/initramfs"
+	printf '#!/bin/sh\necho "some context"\necho "the reason it failed" >&2\nexit 3\n' > "$s/hooks/initramfs/20-broken"
+	chmod +x "$s/hooks/initramfs/20-broken"
+	run --separate-stderr "$CVM_IMAGE" build --hooks-dir "$s" "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"hook initramfs/20-broken ('$s/hooks/initramfs/20-broken') failed with exit status 3:"* ]]
+	[[ "$stderr" == *"the reason it failed"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+	! findmnt -rn -o TARGET | grep -q "$T"
+}
+
+@test "hooks: a hook that is not executable is an error in the prepare stage" {
+	local s=$T/site
+	mkdir -p "$s/hooks/configure"
+	echo 'echo hi' > "$s/hooks/configure/20-noexec"
+	run --separate-stderr "$CVM_IMAGE" build --hooks-dir "$s" "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"hook '$s/hooks/configure/20-noexec' is not executable"* ]]
+	[[ "$stderr" != *"] unpack:"* ]]
+	assert_no_leftovers "$T/out"
+}
+
+@test "hooks: SIGINT during a hook kills it, unmounts everything, leaves nothing" {
+	local s=$T/site
+	mkdir -p "$s/hooks/configure"
+	printf '#!/bin/sh\necho started > /var/log/slow\nsleep 300\n' > "$s/hooks/configure/20-slow"
+	chmod +x "$s/hooks/configure/20-slow"
+	"$CVM_IMAGE" -v build --hooks-dir "$s" "$(tree_tar initramfs-tools)" -o "$T/out/a.img" 2> "$T/stderr" &
+	local pid=$! i rc=0
+	for i in $(seq 300); do
+		grep -q 'hook configure/20-slow' "$T/stderr" && break
+		sleep 0.1
+	done
+	sleep 0.5
+	findmnt -rn -o TARGET | grep -q "^$TMPDIR/cvm-image.*/root/proc$"
+	kill -INT "$pid"
+	wait "$pid" || rc=$?
+	cat "$T/stderr"
+	[ "$rc" -eq 1 ]
+	grep -q "error: interrupted while running hook configure/20-slow" "$T/stderr"
+	! pgrep -f "sleep 300" >/dev/null
+	! findmnt -rn -o TARGET | grep -q "$TMPDIR"
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "hooks: missing pieces fail in the prepare stage and say what to install" {
+	local d=$T/t
+	check() { # what-to-remove expected-message
+		rm -rf "$d"
+		"$CVM_SRCDIR/tests/lib/boot-tree" "$d" initramfs-tools
+		rm -rf "${d:?}"/$1
+		tar --numeric-owner -C "$d" -cf "$T/t.tar" .
+		run --separate-stderr "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+		echo "$stderr"
+		[ "$status" -eq 1 ]
+		[[ "$stderr" == *"$2"* ]]
+		[[ "$stderr" != *"] unpack:"* ]]
+		[ -z "$(ls -A "$T/out")" ]
+		assert_no_leftovers "$T/out"
+	}
+	check 'boot/vmlinuz-*' "the rootfs has no '/boot/vmlinuz-*' (needed by distro 'debian'): install 'linux-image-amd64' in the rootfs"
+	check usr/sbin/cryptsetup "the rootfs has no '/usr/sbin/cryptsetup' (needed by distro 'debian'): install 'cryptsetup' in the rootfs"
+	check usr/lib/grub/x86_64-efi "install 'grub-efi-amd64-bin' in the rootfs"
+	check usr/share/initramfs-tools/hooks/cryptroot "(needed by initramfs-tools): install 'cryptsetup-initramfs' in the rootfs"
+	check usr/sbin/update-initramfs "the rootfs has no initramfs tool: install initramfs-tools (with cryptsetup-initramfs) or dracut in the rootfs"
+}
+
+@test "hooks: an unknown distro without --distro says what to do" {
+	local d=$T/t
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" initramfs-tools plan9
+	tar --numeric-owner -C "$d" -cf "$T/t.tar" .
+	run --separate-stderr "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"no distro definition matches the rootfs (ID=plan9): give --distro ID (one of: debian, fedora, ubuntu), or --distro none"* ]]
+	run --separate-stderr "$CVM_IMAGE" build --distro nosuch "$T/t.tar" -o "$T/out/a.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"unknown distro 'nosuch'"* ]]
+	assert_no_leftovers "$T/out"
+}
+
+@test "hooks: an os-release that only a shell would understand is refused, not run" {
+	local d=$T/t
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" initramfs-tools
+	printf 'ID=$(touch /tmp/cvm-pwned)\n' > "$d/etc/os-release"
+	tar --numeric-owner -C "$d" -cf "$T/t.tar" .
+	run --separate-stderr "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"os-release, line 1: not os-release syntax"* ]]
+	[ ! -e /tmp/cvm-pwned ]
+}
+
+@test "hooks: symlinks in the tarball cannot send cvm-image's writes to the build host" {
+	local d=$T/t
+	mkdir -p "$T/host-etc" "$T/host-boot"
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" initramfs-tools
+	# The same absolute paths inside the root: where a chroot resolves the links.
+	mkdir -p "$d$T/host-etc" "$d$T/host-boot"
+	# /etc/cryptsetup-keys.d and /etc/fstab would land in $T/host-etc if followed on the host.
+	ln -s "$T/host-etc" "$d/etc/cryptsetup-keys.d"
+	rm "$d/etc/fstab"
+	ln -s "$T/host-etc/fstab" "$d/etc/fstab"
+	ln -s "$T/host-boot" "$d/boot/efi"
+	tar --numeric-owner -C "$d" -cf "$T/t.tar" .
+	mkdir -p "$T/work"
+	run --separate-stderr "$CVM_IMAGE" build --keep-workdir --workdir "$T/work" "$T/t.tar" -o "$T/out/a.img"
+	echo "$stderr"
+	[ -z "$(ls -A "$T/host-etc")" ]
+	[ -z "$(ls -A "$T/host-boot")" ]
+	# Resolved inside the root, as the guest will see them.
+	[ "$status" -eq 0 ]
+	ls "$T"/work/cvm-image.*/root/"$T/host-etc"/luks-*.key
+	# The ESP got BOOTX64.EFI through the /boot/efi link, resolved inside the root.
+	extract_region "$T/out/a.img" 1 99 "$T/esp"
+	MTOOLS_SKIP_CHECK=1 mdir -i "$T/esp" ::/EFI/BOOT/BOOTX64.EFI
+}
+
+@test "hooks: --root-password-file, --ssh-authorized-keys, --hostname" {
+	printf 's3cret pass\n' > "$T/pw"
+	echo "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3kHhJ2qE1yU0cFh9lP0r2c0q0XbXbq0Xq7z5cXzQ1a test@host" > "$T/keys"
+	build_kept --root-password-file "$T/pw" --ssh-authorized-keys "$T/keys" --hostname guest-1 \
+		"$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	local hash
+	hash=$(grep '^root:' "$W/etc/shadow" | cut -d: -f2)
+	[[ "$hash" == '$6$'* ]]
+	python3 -c 'import crypt, sys; sys.exit(crypt.crypt("s3cret pass", sys.argv[1]) != sys.argv[1])' "$hash" 2>/dev/null
+	grep -q '^daemon:\*:' "$W/etc/shadow"
+	[ "$(stat -c '%a %u:%g' "$W/etc/shadow")" = "640 0:42" ]
+	cmp "$T/keys" "$W/root/.ssh/authorized_keys"
+	[ "$(stat -c %a "$W/root/.ssh/authorized_keys") $(stat -c %a "$W/root/.ssh")" = "600 700" ]
+	[ "$(cat "$W/etc/hostname")" = guest-1 ]
+	grep -qx '127.0.1.1	guest-1' "$W/etc/hosts"
+	! grep -q old-name "$W/etc/hosts"
+	# The password is in no log.
+	[[ "$stderr" != *"s3cret"* ]]
+}
+
+@test "hooks: bad boot options are usage errors" {
+	local tar
+	tar=$(tree_tar initramfs-tools)
+	run --separate-stderr "$CVM_IMAGE" build --kernel-cmdline 'quiet; reboot' "$tar" -o "$T/out/a.img"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"invalid --kernel-cmdline"* ]]
+	run --separate-stderr "$CVM_IMAGE" build --hostname 'bad_name!' "$tar" -o "$T/out/a.img"
+	[ "$status" -eq 2 ]
+	echo nokey > "$T/keys"
+	run --separate-stderr "$CVM_IMAGE" build --ssh-authorized-keys "$T/keys" "$tar" -o "$T/out/a.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"holds no SSH public key"* ]]
+	run --separate-stderr "$CVM_IMAGE" build --hooks-dir "$T/nope" "$tar" -o "$T/out/a.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"hooks directory '$T/nope': No such file or directory"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
