@@ -1,0 +1,107 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Boot tests: real Debian 12 images (debootstrap, cached by tests/lib/make-rootfs) built by
+# cvm-image and booted under qemu (q35, TCG) with OVMF, answered over the serial line by
+# tests/lib/boot-vm. One unlock in grub, none in the initramfs, / on the opened LUKS device.
+# 'make check-boot'; about two minutes per boot here.
+
+load ../lib/common
+
+setup_file() {
+	export BOOT_DIR=$BATS_FILE_TMPDIR
+}
+
+setup() {
+	requires root qemu-system-x86_64 debootstrap python3
+	[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || requires ovmf-missing
+	common_setup
+	printf 'cvm root password\n' > "$BOOT_DIR/root.pw"
+	printf 'the recovery passphrase\n' > "$BOOT_DIR/recovery"
+	printf 'the recovery passphrase' > "$BOOT_DIR/recovery.typed"
+}
+
+teardown() {
+	common_teardown
+}
+
+# image VARIANT: build (once per file) a qcow2 of the Debian 12 rootfs VARIANT.
+image() {
+	local v=$1 img=$BOOT_DIR/$1.qcow2
+	if [ ! -f "$img" ]; then
+		local tar
+		tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" "$v")
+		"$CVM_IMAGE" build --format qcow2 --serial-console --root-password-file "$BOOT_DIR/root.pw" \
+			--recovery-passphrase-file "$BOOT_DIR/recovery" --recovery-iter-time 50 \
+			--json "$tar" -o "$img" > "$BOOT_DIR/$v.json" 2> "$BOOT_DIR/$v.build.log" ||
+			{ cat "$BOOT_DIR/$v.build.log" >&2; return 1; }
+	fi
+	echo "$img"
+}
+
+# boot IMAGE KEYFILE [--expect denied]: boot and log in; sets R to boot-vm's JSON result.
+boot() {
+	local img=$1 key=$2
+	shift 2
+	run "$CVM_SRCDIR/tests/lib/boot-vm" "$img" --key "$key" --password "$BOOT_DIR/root.pw" \
+		--log "$T/serial.log" \
+		--run 'findmnt -no SOURCE /' \
+		--run 'stat -c %a /etc/cryptsetup-keys.d/*.key' \
+		--run 'stat -c %a /boot/initrd.img-*' \
+		--run 'cat /proc/cmdline' \
+		--run 'dmsetup table --target crypt | wc -l' "$@"
+	R=$output
+	echo "$R"
+	# Times to the grub prompt and to login, for the closing figures.
+	echo "# boot $(basename "$img") $(jq -c '{grub_prompt_s, login_prompt_s}' <<<"$R")" >&3
+}
+
+out() { jq -r --arg c "$1" '.output[$c]' <<<"$R"; }
+
+@test "boot: initramfs-tools image: one grub prompt, no second one, / on cr_root, key 0600" {
+	local img
+	img=$(image initramfs-tools)
+	boot "$img" "$img.key"
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .slot <<<"$R")" = 0 ]
+	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
+	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
+	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
+	[ "$(out 'dmsetup table --target crypt | wc -l')" = 1 ]
+	[[ "$(out 'cat /proc/cmdline')" == *"root=UUID=$(jq -r .root_filesystem.uuid "$BOOT_DIR/initramfs-tools.json")"* ]]
+	# The key never reached the serial console.
+	! grep -qF "$(cat "$img.key")" "$T/serial.log"
+}
+
+@test "boot: the recovery passphrase opens slot 1 and boots" {
+	local img
+	img=$(image initramfs-tools)
+	boot "$img" "$BOOT_DIR/recovery.typed"
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .slot <<<"$R")" = 1 ]
+	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
+}
+
+@test "boot: a wrong key gets grub's 'access denied' and nothing boots" {
+	local img
+	img=$(image initramfs-tools)
+	printf 'this is not the key' > "$T/wrong"
+	run "$CVM_SRCDIR/tests/lib/boot-vm" "$img" --key "$T/wrong" --expect denied --log "$T/serial.log" --timeout 300
+	echo "$output"
+	[ "$(jq -r .outcome <<<"$output")" = denied ]
+	grep -aq 'access denied' "$T/serial.log"
+	! grep -aq 'Linux version' "$T/serial.log"
+}
+
+@test "boot: dracut image: one grub prompt, / on luks-<UUID>, rd.luks.uuid on the command line" {
+	local img uuid
+	img=$(image dracut)
+	uuid=$(jq -r .luks.uuid "$BOOT_DIR/dracut.json")
+	boot "$img" "$img.key"
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	[ "$(out 'findmnt -no SOURCE /')" = "/dev/mapper/luks-$uuid" ]
+	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
+	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
+	[[ "$(out 'cat /proc/cmdline')" == *"rd.luks.uuid=$uuid"* ]]
+}
