@@ -44,15 +44,51 @@ int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid
 	return r;
 }
 
+int ext4_walk_allocated(struct struct_ext2_filsys *fs, ext4_range_fn fn, void *userdata,
+			uint64_t *ret_allocated)
+{
+	blk64_t first = fs->super->s_first_data_block, last = ext2fs_blocks_count(fs->super) - 1;
+	blk64_t start, end;
+	uint64_t allocated = 0, bs = fs->blocksize;
+	errcode_t err;
+	int r;
+
+	/* Blocks before s_first_data_block (the boot block on 1 KiB filesystems) too. */
+	if (first > 0) {
+		r = fn(0, first * bs, userdata);
+		if (r < 0)
+			return r;
+		allocated += first * bs;
+	}
+	for (start = first; start <= last;) {
+		err = ext2fs_find_first_set_block_bitmap2(fs->block_map, start, last, &start);
+		if (err == ENOENT)
+			break;
+		if (err)
+			return log_error_errno(EIO, "cannot walk the block bitmap: %s", error_message(err));
+		err = ext2fs_find_first_zero_block_bitmap2(fs->block_map, start, last, &end);
+		if (err == ENOENT)
+			end = last + 1;
+		else if (err)
+			return log_error_errno(EIO, "cannot walk the block bitmap: %s", error_message(err));
+		r = fn(start * bs, (end - start) * bs, userdata);
+		if (r < 0)
+			return r;
+		allocated += (end - start) * bs;
+		start = end;
+	}
+	if (ret_allocated)
+		*ret_allocated = allocated;
+	return 0;
+}
+
 int ext4_for_each_allocated(const char *path, uint64_t offset, ext4_range_fn fn, void *userdata,
 			    uint64_t *ret_allocated)
 {
 	ext2_filsys fs = NULL;
 	char io_options[64];
-	blk64_t first, last, start, end;
-	uint64_t allocated = 0, bs;
 	errcode_t err;
-	int r = 0;
+	int r;
 
 	snprintf(io_options, sizeof(io_options), "offset=%" PRIu64, offset);
 	err = ext2fs_open2(path, io_options, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs);
@@ -60,48 +96,11 @@ int ext4_for_each_allocated(const char *path, uint64_t offset, ext4_range_fn fn,
 		return log_error_errno(EIO, "cannot open filesystem '%s': %s", path,
 				       error_message(err));
 	err = ext2fs_read_block_bitmap(fs);
-	if (err) {
+	if (err)
 		r = log_error_errno(EIO, "cannot read block bitmap of '%s': %s", path,
 				    error_message(err));
-		goto out;
-	}
-	bs = fs->blocksize;
-	first = fs->super->s_first_data_block;
-	last = ext2fs_blocks_count(fs->super) - 1;
-
-	/* Blocks before s_first_data_block (the boot block on 1 KiB filesystems) too. */
-	if (first > 0) {
-		r = fn(0, first * bs, userdata);
-		allocated += first * bs;
-		if (r < 0)
-			goto out;
-	}
-	for (start = first; start <= last;) {
-		err = ext2fs_find_first_set_block_bitmap2(fs->block_map, start, last, &start);
-		if (err == ENOENT)
-			break;
-		if (err) {
-			r = log_error_errno(EIO, "cannot walk block bitmap of '%s': %s", path,
-					    error_message(err));
-			goto out;
-		}
-		err = ext2fs_find_first_zero_block_bitmap2(fs->block_map, start, last, &end);
-		if (err == ENOENT)
-			end = last + 1;
-		else if (err) {
-			r = log_error_errno(EIO, "cannot walk block bitmap of '%s': %s", path,
-					    error_message(err));
-			goto out;
-		}
-		r = fn(start * bs, (end - start) * bs, userdata);
-		if (r < 0)
-			goto out;
-		allocated += (end - start) * bs;
-		start = end;
-	}
-	if (ret_allocated)
-		*ret_allocated = allocated;
-out:
+	else
+		r = ext4_walk_allocated(fs, fn, userdata, ret_allocated);
 	ext2fs_close_free(&fs);
 	return r;
 }

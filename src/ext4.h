@@ -24,5 +24,10 @@ typedef int (*ext4_range_fn)(uint64_t offset, uint64_t length, void *userdata);
 int ext4_for_each_allocated(const char *path, uint64_t offset, ext4_range_fn fn, void *userdata,
 			    uint64_t *ret_allocated);
 
+/* The same walk over an already opened filesystem (ext2_filsys). */
+struct struct_ext2_filsys;
+int ext4_walk_allocated(struct struct_ext2_filsys *fs, ext4_range_fn fn, void *userdata,
+			uint64_t *ret_allocated);
+
 /* The smallest filesystem likely to hold data_bytes of files in n_files files. */
 uint64_t ext4_min_size(uint64_t data_bytes, uint64_t n_entries);

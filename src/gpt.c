@@ -185,3 +185,43 @@ int gpt_verify(const char *path, const struct gpt_plan *plan, const char *luks_u
 		*ret = p;
 	return 0;
 }
+
+int gpt_find_luks(const char *path, uint64_t *ret_offset, uint64_t *ret_size)
+{
+	_cleanup_(blkid_free_probep) blkid_probe pr = NULL;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	blkid_partlist ls;
+	int n;
+
+	if (fd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", path);
+	pr = blkid_new_probe();
+	if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0)
+		return log_error_errno(ENOMEM, "cannot probe '%s'", path);
+	blkid_probe_enable_superblocks(pr, 0);
+	blkid_probe_enable_partitions(pr, 1);
+	if (blkid_do_fullprobe(pr) < 0)
+		return log_error_errno(EIO, "cannot probe '%s'", path);
+	ls = blkid_probe_get_partitions(pr);
+	n = ls ? blkid_partlist_numof_partitions(ls) : 0;
+	if (n <= 0)
+		return log_error_errno(EMEDIUMTYPE, "'%s' has no partition table (not an image made by "
+						    "cvm-image?)", path);
+	for (int i = 0; i < n; i++) {
+		blkid_partition par = blkid_partlist_get_partition(ls, i);
+		uint64_t off = (uint64_t)blkid_partition_get_start(par) * SECTOR;
+		uint64_t size = (uint64_t)blkid_partition_get_size(par) * SECTOR;
+		char type[16], uuid[37], version[8];
+
+		if (probe_region(fd, off, size, type, sizeof(type), uuid, sizeof(uuid), version,
+				 sizeof(version)) < 0 || !streq(type, "crypto_LUKS"))
+			continue;
+		if (!streq(version, "1"))
+			return log_error_errno(EMEDIUMTYPE, "'%s': partition %d is LUKS version %s, "
+							    "not LUKS1", path, i + 1, version);
+		*ret_offset = off;
+		*ret_size = size;
+		return 0;
+	}
+	return log_error_errno(EMEDIUMTYPE, "'%s' has no LUKS1 partition", path);
+}

@@ -41,3 +41,7 @@ struct gpt_probe {
  * UUID and ESP volume id ("ABCD-1234"). Logs what differs. */
 int gpt_verify(const char *path, const struct gpt_plan *plan, const char *luks_uuid,
 	       const char *esp_volume_id, struct gpt_probe *ret);
+
+/* The first partition of the image holding a LUKS1 header: its offset and size in bytes.
+ * Logs which is missing: no partition table, no LUKS1 partition. */
+int gpt_find_luks(const char *path, uint64_t *ret_offset, uint64_t *ret_size);

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* LUKS1 headers through libcryptsetup, on a header file (no device-mapper, no loop device). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <unistd.h>
 #include <string.h>
 
 #include <libcryptsetup.h>
 
 #include "log.h"
 #include "luks.h"
+#include "shared/util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 
@@ -95,4 +98,103 @@ int luks_format(const char *header_path, const char *uuid, const struct secret *
 	ret->volume_key = vk;
 	vk.data = NULL;
 	return 0;
+}
+
+int luks_header_size(int fd, uint64_t off, uint64_t *ret)
+{
+	unsigned char phdr[112];
+	uint32_t payload;
+	int r = pread_all(fd, phdr, sizeof(phdr), (off_t)off);
+
+	if (r < 0)
+		return r;
+	/* LUKS1 on-disk header: magic "LUKS\xba\xbe", big-endian version 1, and at byte 104
+	 * the payload offset in 512-byte sectors. */
+	if (memcmp(phdr, "LUKS\xba\xbe", 6) != 0 || phdr[6] != 0 || phdr[7] != 1)
+		return -EMEDIUMTYPE;
+	memcpy(&payload, phdr + 104, 4);
+	payload = ntohl(payload);
+	if (payload < 8 || payload > 65536)
+		return -EMEDIUMTYPE;
+	*ret = (uint64_t)payload * 512;
+	return 0;
+}
+
+int luks_load(const char *path, struct crypt_device **ret)
+{
+	_cleanup_(crypt_freep) struct crypt_device *cd = NULL;
+	int r;
+
+	crypt_set_log_callback(NULL, luks_log, NULL);
+	r = crypt_init(&cd, path);
+	if (r < 0)
+		return log_error_errno(r, "cannot open LUKS header copy '%s': %m", path);
+	crypt_set_log_callback(cd, luks_log, NULL);
+	r = crypt_load(cd, CRYPT_LUKS1, NULL);
+	if (r < 0)
+		return log_error_errno(r, "cannot load the LUKS1 header: %m");
+	*ret = TAKE_PTR(cd);
+	return 0;
+}
+
+void luks_free(struct crypt_device *cd)
+{
+	crypt_free(cd);
+}
+
+int luks_unlock(struct crypt_device *cd, const struct secret *pass, struct secret *ret_vk,
+		int *ret_slot)
+{
+	_cleanup_secret_ struct secret vk = {};
+	size_t vk_size = LUKS_VOLUME_KEY_BYTES;
+	int r;
+
+	r = secret_alloc(&vk, LUKS_VOLUME_KEY_BYTES);
+	if (r < 0)
+		return log_error_errno(r, "out of memory");
+	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)vk.data, &vk_size,
+				 (const char *)pass->data, pass->size);
+	if (r == -EPERM || r == -ENOENT)
+		return -EPERM;
+	if (r < 0)
+		return log_error_errno(r, "cannot unlock the LUKS header: %m");
+	vk.size = vk_size;
+	*ret_slot = r;
+	*ret_vk = vk;
+	vk.data = NULL;
+	return 0;
+}
+
+int luks_add_fast_key(struct crypt_device *cd, const struct secret *vk, const struct secret *key,
+		      int slot)
+{
+	struct crypt_pbkdf_type fast = {
+		.type = CRYPT_KDF_PBKDF2,
+		.hash = LUKS_HASH,
+		.iterations = LUKS_FAST_ITERATIONS,
+		.flags = CRYPT_PBKDF_NO_BENCHMARK,
+	};
+	int r = crypt_set_pbkdf_type(cd, &fast);
+
+	if (r == 0)
+		r = crypt_keyslot_add_by_volume_key(cd, slot < 0 ? CRYPT_ANY_SLOT : slot,
+						    (const char *)vk->data, vk->size,
+						    (const char *)key->data, key->size);
+	if (r < 0)
+		return log_error_errno(r, "cannot add a key slot: %m");
+	return r;
+}
+
+int luks_kill_slot(struct crypt_device *cd, int slot)
+{
+	int r = crypt_keyslot_destroy(cd, slot);
+
+	if (r < 0)
+		return log_error_errno(r, "cannot remove key slot %d: %m", slot);
+	return 0;
+}
+
+const char *luks_uuid(struct crypt_device *cd)
+{
+	return crypt_get_uuid(cd);
 }

@@ -36,3 +36,28 @@ void luks_header_done(struct luks_header *h);
  */
 int luks_format(const char *header_path, const char *uuid, const struct secret *key,
 		const struct secret *recovery, uint32_t recovery_iter_ms, struct luks_header *ret);
+
+/* An existing LUKS1 header, in a file holding a copy of the header region. */
+struct crypt_device;
+
+/* Read the payload offset (bytes) from the LUKS1 header at off in fd: -EMEDIUMTYPE if it is
+ * no LUKS1 header. Never logs. */
+int luks_header_size(int fd, uint64_t off, uint64_t *ret);
+
+/* Load the header copy at path. Logs. */
+int luks_load(const char *path, struct crypt_device **ret);
+void luks_free(struct crypt_device *cd);
+
+/* The volume key that pass opens, and the slot it opened: -EPERM if it opens none. Logs
+ * nothing for a wrong key, the caller says what was wrong. */
+int luks_unlock(struct crypt_device *cd, const struct secret *pass, struct secret *ret_vk,
+		int *ret_slot);
+
+/* Add key (PBKDF2, 1000 iterations) to slot (or the first free one with -1). Returns the slot.
+ * Logs. */
+int luks_add_fast_key(struct crypt_device *cd, const struct secret *vk, const struct secret *key,
+		      int slot);
+/* Destroy a key slot. Logs. */
+int luks_kill_slot(struct crypt_device *cd, int slot);
+/* The LUKS UUID. */
+const char *luks_uuid(struct crypt_device *cd);

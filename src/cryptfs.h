@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The ext4 root filesystem inside a LUKS payload, opened with libext2fs through an I/O
+ * manager that decrypts and encrypts sectors on the fly: files are read and replaced in place,
+ * with no device-mapper, no loop device and no mount. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "xts.h"
+
+struct cryptfs;
+
+/* The filesystem at payload_offset bytes into fd, sectors numbered from there (plain64), with
+ * the given cipher. Logs. */
+int cryptfs_open(int fd, uint64_t payload_offset, struct xts *xts, bool writable,
+		 struct cryptfs **ret);
+/* Flush everything (inodes, bitmaps, superblock) and close. Logs. */
+int cryptfs_close(struct cryptfs *c);
+/* Close without flushing (after a failure). */
+void cryptfs_abort(struct cryptfs *c);
+
+/* A regular file's contents (at most 512 MiB), NUL-terminated. -ENOENT if absent. Logs
+ * other errors. */
+int cryptfs_read_file(struct cryptfs *c, const char *path, char **ret, size_t *ret_len);
+/* Replace an existing regular file's contents, keeping its inode, owner and mode. Logs. */
+int cryptfs_write_file(struct cryptfs *c, const char *path, const void *data, size_t len);
+/* Names in a directory matching an fnmatch(3) glob, NULL-terminated. Logs. */
+int cryptfs_list(struct cryptfs *c, const char *dir, const char *glob, char ***ret);
+/* Bytes through the I/O manager so far. */
+void cryptfs_stats(const struct cryptfs *c, uint64_t *read, uint64_t *written);
+
+/* Walk the block bitmap: as ext4_for_each_allocated, for the encrypted filesystem. */
+int cryptfs_for_each_allocated(struct cryptfs *c,
+			       int (*fn)(uint64_t off, uint64_t len, void *userdata),
+			       void *userdata, uint64_t *ret_allocated);

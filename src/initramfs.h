@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* An initramfs image as a chain of cpio archives (an uncompressed early one, a compressed
+ * main one, ...): find members and replace the key file in it, keeping each archive's
+ * compression and every other member's contents, owner and mode. */
+#pragma once
+
+#include <stddef.h>
+
+/*
+ * Replace the contents of every member whose name ends in ".key" and whose contents are
+ * exactly old (the disk key, wherever the initramfs tool put it: cryptroot/keyfiles/ for
+ * initramfs-tools, etc/cryptsetup-keys.d/ for dracut) with new. Archives without such a
+ * member are copied byte for byte. *ret_replaced counts the members replaced.
+ * Returns 0, -ENOTSUP for a compression we cannot write back (logged, naming it), or
+ * another -errno (logged).
+ */
+int initramfs_replace_key(const char *what, const void *in, size_t in_len, const void *old,
+			  size_t old_len, const void *new_key, size_t new_len, void **ret,
+			  size_t *ret_len, unsigned *ret_replaced);
+
+/* Count the members that hold exactly key (for checks). Logs. */
+int initramfs_count_key(const char *what, const void *in, size_t in_len, const void *key,
+			size_t key_len, unsigned *ret_count);

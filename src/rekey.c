@@ -1,0 +1,608 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* rekey: a new slot-0 key for an image, the key file replaced inside the root filesystem
+ * and every initramfs, offline, in an order that keeps the image bootable at every instant. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cryptfs.h"
+#include "gpt.h"
+#include "initramfs.h"
+#include "json.h"
+#include "keys.h"
+#include "log.h"
+#include "luks.h"
+#include "rekey.h"
+#include "run.h"
+#include "shared/cleanup.h"
+#include "shared/interrupt.h"
+#include "shared/tmpfile.h"
+#include "shared/util.h"
+#include "xts.h"
+
+const char *const rekey_steps[] = {
+	"backup",          /* header backup written next to the image */
+	"slot-added",      /* the new key is in a free slot: both keys open the image */
+	"key-saved",       /* the new key is in KEY.new */
+	"rootfs-key",      /* the key file in the root filesystem holds the new key */
+	"initramfs",       /* every initramfs holds the new key */
+	"files",           /* the filesystem is flushed and synced */
+	"old-slot-killed", /* the old key opens nothing; the new key is in the old key's slot */
+	"image-replaced",  /* qcow2 only: the converted image renamed over the original */
+	"key-renamed",     /* KEY.new renamed to KEY */
+	NULL,
+};
+
+struct initrd {
+	char *path;
+	void *data;
+	size_t len;
+	unsigned keys;
+};
+
+struct rekey_ctx {
+	const struct rekey_options *opt;
+	double t0;
+	int image_fd;          /* the image as given: locked */
+	bool qcow2;
+	char *raw_path;        /* the image, or a raw copy of a qcow2 one */
+	int fd;                /* raw_path */
+	char *key_out, *key_new;
+	char *backup_path;
+	char *hdr_path;
+	bool backup_done, new_key_saved, slot_added, done;
+	uint64_t part_off, part_size, hdr_size;
+	struct crypt_device *cd;
+	struct secret vk, secret, old_key, new_key;
+	int used_slot, old_slot, new_slot;
+	struct xts *xts;
+	struct cryptfs *fs;
+	char *fs_key_path;
+	struct initrd *initrds;
+	size_t n_initrds;
+	uint64_t bytes_read, bytes_written;
+};
+
+static void fault(const char *step)
+{
+	const char *f = getenv("CVM_IMAGE_FAULT");
+
+	log_debug("rekey: step %s done", step);
+	if (f && streq(f, step)) {
+		log_warning("CVM_IMAGE_FAULT=%s: stopping dead here", step);
+		_exit(99); /* as if killed: no cleanup */
+	}
+}
+
+static int lock_image(struct rekey_ctx *c)
+{
+	const char *image = c->opt->image;
+	unsigned char magic[4];
+	struct stat st;
+
+	c->image_fd = open(image, O_RDWR | O_CLOEXEC);
+	if (c->image_fd < 0) {
+		if (errno == EROFS || errno == EACCES)
+			return log_error_errno(errno, "cannot open '%s' for writing: %m", image);
+		return log_error_errno(errno, "cannot open '%s': %m", image);
+	}
+	if (fstat(c->image_fd, &st) < 0)
+		return log_error_errno(errno, "cannot stat '%s': %m", image);
+	/* root may write anything: the file's mode is what says "read-only" here. */
+	if (!(st.st_mode & 0222))
+		return log_error_errno(EROFS, "'%s' is read-only (mode %04o): nothing changed", image,
+				       st.st_mode & 07777);
+	if (flock(c->image_fd, LOCK_EX | LOCK_NB) < 0)
+		return log_error_errno(errno == EWOULDBLOCK ? EBUSY : errno,
+				       "'%s' is in use by another cvm-image process", image);
+	if (pread_all(c->image_fd, magic, 4, 0) == 0 && memcmp(magic, "QFI\xfb", 4) == 0)
+		c->qcow2 = true;
+	return 0;
+}
+
+static int open_raw(struct rekey_ctx *c)
+{
+	if (!c->qcow2) {
+		c->raw_path = strdup(c->opt->image);
+		if (!c->raw_path)
+			return log_error_errno(ENOMEM, "out of memory");
+		c->fd = dup(c->image_fd);
+		return c->fd < 0 ? log_error_errno(errno, "dup: %m") : 0;
+	}
+	/* qcow2: a raw copy beside it (the same filesystem, so the final rename is atomic),
+	 * edited, converted back: the whole disk is read and written twice. */
+	static const char *const progs[] = { "qemu-img", NULL };
+	_cleanup_free_ char *dir = path_dirname(c->opt->image);
+	int r = require_programs(progs), tfd;
+
+	if (r < 0)
+		return r;
+	c->raw_path = dir ? strdupf("%s/.cvm-image-rekey.XXXXXX", dir) : NULL;
+	if (!c->raw_path)
+		return log_error_errno(ENOMEM, "out of memory");
+	tfd = mkostemp(c->raw_path, O_CLOEXEC);
+	if (tfd < 0) {
+		r = log_error_errno(errno, "cannot create a temporary copy in '%s': %m", dir);
+		free(c->raw_path);
+		c->raw_path = NULL;
+		return r;
+	}
+	close(tfd);
+	log_info("rekey: converting '%s' to a temporary raw copy", c->opt->image);
+	char *argv[] = { "qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw",
+			 (char *)c->opt->image, c->raw_path, NULL };
+	r = run_program(argv, NULL);
+	if (r < 0)
+		return r;
+	c->fd = open(c->raw_path, O_RDWR | O_CLOEXEC);
+	return c->fd < 0 ? log_error_errno(errno, "cannot open '%s': %m", c->raw_path) : 0;
+}
+
+/* The header region into memory, a backup beside the image and a copy for libcryptsetup. */
+static int read_header(struct rekey_ctx *c)
+{
+	_cleanup_free_ unsigned char *hdr = NULL;
+	_cleanup_close_ int bfd = -1, hfd = -1;
+	int r;
+
+	r = gpt_find_luks(c->raw_path, &c->part_off, &c->part_size);
+	if (r < 0)
+		return r;
+	r = luks_header_size(c->fd, c->part_off, &c->hdr_size);
+	if (r < 0)
+		return log_error_errno(r, "'%s': no LUKS1 header in the LUKS partition", c->opt->image);
+	hdr = malloc(c->hdr_size);
+	if (!hdr)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = pread_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
+	if (r < 0)
+		return log_error_errno(r, "cannot read '%s': %m", c->raw_path);
+	c->bytes_read += c->hdr_size;
+
+	c->hdr_path = strdupf("%s/cvm-image-header.XXXXXX", getenv("TMPDIR") ?: "/tmp");
+	if (!c->hdr_path)
+		return log_error_errno(ENOMEM, "out of memory");
+	hfd = mkostemp(c->hdr_path, O_CLOEXEC); /* 0600 */
+	if (hfd < 0) {
+		r = log_error_errno(errno, "cannot create '%s': %m", c->hdr_path);
+		free(c->hdr_path);
+		c->hdr_path = NULL;
+		return r;
+	}
+	r = pwrite_all(hfd, hdr, c->hdr_size, 0);
+	if (r < 0)
+		return log_error_errno(r, "cannot write '%s': %m", c->hdr_path);
+	r = luks_load(c->hdr_path, &c->cd);
+	if (r < 0)
+		return r;
+	return 0;
+}
+
+static int write_backup(struct rekey_ctx *c)
+{
+	_cleanup_close_ int fd = -1, hfd = -1;
+	_cleanup_free_ unsigned char *hdr = malloc(c->hdr_size);
+	int r;
+
+	if (!hdr)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = pread_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
+	if (r < 0)
+		return log_error_errno(r, "cannot read '%s': %m", c->raw_path);
+	c->backup_path = strdupf("%s.luks-header-backup", c->opt->image);
+	if (!c->backup_path)
+		return log_error_errno(ENOMEM, "out of memory");
+	fd = open(c->backup_path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = log_error_errno(errno, "cannot create header backup '%s': %m%s", c->backup_path,
+				    errno == EEXIST ? " (left by an interrupted rekey? restore it with "
+						      "cryptsetup luksHeaderRestore or remove it)" : "");
+		free(c->backup_path);
+		c->backup_path = NULL;
+		return r;
+	}
+	r = pwrite_all(fd, hdr, c->hdr_size, 0);
+	if (r < 0 || fsync(fd) < 0)
+		return log_error_errno(r < 0 ? r : -errno, "cannot write '%s': %m", c->backup_path);
+	c->backup_done = true;
+	fault("backup");
+	return 0;
+}
+
+/* The header copy, as libcryptsetup left it, back into the image; synced. */
+static int splice_header(struct rekey_ctx *c)
+{
+	_cleanup_close_ int hfd = open(c->hdr_path, O_RDONLY | O_CLOEXEC);
+	_cleanup_free_ unsigned char *hdr = malloc(c->hdr_size);
+	int r;
+
+	if (hfd < 0 || !hdr)
+		return log_error_errno(hfd < 0 ? errno : ENOMEM, "cannot read '%s': %m", c->hdr_path);
+	r = pread_all(hfd, hdr, c->hdr_size, 0);
+	if (r < 0)
+		return log_error_errno(r, "cannot read '%s': %m", c->hdr_path);
+	r = pwrite_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
+	if (r < 0 || fdatasync(c->fd) < 0)
+		return log_error_errno(r < 0 ? r : -errno, "cannot write the LUKS header into '%s': %m",
+				       c->raw_path);
+	c->bytes_written += c->hdr_size;
+	return 0;
+}
+
+static int unlock(struct rekey_ctx *c)
+{
+	const struct rekey_options *o = c->opt;
+	int r;
+
+	r = o->key_file ? keys_read_key_file(o->key_file, &c->secret) :
+			  keys_read_passphrase_file(o->recovery_file, &c->secret);
+	if (r < 0)
+		return r;
+	r = luks_unlock(c->cd, &c->secret, &c->vk, &c->used_slot);
+	if (r == -EPERM)
+		return log_error_errno(r, "the %s does not open '%s': nothing changed",
+				       o->key_file ? "key in the key file" : "recovery passphrase",
+				       o->image);
+	if (r < 0)
+		return r;
+	r = xts_new(c->vk.data, c->vk.size, &c->xts);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up AES-XTS: %m");
+	return 0;
+}
+
+/* The key inside the image, the slot it opens, and the new contents of every initramfs:
+ * all worked out before the first write, so a problem leaves the image untouched. */
+static int prepare_files(struct rekey_ctx *c)
+{
+	_cleanup_secret_ struct secret vk = {};
+	char **names = NULL;
+	size_t len;
+	char *data = NULL;
+	int r, slot;
+
+	r = cryptfs_open(c->fd, c->part_off + c->hdr_size, c->xts, true, &c->fs);
+	if (r < 0)
+		return r;
+	c->fs_key_path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", luks_uuid(c->cd));
+	if (!c->fs_key_path)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = cryptfs_read_file(c->fs, c->fs_key_path, &data, &len);
+	if (r == -ENOENT)
+		return log_error_errno(r, "'%s' has no key file %s in its root filesystem (not an image "
+					  "made by cvm-image build?)", c->opt->image, c->fs_key_path);
+	if (r < 0)
+		return r;
+	c->old_key = (struct secret){ (unsigned char *)data, len };
+
+	/* The slot to retire is the one the image's own key file opens. */
+	r = luks_unlock(c->cd, &c->old_key, &vk, &slot);
+	if (r == -EPERM) {
+		log_warning("the key file inside '%s' opens no slot: no old slot to remove",
+			    c->opt->image);
+		slot = -1;
+	} else if (r < 0) {
+		return r;
+	}
+	c->old_slot = slot;
+	if (c->opt->key_file && slot != c->used_slot)
+		log_warning("the given key opens slot %d, the image's key file slot %d", c->used_slot,
+			    slot);
+
+	r = keys_generate(&c->new_key);
+	if (r < 0)
+		return r;
+	r = cryptfs_list(c->fs, "/boot", "initrd.img-*", &names);
+	if (r == 0) {
+		char **more = NULL;
+
+		r = cryptfs_list(c->fs, "/boot", "initramfs-*.img", &more);
+		for (size_t i = 0; r == 0 && more && more[i]; i++) {
+			size_t n = 0;
+			char **nv;
+
+			while (names[n])
+				n++;
+			nv = realloc(names, (n + 2) * sizeof(char *));
+			if (!nv) {
+				r = log_error_errno(ENOMEM, "out of memory");
+				break;
+			}
+			names = nv;
+			names[n] = more[i];
+			names[n + 1] = NULL;
+			more[i] = NULL;
+		}
+		for (size_t i = 0; more && more[i]; i++)
+			free(more[i]);
+		free(more);
+	}
+	for (size_t i = 0; r == 0 && names && names[i]; i++) {
+		struct initrd *v = realloc(c->initrds, (c->n_initrds + 1) * sizeof(*v));
+		struct initrd *d;
+		_cleanup_free_ char *old = NULL;
+		size_t old_len;
+
+		if (!v) {
+			r = log_error_errno(ENOMEM, "out of memory");
+			break;
+		}
+		c->initrds = v;
+		d = &c->initrds[c->n_initrds++];
+		*d = (struct initrd){ .path = strdupf("/boot/%s", names[i]) };
+		r = cryptfs_read_file(c->fs, d->path, &old, &old_len);
+		if (r < 0)
+			break;
+		r = initramfs_replace_key(d->path, old, old_len, c->old_key.data, c->old_key.size,
+					  c->new_key.data, c->new_key.size, &d->data, &d->len, &d->keys);
+		if (r == 0 && d->keys == 0)
+			r = log_error_errno(ENOENT, "'%s': %s holds no copy of the image's key file",
+					    c->opt->image, d->path);
+	}
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	if (r == 0 && c->n_initrds == 0)
+		log_warning("'%s' has no initramfs in /boot", c->opt->image);
+	return r;
+}
+
+static int save_new_key(struct rekey_ctx *c)
+{
+	_cleanup_close_ int fd = open(c->key_new, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	_cleanup_free_ char *dir = path_dirname(c->key_new);
+	_cleanup_close_ int dfd = -1;
+	int r;
+
+	if (fd < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", c->key_new);
+	c->new_key_saved = true;
+	r = pwrite_all(fd, c->new_key.data, c->new_key.size, 0);
+	if (r < 0 || fsync(fd) < 0)
+		return log_error_errno(r < 0 ? r : -errno, "cannot write '%s': %m", c->key_new);
+	dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (dfd >= 0)
+		fsync(dfd);
+	fault("key-saved");
+	return 0;
+}
+
+static int write_files(struct rekey_ctx *c)
+{
+	uint64_t rd, wr;
+	int r;
+
+	r = cryptfs_write_file(c->fs, c->fs_key_path, c->new_key.data, c->new_key.size);
+	if (r < 0)
+		return r;
+	fault("rootfs-key");
+	for (size_t i = 0; i < c->n_initrds; i++) {
+		r = cryptfs_write_file(c->fs, c->initrds[i].path, c->initrds[i].data, c->initrds[i].len);
+		if (r < 0)
+			return r;
+		log_info("rekey: %s: %u key cop%s replaced", c->initrds[i].path, c->initrds[i].keys,
+			 c->initrds[i].keys == 1 ? "y" : "ies");
+	}
+	fault("initramfs");
+	cryptfs_stats(c->fs, &rd, &wr);
+	c->bytes_read += rd;
+	c->bytes_written += wr;
+	r = cryptfs_close(c->fs);
+	c->fs = NULL;
+	if (r < 0)
+		return r;
+	if (fsync(c->fd) < 0)
+		return log_error_errno(errno, "cannot write '%s': %m", c->raw_path);
+	fault("files");
+	return 0;
+}
+
+/* The old key's slot now holds the new key, the temporary slot is gone: one header write. */
+static int retire_old_slot(struct rekey_ctx *c)
+{
+	int r;
+
+	if (c->old_slot >= 0 && c->old_slot != c->new_slot) {
+		r = luks_kill_slot(c->cd, c->old_slot);
+		if (r == 0)
+			r = luks_add_fast_key(c->cd, &c->vk, &c->new_key, c->old_slot);
+		if (r >= 0)
+			r = luks_kill_slot(c->cd, c->new_slot);
+		if (r < 0)
+			return r;
+		c->new_slot = c->old_slot;
+		r = splice_header(c);
+		if (r < 0)
+			return r;
+	}
+	fault("old-slot-killed");
+	return 0;
+}
+
+static int replace_qcow2(struct rekey_ctx *c)
+{
+	struct tmpfile t = TMPFILE_INIT;
+	int r;
+
+	if (!c->qcow2)
+		return 0;
+	r = tmpfile_create(&t, c->opt->image, 0644);
+	if (r < 0)
+		return log_error_errno(r, "cannot create a temporary image beside '%s': %m", c->opt->image);
+	char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", c->raw_path,
+			 t.path, NULL };
+	log_info("rekey: converting back to qcow2");
+	r = run_program(argv, NULL);
+	if (r == 0) {
+		struct stat st;
+
+		if (fstat(c->image_fd, &st) == 0)
+			(void)!fchmod(t.fd, st.st_mode & 07777);
+		r = tmpfile_commit(&t, true);
+		if (r < 0)
+			log_error_errno(r, "cannot replace '%s': %m", c->opt->image);
+	}
+	tmpfile_discard(&t);
+	if (r < 0)
+		return r;
+	fault("image-replaced");
+	return 0;
+}
+
+static int rename_key(struct rekey_ctx *c)
+{
+	_cleanup_free_ char *dir = path_dirname(c->key_out);
+	_cleanup_close_ int dfd = -1;
+
+	if (rename(c->key_new, c->key_out) < 0)
+		return log_error_errno(errno, "cannot rename '%s' to '%s': %m (the new key is in '%s')",
+				       c->key_new, c->key_out, c->key_new);
+	c->new_key_saved = false;
+	dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (dfd >= 0)
+		fsync(dfd);
+	fault("key-renamed");
+	return 0;
+}
+
+static void print_json(const struct rekey_ctx *c)
+{
+	FILE *f = stdout;
+
+	fputs("{\"image\":", f);
+	json_string(f, c->opt->image);
+	fprintf(f, ",\"format\":\"%s\",\"luks_uuid\":\"%s\",\"old_slot\":%d,\"new_slot\":%d,"
+		   "\"key_file\":",
+		c->qcow2 ? "qcow2" : "raw", luks_uuid(c->cd), c->old_slot, c->new_slot);
+	json_string(f, c->key_out);
+	fputs(",\"initramfs\":[", f);
+	for (size_t i = 0; i < c->n_initrds; i++) {
+		fputs(i ? "," : "", f);
+		json_string(f, c->initrds[i].path);
+	}
+	fprintf(f, "],\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"seconds\":%.3f}\n",
+		c->bytes_read, c->bytes_written, now_seconds() - c->t0);
+	fflush(f);
+}
+
+static void rekey_ctx_done(struct rekey_ctx *c)
+{
+	if (c->fs)
+		cryptfs_abort(c->fs);
+	if (!c->done && c->slot_added) {
+		/* Both keys open the image: say so, keep the backup and the new key. */
+		log_error("rekey did not finish: '%s' opens with the old key and with the new key in "
+			  "'%s'; the original header is in '%s'", c->opt->image, c->key_new,
+			  c->backup_path);
+	} else {
+		if (c->new_key_saved)
+			unlink(c->key_new);
+		if (c->backup_done)
+			unlink(c->backup_path);
+	}
+	if (c->qcow2 && c->raw_path)
+		unlink(c->raw_path);
+	if (c->hdr_path) {
+		unlink(c->hdr_path);
+		free(c->hdr_path);
+	}
+	for (size_t i = 0; i < c->n_initrds; i++) {
+		free(c->initrds[i].path);
+		free(c->initrds[i].data);
+	}
+	free(c->initrds);
+	free(c->fs_key_path);
+	if (c->xts)
+		xts_free(c->xts);
+	secret_free(&c->vk);
+	secret_free(&c->secret);
+	secret_free(&c->old_key);
+	secret_free(&c->new_key);
+	if (c->cd)
+		luks_free(c->cd);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->image_fd >= 0)
+		close(c->image_fd); /* releases the lock */
+	free(c->raw_path);
+	free(c->backup_path);
+	free(c->key_out);
+	free(c->key_new);
+}
+
+int rekey_run(const struct rekey_options *opt)
+{
+	struct rekey_ctx c = {
+		.opt = opt, .t0 = now_seconds(), .image_fd = -1, .fd = -1,
+		.old_slot = -1, .new_slot = -1,
+	};
+	struct stat st;
+	int r;
+
+	c.key_out = opt->new_key_out ? strdup(opt->new_key_out) : strdupf("%s.key", opt->image);
+	c.key_new = c.key_out ? strdupf("%s.new", c.key_out) : NULL;
+	if (!c.key_new) {
+		r = log_error_errno(ENOMEM, "out of memory");
+		goto out;
+	}
+	if (lstat(c.key_new, &st) == 0) {
+		r = log_error_errno(EEXIST, "'%s' exists, left by an interrupted rekey: check which key "
+					    "opens '%s', keep that one and remove the other",
+				    c.key_new, opt->image);
+		goto out;
+	}
+	r = lock_image(&c);
+	if (r == 0)
+		r = open_raw(&c);
+	if (r == 0)
+		r = read_header(&c);
+	if (r == 0)
+		r = unlock(&c);
+	if (r == 0)
+		r = prepare_files(&c);
+	if (r == 0 && interrupt_pending())
+		r = log_error_errno(EINTR, "interrupted: nothing changed");
+	if (r < 0)
+		goto out;
+
+	/* From here on the image changes. SIGINT is noted, and honoured only where the image
+	 * opens with exactly one known key: stopping half way helps no one. */
+	r = write_backup(&c);
+	if (r < 0)
+		goto out;
+	r = luks_add_fast_key(c.cd, &c.vk, &c.new_key, -1);
+	if (r < 0)
+		goto out;
+	c.new_slot = r;
+	r = splice_header(&c);
+	if (r < 0)
+		goto out;
+	c.slot_added = true;
+	fault("slot-added");
+	r = save_new_key(&c);
+	if (r == 0)
+		r = write_files(&c);
+	if (r == 0)
+		r = retire_old_slot(&c);
+	if (r == 0)
+		r = replace_qcow2(&c);
+	if (r == 0)
+		r = rename_key(&c);
+	if (r < 0)
+		goto out;
+	c.done = true;
+	log_notice("[%7.1fs] rekeyed '%s': the new key is in slot %d and in '%s'%s",
+		   now_seconds() - c.t0, opt->image, c.new_slot, c.key_out,
+		   c.old_slot >= 0 ? "; the old key opens nothing" : "");
+	if (opt->json)
+		print_json(&c);
+out:
+	rekey_ctx_done(&c);
+	return r;
+}

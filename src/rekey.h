@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* rekey: a new slot-0 key for an image, the key file replaced inside the root filesystem
+ * and every initramfs, offline, in an order that keeps the image bootable at every instant. */
+#pragma once
+
+#include <stdbool.h>
+
+struct rekey_options {
+	const char *image;
+	const char *key_file;          /* the old key, byte for byte */
+	const char *recovery_file;     /* or the recovery passphrase */
+	const char *new_key_out;       /* NULL: IMAGE.key */
+	bool json;
+};
+
+/* The steps, in order; CVM_IMAGE_FAULT=<step> makes the process die right after one. */
+extern const char *const rekey_steps[];
+
+int rekey_run(const struct rekey_options *opt);
