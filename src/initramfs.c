@@ -208,7 +208,7 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 	if (ar != ARCHIVE_EOF)
 		return log_error_errno(EBADMSG, "%s: %s", what, archive_error_string(r));
 	if (unwritable && *count > 0)
-		return log_error_errno(ENOTSUP, "%s: the key is in a %s-compressed archive, which "
+		return log_error_errno(EMEDIUMTYPE, "%s: the key is in a %s-compressed archive, which "
 						"cvm-image cannot write back (gzip and zstd only)",
 				       what, archive_filter_name(r, 0));
 	if (w && archive_write_close(w) != ARCHIVE_OK)

@@ -11,7 +11,7 @@
  * exactly old (the disk key, wherever the initramfs tool put it: cryptroot/keyfiles/ for
  * initramfs-tools, etc/cryptsetup-keys.d/ for dracut) with new. Archives without such a
  * member are copied byte for byte. *ret_replaced counts the members replaced.
- * Returns 0, -ENOTSUP for a compression we cannot write back (logged, naming it), or
+ * Returns 0, -EMEDIUMTYPE for a compression we cannot write back (logged, naming it), or
  * another -errno (logged).
  */
 int initramfs_replace_key(const char *what, const void *in, size_t in_len, const void *old,

@@ -262,8 +262,8 @@ static int unlock(struct rekey_ctx *c)
 static int prepare_files(struct rekey_ctx *c)
 {
 	_cleanup_secret_ struct secret vk = {};
-	char **names = NULL;
-	size_t len;
+	char **names = NULL, **kernels = NULL;
+	size_t len, n_names = 0;
 	char *data = NULL;
 	int r, slot;
 
@@ -298,31 +298,42 @@ static int prepare_files(struct rekey_ctx *c)
 	r = keys_generate(&c->new_key);
 	if (r < 0)
 		return r;
-	r = cryptfs_list(c->fs, "/boot", "initrd.img-*", &names);
-	if (r == 0) {
-		char **more = NULL;
+	/* The initramfs of each installed kernel, by the names the tools give them: not every
+	 * initrd.img-* (update-initramfs keeps .bak copies, for one). */
+	r = cryptfs_list(c->fs, "/boot", "vmlinuz-*", &kernels);
+	for (size_t i = 0; r == 0 && kernels && kernels[i]; i++) {
+		const char *v = kernels[i] + strlen("vmlinuz-");
 
-		r = cryptfs_list(c->fs, "/boot", "initramfs-*.img", &more);
-		for (size_t i = 0; r == 0 && more && more[i]; i++) {
-			size_t n = 0;
-			char **nv;
+		for (int k = 0; r == 0 && k < 2; k++) {
+			/* Debian's name, then dracut's default. */
+			_cleanup_free_ char *name = k == 0 ? strdupf("initrd.img-%s", v) :
+							     strdupf("initramfs-%s.img", v);
+			char **found = NULL;
 
-			while (names[n])
-				n++;
-			nv = realloc(names, (n + 2) * sizeof(char *));
-			if (!nv) {
+			if (!name) {
 				r = log_error_errno(ENOMEM, "out of memory");
 				break;
 			}
-			names = nv;
-			names[n] = more[i];
-			names[n + 1] = NULL;
-			more[i] = NULL;
+			r = cryptfs_list(c->fs, "/boot", name, &found);
+			if (r == 0 && found && found[0]) {
+				char **nv = realloc(names, (n_names + 2) * sizeof(char *));
+
+				if (!nv) {
+					r = log_error_errno(ENOMEM, "out of memory");
+				} else {
+					names = nv;
+					names[n_names++] = TAKE_PTR(found[0]);
+					names[n_names] = NULL;
+				}
+			}
+			for (size_t j = 0; found && found[j]; j++)
+				free(found[j]);
+			free(found);
 		}
-		for (size_t i = 0; more && more[i]; i++)
-			free(more[i]);
-		free(more);
 	}
+	for (size_t i = 0; kernels && kernels[i]; i++)
+		free(kernels[i]);
+	free(kernels);
 	for (size_t i = 0; r == 0 && names && names[i]; i++) {
 		struct initrd *v = realloc(c->initrds, (c->n_initrds + 1) * sizeof(*v));
 		struct initrd *d;

@@ -63,7 +63,8 @@ golden() {
 	[ "$(stat -c %a "$W/etc/cryptsetup-keys.d")" = 700 ]
 	cmp "$key" "$T/out/a.img.key"
 	# Every initramfs has the key and is 0600 (the UMASK setting reached the tool).
-	grep -qx 'cryptroot/keyfiles/cr_root.key' "$W/boot/initrd.img-6.1.0-10-amd64"
+	"$CVM_SRCDIR/tests/lib/initrd-members" "$W/boot/initrd.img-6.1.0-10-amd64" > "$T/members"
+	grep -q "^cryptroot/keyfiles/cr_root.key 0600 $(sha256sum < "$T/out/a.img.key" | cut -c1-16)$" "$T/members"
 	[ "$(stat -c %a "$W/boot/initrd.img-6.1.0-9-amd64")" = 600 ]
 	# /boot/efi went to the ESP and was emptied; the hooks' /run left nothing behind.
 	[ -z "$(ls -A "$W/boot/efi")" ]
@@ -82,7 +83,8 @@ golden() {
 	build_kept --kernel-cmdline "quiet mitigations=auto" "$(tree_tar dracut)" -o "$T/out/a.img"
 	[ "$(jq -r .initramfs <<<"$J")" = dracut ]
 	golden dracut
-	grep -q "etc/cryptsetup-keys.d/luks-$(jq -r .luks.uuid <<<"$J").key" "$W/boot/initrd.img-6.1.0-10-amd64"
+	"$CVM_SRCDIR/tests/lib/initrd-members" "$W/boot/initrd.img-6.1.0-10-amd64" > "$T/members"
+	grep -q "^etc/cryptsetup-keys.d/luks-$(jq -r .luks.uuid <<<"$J").key 0600 $(sha256sum < "$T/out/a.img.key" | cut -c1-16)$" "$T/members"
 }
 
 @test "hooks: fedora-like rootfs: grub2 paths and tool prefix, dracut" {

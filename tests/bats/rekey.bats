@@ -1,0 +1,270 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cvm-image rekey on images built from synthetic rootfs trees (real initramfs cpio chains,
+# tests/lib/boot-tree): the header (cryptsetup), the files inside (the libguestfs appliance,
+# tests/lib/initrd-members), what changes and what does not, bad input, and the fault
+# injection matrix: wherever the process dies, the image opens with one of the two keys.
+
+load ../lib/common
+
+setup() {
+	requires root busybox jq python3 cryptsetup
+	common_setup
+	printf 'recovery words\n' > "$T/recovery"
+	printf 'recovery words' > "$T/recovery.typed"
+}
+
+teardown() {
+	common_teardown
+}
+
+# image [TOOL] [COMPRESS]: a copy of an image built once per file: $T/out/disk.img, its key
+# in $T/out/disk.img.key, the build's JSON in $T/build.json.
+image() {
+	local tool=${1:-initramfs-tools} comp=${2:-gzip} base=$BATS_FILE_TMPDIR/img-${1:-initramfs-tools}-${2:-gzip}
+	if [ ! -f "$base/disk.img" ]; then
+		mkdir -p "$base"
+		"$CVM_SRCDIR/tests/lib/boot-tree" "$base/tree" "$tool"
+		echo "$comp" > "$base/tree/etc/fake-compress"
+		tar --numeric-owner -C "$base/tree" -cf "$base/tree.tar" .
+		"$CVM_IMAGE" -q build --size 300M --recovery-passphrase-file "$T/recovery" \
+			--recovery-iter-time 50 --json "$base/tree.tar" -o "$base/disk.img" > "$base/build.json"
+	fi
+	cp --sparse=always "$base/disk.img" "$base/disk.img.key" "$T/out/"
+	cp "$base/build.json" "$T/build.json"
+}
+
+header() { extract_region "$1" 100 2 "$T/hdr"; }
+opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/null; }
+
+@test "rekey: the new key alone opens slot 0 at 1000 iterations; the recovery slot is unchanged" {
+	image
+	header "$T/out/disk.img"
+	cryptsetup luksDump "$T/hdr" | sed -n '/^Key Slot 1/,/^Key Slot 2/p' > "$T/slot1.before"
+	cp "$T/out/disk.img.key" "$T/old.key"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '"\(.old_slot) \(.new_slot)"' <<<"$output")" = "0 0" ]
+	[ "$(jq -r .key_file <<<"$output")" = "$T/out/disk.img.key" ]
+	[ "$(jq '.initramfs | length' <<<"$output")" = 2 ]
+	header "$T/out/disk.img"
+	run cryptsetup luksDump "$T/hdr"
+	[ "$(grep -c ': ENABLED' <<<"$output")" = 2 ]
+	grep -A1 '^Key Slot 0: ENABLED' <<<"$output" | grep -q 'Iterations:[[:space:]]*1000$'
+	diff -u "$T/slot1.before" <(sed -n '/^Key Slot 1/,/^Key Slot 2/p' <<<"$output")
+	cryptsetup open --test-passphrase --key-slot 0 --key-file "$T/out/disk.img.key" "$T/hdr"
+	! opens_with "$T/hdr" "$T/old.key"
+	opens_with "$T/hdr" "$T/recovery.typed"
+	# The new key: 0600, 44 characters, and not the old one; nothing left behind.
+	[ "$(stat -c %a "$T/out/disk.img.key")" = 600 ]
+	grep -Eq '^[A-Za-z0-9+/]{44}$' "$T/out/disk.img.key"
+	! cmp -s "$T/old.key" "$T/out/disk.img.key"
+	[ "$(ls -A "$T/out")" = "$(printf 'disk.img\ndisk.img.key')" ]
+	assert_no_leftovers "$T/out"
+	# Nothing secret on stdout or in the log.
+	[[ "$output$stderr" != *"$(cat "$T/out/disk.img.key")"* ]]
+}
+
+@test "rekey: only the header, the key file, the initramfs files and their metadata change" {
+	image
+	cp --sparse=always "$T/out/disk.img" "$T/before.img"
+	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	# Outside the LUKS partition: identical.
+	cmp -n $((100 * 1024 * 1024)) "$T/before.img" "$T/out/disk.img"
+	# Inside the payload: count the 4 KiB blocks that differ.
+	local changed
+	changed=$(cmp -l "$T/before.img" "$T/out/disk.img" | awk -v p=$((102 * 1024 * 1024)) '$1 > p { print int(($1 - 1) / 4096) }' | uniq | wc -l)
+	echo "payload blocks changed: $changed"
+	# Two initramfs images of a few KiB, the key file, inodes, bitmaps, group descriptors,
+	# superblock: a few dozen blocks, out of 75 000.
+	[ "$changed" -gt 0 ]
+	[ "$changed" -lt 64 ]
+}
+
+@test "rekey: in the appliance: opens with the new key, e2fsck clean, every copy of the key is new" {
+	requires guestfs
+	image
+	cp "$T/out/disk.img.key" "$T/old.key"
+	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/old.key"
+	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *e2fsck-exit=0* ]]
+	mkdir "$T/root"
+	tar --numeric-owner -xpf "$T/root.tar" -C "$T/root"
+	local uuid new old
+	uuid=$(jq -r .luks.uuid "$T/build.json")
+	new=$(sha256sum < "$T/out/disk.img.key" | cut -c1-16)
+	old=$(sha256sum < "$T/old.key" | cut -c1-16)
+	cmp "$T/root/etc/cryptsetup-keys.d/luks-$uuid.key" "$T/out/disk.img.key"
+	[ "$(stat -c %a "$T/root/etc/cryptsetup-keys.d/luks-$uuid.key")" = 600 ]
+	for i in "$T"/root/boot/initrd.img-*[0-9]; do
+		"$CVM_SRCDIR/tests/lib/initrd-members" "$i" > "$T/members"
+		cat "$T/members"
+		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
+		! grep -q "$old" "$T/members"
+		# The other members are still there, unchanged (the initramfs was made with umask 077).
+		grep -qx "kernel/x86/microcode/AuthenticAMD.bin 0600 $(echo 'fake microcode' | sha256sum | cut -c1-16)" "$T/members"
+		grep -qx "init 0600 $(echo 'fake init' | sha256sum | cut -c1-16)" "$T/members"
+		grep -qx "usr/bin/init-link 0777 -" "$T/members"
+		# The early archive stays uncompressed in front, the main one gzip.
+		head -c 6 "$i" | grep -q 070701
+		python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(b"\x1f\x8b" not in d[:4096])' "$i"
+	done
+}
+
+@test "rekey: a dracut image: the key file under etc/cryptsetup-keys.d in the initramfs" {
+	requires guestfs
+	image dracut
+	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-key-out "$T/new.key"
+	# --new-key-out: the new key there, the image's .key file left as it was.
+	[ "$(stat -c %a "$T/new.key")" = 600 ]
+	header "$T/out/disk.img"
+	opens_with "$T/hdr" "$T/new.key"
+	! opens_with "$T/hdr" "$T/out/disk.img.key"
+	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/new.key" "$T/root.tar"
+	[[ "$output" == *e2fsck-exit=0* ]]
+	mkdir "$T/root"
+	tar --numeric-owner -xpf "$T/root.tar" -C "$T/root"
+	local uuid
+	uuid=$(jq -r .luks.uuid "$T/build.json")
+	"$CVM_SRCDIR/tests/lib/initrd-members" "$T/root/boot/initrd.img-6.1.0-10-amd64" > "$T/members"
+	grep -q "^etc/cryptsetup-keys.d/luks-$uuid.key 0600 $(sha256sum < "$T/new.key" | cut -c1-16)$" "$T/members"
+}
+
+@test "rekey: with the recovery passphrase; twice in a row" {
+	image
+	cp "$T/out/disk.img.key" "$T/old.key"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --recovery-passphrase-file "$T/recovery" --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .old_slot <<<"$output")" = 0 ]
+	header "$T/out/disk.img"
+	opens_with "$T/hdr" "$T/out/disk.img.key"
+	! opens_with "$T/hdr" "$T/old.key"
+	opens_with "$T/hdr" "$T/recovery.typed"
+	cp "$T/out/disk.img.key" "$T/second.key"
+	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/second.key"
+	header "$T/out/disk.img"
+	opens_with "$T/hdr" "$T/out/disk.img.key"
+	! opens_with "$T/hdr" "$T/second.key"
+}
+
+@test "rekey: a qcow2 image stays qcow2 and leaves no temporary copy" {
+	image
+	qemu-img convert -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
+	cp "$T/out/disk.img.key" "$T/out/disk.qcow2.key"
+	rm "$T/out/disk.img" "$T/out/disk.img.key"
+	"$CVM_IMAGE" -q rekey "$T/out/disk.qcow2" --key-file "$T/out/disk.qcow2.key"
+	[ "$(qemu-img info --output=json "$T/out/disk.qcow2" | jq -r .format)" = qcow2 ]
+	qemu-img convert -O raw "$T/out/disk.qcow2" "$T/check.img"
+	header "$T/check.img"
+	opens_with "$T/hdr" "$T/out/disk.qcow2.key"
+	[ "$(ls -A "$T/out")" = "$(printf 'disk.qcow2\ndisk.qcow2.key')" ]
+}
+
+@test "rekey: a wrong key changes nothing" {
+	image
+	local sum
+	sum=$(sha256sum < "$T/out/disk.img")
+	printf 'not the key' > "$T/wrong"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/wrong"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the key in the key file does not open '$T/out/disk.img': nothing changed"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	[ "$(ls -A "$T/out")" = "$(printf 'disk.img\ndisk.img.key')" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "rekey: images not made this way say what is missing" {
+	head -c 10M /dev/zero > "$T/out/zero.img"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/zero.img" --key-file "$T/recovery"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"has no partition table"* ]]
+	truncate -s 20M "$T/out/gpt.img"
+	echo 'label: gpt
+start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "$T/out/gpt.img"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/gpt.img" --key-file "$T/recovery"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"has no LUKS1 partition"* ]]
+	# An encrypted disk without boot configuration has no key file inside.
+	mkdir -p "$T/plain/etc"
+	echo ID=debian > "$T/plain/etc/os-release"
+	tar -C "$T/plain" -cf "$T/plain.tar" .
+	"$CVM_IMAGE" -q build --distro none --size 200M "$T/plain.tar" -o "$T/out/plain.img"
+	local sum
+	sum=$(sha256sum < "$T/out/plain.img")
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/plain.img" --key-file "$T/out/plain.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"has no key file /etc/cryptsetup-keys.d/luks-"*"in its root filesystem"* ]]
+	[ "$(sha256sum < "$T/out/plain.img")" = "$sum" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "rekey: an initramfs compression it cannot write back: refused before any change" {
+	image initramfs-tools bzip2
+	local sum
+	sum=$(sha256sum < "$T/out/disk.img")
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the key is in a bzip2-compressed archive, which cvm-image cannot write back"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "rekey: a read-only image, a locked image, usage errors" {
+	image
+	local sum
+	sum=$(sha256sum < "$T/out/disk.img")
+	chmod 0444 "$T/out/disk.img"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"is read-only (mode 0444): nothing changed"* ]]
+	chmod 0644 "$T/out/disk.img"
+	flock "$T/out/disk.img" sleep 30 &
+	local holder=$!
+	sleep 0.5
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	kill "$holder"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"is in use by another cvm-image process"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"give exactly one of --key-file and --recovery-passphrase-file"* ]]
+	run --separate-stderr "$CVM_IMAGE" rekey --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 2 ]
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/nope.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"cannot open '$T/nope.img': No such file or directory"* ]]
+}
+
+@test "rekey: fault injection: wherever it dies, the image opens with the old key or KEY.new, e2fsck clean" {
+	requires guestfs
+	local step
+	for step in backup slot-added key-saved rootfs-key initramfs files old-slot-killed; do
+		image
+		cp "$T/out/disk.img.key" "$T/old.key"
+		run env CVM_IMAGE_FAULT=$step "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/old.key"
+		[ "$status" -eq 99 ]
+		header "$T/out/disk.img"
+		local key=
+		opens_with "$T/hdr" "$T/old.key" && key=$T/old.key
+		[ -z "$key" ] && [ -f "$T/out/disk.img.key.new" ] && opens_with "$T/hdr" "$T/out/disk.img.key.new" &&
+			key=$T/out/disk.img.key.new
+		echo "after $step: opens with ${key:-nothing}"
+		[ -n "$key" ]
+		# The backup of the original header is there for the steps that wrote.
+		[ -f "$T/out/disk.img.luks-header-backup" ]
+		run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$key" "$T/root.tar"
+		[[ "$output" == *e2fsck-exit=0* ]] || { echo "$output"; false; }
+		# A second rekey says what was left instead of guessing.
+		if [ -f "$T/out/disk.img.key.new" ]; then
+			run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key"
+			[ "$status" -eq 1 ]
+			[[ "$stderr" == *"left by an interrupted rekey"* ]]
+		fi
+		rm -f "$T"/out/*
+	done
+}
