@@ -62,6 +62,18 @@ options_in_man() {
 	[ "$(options_in_help hooks | wc -l)" -ge 3 ]
 }
 
+@test "man: cvm-image-rekey(1) documents exactly the options of rekey --help" {
+	diff -u <(options_in_help rekey) <(options_in_man "$CVM_SRCDIR/man/cvm-image-rekey.1")
+	[ "$(options_in_help rekey | wc -l)" -ge 4 ]
+}
+
+@test "man: the rekey steps in cvm-image-rekey(1) are the ones CVM_IMAGE_FAULT knows" {
+	local steps
+	steps=$(sed -n '/^const char \*const rekey_steps\[\]/,/NULL/p' "$CVM_SRCDIR/src/rekey.c" | grep -oE '^	"[a-z-]+"' | tr -d '\t"' | tr '\n' ' ')
+	[ -n "$steps" ]
+	[ "$(sed -n '/^\.B CVM_IMAGE_FAULT/,/^\.SH/p' "$CVM_SRCDIR/man/cvm-image-rekey.1" | tr '\n' ' ' | grep -oE '\((backup[^)]*)\)' | tr -d '(),' ) " = "$steps" ]
+}
+
 @test "man: cvm-image-hooks(7) documents every CVM_ variable a hook gets" {
 	local v
 	# The variables build.c puts in a hook's environment...
