@@ -164,12 +164,28 @@ int copy_range_sparse(int src, off_t src_off, int dst, off_t dst_off, uint64_t l
 {
 	const size_t bufsz = 1 * MiB, blk = 4096;
 	_cleanup_free_ unsigned char *buf = malloc(bufsz);
+	const off_t end = src_off + (off_t)len;
 	int r;
 
 	if (!buf)
 		return -ENOMEM;
-	while (len > 0) {
-		size_t n = len < bufsz ? (size_t)len : bufsz;
+	while (src_off < end) {
+		off_t data = lseek(src, src_off, SEEK_DATA), hole;
+		size_t n;
+
+		/* Holes read as zeros: jump over them (ENXIO: only a hole is left). */
+		if (data < 0 && errno == ENXIO)
+			break;
+		if (data >= 0 && data > src_off) {
+			dst_off += data - src_off;
+			src_off = data;
+			if (src_off >= end)
+				break;
+		}
+		hole = data >= 0 ? lseek(src, src_off, SEEK_HOLE) : end;
+		if (hole < 0 || hole > end)
+			hole = end;
+		n = (size_t)(hole - src_off) < bufsz ? (size_t)(hole - src_off) : bufsz;
 
 		r = pread_all(src, buf, n, src_off);
 		if (r < 0)
@@ -185,7 +201,6 @@ int copy_range_sparse(int src, off_t src_off, int dst, off_t dst_off, uint64_t l
 		}
 		src_off += (off_t)n;
 		dst_off += (off_t)n;
-		len -= n;
 	}
 	return 0;
 }

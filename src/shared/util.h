@@ -32,8 +32,9 @@ double now_seconds(void);
 int pwrite_all(int fd, const void *buf, size_t len, off_t off);
 int pread_all(int fd, void *buf, size_t len, off_t off);
 
-/* Copy [src_off, src_off+len) of src into dst at dst_off, skipping all-zero blocks so that
- * the destination stays sparse. */
+/* Copy [src_off, src_off+len) of src into dst at dst_off, skipping the source's holes and
+ * all-zero blocks so that the destination stays sparse. The destination range must read as
+ * zeros already (a fresh sparse file): what is skipped is not written. */
 int copy_range_sparse(int src, off_t src_off, int dst, off_t dst_off, uint64_t len);
 
 /* Directory part / file part of a path, newly allocated. */
