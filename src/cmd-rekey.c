@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cvm-image rekey: options into struct rekey_options, then the rekey. */
+#include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 
 #include "cmd.h"
@@ -13,6 +17,9 @@ enum {
 	ARG_RECOVERY_FILE,
 	ARG_NEW_KEY_OUT,
 	ARG_JSON,
+	ARG_REENCRYPT,
+	ARG_FORCE,
+	ARG_RECOVERY_ITER_TIME,
 };
 
 static const struct option options[] = {
@@ -20,6 +27,10 @@ static const struct option options[] = {
 	{ "recovery-passphrase-file", required_argument, NULL, ARG_RECOVERY_FILE },
 	{ "new-key-out", required_argument, NULL, ARG_NEW_KEY_OUT },
 	{ "json", no_argument, NULL, ARG_JSON },
+	{ "reencrypt", no_argument, NULL, ARG_REENCRYPT },
+	{ "output", required_argument, NULL, 'o' },
+	{ "force", no_argument, NULL, ARG_FORCE },
+	{ "recovery-iter-time", required_argument, NULL, ARG_RECOVERY_ITER_TIME },
 	{ "help", no_argument, NULL, 'h' },
 	{},
 };
@@ -27,7 +38,7 @@ static const struct option options[] = {
 static void help(void)
 {
 	printf("Usage: cvm-image rekey IMAGE (--key-file OLD | --recovery-passphrase-file FILE)\n"
-	       "                      [--new-key-out FILE] [--json]\n"
+	       "                      [--new-key-out FILE] [--reencrypt -o NEW_IMAGE] [--json]\n"
 	       "Give an image built by cvm-image a new slot-0 key, in place: the LUKS header, the\n"
 	       "key file in the root filesystem and in every initramfs. No boot, no mount.\n"
 	       "\n"
@@ -35,7 +46,13 @@ static void help(void)
 	       "      --key-file OLD        the image's current key (e.g. IMAGE.key)\n"
 	       "      --recovery-passphrase-file FILE\n"
 	       "                            open the image with the recovery passphrase instead\n"
-	       "      --new-key-out FILE    where the new key goes (default: IMAGE.key, replaced)\n"
+	       "      --new-key-out FILE    where the new key goes (default: IMAGE.key, replaced;\n"
+	       "                            NEW_IMAGE.key with --reencrypt)\n"
+	       "      --reencrypt           write a copy with a new volume key instead (needs -o)\n"
+	       "  -o, --output NEW_IMAGE    the copy --reencrypt writes (raw, or qcow2 by extension)\n"
+	       "      --force               replace an existing NEW_IMAGE and its key file\n"
+	       "      --recovery-iter-time MS\n"
+	       "                            PBKDF2 time for the copy's recovery slot (default: 2000)\n"
 	       "      --json                print a JSON summary on stdout\n"
 	       "  -h, --help                show this help\n"
 	       "\n"
@@ -44,10 +61,13 @@ static void help(void)
 
 static int do_rekey(int argc, char *argv[])
 {
-	struct rekey_options o = {};
+	struct rekey_options o = { .recovery_iter_ms = 2000 };
+	bool reencrypt = false;
+	unsigned long ul;
+	char *end;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "ho:", options, NULL)) != -1) {
 		switch (c) {
 		case ARG_KEY_FILE:
 			o.key_file = optarg;
@@ -60,6 +80,24 @@ static int do_rekey(int argc, char *argv[])
 			break;
 		case ARG_JSON:
 			o.json = true;
+			break;
+		case ARG_REENCRYPT:
+			reencrypt = true;
+			break;
+		case 'o':
+			o.output = optarg;
+			break;
+		case ARG_FORCE:
+			o.force = true;
+			break;
+		case ARG_RECOVERY_ITER_TIME:
+			errno = 0;
+			ul = strtoul(optarg, &end, 10);
+			if (errno || *end || end == optarg || ul == 0 || ul > 60000) {
+				log_error("invalid --recovery-iter-time '%s': expected 1 to 60000 ms", optarg);
+				return EXIT_USAGE;
+			}
+			o.recovery_iter_ms = (uint32_t)ul;
 			break;
 		case 'h':
 			help();
@@ -79,6 +117,10 @@ static int do_rekey(int argc, char *argv[])
 	}
 	if (!o.key_file == !o.recovery_file) {
 		log_error("give exactly one of --key-file and --recovery-passphrase-file");
+		return EXIT_USAGE;
+	}
+	if (reencrypt != !!o.output) {
+		log_error("--reencrypt and -o NEW_IMAGE go together");
 		return EXIT_USAGE;
 	}
 	o.image = argv[optind];

@@ -67,6 +67,7 @@ struct rekey_ctx {
 	struct initrd *initrds;
 	size_t n_initrds;
 	uint64_t bytes_read, bytes_written;
+	double reencrypt_rate;
 };
 
 static void fault(const char *step)
@@ -86,7 +87,7 @@ static int lock_image(struct rekey_ctx *c)
 	unsigned char magic[4];
 	struct stat st;
 
-	c->image_fd = open(image, O_RDWR | O_CLOEXEC);
+	c->image_fd = open(image, (c->opt->output ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (c->image_fd < 0) {
 		if (errno == EROFS || errno == EACCES)
 			return log_error_errno(errno, "cannot open '%s' for writing: %m", image);
@@ -95,10 +96,10 @@ static int lock_image(struct rekey_ctx *c)
 	if (fstat(c->image_fd, &st) < 0)
 		return log_error_errno(errno, "cannot stat '%s': %m", image);
 	/* root may write anything: the file's mode is what says "read-only" here. */
-	if (!(st.st_mode & 0222))
+	if (!c->opt->output && !(st.st_mode & 0222))
 		return log_error_errno(EROFS, "'%s' is read-only (mode %04o): nothing changed", image,
 				       st.st_mode & 07777);
-	if (flock(c->image_fd, LOCK_EX | LOCK_NB) < 0)
+	if (flock(c->image_fd, (c->opt->output ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
 		return log_error_errno(errno == EWOULDBLOCK ? EBUSY : errno,
 				       "'%s' is in use by another cvm-image process", image);
 	if (pread_all(c->image_fd, magic, 4, 0) == 0 && memcmp(magic, "QFI\xfb", 4) == 0)
@@ -112,8 +113,8 @@ static int open_raw(struct rekey_ctx *c)
 		c->raw_path = strdup(c->opt->image);
 		if (!c->raw_path)
 			return log_error_errno(ENOMEM, "out of memory");
-		c->fd = dup(c->image_fd);
-		return c->fd < 0 ? log_error_errno(errno, "dup: %m") : 0;
+		c->fd = c->opt->output ? open(c->opt->image, O_RDONLY | O_CLOEXEC) : dup(c->image_fd);
+		return c->fd < 0 ? log_error_errno(errno, "cannot open '%s': %m", c->opt->image) : 0;
 	}
 	/* qcow2: a raw copy beside it (the same filesystem, so the final rename is atomic),
 	 * edited, converted back: the whole disk is read and written twice. */
@@ -267,7 +268,7 @@ static int prepare_files(struct rekey_ctx *c)
 	char *data = NULL;
 	int r, slot;
 
-	r = cryptfs_open(c->fd, c->part_off + c->hdr_size, c->xts, true, &c->fs);
+	r = cryptfs_open(c->fd, c->part_off + c->hdr_size, c->xts, !c->opt->output, &c->fs);
 	if (r < 0)
 		return r;
 	c->fs_key_path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", luks_uuid(c->cd));
@@ -384,23 +385,33 @@ static int save_new_key(struct rekey_ctx *c)
 	return 0;
 }
 
-static int write_files(struct rekey_ctx *c)
+/* The new key into the root filesystem and every initramfs of fs. */
+static int replace_key_copies(struct rekey_ctx *c, struct cryptfs *fs)
 {
-	uint64_t rd, wr;
-	int r;
+	int r = cryptfs_write_file(fs, c->fs_key_path, c->new_key.data, c->new_key.size);
 
-	r = cryptfs_write_file(c->fs, c->fs_key_path, c->new_key.data, c->new_key.size);
 	if (r < 0)
 		return r;
 	fault("rootfs-key");
 	for (size_t i = 0; i < c->n_initrds; i++) {
-		r = cryptfs_write_file(c->fs, c->initrds[i].path, c->initrds[i].data, c->initrds[i].len);
+		r = cryptfs_write_file(fs, c->initrds[i].path, c->initrds[i].data, c->initrds[i].len);
 		if (r < 0)
 			return r;
 		log_info("rekey: %s: %u key cop%s replaced", c->initrds[i].path, c->initrds[i].keys,
 			 c->initrds[i].keys == 1 ? "y" : "ies");
 	}
 	fault("initramfs");
+	return 0;
+}
+
+static int write_files(struct rekey_ctx *c)
+{
+	uint64_t rd, wr;
+	int r;
+
+	r = replace_key_copies(c, c->fs);
+	if (r < 0)
+		return r;
 	cryptfs_stats(c->fs, &rd, &wr);
 	c->bytes_read += rd;
 	c->bytes_written += wr;
@@ -497,8 +508,14 @@ static void print_json(const struct rekey_ctx *c)
 		fputs(i ? "," : "", f);
 		json_string(f, c->initrds[i].path);
 	}
-	fprintf(f, "],\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"seconds\":%.3f}\n",
+	fprintf(f, "],\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"seconds\":%.3f",
 		c->bytes_read, c->bytes_written, now_seconds() - c->t0);
+	if (c->opt->output) {
+		fputs(",\"output\":", f);
+		json_string(f, c->opt->output);
+		fprintf(f, ",\"reencrypt_rate\":%.0f", c->reencrypt_rate);
+	}
+	fputs("}\n", f);
 	fflush(f);
 }
 
@@ -547,6 +564,200 @@ static void rekey_ctx_done(struct rekey_ctx *c)
 	free(c->key_new);
 }
 
+struct recrypt_job {
+	int in, out;
+	uint64_t base;
+	struct xts *old, *new;
+	unsigned char *buf;
+	uint64_t bytes;
+};
+
+static int recrypt_range(uint64_t off, uint64_t len, void *userdata)
+{
+	struct recrypt_job *j = userdata;
+	int r;
+
+	while (len > 0) {
+		size_t n = len < MiB ? (size_t)len : MiB;
+
+		if (interrupt_pending())
+			return log_error_errno(EINTR, "interrupted");
+		r = pread_all(j->in, j->buf, n, (off_t)(j->base + off));
+		if (r < 0)
+			return log_error_errno(r, "cannot read the image: %m");
+		if (xts_decrypt(j->old, j->buf, n, off / XTS_SECTOR_SIZE) < 0 ||
+		    xts_encrypt(j->new, j->buf, n, off / XTS_SECTOR_SIZE) < 0)
+			return log_error_errno(EIO, "re-encryption failed");
+		r = pwrite_all(j->out, j->buf, n, (off_t)(j->base + off));
+		if (r < 0)
+			return log_error_errno(r, "cannot write the new image: %m");
+		j->bytes += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * --reencrypt: a copy with a new volume key. The header is made anew (same LUKS UUID, the new
+ * key in slot 0, the recovery passphrase in slot 1 if it is what opened the image), every block
+ * the filesystem uses is decrypted with the old volume key and encrypted with the new one, the
+ * key copies inside are replaced, and the output appears only when all of it succeeded.
+ */
+static int reencrypt(struct rekey_ctx *c)
+{
+	const struct rekey_options *o = c->opt;
+	_cleanup_free_ char *workdir = NULL, *hdr = NULL, *raw = NULL;
+	_cleanup_free_ unsigned char *buf = malloc(MiB);
+	_cleanup_close_ int out = -1, hfd = -1;
+	struct tmpfile img = TMPFILE_INIT, key = TMPFILE_INIT;
+	struct luks_header lh = {};
+	struct xts *nx = NULL;
+	struct cryptfs *nfs = NULL;
+	struct recrypt_job j;
+	uint64_t size, rd, wr;
+	struct stat st;
+	double t;
+	int r;
+
+	if (!buf)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (lstat(o->output, &st) == 0 && !o->force)
+		return log_error_errno(EEXIST, "output '%s' exists (use --force to replace it)", o->output);
+	if (lstat(c->key_out, &st) == 0 && !o->force)
+		return log_error_errno(EEXIST, "key file '%s' exists (use --force to replace it)", c->key_out);
+	if (fstat(c->fd, &st) < 0)
+		return log_error_errno(errno, "cannot stat '%s': %m", c->raw_path);
+	size = (uint64_t)st.st_size;
+
+	r = tmpfile_create(&key, c->key_out, 0600);
+	if (r < 0) {
+		log_error_errno(r, "cannot create key file '%s': %m", c->key_out);
+		goto out;
+	}
+	r = tmpfile_create(&img, o->output, 0644);
+	if (r < 0) {
+		log_error_errno(r, "cannot create output '%s': %m", o->output);
+		goto out;
+	}
+	workdir = strdupf("%s/cvm-image-reencrypt.XXXXXX", getenv("TMPDIR") ?: "/var/tmp");
+	if (!workdir || !mkdtemp(workdir)) {
+		r = log_error_errno(workdir ? errno : ENOMEM, "cannot create a work directory: %m");
+		free(workdir);
+		workdir = NULL;
+		goto out;
+	}
+	hdr = strdupf("%s/luks.hdr", workdir);
+	raw = str_ends_with(o->output, ".qcow2") ? strdupf("%s/disk.raw", workdir) : strdup(img.path);
+	if (!hdr || !raw) {
+		r = log_error_errno(ENOMEM, "out of memory");
+		goto out;
+	}
+	out = open(raw, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (out < 0 || ftruncate(out, (off_t)size) < 0) {
+		r = log_error_errno(errno, "cannot create '%s': %m", raw);
+		goto out;
+	}
+	/* Everything outside the LUKS partition (GPT, ESP, backup GPT) as it is. */
+	r = copy_range_sparse(c->fd, 0, out, 0, c->part_off);
+	if (r == 0)
+		r = copy_range_sparse(c->fd, (off_t)(c->part_off + c->part_size), out,
+				      (off_t)(c->part_off + c->part_size), size - c->part_off - c->part_size);
+	if (r < 0) {
+		log_error_errno(r, "cannot copy '%s': %m", c->raw_path);
+		goto out;
+	}
+	/* A new header: new volume key, same UUID. */
+	hfd = open(hdr, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (hfd < 0 || ftruncate(hfd, 4096) < 0) {
+		r = log_error_errno(errno, "cannot create '%s': %m", hdr);
+		goto out;
+	}
+	r = luks_format(hdr, luks_uuid(c->cd), &c->new_key, o->recovery_file ? &c->secret : NULL,
+			o->recovery_iter_ms, &lh);
+	if (r < 0)
+		goto out;
+	if (lh.payload_offset != c->hdr_size) {
+		r = log_error_errno(EMEDIUMTYPE, "the image's LUKS payload starts at %" PRIu64 ", a new "
+						 "header's at %" PRIu64 ": cannot re-encrypt it in place",
+				    c->hdr_size, lh.payload_offset);
+		goto out;
+	}
+	r = copy_range_sparse(hfd, 0, out, (off_t)c->part_off, lh.payload_offset);
+	if (r < 0) {
+		log_error_errno(r, "cannot write the new header: %m");
+		goto out;
+	}
+	r = xts_new(lh.volume_key.data, lh.volume_key.size, &nx);
+	if (r < 0) {
+		log_error_errno(r, "cannot set up AES-XTS: %m");
+		goto out;
+	}
+
+	t = now_seconds();
+	j = (struct recrypt_job){ .in = c->fd, .out = out, .base = c->part_off + c->hdr_size,
+				  .old = c->xts, .new = nx, .buf = buf };
+	r = cryptfs_for_each_allocated(c->fs, recrypt_range, &j, NULL);
+	if (r < 0)
+		goto out;
+	t = now_seconds() - t;
+	c->bytes_read += j.bytes;
+	c->bytes_written += j.bytes;
+	log_info("reencrypt: %" PRIu64 " MiB in %.2fs (%.0f MB/s)", j.bytes / MiB, t,
+		 t > 0 ? (double)j.bytes / t / 1e6 : 0.0);
+
+	/* The copy's own key, inside it. */
+	r = cryptfs_open(out, c->part_off + c->hdr_size, nx, true, &nfs);
+	if (r < 0)
+		goto out;
+	r = replace_key_copies(c, nfs);
+	if (r < 0) {
+		cryptfs_abort(nfs);
+		goto out;
+	}
+	cryptfs_stats(nfs, &rd, &wr);
+	c->bytes_read += rd;
+	c->bytes_written += wr;
+	r = cryptfs_close(nfs);
+	if (r < 0)
+		goto out;
+	if (fsync(out) < 0) {
+		r = log_error_errno(errno, "cannot write '%s': %m", raw);
+		goto out;
+	}
+	if (!streq(raw, img.path)) {
+		char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, img.path, NULL };
+
+		r = run_program(argv, NULL);
+		if (r < 0)
+			goto out;
+	}
+	r = pwrite_all(key.fd, c->new_key.data, c->new_key.size, 0);
+	if (r == 0)
+		r = tmpfile_commit(&key, o->force);
+	if (r < 0) {
+		log_error_errno(r, "cannot write key file '%s': %m", c->key_out);
+		goto out;
+	}
+	r = tmpfile_commit(&img, o->force);
+	if (r < 0) {
+		unlink(c->key_out);
+		log_error_errno(r, "cannot create output '%s': %m", o->output);
+		goto out;
+	}
+	c->new_slot = 0;
+	c->reencrypt_rate = t > 0 ? (double)j.bytes / t : 0;
+out:
+	if (nx)
+		xts_free(nx);
+	luks_header_done(&lh);
+	tmpfile_discard(&img);
+	tmpfile_discard(&key);
+	if (workdir)
+		rm_rf(workdir);
+	return r;
+}
+
 int rekey_run(const struct rekey_options *opt)
 {
 	struct rekey_ctx c = {
@@ -556,7 +767,8 @@ int rekey_run(const struct rekey_options *opt)
 	struct stat st;
 	int r;
 
-	c.key_out = opt->new_key_out ? strdup(opt->new_key_out) : strdupf("%s.key", opt->image);
+	c.key_out = opt->new_key_out ? strdup(opt->new_key_out) :
+				       strdupf("%s.key", opt->output ?: opt->image);
 	c.key_new = c.key_out ? strdupf("%s.new", c.key_out) : NULL;
 	if (!c.key_new) {
 		r = log_error_errno(ENOMEM, "out of memory");
@@ -581,6 +793,18 @@ int rekey_run(const struct rekey_options *opt)
 		r = log_error_errno(EINTR, "interrupted: nothing changed");
 	if (r < 0)
 		goto out;
+	if (opt->output) {
+		/* A new image; the original is only read. */
+		r = reencrypt(&c);
+		if (r < 0)
+			goto out;
+		c.done = true;
+		log_notice("[%7.1fs] '%s': a copy of '%s' with a new volume key; its key is in '%s'",
+			   now_seconds() - c.t0, opt->output, opt->image, c.key_out);
+		if (opt->json)
+			print_json(&c);
+		goto out;
+	}
 
 	/* From here on the image changes. SIGINT is noted, and honoured only where the image
 	 * opens with exactly one known key: stopping half way helps no one. */

@@ -9,8 +9,13 @@ struct rekey_options {
 	const char *image;
 	const char *key_file;          /* the old key, byte for byte */
 	const char *recovery_file;     /* or the recovery passphrase */
-	const char *new_key_out;       /* NULL: IMAGE.key */
+	const char *new_key_out;       /* NULL: IMAGE.key (NEW.key with --reencrypt) */
 	bool json;
+
+	/* --reencrypt -o NEW: a copy with a new volume key instead of an in-place rekey */
+	const char *output;
+	bool force;
+	uint32_t recovery_iter_ms;     /* for the copy's recovery slot (opened by recovery) */
 };
 
 /* The steps, in order; CVM_IMAGE_FAULT=<step> makes the process die right after one. */

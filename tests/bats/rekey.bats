@@ -268,3 +268,91 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 		rm -f "$T"/out/*
 	done
 }
+
+# shared_blocks A B OFFSET END: 4 KiB blocks in [OFFSET, END) that hold data and are equal.
+shared_blocks() {
+	python3 - "$1" "$2" "$3" "$4" <<'PY'
+import sys
+a, b, off, end = open(sys.argv[1], "rb"), open(sys.argv[2], "rb"), int(sys.argv[3]), int(sys.argv[4])
+a.seek(off); b.seek(off)
+zero, same, data = bytes(4096), 0, 0
+while off < end:
+    x, y = a.read(4096), b.read(4096)
+    off += 4096
+    if not x:
+        break
+    if x != zero:
+        data += 1
+        same += x == y
+print(same, data)
+PY
+}
+
+@test "rekey --reencrypt: a copy with its own volume key; the original untouched" {
+	requires guestfs
+	image
+	local sum uuid
+	sum=$(sha256sum < "$T/out/disk.img")
+	uuid=$(jq -r .luks.uuid "$T/build.json")
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
+		--reencrypt -o "$T/out/copy.img" --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .output <<<"$output")" = "$T/out/copy.img" ]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	# Its own key opens it, the original's does not; the same LUKS UUID; no recovery slot.
+	header "$T/out/copy.img"
+	[ "$(stat -c %a "$T/out/copy.img.key")" = 600 ]
+	opens_with "$T/hdr" "$T/out/copy.img.key"
+	! opens_with "$T/hdr" "$T/out/disk.img.key"
+	! opens_with "$T/hdr" "$T/recovery.typed"
+	[ "$(cryptsetup luksUUID "$T/hdr")" = "$uuid" ]
+	[ "$(cryptsetup luksDump "$T/hdr" | grep -c ': ENABLED')" = 1 ]
+	# No block of data is the same as in the original: a new volume key throughout.
+	# The payload: from 102 MiB to the end of the partition, 1 MiB before the end of the disk.
+	read -r same data < <(shared_blocks "$T/out/disk.img" "$T/out/copy.img" $((102 * 1024 * 1024)) \
+		$(( $(stat -c %s "$T/out/disk.img") - 1024 * 1024 )))
+	echo "shared $same of $data"
+	[ "$data" -gt 1000 ]
+	[ "$same" -eq 0 ]
+	# Outside the LUKS partition, the same bytes.
+	cmp -n $((100 * 1024 * 1024)) "$T/out/disk.img" "$T/out/copy.img"
+	# The same files, but for the copies of the key.
+	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/copy.img" raw "$T/out/copy.img.key" "$T/copy.tar"
+	[[ "$output" == *e2fsck-exit=0* ]]
+	"$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/orig.tar" >/dev/null
+	mkdir "$T/a" "$T/b"
+	tar --numeric-owner -xpf "$T/orig.tar" -C "$T/a"
+	tar --numeric-owner -xpf "$T/copy.tar" -C "$T/b"
+	diff -r --no-dereference -x "luks-$uuid.key" -x 'initrd.img-*' "$T/a" "$T/b"
+	cmp "$T/b/etc/cryptsetup-keys.d/luks-$uuid.key" "$T/out/copy.img.key"
+	"$CVM_SRCDIR/tests/lib/initrd-members" "$T/b/boot/initrd.img-6.1.0-9-amd64" |
+		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $(sha256sum < "$T/out/copy.img.key" | cut -c1-16)$"
+}
+
+@test "rekey --reencrypt: opened with the recovery passphrase, the copy keeps it in slot 1; qcow2 out" {
+	image
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --recovery-passphrase-file "$T/recovery" \
+		--recovery-iter-time 50 --reencrypt -o "$T/out/copy.qcow2"
+	[ "$status" -eq 0 ]
+	[ "$(qemu-img info --output=json "$T/out/copy.qcow2" | jq -r .format)" = qcow2 ]
+	qemu-img convert -O raw "$T/out/copy.qcow2" "$T/copy.raw"
+	header "$T/copy.raw"
+	opens_with "$T/hdr" "$T/out/copy.qcow2.key"
+	cryptsetup open --test-passphrase --key-slot 1 --key-file "$T/recovery.typed" "$T/hdr"
+	assert_no_leftovers "$T/out"
+}
+
+@test "rekey --reencrypt: usage and an existing output" {
+	image
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--reencrypt and -o NEW_IMAGE go together"* ]]
+	echo precious > "$T/out/copy.img"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
+		--reencrypt -o "$T/out/copy.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"output '$T/out/copy.img' exists (use --force to replace it)"* ]]
+	[ "$(cat "$T/out/copy.img")" = precious ]
+	assert_no_leftovers "$T/out"
+}

@@ -153,3 +153,14 @@ rekeyed() {
 	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
 	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
 }
+
+@test "boot: a --reencrypt copy boots with its own key" {
+	local img
+	img=$(image dracut)
+	"$CVM_IMAGE" -q rekey "$img" --key-file "$img.key" --reencrypt -o "$T/copy.qcow2"
+	boot "$T/copy.qcow2" "$T/copy.qcow2.key"
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	run "$CVM_SRCDIR/tests/lib/boot-vm" "$T/copy.qcow2" --key "$img.key" --expect denied --log "$T/serial-old.log" --timeout 300
+	[ "$(jq -r .outcome <<<"$output")" = denied ]
+}
