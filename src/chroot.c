@@ -57,17 +57,36 @@ static int mountpoint_path(const char *root, const char *rel, char **ret)
 	return 0;
 }
 
+/* A libmount context that only makes the syscall: no mtab/utab, no mount helpers, no path
+ * canonicalisation (the paths were checked by mountpoint_path()). */
+static struct libmnt_context *new_context(void)
+{
+	struct libmnt_context *cxt = mnt_new_context();
+
+	if (cxt) {
+		mnt_context_disable_mtab(cxt, 1);
+		mnt_context_disable_helpers(cxt, 1);
+		mnt_context_disable_canonicalize(cxt, 1);
+	}
+	return cxt;
+}
+
+/* libmount: 0 success, < 0 its own error, > 0 the syscall failed: one -errno either way. */
+static int context_result(struct libmnt_context *cxt, int r)
+{
+	if (r > 0)
+		r = mnt_context_syscall_called(cxt) ? -mnt_context_get_syscall_errno(cxt) : -EIO;
+	return r;
+}
+
 static int do_mount(const char *source, const char *target, const char *fstype,
 		    const char *options)
 {
-	_cleanup_(mnt_free_contextp) struct libmnt_context *cxt = mnt_new_context();
+	_cleanup_(mnt_free_contextp) struct libmnt_context *cxt = new_context();
 	int r;
 
 	if (!cxt)
 		return -ENOMEM;
-	mnt_context_disable_mtab(cxt, 1);
-	mnt_context_disable_helpers(cxt, 1);
-	mnt_context_disable_canonicalize(cxt, 1);
 	r = mnt_context_set_source(cxt, source);
 	if (r == 0)
 		r = mnt_context_set_target(cxt, target);
@@ -79,30 +98,22 @@ static int do_mount(const char *source, const char *target, const char *fstype,
 		r = mnt_context_set_mflags(cxt, MS_BIND);
 	if (r == 0)
 		r = mnt_context_mount(cxt);
-	/* libmount: 0 success, < 0 its own error, > 0 the mount(2) call failed. */
-	if (r > 0)
-		r = mnt_context_syscall_called(cxt) ? -mnt_context_get_syscall_errno(cxt) : -EIO;
-	return r;
+	return context_result(cxt, r);
 }
 
 static int do_umount(const char *target, bool lazy)
 {
-	_cleanup_(mnt_free_contextp) struct libmnt_context *cxt = mnt_new_context();
+	_cleanup_(mnt_free_contextp) struct libmnt_context *cxt = new_context();
 	int r;
 
 	if (!cxt)
 		return -ENOMEM;
-	mnt_context_disable_mtab(cxt, 1);
-	mnt_context_disable_helpers(cxt, 1);
-	mnt_context_disable_canonicalize(cxt, 1);
 	if (lazy)
 		mnt_context_enable_lazy(cxt, 1);
 	r = mnt_context_set_target(cxt, target);
 	if (r == 0)
 		r = mnt_context_umount(cxt);
-	if (r > 0)
-		r = mnt_context_syscall_called(cxt) ? -mnt_context_get_syscall_errno(cxt) : -EIO;
-	return r;
+	return context_result(cxt, r);
 }
 
 int chroot_setup(struct chroot_session *s, const char *root)

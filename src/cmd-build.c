@@ -125,8 +125,6 @@ static int do_build(int argc, char *argv[])
 		.mapper_name = "cr_root",
 		.recovery_iter_ms = 2000,
 	};
-	char *end;
-	unsigned long ul;
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, options_s, options, NULL)) != -1) {
@@ -173,14 +171,11 @@ static int do_build(int argc, char *argv[])
 			o.recovery_passphrase_file = optarg;
 			break;
 		case ARG_RECOVERY_ITER_TIME:
-			errno = 0;
-			ul = strtoul(optarg, &end, 10);
-			if (errno || *end || end == optarg || ul == 0 || ul > 60000) {
+			if (parse_iter_time(optarg, &o.recovery_iter_ms) < 0) {
 				log_error("invalid --recovery-iter-time '%s': expected 1 to 60000 ms",
 					  optarg);
 				return EXIT_USAGE;
 			}
-			o.recovery_iter_ms = (uint32_t)ul;
 			break;
 		case ARG_JSON:
 			o.json = true;

@@ -11,6 +11,7 @@
 #include "exitcode.h"
 #include "log.h"
 #include "rekey.h"
+#include "shared/util.h"
 
 enum {
 	ARG_KEY_FILE = 0x100,
@@ -63,8 +64,6 @@ static int do_rekey(int argc, char *argv[])
 {
 	struct rekey_options o = { .recovery_iter_ms = 2000 };
 	bool reencrypt = false;
-	unsigned long ul;
-	char *end;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "ho:", options, NULL)) != -1) {
@@ -91,13 +90,11 @@ static int do_rekey(int argc, char *argv[])
 			o.force = true;
 			break;
 		case ARG_RECOVERY_ITER_TIME:
-			errno = 0;
-			ul = strtoul(optarg, &end, 10);
-			if (errno || *end || end == optarg || ul == 0 || ul > 60000) {
-				log_error("invalid --recovery-iter-time '%s': expected 1 to 60000 ms", optarg);
+			if (parse_iter_time(optarg, &o.recovery_iter_ms) < 0) {
+				log_error("invalid --recovery-iter-time '%s': expected 1 to 60000 ms",
+					  optarg);
 				return EXIT_USAGE;
 			}
-			o.recovery_iter_ms = (uint32_t)ul;
 			break;
 		case 'h':
 			help();

@@ -132,6 +132,23 @@ static int probe_region(int fd, uint64_t off, uint64_t size, char *type, size_t 
 	return 0;
 }
 
+/* Probe the partition table of the image open as fd. Logs. */
+static int probe_partitions(const char *path, int fd, blkid_probe *ret_pr, blkid_partlist *ret_ls)
+{
+	_cleanup_(blkid_free_probep) blkid_probe pr = blkid_new_probe();
+
+	if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0)
+		return log_error_errno(ENOMEM, "cannot probe '%s'", path);
+	blkid_probe_enable_superblocks(pr, 0);
+	blkid_probe_enable_partitions(pr, 1);
+	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_ENTRY_DETAILS);
+	if (blkid_do_fullprobe(pr) < 0)
+		return log_error_errno(EIO, "cannot probe '%s'", path);
+	*ret_ls = blkid_probe_get_partitions(pr);
+	*ret_pr = TAKE_PTR(pr);
+	return 0;
+}
+
 int gpt_verify(const char *path, const struct gpt_plan *plan, const char *luks_uuid,
 	       const char *esp_volume_id, struct gpt_probe *ret)
 {
@@ -141,18 +158,14 @@ int gpt_verify(const char *path, const struct gpt_plan *plan, const char *luks_u
 	blkid_partlist ls;
 	blkid_parttable tab;
 
+	int r;
+
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", path);
-	pr = blkid_new_probe();
-	if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0)
-		return log_error_errno(ENOMEM, "cannot probe '%s'", path);
-	blkid_probe_enable_superblocks(pr, 0);
-	blkid_probe_enable_partitions(pr, 1);
-	blkid_probe_set_partitions_flags(pr, BLKID_PARTS_ENTRY_DETAILS);
-	if (blkid_do_fullprobe(pr) < 0)
-		return log_error_errno(EIO, "cannot probe '%s'", path);
-	ls = blkid_probe_get_partitions(pr);
+	r = probe_partitions(path, fd, &pr, &ls);
+	if (r < 0)
+		return r;
 	tab = ls ? blkid_partlist_get_table(ls) : NULL;
 	if (!tab || !streq(blkid_parttable_get_type(tab), "gpt") ||
 	    blkid_partlist_numof_partitions(ls) != 2)
@@ -191,18 +204,13 @@ int gpt_find_luks(const char *path, uint64_t *ret_offset, uint64_t *ret_size)
 	_cleanup_(blkid_free_probep) blkid_probe pr = NULL;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	blkid_partlist ls;
-	int n;
+	int n, r;
 
 	if (fd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", path);
-	pr = blkid_new_probe();
-	if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0)
-		return log_error_errno(ENOMEM, "cannot probe '%s'", path);
-	blkid_probe_enable_superblocks(pr, 0);
-	blkid_probe_enable_partitions(pr, 1);
-	if (blkid_do_fullprobe(pr) < 0)
-		return log_error_errno(EIO, "cannot probe '%s'", path);
-	ls = blkid_probe_get_partitions(pr);
+	r = probe_partitions(path, fd, &pr, &ls);
+	if (r < 0)
+		return r;
 	n = ls ? blkid_partlist_numof_partitions(ls) : 0;
 	if (n <= 0)
 		return log_error_errno(EMEDIUMTYPE, "'%s' has no partition table (not an image made by "

@@ -13,6 +13,14 @@
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 
+/* Slot 0 and the volume key digest: the fixed PBKDF2 minimum, no benchmark. */
+static const struct crypt_pbkdf_type pbkdf_fast = {
+	.type = CRYPT_KDF_PBKDF2,
+	.hash = LUKS_HASH,
+	.iterations = LUKS_FAST_ITERATIONS,
+	.flags = CRYPT_PBKDF_NO_BENCHMARK,
+};
+
 static void luks_log(int level, const char *msg, void *userdata)
 {
 	size_t len = strlen(msg);
@@ -32,12 +40,6 @@ int luks_format(const char *header_path, const char *uuid, const struct secret *
 	_cleanup_(crypt_freep) struct crypt_device *cd = NULL;
 	_cleanup_secret_ struct secret vk = {};
 	struct crypt_params_luks1 params = { .hash = LUKS_HASH };
-	struct crypt_pbkdf_type fast = {
-		.type = CRYPT_KDF_PBKDF2,
-		.hash = LUKS_HASH,
-		.iterations = LUKS_FAST_ITERATIONS,
-		.flags = CRYPT_PBKDF_NO_BENCHMARK,
-	};
 	struct crypt_pbkdf_type slow = {
 		.type = CRYPT_KDF_PBKDF2,
 		.hash = LUKS_HASH,
@@ -53,8 +55,7 @@ int luks_format(const char *header_path, const char *uuid, const struct secret *
 		return log_error_errno(r, "cannot open LUKS header file '%s': %m", header_path);
 	crypt_set_log_callback(cd, luks_log, NULL);
 
-	/* The volume key digest and slot 0 use the fixed minimum: no benchmark. */
-	r = crypt_set_pbkdf_type(cd, &fast);
+	r = crypt_set_pbkdf_type(cd, &pbkdf_fast);
 	if (r < 0)
 		return log_error_errno(r, "cannot set PBKDF2 parameters: %m");
 	r = crypt_format(cd, CRYPT_LUKS1, LUKS_CIPHER, LUKS_CIPHER_MODE, uuid, NULL,
@@ -168,13 +169,7 @@ int luks_unlock(struct crypt_device *cd, const struct secret *pass, struct secre
 int luks_add_fast_key(struct crypt_device *cd, const struct secret *vk, const struct secret *key,
 		      int slot)
 {
-	struct crypt_pbkdf_type fast = {
-		.type = CRYPT_KDF_PBKDF2,
-		.hash = LUKS_HASH,
-		.iterations = LUKS_FAST_ITERATIONS,
-		.flags = CRYPT_PBKDF_NO_BENCHMARK,
-	};
-	int r = crypt_set_pbkdf_type(cd, &fast);
+	int r = crypt_set_pbkdf_type(cd, &pbkdf_fast);
 
 	if (r == 0)
 		r = crypt_keyslot_add_by_volume_key(cd, slot < 0 ? CRYPT_ANY_SLOT : slot,

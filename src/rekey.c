@@ -368,8 +368,6 @@ static int prepare_files(struct rekey_ctx *c)
 static int save_new_key(struct rekey_ctx *c)
 {
 	_cleanup_close_ int fd = open(c->key_new, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	_cleanup_free_ char *dir = path_dirname(c->key_new);
-	_cleanup_close_ int dfd = -1;
 	int r;
 
 	if (fd < 0)
@@ -378,9 +376,7 @@ static int save_new_key(struct rekey_ctx *c)
 	r = pwrite_all(fd, c->new_key.data, c->new_key.size, 0);
 	if (r < 0 || fsync(fd) < 0)
 		return log_error_errno(r < 0 ? r : -errno, "cannot write '%s': %m", c->key_new);
-	dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (dfd >= 0)
-		fsync(dfd);
+	(void)fsync_dir_of(c->key_new);
 	fault("key-saved");
 	return 0;
 }
@@ -479,16 +475,11 @@ static int replace_qcow2(struct rekey_ctx *c)
 
 static int rename_key(struct rekey_ctx *c)
 {
-	_cleanup_free_ char *dir = path_dirname(c->key_out);
-	_cleanup_close_ int dfd = -1;
-
 	if (rename(c->key_new, c->key_out) < 0)
 		return log_error_errno(errno, "cannot rename '%s' to '%s': %m (the new key is in '%s')",
 				       c->key_new, c->key_out, c->key_new);
 	c->new_key_saved = false;
-	dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-	if (dfd >= 0)
-		fsync(dfd);
+	(void)fsync_dir_of(c->key_out);
 	fault("key-renamed");
 	return 0;
 }

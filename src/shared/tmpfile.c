@@ -34,19 +34,6 @@ int tmpfile_create(struct tmpfile *t, const char *final, mode_t mode)
 	return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-	_cleanup_free_ char *dir = path_dirname(path);
-	_cleanup_close_ int fd = -1;
-
-	if (!dir)
-		return -ENOMEM;
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0 || fsync(fd) < 0)
-		return -errno;
-	return 0;
-}
-
 int tmpfile_commit(struct tmpfile *t, bool replace)
 {
 	if (t->fd >= 0) {

@@ -89,6 +89,32 @@ int parse_size(const char *s, uint64_t *ret)
 	return 0;
 }
 
+int parse_iter_time(const char *s, uint32_t *ret)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || *s == '-' || v == 0 || v > 60000)
+		return -EINVAL;
+	*ret = (uint32_t)v;
+	return 0;
+}
+
+int fsync_dir_of(const char *path)
+{
+	_cleanup_free_ char *dir = path_dirname(path);
+	_cleanup_close_ int fd = -1;
+
+	if (!dir)
+		return -ENOMEM;
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
 const char *format_size(uint64_t bytes, char *buf, size_t len)
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };

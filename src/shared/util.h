@@ -11,6 +11,12 @@
 #define MiB (UINT64_C(1024) * KiB)
 #define GiB (UINT64_C(1024) * MiB)
 
+/* Parse a PBKDF2 time in milliseconds, 1 to 60000. Returns 0 or -EINVAL. */
+int parse_iter_time(const char *s, uint32_t *ret);
+
+/* fsync() the directory that holds path, so a rename in it is durable. */
+int fsync_dir_of(const char *path);
+
 /* Parse "512M", "4G", "4GiB", "1048576", "1.5G" into bytes. Returns 0 or -EINVAL/-ERANGE. */
 int parse_size(const char *s, uint64_t *ret);
 /* Format bytes as "1.5 GiB" into buf. */

@@ -15,6 +15,16 @@ teardown() {
 	common_teardown
 }
 
+# big_tar SIZE: $T/big.tar, a rootfs with SIZE of incompressible data: a build slow enough
+# to interrupt.
+big_tar() {
+	mkdir -p "$T/big/usr/lib"
+	echo ID=debian > "$T/big/usr/lib/os-release"
+	head -c "$1" /dev/urandom > "$T/big/data"
+	tar -C "$T/big" -cf "$T/big.tar" .
+	rm -rf "$T/big"
+}
+
 # fails_with STATUS MESSAGE ARGS...: run build, check the exit status, the message, no output.
 fails_with() {
 	local want=$1 msg=$2
@@ -138,10 +148,8 @@ fails_with() {
 
 @test "errors: obviously not enough space for the output: exit 3 before anything is written" {
 	requires mount
-	mkdir -p "$T/big/usr/lib" "$T/small"
-	echo ID=debian > "$T/big/usr/lib/os-release"
-	head -c 20M /dev/urandom > "$T/big/data"
-	tar -C "$T/big" -cf "$T/big.tar" .
+	mkdir -p "$T/small"
+	big_tar 20M
 	mount -t tmpfs -o size=8m tmpfs "$T/small"
 	fails_with 3 "not enough space in '$T/small': about 20.0 MiB needed" "$T/big.tar" -o "$T/small/a.img"
 	[ -z "$(ls -A "$T/small")" ]
@@ -150,10 +158,8 @@ fails_with() {
 
 @test "errors: the output filesystem fills up mid-build (ENOSPC): exit 3, nothing left" {
 	requires mount
-	mkdir -p "$T/big/usr/lib" "$T/small"
-	echo ID=debian > "$T/big/usr/lib/os-release"
-	head -c 20M /dev/urandom > "$T/big/data"
-	tar -C "$T/big" -cf "$T/big.tar" .
+	mkdir -p "$T/small"
+	big_tar 20M
 	# Passes the early check (20 MiB of files) but not the journal and metadata on top.
 	mount -t tmpfs -o size=24m tmpfs "$T/small"
 	fails_with 3 "No space left on device" "$T/big.tar" -o "$T/small/a.img"
@@ -163,11 +169,7 @@ fails_with() {
 }
 
 @test "errors: SIGINT during mkfs stops the build and removes everything" {
-	mkdir -p "$T/big/usr/lib"
-	echo ID=debian > "$T/big/usr/lib/os-release"
-	head -c 400M /dev/urandom > "$T/big/data"
-	tar -C "$T/big" -cf "$T/big.tar" .
-	rm -rf "$T/big"
+	big_tar 400M
 	"$CVM_IMAGE" build --distro none "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
 	local pid=$! i
 	for i in $(seq 600); do
@@ -188,11 +190,7 @@ fails_with() {
 }
 
 @test "errors: SIGTERM during encryption stops the build and removes everything" {
-	mkdir -p "$T/big/usr/lib"
-	echo ID=debian > "$T/big/usr/lib/os-release"
-	head -c 400M /dev/urandom > "$T/big/data"
-	tar -C "$T/big" -cf "$T/big.tar" .
-	rm -rf "$T/big"
+	big_tar 400M
 	"$CVM_IMAGE" build --distro none "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
 	local pid=$! i
 	for i in $(seq 1200); do
