@@ -21,6 +21,7 @@ enum {
 	ARG_REENCRYPT,
 	ARG_FORCE,
 	ARG_RECOVERY_ITER_TIME,
+	ARG_NEW_UUID,
 };
 
 static const struct option options[] = {
@@ -31,6 +32,7 @@ static const struct option options[] = {
 	{ "reencrypt", no_argument, NULL, ARG_REENCRYPT },
 	{ "output", required_argument, NULL, 'o' },
 	{ "force", no_argument, NULL, ARG_FORCE },
+	{ "new-uuid", no_argument, NULL, ARG_NEW_UUID },
 	{ "recovery-iter-time", required_argument, NULL, ARG_RECOVERY_ITER_TIME },
 	{ "help", no_argument, NULL, 'h' },
 	{},
@@ -39,7 +41,8 @@ static const struct option options[] = {
 static void help(void)
 {
 	printf("Usage: cvm-image rekey IMAGE (--key-file OLD | --recovery-passphrase-file FILE)\n"
-	       "                      [--new-key-out FILE] [--reencrypt -o NEW_IMAGE] [--json]\n"
+	       "                      [--new-key-out FILE] [--reencrypt -o NEW_IMAGE [--new-uuid]]\n"
+	       "                      [--json]\n"
 	       "Give an image built by cvm-image a new slot-0 key, in place: the LUKS header, the\n"
 	       "key file in the root filesystem and in every initramfs. No boot, no mount.\n"
 	       "\n"
@@ -52,6 +55,7 @@ static void help(void)
 	       "      --reencrypt           write a copy with a new volume key instead (needs -o)\n"
 	       "  -o, --output NEW_IMAGE    the copy --reencrypt writes (raw, or qcow2 by extension)\n"
 	       "      --force               replace an existing NEW_IMAGE and its key file\n"
+	       "      --new-uuid            give the copy a new LUKS UUID as well\n"
 	       "      --recovery-iter-time MS\n"
 	       "                            PBKDF2 time for the copy's recovery slot (default: 2000)\n"
 	       "      --json                print a JSON summary on stdout\n"
@@ -89,6 +93,9 @@ static int do_rekey(int argc, char *argv[])
 		case ARG_FORCE:
 			o.force = true;
 			break;
+		case ARG_NEW_UUID:
+			o.new_uuid = true;
+			break;
 		case ARG_RECOVERY_ITER_TIME:
 			if (parse_iter_time(optarg, &o.recovery_iter_ms) < 0) {
 				log_error("invalid --recovery-iter-time '%s': expected 1 to 60000 ms",
@@ -118,6 +125,10 @@ static int do_rekey(int argc, char *argv[])
 	}
 	if (reencrypt != !!o.output) {
 		log_error("--reencrypt and -o NEW_IMAGE go together");
+		return EXIT_USAGE;
+	}
+	if (o.new_uuid && !reencrypt) {
+		log_error("--new-uuid goes with --reencrypt -o NEW_IMAGE");
 		return EXIT_USAGE;
 	}
 	o.image = argv[optind];

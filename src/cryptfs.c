@@ -327,6 +327,36 @@ int cryptfs_write_file(struct cryptfs *c, const char *path, const void *data, si
 	return 0;
 }
 
+int cryptfs_rename(struct cryptfs *c, const char *dir, const char *old, const char *new_name)
+{
+	_cleanup_free_ char *path = strdupf("%s/%s", dir, old);
+	ext2_ino_t dino, ino;
+	errcode_t err;
+	int r;
+
+	if (!path)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = lookup(c, dir, &dino);
+	if (r == 0)
+		r = lookup(c, path, &ino);
+	if (r < 0)
+		return r == -ENOENT ? log_error_errno(r, "'%s' is not in the root filesystem", path) : r;
+	err = ext2fs_link(c->fs, dino, new_name, ino, EXT2_FT_REG_FILE);
+	if (err == EXT2_ET_DIR_NO_SPACE) {
+		err = ext2fs_expand_dir(c->fs, dino);
+		if (!err)
+			err = ext2fs_link(c->fs, dino, new_name, ino, EXT2_FT_REG_FILE);
+	}
+	if (!err)
+		err = ext2fs_unlink(c->fs, dino, old, ino, 0);
+	if (!err)
+		err = ext2fs_flush(c->fs);
+	if (err)
+		return log_error_errno(EIO, "cannot rename '%s' to '%s': %s", path, new_name,
+				       error_message(err));
+	return 0;
+}
+
 struct list_ctx {
 	const char *glob;
 	char **v;

@@ -174,3 +174,42 @@ int esp_populate(const char *esp_path, int dirfd, const char *label)
 		return log_error_errno(r, "cannot empty %s after copying it to the ESP: %m", label);
 	return n;
 }
+
+int esp_replace_uuid(const char *image, uint64_t offset, const char *path, const char *old,
+		     const char *new_uuid, const char *tmpdir)
+{
+	_cleanup_free_ char *img = strdupf("%s@@%" PRIu64, image, offset);
+	_cleanup_free_ char *src = strdupf("::/%s", path), *tmp = strdupf("%s/esp-file", tmpdir);
+	_cleanup_free_ unsigned char *buf = NULL;
+	_cleanup_close_ int fd = -1;
+	struct stat st;
+	unsigned n;
+	int r;
+
+	if (!img || !src || !tmp)
+		return log_error_errno(ENOMEM, "out of memory");
+	/* mtools takes "image@@offset": the partition inside the disk image. */
+	char *get[] = { "mcopy", "-n", "-i", img, src, tmp, NULL };
+	r = run_program(get, mtools_env);
+	if (r < 0)
+		return r;
+	fd = open(tmp, O_RDWR | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", tmp);
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = pread_all(fd, buf, (size_t)st.st_size, 0);
+	if (r < 0)
+		return log_error_errno(r, "cannot read '%s': %m", tmp);
+	n = uuid_replace_all(buf, (size_t)st.st_size, old, new_uuid);
+	if (n == 0)
+		return 0;
+	r = pwrite_all(fd, buf, (size_t)st.st_size, 0);
+	if (r < 0)
+		return log_error_errno(r, "cannot write '%s': %m", tmp);
+	char *put[] = { "mcopy", "-o", "-n", "-i", img, tmp, src, NULL };
+	r = run_program(put, mtools_env);
+	unlink(tmp);
+	return r < 0 ? r : (int)n;
+}

@@ -21,5 +21,11 @@ int esp_add_file(const char *esp_path, const char *src, const char *dest);
  */
 int esp_populate(const char *esp_path, int dirfd, const char *label);
 
+/* In the file path (e.g. "EFI/BOOT/BOOTX64.EFI") of the ESP at offset bytes into image,
+ * replace the UUID old by new (same length: grub's embedded early config). Returns the
+ * number of replacements. Logs. */
+int esp_replace_uuid(const char *image, uint64_t offset, const char *path, const char *old,
+		     const char *new_uuid, const char *tmpdir);
+
 /* "ABCD-1234", as blkid and /etc/fstab spell a FAT volume id. */
 void esp_format_volume_id(uint32_t id, char out[10]);

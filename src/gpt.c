@@ -199,7 +199,9 @@ int gpt_verify(const char *path, const struct gpt_plan *plan, const char *luks_u
 	return 0;
 }
 
-int gpt_find_luks(const char *path, uint64_t *ret_offset, uint64_t *ret_size)
+/* The first partition whose content libblkid calls type; its version in ret_version. */
+static int find_partition(const char *path, const char *type_wanted, uint64_t *ret_offset,
+			  uint64_t *ret_size, char *ret_version, size_t version_len)
 {
 	_cleanup_(blkid_free_probep) blkid_probe pr = NULL;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -222,14 +224,35 @@ int gpt_find_luks(const char *path, uint64_t *ret_offset, uint64_t *ret_size)
 		char type[16], uuid[37], version[8];
 
 		if (probe_region(fd, off, size, type, sizeof(type), uuid, sizeof(uuid), version,
-				 sizeof(version)) < 0 || !streq(type, "crypto_LUKS"))
+				 sizeof(version)) < 0 || !streq(type, type_wanted))
 			continue;
-		if (!streq(version, "1"))
-			return log_error_errno(EMEDIUMTYPE, "'%s': partition %d is LUKS version %s, "
-							    "not LUKS1", path, i + 1, version);
 		*ret_offset = off;
 		*ret_size = size;
-		return 0;
+		snprintf(ret_version, version_len, "%s", version);
+		return i + 1;
 	}
-	return log_error_errno(EMEDIUMTYPE, "'%s' has no LUKS1 partition", path);
+	return -ENOENT;
+}
+
+int gpt_find_luks(const char *path, uint64_t *ret_offset, uint64_t *ret_size)
+{
+	char version[8];
+	int r = find_partition(path, "crypto_LUKS", ret_offset, ret_size, version, sizeof(version));
+
+	if (r == -ENOENT)
+		return log_error_errno(EMEDIUMTYPE, "'%s' has no LUKS1 partition", path);
+	if (r > 0 && !streq(version, "1"))
+		return log_error_errno(EMEDIUMTYPE, "'%s': partition %d is LUKS version %s, not LUKS1",
+				       path, r, version);
+	return r < 0 ? r : 0;
+}
+
+int gpt_find_esp(const char *path, uint64_t *ret_offset, uint64_t *ret_size)
+{
+	char version[16];
+	int r = find_partition(path, "vfat", ret_offset, ret_size, version, sizeof(version));
+
+	if (r == -ENOENT)
+		return log_error_errno(ENOENT, "'%s' has no EFI System Partition", path);
+	return r < 0 ? r : 0;
 }

@@ -45,3 +45,6 @@ int gpt_verify(const char *path, const struct gpt_plan *plan, const char *luks_u
 /* The first partition of the image holding a LUKS1 header: its offset and size in bytes.
  * Logs which is missing: no partition table, no LUKS1 partition. */
 int gpt_find_luks(const char *path, uint64_t *ret_offset, uint64_t *ret_size);
+
+/* The first vfat partition (the ESP): its offset and size in bytes. Logs. */
+int gpt_find_esp(const char *path, uint64_t *ret_offset, uint64_t *ret_size);

@@ -130,13 +130,17 @@ static bool is_key_member(struct archive_entry *e, const unsigned char *data, si
 	       size == key_len && memcmp(data, key, key_len) == 0;
 }
 
+struct uuid_change {
+	const char *old_uuid, *new_uuid; /* NULL: none */
+};
+
 /*
  * Read one archive; with out != NULL write it again with the same filter, members holding
- * old replaced by new_key. Counts the key members in *count.
+ * old replaced by new_key (and the UUID changed, if asked). Counts the key members in *count.
  */
 static int process(const char *what, const unsigned char *in, size_t len, const void *old,
 		   size_t old_len, const void *new_key, size_t new_len, struct membuf *out,
-		   unsigned *count)
+		   unsigned *count, const struct uuid_change *u)
 {
 	_cleanup_(archive_read_freep) struct archive *r = archive_read_new();
 	_cleanup_(archive_write_freep) struct archive *w = NULL;
@@ -199,6 +203,14 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 			continue;
 		if (key)
 			archive_entry_set_size(e, (la_int64_t)new_len);
+		if (u && u->old_uuid) {
+			_cleanup_free_ char *name = strdup(archive_entry_pathname(e) ?: "");
+
+			if (name && uuid_replace_all(name, strlen(name), u->old_uuid, u->new_uuid))
+				archive_entry_set_pathname(e, name);
+			if (regular && !key)
+				uuid_replace_all(data, (size_t)size, u->old_uuid, u->new_uuid);
+		}
 		if (archive_write_header(w, e) != ARCHIVE_OK ||
 		    (regular && archive_entry_size(e) > 0 &&
 		     archive_write_data(w, key ? new_key : data, key ? new_len : (size_t)size) < 0))
@@ -217,7 +229,8 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 }
 
 static int walk(const char *what, const void *in, size_t in_len, const void *old, size_t old_len,
-		const void *new_key, size_t new_len, struct membuf *out, unsigned *count)
+		const void *new_key, size_t new_len, struct membuf *out, unsigned *count,
+		const struct uuid_change *u)
 {
 	struct segment segs[16];
 	size_t n;
@@ -235,7 +248,7 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 
 		/* One pass: rewritten as it is read; kept only if it held the key, otherwise the
 		 * original bytes go out unchanged. */
-		r = process(what, p, len, old, old_len, new_key, new_len, out ? &seg : NULL, &found);
+		r = process(what, p, len, old, old_len, new_key, new_len, out ? &seg : NULL, &found, u);
 		if (r < 0) {
 			free(seg.data);
 			return r;
@@ -267,10 +280,20 @@ int initramfs_replace_key(const char *what, const void *in, size_t in_len, const
 			  size_t old_len, const void *new_key, size_t new_len, void **ret,
 			  size_t *ret_len, unsigned *ret_replaced)
 {
+	return initramfs_replace_key_uuid(what, in, in_len, old, old_len, new_key, new_len, NULL,
+					  NULL, ret, ret_len, ret_replaced);
+}
+
+int initramfs_replace_key_uuid(const char *what, const void *in, size_t in_len, const void *old,
+			       size_t old_len, const void *new_key, size_t new_len,
+			       const char *old_uuid, const char *new_uuid, void **ret,
+			       size_t *ret_len, unsigned *ret_replaced)
+{
+	struct uuid_change u = { old_uuid, new_uuid };
 	struct membuf out = {};
 	int r;
 
-	r = walk(what, in, in_len, old, old_len, new_key, new_len, &out, ret_replaced);
+	r = walk(what, in, in_len, old, old_len, new_key, new_len, &out, ret_replaced, &u);
 	if (r < 0) {
 		free(out.data);
 		return r;
@@ -283,5 +306,5 @@ int initramfs_replace_key(const char *what, const void *in, size_t in_len, const
 int initramfs_count_key(const char *what, const void *in, size_t in_len, const void *key,
 			size_t key_len, unsigned *ret_count)
 {
-	return walk(what, in, in_len, key, key_len, NULL, 0, NULL, ret_count);
+	return walk(what, in, in_len, key, key_len, NULL, 0, NULL, ret_count, NULL);
 }

@@ -18,6 +18,15 @@ int initramfs_replace_key(const char *what, const void *in, size_t in_len, const
 			  size_t old_len, const void *new_key, size_t new_len, void **ret,
 			  size_t *ret_len, unsigned *ret_replaced);
 
+/* The same, and in the archives rewritten, every occurrence of the LUKS UUID old_uuid (with
+ * dashes or without) in member names and in other regular members' contents replaced by
+ * new_uuid (same length): the key file's name, crypttab. */
+int initramfs_replace_key_uuid(const char *what, const void *in, size_t in_len, const void *old,
+			       size_t old_len, const void *new_key, size_t new_len,
+			       const char *old_uuid, const char *new_uuid, void **ret,
+			       size_t *ret_len, unsigned *ret_replaced);
+
+
 /* Count the members that hold exactly key (for checks). Logs. */
 int initramfs_count_key(const char *what, const void *in, size_t in_len, const void *key,
 			size_t key_len, unsigned *ret_count);

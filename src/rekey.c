@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cryptfs.h"
+#include "esp.h"
 #include "gpt.h"
 #include "initramfs.h"
 #include "json.h"
@@ -68,6 +69,8 @@ struct rekey_ctx {
 	size_t n_initrds;
 	uint64_t bytes_read, bytes_written;
 	double reencrypt_rate;
+	char new_uuid[37];             /* with --new-uuid */
+	unsigned uuid_edits;
 };
 
 static void fault(const char *step)
@@ -351,8 +354,11 @@ static int prepare_files(struct rekey_ctx *c)
 		r = cryptfs_read_file(c->fs, d->path, &old, &old_len);
 		if (r < 0)
 			break;
-		r = initramfs_replace_key(d->path, old, old_len, c->old_key.data, c->old_key.size,
-					  c->new_key.data, c->new_key.size, &d->data, &d->len, &d->keys);
+		r = initramfs_replace_key_uuid(d->path, old, old_len, c->old_key.data,
+					       c->old_key.size, c->new_key.data, c->new_key.size,
+					       c->new_uuid[0] ? luks_uuid(c->cd) : NULL,
+					       c->new_uuid[0] ? c->new_uuid : NULL, &d->data, &d->len,
+					       &d->keys);
 		if (r == 0 && d->keys == 0)
 			r = log_error_errno(ENOENT, "'%s': %s holds no copy of the image's key file",
 					    c->opt->image, d->path);
@@ -492,7 +498,8 @@ static void print_json(const struct rekey_ctx *c)
 	json_string(f, c->opt->image);
 	fprintf(f, ",\"format\":\"%s\",\"luks_uuid\":\"%s\",\"old_slot\":%d,\"new_slot\":%d,"
 		   "\"key_file\":",
-		c->qcow2 ? "qcow2" : "raw", luks_uuid(c->cd), c->old_slot, c->new_slot);
+		c->qcow2 ? "qcow2" : "raw", c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd), c->old_slot,
+		c->new_slot);
 	json_string(f, c->key_out);
 	fputs(",\"initramfs\":[", f);
 	for (size_t i = 0; i < c->n_initrds; i++) {
@@ -553,6 +560,44 @@ static void rekey_ctx_done(struct rekey_ctx *c)
 	free(c->backup_path);
 	free(c->key_out);
 	free(c->key_new);
+}
+
+/* --new-uuid: the key file's name, and the UUID in the configuration that names it. */
+static int change_uuid_in_files(struct rekey_ctx *c, struct cryptfs *fs)
+{
+	static const char *const files[] = {
+		"/etc/crypttab", "/etc/default/grub", "/boot/grub/grub.cfg", "/boot/grub2/grub.cfg",
+	};
+	const char *old = luks_uuid(c->cd);
+	_cleanup_free_ char *oldname = strdupf("luks-%s.key", old);
+	_cleanup_free_ char *newname = strdupf("luks-%s.key", c->new_uuid);
+	int r;
+
+	if (!oldname || !newname)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = cryptfs_rename(fs, "/etc/cryptsetup-keys.d", oldname, newname);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+		_cleanup_free_ char *text = NULL;
+		size_t len;
+		unsigned n;
+
+		r = cryptfs_read_file(fs, files[i], &text, &len);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0)
+			return r;
+		n = uuid_replace_all(text, len, old, c->new_uuid);
+		if (n == 0)
+			continue;
+		r = cryptfs_write_file(fs, files[i], text, len);
+		if (r < 0)
+			return r;
+		log_info("new UUID: %u in %s", n, files[i]);
+		c->uuid_edits += n;
+	}
+	return 0;
 }
 
 struct recrypt_job {
@@ -664,8 +709,8 @@ static int reencrypt(struct rekey_ctx *c)
 		r = log_error_errno(errno, "cannot create '%s': %m", hdr);
 		goto out;
 	}
-	r = luks_format(hdr, luks_uuid(c->cd), &c->new_key, o->recovery_file ? &c->secret : NULL,
-			o->recovery_iter_ms, &lh);
+	r = luks_format(hdr, c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd), &c->new_key,
+			o->recovery_file ? &c->secret : NULL, o->recovery_iter_ms, &lh);
 	if (r < 0)
 		goto out;
 	if (lh.payload_offset != c->hdr_size) {
@@ -702,6 +747,8 @@ static int reencrypt(struct rekey_ctx *c)
 	if (r < 0)
 		goto out;
 	r = replace_key_copies(c, nfs);
+	if (r == 0 && c->new_uuid[0])
+		r = change_uuid_in_files(c, nfs);
 	if (r < 0) {
 		cryptfs_abort(nfs);
 		goto out;
@@ -712,6 +759,20 @@ static int reencrypt(struct rekey_ctx *c)
 	r = cryptfs_close(nfs);
 	if (r < 0)
 		goto out;
+	if (c->new_uuid[0]) {
+		uint64_t esp_off, esp_size;
+
+		/* grub's early config, embedded in BOOTX64.EFI: cryptomount -u <UUID>. */
+		r = gpt_find_esp(raw, &esp_off, &esp_size);
+		if (r == 0)
+			r = esp_replace_uuid(raw, esp_off, "EFI/BOOT/BOOTX64.EFI", luks_uuid(c->cd),
+					     c->new_uuid, workdir);
+		if (r == 0)
+			log_warning("'EFI/BOOT/BOOTX64.EFI' on the ESP does not name the old LUKS UUID");
+		if (r < 0)
+			goto out;
+		c->uuid_edits += (unsigned)r;
+	}
 	if (fsync(out) < 0) {
 		r = log_error_errno(errno, "cannot write '%s': %m", raw);
 		goto out;
@@ -769,6 +830,10 @@ int rekey_run(const struct rekey_options *opt)
 		r = log_error_errno(EEXIST, "'%s' exists, left by an interrupted rekey: check which key "
 					    "opens '%s', keep that one and remove the other",
 				    c.key_new, opt->image);
+		goto out;
+	}
+	if (opt->new_uuid && (r = uuid_random(c.new_uuid)) < 0) {
+		log_error_errno(r, "cannot get random bytes: %m");
 		goto out;
 	}
 	r = lock_image(&c);

@@ -15,6 +15,7 @@ struct rekey_options {
 	/* --reencrypt -o NEW: a copy with a new volume key instead of an in-place rekey */
 	const char *output;
 	bool force;
+	bool new_uuid;                 /* the copy gets a new LUKS UUID */
 	uint32_t recovery_iter_ms;     /* for the copy's recovery slot (opened by recovery) */
 };
 

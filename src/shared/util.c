@@ -279,6 +279,36 @@ int uuid_random(char out[37])
 	return 0;
 }
 
+unsigned uuid_replace_all(void *buf, size_t len, const char *a, const char *b)
+{
+	char an[33] = "", bn[33] = "";
+	unsigned n = 0;
+
+	/* The same UUIDs without dashes, as grub's cryptomount -u spells them. */
+	for (size_t i = 0, j = 0; a[i] && j < 32; i++)
+		if (a[i] != '-')
+			an[j++] = a[i];
+	for (size_t i = 0, j = 0; b[i] && j < 32; i++)
+		if (b[i] != '-')
+			bn[j++] = b[i];
+	for (unsigned char *p = buf, *end = p + len; p < end;) {
+		size_t left = (size_t)(end - p);
+
+		if (left >= 36 && memcmp(p, a, 36) == 0) {
+			memcpy(p, b, 36);
+			p += 36;
+			n++;
+		} else if (left >= 32 && memcmp(p, an, 32) == 0) {
+			memcpy(p, bn, 32);
+			p += 32;
+			n++;
+		} else {
+			p++;
+		}
+	}
+	return n;
+}
+
 char *strdupf(const char *fmt, ...)
 {
 	va_list ap;

@@ -53,6 +53,10 @@ int rm_rf(const char *path);
 /* Random UUID as a lower-case string (37 bytes with NUL). */
 int uuid_random(char out[37]);
 
+/* Replace every occurrence of the UUID a in buf, with dashes or without (as grub's
+ * cryptomount -u spells it), by b. a and b are canonical 36-character UUIDs. Returns the count. */
+unsigned uuid_replace_all(void *buf, size_t len, const char *a, const char *b);
+
 /* asprintf that returns NULL on failure. */
 char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

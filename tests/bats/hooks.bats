@@ -75,7 +75,9 @@ golden() {
 	"$CVM_IMAGE" -q build "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
 	extract_region "$T/out/a.img" 1 99 "$T/esp"
 	MTOOLS_SKIP_CHECK=1 mtype -i "$T/esp" ::/EFI/BOOT/BOOTX64.EFI > "$T/efi"
-	[ "$(cat "$T/efi")" = FAKE-EFI ]
+	[ "$(head -n1 "$T/efi")" = FAKE-EFI ]
+	grep -qx "cryptomount -u $(jq -r .luks.uuid <<<"$("$CVM_IMAGE" -q build --json "$(tree_tar initramfs-tools)" -o "$T/out/b.img")" | tr -d -)" "$T/efi" ||
+		grep -q '^cryptomount -u [0-9a-f]\{32\}$' "$T/efi"
 	fsck.fat -n "$T/esp"
 }
 

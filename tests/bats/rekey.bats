@@ -356,3 +356,61 @@ PY
 	[ "$(cat "$T/out/copy.img")" = precious ]
 	assert_no_leftovers "$T/out"
 }
+
+@test "rekey: no room for the temporary raw copy of a qcow2 image: exit 3, the image untouched" {
+	requires mount
+	image
+	mkdir "$T/small"
+	qemu-img convert -O qcow2 "$T/out/disk.img" "$T/disk.qcow2"
+	local need
+	need=$(du -k "$T/disk.qcow2" | cut -f1)
+	# Room for the qcow2 image, not for a raw copy of it as well.
+	mount -t tmpfs -o size=$(( need + 2048 ))k tmpfs "$T/small"
+	cp "$T/disk.qcow2" "$T/out/disk.img.key" "$T/small/"
+	local sum
+	sum=$(sha256sum < "$T/small/disk.qcow2")
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/small/disk.qcow2" --key-file "$T/small/disk.img.key"
+	echo "$stderr"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"No space left on device"* ]]
+	[ "$(sha256sum < "$T/small/disk.qcow2")" = "$sum" ]
+	[ "$(ls -A "$T/small")" = "$(printf 'disk.img.key\ndisk.qcow2')" ]
+}
+
+@test "rekey --reencrypt --new-uuid: the copy's key file, crypttab, grub config, initramfs and grub's EFI binary name the new UUID" {
+	requires guestfs
+	image dracut
+	local old new
+	old=$(jq -r .luks.uuid "$T/build.json")
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
+		--reencrypt -o "$T/out/copy.img" --new-uuid --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	new=$(jq -r .luks_uuid <<<"$output")
+	[ "$new" != "$old" ]
+	header "$T/out/copy.img"
+	[ "$(cryptsetup luksUUID "$T/hdr")" = "$new" ]
+	opens_with "$T/hdr" "$T/out/copy.img.key"
+	# grub's early config in BOOTX64.EFI (outside the LUKS partition).
+	extract_region "$T/out/copy.img" 1 99 "$T/esp"
+	MTOOLS_SKIP_CHECK=1 mtype -i "$T/esp" ::/EFI/BOOT/BOOTX64.EFI > "$T/efi"
+	grep -qx "cryptomount -u ${new//-/}" "$T/efi"
+	! grep -q "${old//-/}" "$T/efi"
+	# Inside: nothing names the old UUID any more.
+	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/copy.img" raw "$T/out/copy.img.key" "$T/copy.tar"
+	[[ "$output" == *e2fsck-exit=0* ]]
+	mkdir "$T/b"
+	tar --numeric-owner -xpf "$T/copy.tar" -C "$T/b"
+	cmp "$T/b/etc/cryptsetup-keys.d/luks-$new.key" "$T/out/copy.img.key"
+	[ ! -e "$T/b/etc/cryptsetup-keys.d/luks-$old.key" ]
+	grep -qx "luks-$new UUID=$new /etc/cryptsetup-keys.d/luks-$new.key luks" "$T/b/etc/crypttab"
+	grep -q "rd.luks.uuid=$new" "$T/b/boot/grub/grub.cfg"
+	grep -q "rd.luks.uuid=$new" "$T/b/etc/default/grub"
+	! grep -rq "$old" "$T/b/etc" "$T/b/boot/grub"
+	"$CVM_SRCDIR/tests/lib/initrd-members" "$T/b/boot/initrd.img-6.1.0-10-amd64" > "$T/members"
+	grep -q "^etc/cryptsetup-keys.d/luks-$new.key 0600 $(sha256sum < "$T/out/copy.img.key" | cut -c1-16)$" "$T/members"
+	! grep -q "$old" "$T/members"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-uuid
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--new-uuid goes with --reencrypt -o NEW_IMAGE"* ]]
+}

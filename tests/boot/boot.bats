@@ -164,3 +164,19 @@ rekeyed() {
 	run "$CVM_SRCDIR/tests/lib/boot-vm" "$T/copy.qcow2" --key "$img.key" --expect denied --log "$T/serial-old.log" --timeout 300
 	[ "$(jq -r .outcome <<<"$output")" = denied ]
 }
+
+@test "boot: --reencrypt --new-uuid copies boot with their key (initramfs-tools and dracut)" {
+	local v img uuid
+	for v in initramfs-tools dracut; do
+		img=$(image "$v")
+		rm -f "$T/copy.qcow2" "$T/copy.qcow2.key"
+		"$CVM_IMAGE" -q rekey "$img" --key-file "$img.key" --reencrypt -o "$T/copy.qcow2" --new-uuid
+		boot "$T/copy.qcow2" "$T/copy.qcow2.key"
+		[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+		[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+		uuid=$(qemu-img convert -O raw "$T/copy.qcow2" "$T/copy.raw" && extract_region "$T/copy.raw" 100 2 "$T/hdr" && cryptsetup luksUUID "$T/hdr")
+		[ "$uuid" != "$(jq -r .luks.uuid "$BOOT_DIR/$v.json")" ]
+		grep -aq "Enter passphrase for hd0,gpt2 (${uuid//-/})" "$T/serial.log"
+		rm -f "$T/copy.raw"
+	done
+}
