@@ -180,3 +180,27 @@ rekeyed() {
 		rm -f "$T/copy.raw"
 	done
 }
+
+@test "rekey: SIGINT while the qcow2 image is converted: nothing changed, nothing left" {
+	local img sum pid rc=0 i
+	img=$(image initramfs-tools)
+	cp --sparse=always "$img" "$T/rk.qcow2"
+	cp "$img.key" "$T/rk.qcow2.key"
+	sum=$(sha256sum < "$T/rk.qcow2")
+	"$CVM_IMAGE" -v rekey "$T/rk.qcow2" --key-file "$T/rk.qcow2.key" 2> "$T/stderr" &
+	pid=$!
+	for i in $(seq 100); do
+		grep -q 'converting .* to a temporary raw copy' "$T/stderr" && break
+		sleep 0.05
+	done
+	sleep 0.3
+	kill -INT "$pid"
+	wait "$pid" || rc=$?
+	cat "$T/stderr"
+	[ "$rc" -eq 1 ]
+	grep -q 'interrupted' "$T/stderr"
+	[ "$(sha256sum < "$T/rk.qcow2")" = "$sum" ]
+	[ "$(ls -A "$T" | grep -c cvm-image-rekey)" = 0 ]
+	[ ! -e "$T/rk.qcow2.key.new" ] && [ ! -e "$T/rk.qcow2.luks-header-backup" ]
+	cmp "$T/rk.qcow2.key" "$img.key"
+}
