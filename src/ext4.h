@@ -18,7 +18,8 @@ typedef int (*ext4_range_fn)(uint64_t offset, uint64_t length, void *userdata);
 
 /*
  * Walk the block bitmap of the filesystem at offset in path (group metadata, inode tables and the
- * journal count as allocated, whatever mke2fs left as holes) and call fn for each run.
+ * journal count as allocated, whatever mke2fs left as holes) and call fn for each run, less
+ * the never-used inode table blocks of groups not flagged as zeroed (see ext4.c).
  * Sets *ret_allocated to the allocated bytes. Logs.
  */
 int ext4_for_each_allocated(const char *path, uint64_t offset, ext4_range_fn fn, void *userdata,
