@@ -29,6 +29,19 @@ static void luks_log(int level, const char *msg, void *userdata)
 	log_debug("libcryptsetup: %.*s", (int)(len && msg[len - 1] == '\n' ? len - 1 : len), msg);
 }
 
+/* A crypt device on a header file, its messages routed to our debug log. Logs. */
+static int header_open(const char *path, struct crypt_device **ret)
+{
+	int r;
+
+	crypt_set_log_callback(NULL, luks_log, NULL);
+	r = crypt_init(ret, path);
+	if (r < 0)
+		return log_error_errno(r, "cannot open LUKS header file '%s': %m", path);
+	crypt_set_log_callback(*ret, luks_log, NULL);
+	return 0;
+}
+
 void luks_header_done(struct luks_header *h)
 {
 	secret_free(&h->volume_key);
@@ -49,12 +62,9 @@ int luks_format(const char *header_path, const char *uuid, const struct secret *
 	size_t vk_size = LUKS_VOLUME_KEY_BYTES;
 	int r;
 
-	crypt_set_log_callback(NULL, luks_log, NULL);
-	r = crypt_init(&cd, header_path);
+	r = header_open(header_path, &cd);
 	if (r < 0)
-		return log_error_errno(r, "cannot open LUKS header file '%s': %m", header_path);
-	crypt_set_log_callback(cd, luks_log, NULL);
-
+		return r;
 	r = crypt_set_pbkdf_type(cd, &pbkdf_fast);
 	if (r < 0)
 		return log_error_errno(r, "cannot set PBKDF2 parameters: %m");
@@ -126,11 +136,9 @@ int luks_load(const char *path, struct crypt_device **ret)
 	_cleanup_(crypt_freep) struct crypt_device *cd = NULL;
 	int r;
 
-	crypt_set_log_callback(NULL, luks_log, NULL);
-	r = crypt_init(&cd, path);
+	r = header_open(path, &cd);
 	if (r < 0)
-		return log_error_errno(r, "cannot open LUKS header copy '%s': %m", path);
-	crypt_set_log_callback(cd, luks_log, NULL);
+		return r;
 	r = crypt_load(cd, CRYPT_LUKS1, NULL);
 	if (r < 0)
 		return log_error_errno(r, "cannot load the LUKS1 header: %m");
