@@ -18,7 +18,7 @@
 
 const char *cvm_datadir(void)
 {
-	static char exe_dir[PATH_MAX];
+	static char exe_dir[PATH_MAX], build_dir[PATH_MAX];
 	const char *env = getenv("CVM_IMAGE_DATADIR");
 	ssize_t n;
 
@@ -33,7 +33,8 @@ const char *cvm_datadir(void)
 		slash = strrchr(exe_dir, '/');
 		if (slash)
 			*slash = '\0';
-		if (streq(exe_dir, CVM_BUILDDIR))
+		/* /proc/self/exe is resolved: resolve the build directory too. */
+		if (realpath(CVM_BUILDDIR, build_dir) && streq(exe_dir, build_dir))
 			return CVM_SRCDIR;
 	}
 	return CVM_PKGDATADIR;
