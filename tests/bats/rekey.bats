@@ -343,7 +343,7 @@ PY
 	assert_no_leftovers "$T/out"
 }
 
-@test "rekey --reencrypt: usage and an existing output" {
+@test "rekey --reencrypt: usage, an existing output, --force" {
 	image
 	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt
 	[ "$status" -eq 2 ]
@@ -354,6 +354,12 @@ PY
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"output '$T/out/copy.img' exists (use --force to replace it)"* ]]
 	[ "$(cat "$T/out/copy.img")" = precious ]
+	assert_no_leftovers "$T/out"
+	# --force replaces it with the copy.
+	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt \
+		-o "$T/out/copy.img" --force
+	header "$T/out/copy.img"
+	opens_with "$T/hdr" "$T/out/copy.img.key"
 	assert_no_leftovers "$T/out"
 }
 
