@@ -794,15 +794,6 @@ static int stage_assemble(struct build_ctx *c)
 	return gpt_verify(c->raw_path, &c->plan, c->luks_uuid, c->esp_volid, NULL);
 }
 
-static int write_key_file(struct build_ctx *c)
-{
-	int r = pwrite_all(c->keyfile.fd, c->key.data, c->key.size, 0);
-
-	if (r < 0)
-		return log_error_errno(r, "cannot write key file '%s': %m", c->key_out);
-	return 0;
-}
-
 static int stage_output(struct build_ctx *c)
 {
 	struct stat st;
@@ -821,18 +812,7 @@ static int stage_output(struct build_ctx *c)
 		return log_error_errno(errno, "cannot stat '%s': %m", c->out.path);
 	c->image_allocated = (uint64_t)st.st_blocks * 512;
 
-	r = write_key_file(c);
-	if (r < 0)
-		return r;
-	r = tmpfile_commit(&c->keyfile, c->opt->force);
-	if (r < 0)
-		return log_error_errno(r, "cannot create key file '%s': %m", c->key_out);
-	r = tmpfile_commit(&c->out, c->opt->force);
-	if (r < 0) {
-		unlink(c->key_out); /* no key without its image */
-		return log_error_errno(r, "cannot create output '%s': %m", c->opt->output);
-	}
-	return 0;
+	return keys_commit_with_image(&c->keyfile, &c->key, &c->out, c->opt->force);
 }
 
 static const struct stage stages[] = {

@@ -2,7 +2,10 @@
 /* Key material: the generated slot-0 key and passphrase files supplied by the user. */
 #pragma once
 
+#include <stdbool.h>
+
 #include "shared/cleanup.h"
+#include "shared/tmpfile.h"
 
 #define KEY_RANDOM_BYTES 33
 #define KEY_TEXT_LEN 44 /* base64 of 33 bytes, no padding needed, no newline */
@@ -17,3 +20,9 @@ int keys_read_passphrase_file(const char *path, struct secret *ret);
 
 /* Read a key file byte for byte (no newline stripping: as cryptsetup --key-file). Logs. */
 int keys_read_key_file(const char *path, struct secret *ret);
+
+/* Write key into the key file's temporary, then give the key file and then the image their
+ * names (replacing existing ones only with replace); if the image cannot be renamed, the key
+ * file goes again: no key without its image. Logs. */
+int keys_commit_with_image(struct tmpfile *keyfile, const struct secret *key, struct tmpfile *image,
+			   bool replace);

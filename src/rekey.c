@@ -266,8 +266,8 @@ static int unlock(struct rekey_ctx *c)
 static int prepare_files(struct rekey_ctx *c)
 {
 	_cleanup_secret_ struct secret vk = {};
-	char **names = NULL, **kernels = NULL;
-	size_t len, n_names = 0;
+	char **kernels = NULL;
+	size_t len;
 	char *data = NULL;
 	int r, slot;
 
@@ -302,70 +302,51 @@ static int prepare_files(struct rekey_ctx *c)
 	r = keys_generate(&c->new_key);
 	if (r < 0)
 		return r;
-	/* The initramfs of each installed kernel, by the names the tools give them: not every
-	 * initrd.img-* (update-initramfs keeps .bak copies, for one). */
+	/* The initramfs of each installed kernel, by the names the tools give them (Debian's,
+	 * then dracut's default): not every initrd.img-* (update-initramfs keeps .bak copies). */
 	r = cryptfs_list(c->fs, "/boot", "vmlinuz-*", &kernels);
 	for (size_t i = 0; r == 0 && kernels && kernels[i]; i++) {
 		const char *v = kernels[i] + strlen("vmlinuz-");
 
 		for (int k = 0; r == 0 && k < 2; k++) {
-			/* Debian's name, then dracut's default. */
-			_cleanup_free_ char *name = k == 0 ? strdupf("initrd.img-%s", v) :
-							     strdupf("initramfs-%s.img", v);
-			char **found = NULL;
+			_cleanup_free_ char *path = k == 0 ? strdupf("/boot/initrd.img-%s", v) :
+							     strdupf("/boot/initramfs-%s.img", v);
+			_cleanup_free_ char *old = NULL;
+			size_t old_len;
+			struct initrd *d;
 
-			if (!name) {
+			if (!path) {
 				r = log_error_errno(ENOMEM, "out of memory");
 				break;
 			}
-			r = cryptfs_list(c->fs, "/boot", name, &found);
-			if (r == 0 && found && found[0]) {
-				char **nv = realloc(names, (n_names + 2) * sizeof(char *));
-
-				if (!nv) {
-					r = log_error_errno(ENOMEM, "out of memory");
-				} else {
-					names = nv;
-					names[n_names++] = TAKE_PTR(found[0]);
-					names[n_names] = NULL;
-				}
+			r = cryptfs_read_file(c->fs, path, &old, &old_len);
+			if (r == -ENOENT) {
+				r = 0;
+				continue;
 			}
-			for (size_t j = 0; found && found[j]; j++)
-				free(found[j]);
-			free(found);
+			if (r < 0)
+				break;
+			d = realloc(c->initrds, (c->n_initrds + 1) * sizeof(*d));
+			if (!d) {
+				r = log_error_errno(ENOMEM, "out of memory");
+				break;
+			}
+			c->initrds = d;
+			d = &c->initrds[c->n_initrds++];
+			*d = (struct initrd){ .path = TAKE_PTR(path) };
+			r = initramfs_replace_key_uuid(d->path, old, old_len, c->old_key.data,
+						       c->old_key.size, c->new_key.data, c->new_key.size,
+						       c->new_uuid[0] ? luks_uuid(c->cd) : NULL,
+						       c->new_uuid[0] ? c->new_uuid : NULL, &d->data,
+						       &d->len, &d->keys);
+			if (r == 0 && d->keys == 0)
+				r = log_error_errno(ENOENT, "'%s': %s holds no copy of the image's key file",
+						    c->opt->image, d->path);
 		}
 	}
 	for (size_t i = 0; kernels && kernels[i]; i++)
 		free(kernels[i]);
 	free(kernels);
-	for (size_t i = 0; r == 0 && names && names[i]; i++) {
-		struct initrd *v = realloc(c->initrds, (c->n_initrds + 1) * sizeof(*v));
-		struct initrd *d;
-		_cleanup_free_ char *old = NULL;
-		size_t old_len;
-
-		if (!v) {
-			r = log_error_errno(ENOMEM, "out of memory");
-			break;
-		}
-		c->initrds = v;
-		d = &c->initrds[c->n_initrds++];
-		*d = (struct initrd){ .path = strdupf("/boot/%s", names[i]) };
-		r = cryptfs_read_file(c->fs, d->path, &old, &old_len);
-		if (r < 0)
-			break;
-		r = initramfs_replace_key_uuid(d->path, old, old_len, c->old_key.data,
-					       c->old_key.size, c->new_key.data, c->new_key.size,
-					       c->new_uuid[0] ? luks_uuid(c->cd) : NULL,
-					       c->new_uuid[0] ? c->new_uuid : NULL, &d->data, &d->len,
-					       &d->keys);
-		if (r == 0 && d->keys == 0)
-			r = log_error_errno(ENOENT, "'%s': %s holds no copy of the image's key file",
-					    c->opt->image, d->path);
-	}
-	for (size_t i = 0; names && names[i]; i++)
-		free(names[i]);
-	free(names);
 	if (r == 0 && c->n_initrds == 0)
 		log_warning("'%s' has no initramfs in /boot", c->opt->image);
 	return r;
@@ -784,19 +765,9 @@ static int reencrypt(struct rekey_ctx *c)
 		if (r < 0)
 			goto out;
 	}
-	r = pwrite_all(key.fd, c->new_key.data, c->new_key.size, 0);
-	if (r == 0)
-		r = tmpfile_commit(&key, o->force);
-	if (r < 0) {
-		log_error_errno(r, "cannot write key file '%s': %m", c->key_out);
+	r = keys_commit_with_image(&key, &c->new_key, &img, o->force);
+	if (r < 0)
 		goto out;
-	}
-	r = tmpfile_commit(&img, o->force);
-	if (r < 0) {
-		unlink(c->key_out);
-		log_error_errno(r, "cannot create output '%s': %m", o->output);
-		goto out;
-	}
 	c->new_slot = 0;
 	c->reencrypt_rate = t > 0 ? (double)j.bytes / t : 0;
 out:
