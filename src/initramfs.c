@@ -3,6 +3,7 @@
  * main one, ...): find members and replace the key file in it, keeping each archive's
  * compression and every other member's contents, owner and mode. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include "gzpatch.h"
 #include "initramfs.h"
 #include "log.h"
 #include "shared/cleanup.h"
@@ -21,35 +23,62 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free);
 
 #define NEWC_HEADER 110
 
+/* One member of a newc archive; offsets from the archive's start. */
+struct newc {
+	size_t hdr, name, namesize, data, size;
+	unsigned long mode;
+	bool checksum; /* "070702": the header's last field sums the data's bytes */
+};
+
+static unsigned long newc_field(const unsigned char *h, unsigned i)
+{
+	char field[9] = "";
+
+	memcpy(field, h + 6 + 8 * i, 8);
+	return strtoul(field, NULL, 16);
+}
+
 /*
- * Where an uncompressed newc archive starting at p ends (after "TRAILER!!!"), or 0. Our own
- * scan: libarchive reads a concatenation of archives but does not say where one ended, and
- * the compressed archive after it must be found at its exact offset.
+ * The member at *off, *off moved past it: 1, or 0 for the trailer ("TRAILER!!!", *off then
+ * after its padding), or -EBADMSG. Our own scan: libarchive reads a concatenation of archives
+ * but does not say where one ended or where a member's data is, and both are needed to find
+ * the compressed archive after it and to change a member in place.
  */
+static int newc_next(const unsigned char *p, size_t len, size_t *off, struct newc *m)
+{
+	const unsigned char *h = p + *off;
+
+	if (*off + NEWC_HEADER > len || memcmp(h, "07070", 5) != 0 || (h[5] != '1' && h[5] != '2'))
+		return -EBADMSG;
+	*m = (struct newc){
+		.hdr = *off,
+		.name = *off + NEWC_HEADER,
+		.namesize = newc_field(h, 11),
+		.size = newc_field(h, 6),
+		.mode = newc_field(h, 1),
+		.checksum = h[5] == '2',
+	};
+	if (m->namesize == 0 || m->namesize > len - m->name)
+		return -EBADMSG;
+	m->data = round_up(m->name + m->namesize, 4);
+	if (m->data > len || m->size > len - m->data)
+		return -EBADMSG;
+	*off = round_up(m->data + m->size, 4);
+	if (*off > len)
+		*off = len;
+	return m->namesize == 11 && memcmp(p + m->name, "TRAILER!!!", 10) == 0 ? 0 : 1;
+}
+
+/* Where an uncompressed newc archive starting at p ends (after its trailer), or 0. */
 static size_t newc_end(const unsigned char *p, size_t len)
 {
 	size_t off = 0;
+	struct newc m;
+	int r;
 
-	while (off + NEWC_HEADER <= len) {
-		char field[9] = "";
-		unsigned long namesize, filesize;
-		const char *name;
-
-		if (memcmp(p + off, "07070", 5) != 0 || (p[off + 5] != '1' && p[off + 5] != '2'))
-			return 0;
-		memcpy(field, p + off + 6 + 6 * 8, 8);
-		filesize = strtoul(field, NULL, 16);
-		memcpy(field, p + off + 6 + 11 * 8, 8);
-		namesize = strtoul(field, NULL, 16);
-		name = (const char *)p + off + NEWC_HEADER;
-		if (off + NEWC_HEADER + namesize > len)
-			return 0;
-		off = round_up(off + NEWC_HEADER + namesize, 4);
-		off = round_up(off + filesize, 4);
-		if (namesize == 11 && memcmp(name, "TRAILER!!!", 10) == 0)
-			return off <= len ? off : len;
-	}
-	return 0;
+	while ((r = newc_next(p, len, &off, &m)) > 0)
+		;
+	return r == 0 ? off : 0;
 }
 
 struct segment {
@@ -228,6 +257,151 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 	return 0;
 }
 
+struct ranges {
+	struct gz_range *r;
+	size_t n, cap;
+};
+
+static int add_range(struct ranges *rs, size_t start, size_t end)
+{
+	if (rs->n == rs->cap) {
+		size_t cap = rs->cap ? rs->cap * 2 : 8;
+		struct gz_range *r = realloc(rs->r, cap * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		rs->r = r;
+		rs->cap = cap;
+	}
+	rs->r[rs->n++] = (struct gz_range){ start, end };
+	return 0;
+}
+
+/*
+ * The key members in the uncompressed archives a (one or more newc archives, zero padding
+ * between them), counted in *count; with rs, each replaced in place by new_key (old_len
+ * bytes too) and the UUID changed as asked, the ranges changed added to rs in ascending order.
+ * Returns 0, or -EBADMSG for what is not a newc chain (the caller's libarchive path says what).
+ */
+static int scan_newc(unsigned char *a, size_t len, const void *old, size_t old_len,
+		     const void *new_key, struct ranges *rs, unsigned *count,
+		     const struct uuid_change *u)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		struct newc m;
+		int r = newc_next(a, len, &off, &m);
+
+		if (r < 0)
+			return r;
+		if (r == 0) {
+			while (off < len && a[off] == 0)
+				off++;
+			continue;
+		}
+		bool regular = (m.mode & 0170000) == 0100000;
+		bool key = regular && m.size == old_len && m.namesize > 5 &&
+			   memcmp(a + m.name + m.namesize - 5, ".key", 4) == 0 &&
+			   memcmp(a + m.data, old, old_len) == 0;
+		bool name_changed = false, data_changed = false;
+
+		if (key)
+			(*count)++;
+		if (!rs)
+			continue;
+		if (key) {
+			memcpy(a + m.data, new_key, old_len);
+			data_changed = true;
+		}
+		if (u && u->old_uuid) {
+			name_changed = uuid_replace_all(a + m.name, m.namesize - 1, u->old_uuid,
+							u->new_uuid) > 0;
+			if (regular && !key)
+				data_changed = uuid_replace_all(a + m.data, m.size, u->old_uuid,
+								u->new_uuid) > 0;
+		}
+		if (data_changed && m.checksum) {
+			uint32_t sum = 0;
+			char field[9];
+
+			for (size_t i = 0; i < m.size; i++)
+				sum += a[m.data + i];
+			snprintf(field, sizeof(field), "%08X", sum);
+			memcpy(a + m.hdr + 6 + 8 * 12, field, 8);
+			r = add_range(rs, m.hdr + 6 + 8 * 12, m.hdr + 6 + 8 * 13);
+			if (r < 0)
+				return r;
+		}
+		if (name_changed && (r = add_range(rs, m.name, m.name + m.namesize)) < 0)
+			return r;
+		if (data_changed && (r = add_range(rs, m.data, m.data + m.size)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+/*
+ * process() without libarchive, for the archives that can be changed in place: plain newc,
+ * and gzip, where only the deflate blocks around the key are compressed again (gzpatch.c)
+ * instead of all of the archive, seconds for a large initramfs. -EOPNOTSUPP: not one of those
+ * (another compression, a key of another length, data after a gzip member), use process().
+ */
+static int process_in_place(const char *what, const unsigned char *in, size_t len, bool plain,
+			    const void *old, size_t old_len, const void *new_key, size_t new_len,
+			    struct membuf *out, unsigned *count, const struct uuid_change *u)
+{
+	_cleanup_free_ unsigned char *data = NULL;
+	_cleanup_free_ void *member = NULL;
+	struct ranges rs = {};
+	size_t data_len, member_len = len;
+	int r;
+
+	if (out && new_len != old_len)
+		return -EOPNOTSUPP;
+	if (plain) {
+		data = malloc(len ?: 1);
+		if (!data)
+			return -ENOMEM;
+		memcpy(data, in, len);
+		data_len = len;
+	} else {
+		if (len < 3 || in[0] != 0x1f || in[1] != 0x8b || in[2] != 8)
+			return -EOPNOTSUPP;
+		r = gzip_inflate(in, len, GiB, (void **)&data, &data_len, &member_len);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return -EOPNOTSUPP;
+		for (size_t i = member_len; i < len; i++)
+			if (in[i] != 0)
+				return -EOPNOTSUPP;
+	}
+	r = scan_newc(data, data_len, old, old_len, new_key, out ? &rs : NULL, count, u);
+	if (r < 0 || !out)
+		goto done;
+	/* Unchanged archives go out as they came. */
+	if (rs.n == 0)
+		r = mem_write(NULL, out, in, len) < 0 ? -ENOMEM : 0;
+	else if (plain)
+		r = mem_write(NULL, out, data, data_len) < 0 ? -ENOMEM : 0;
+	else {
+		size_t patched_len, redone;
+
+		r = gzip_patch(in, member_len, data, data_len, rs.r, rs.n, &member, &patched_len,
+			       &redone);
+		if (r == 0 && (mem_write(NULL, out, member, patched_len) < 0 ||
+			       mem_write(NULL, out, in + member_len, len - member_len) < 0))
+			r = -ENOMEM;
+		if (r == 0)
+			log_debug("%s: gzip archive changed in place: %zu of %zu bytes compressed again",
+				  what, redone, data_len);
+	}
+done:
+	free(rs.r);
+	return r == -EBADMSG ? -EOPNOTSUPP : r;
+}
+
 static int walk(const char *what, const void *in, size_t in_len, const void *old, size_t old_len,
 		const void *new_key, size_t new_len, struct membuf *out, unsigned *count,
 		const struct uuid_change *u)
@@ -246,8 +420,18 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 		unsigned found = 0;
 		struct membuf seg = {};
 
-		/* One pass: rewritten as it is read; kept only if it held the key, otherwise the
-		 * original bytes go out unchanged. */
+		/* Changed in place where the compression allows it. */
+		r = process_in_place(what, p, len, segs[i].plain, old, old_len, new_key, new_len, out,
+				     &found, u);
+		if (r == -ENOMEM)
+			return log_error_errno(r, "out of memory");
+		if (r == 0) {
+			*count += found;
+			continue;
+		}
+		/* Otherwise in one pass through libarchive: rewritten as it is read; kept only if
+		 * it held the key, otherwise the original bytes go out unchanged. */
+		found = 0;
 		r = process(what, p, len, old, old_len, new_key, new_len, out ? &seg : NULL, &found, u);
 		if (r < 0) {
 			free(seg.data);

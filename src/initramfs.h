@@ -10,7 +10,8 @@
  * Replace the contents of every member whose name ends in ".key" and whose contents are
  * exactly old (the disk key, wherever the initramfs tool put it: cryptroot/keyfiles/ for
  * initramfs-tools, etc/cryptsetup-keys.d/ for dracut) with new. Archives without such a
- * member are copied byte for byte. *ret_replaced counts the members replaced.
+ * member are copied byte for byte; plain and gzip archives are changed in place (gzpatch.h)
+ * when new is as long as old, others are written again through libarchive. *ret_replaced counts the members replaced.
  * Returns 0, -EMEDIUMTYPE for a compression we cannot write back (logged, naming it), or
  * another -errno (logged).
  */
