@@ -19,6 +19,7 @@
 #include "keys.h"
 #include "log.h"
 #include "luks.h"
+#include "recrypt.h"
 #include "rekey.h"
 #include "run.h"
 #include "shared/cleanup.h"
@@ -581,40 +582,6 @@ static int change_uuid_in_files(struct rekey_ctx *c, struct cryptfs *fs)
 	return 0;
 }
 
-struct recrypt_job {
-	int in, out;
-	uint64_t base;
-	struct xts *old, *new;
-	unsigned char *buf;
-	uint64_t bytes;
-};
-
-static int recrypt_range(uint64_t off, uint64_t len, void *userdata)
-{
-	struct recrypt_job *j = userdata;
-	int r;
-
-	while (len > 0) {
-		size_t n = len < MiB ? (size_t)len : MiB;
-
-		if (interrupt_pending())
-			return log_error_errno(EINTR, "interrupted");
-		r = pread_all(j->in, j->buf, n, (off_t)(j->base + off));
-		if (r < 0)
-			return log_error_errno(r, "cannot read the image: %m");
-		if (xts_decrypt(j->old, j->buf, n, off / XTS_SECTOR_SIZE) < 0 ||
-		    xts_encrypt(j->new, j->buf, n, off / XTS_SECTOR_SIZE) < 0)
-			return log_error_errno(EIO, "re-encryption failed");
-		r = pwrite_all(j->out, j->buf, n, (off_t)(j->base + off));
-		if (r < 0)
-			return log_error_errno(r, "cannot write the new image: %m");
-		j->bytes += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /*
  * --reencrypt: a copy with a new volume key. The header is made anew (same LUKS UUID, the new
  * key in slot 0, the recovery passphrase in slot 1 if it is what opened the image), every block
@@ -625,20 +592,17 @@ static int reencrypt(struct rekey_ctx *c)
 {
 	const struct rekey_options *o = c->opt;
 	_cleanup_free_ char *workdir = NULL, *hdr = NULL, *raw = NULL;
-	_cleanup_free_ unsigned char *buf = malloc(MiB);
+	_cleanup_(recrypt_freep) struct recrypt *job = NULL;
 	_cleanup_close_ int out = -1, hfd = -1;
 	struct tmpfile img = TMPFILE_INIT, key = TMPFILE_INIT;
 	struct luks_header lh = {};
 	struct xts *nx = NULL;
 	struct cryptfs *nfs = NULL;
-	struct recrypt_job j;
-	uint64_t size, rd, wr;
+	uint64_t size, rd, wr, done = 0;
 	struct stat st;
 	double t;
 	int r;
 
-	if (!buf)
-		return log_error_errno(ENOMEM, "out of memory");
 	if (lstat(o->output, &st) == 0 && !o->force)
 		return log_error_errno(EEXIST, "output '%s' exists (use --force to replace it)", o->output);
 	if (lstat(c->key_out, &st) == 0 && !o->force)
@@ -712,16 +676,18 @@ static int reencrypt(struct rekey_ctx *c)
 	}
 
 	t = now_seconds();
-	j = (struct recrypt_job){ .in = c->fd, .out = out, .base = c->part_off + c->hdr_size,
-				  .old = c->xts, .new = nx, .buf = buf };
-	r = cryptfs_for_each_allocated(c->fs, recrypt_range, &j, NULL);
+	r = recrypt_new(c->fd, out, c->part_off + c->hdr_size, c->xts, nx, &job);
+	if (r == 0)
+		r = cryptfs_for_each_allocated(c->fs, recrypt_add, job, NULL);
+	if (r == 0)
+		r = recrypt_run(job, &done);
 	if (r < 0)
 		goto out;
 	t = now_seconds() - t;
-	c->bytes_read += j.bytes;
-	c->bytes_written += j.bytes;
-	log_info("reencrypt: %" PRIu64 " MiB in %.2fs (%.0f MB/s)", j.bytes / MiB, t,
-		 t > 0 ? (double)j.bytes / t / 1e6 : 0.0);
+	c->bytes_read += done;
+	c->bytes_written += done;
+	log_info("reencrypt: %" PRIu64 " MiB in %.2fs (%.0f MB/s)", done / MiB, t,
+		 t > 0 ? (double)done / t / 1e6 : 0.0);
 
 	/* The copy's own key, inside it. */
 	r = cryptfs_open(out, c->part_off + c->hdr_size, nx, true, &nfs);
@@ -769,7 +735,7 @@ static int reencrypt(struct rekey_ctx *c)
 	if (r < 0)
 		goto out;
 	c->new_slot = 0;
-	c->reencrypt_rate = t > 0 ? (double)j.bytes / t : 0;
+	c->reencrypt_rate = t > 0 ? (double)done / t : 0;
 out:
 	if (nx)
 		xts_free(nx);

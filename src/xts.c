@@ -38,6 +38,23 @@ int xts_new(const unsigned char *key, size_t key_len, struct xts **ret)
 	return 0;
 }
 
+int xts_dup(const struct xts *x, struct xts **ret)
+{
+	struct xts *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	d->enc = EVP_CIPHER_CTX_new();
+	d->dec = EVP_CIPHER_CTX_new();
+	if (!d->enc || !d->dec || EVP_CIPHER_CTX_copy(d->enc, x->enc) <= 0 ||
+	    EVP_CIPHER_CTX_copy(d->dec, x->dec) <= 0) {
+		xts_free(d);
+		return -EIO;
+	}
+	*ret = d;
+	return 0;
+}
+
 void xts_free(struct xts *x)
 {
 	/* EVP_CIPHER_CTX_free cleanses the expanded key schedule. */

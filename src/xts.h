@@ -11,6 +11,8 @@ struct xts;
 
 /* key is 64 bytes for AES-256-XTS (32 for AES-128-XTS). */
 int xts_new(const unsigned char *key, size_t key_len, struct xts **ret);
+/* A copy with the same key, for another thread: one struct xts is not to be shared. */
+int xts_dup(const struct xts *x, struct xts **ret);
 void xts_free(struct xts *x);
 static inline void xts_freep(struct xts **x)
 {
