@@ -297,7 +297,7 @@ int gzip_patch(const void *member, size_t member_len, const void *data, size_t d
 	_cleanup_free_ unsigned char *out = NULL;
 	size_t hdr, cap, i, n_reg = 0, olen, recompressed = 0;
 	uint64_t src_bit, obit;
-	uLong crc;
+	uint32_t crc;
 	int r;
 
 	if (n_changed == 0 || changed[n_changed - 1].end > data_len)
@@ -344,7 +344,7 @@ int gzip_patch(const void *member, size_t member_len, const void *data, size_t d
 	copy_bits(out, &obit, m, src_bit, bs.end_bit - src_bit);
 
 	olen = (size_t)(obit / 8);
-	crc = crc32_z(0, p, data_len);
+	crc = libdeflate_crc32(0, p, data_len);
 	for (i = 0; i < 4; i++)
 		out[olen + i] = (unsigned char)(crc >> (8 * i));
 	for (i = 0; i < 4; i++)

@@ -209,6 +209,10 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 				    (code != ARCHIVE_FILTER_NONE &&
 				     archive_write_set_filter_option(w, NULL, "compression-level", "1") <
 					     ARCHIVE_WARN) ||
+				    /* zstd on every core (0: one thread per core). */
+				    (code == ARCHIVE_FILTER_ZSTD &&
+				     archive_write_set_filter_option(w, NULL, "threads", "0") <
+					     ARCHIVE_WARN) ||
 				    archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK ||
 				    archive_write_open(w, out, NULL, mem_write, NULL) != ARCHIVE_OK)
 					return log_error_errno(EIO, "%s: cannot write an archive: %s", what,
