@@ -26,6 +26,7 @@
 
 #include "gzpatch.h"
 #include "shared/cleanup.h"
+#include "shared/util.h"
 
 #define WINDOW 32768u
 #define GZIP_TRAILER 8
@@ -118,15 +119,8 @@ struct boundaries {
 
 static int push(struct boundaries *bs, uint64_t bit, size_t out)
 {
-	if (bs->n == bs->cap) {
-		size_t cap = bs->cap ? bs->cap * 2 : 256;
-		struct boundary *b = realloc(bs->b, cap * sizeof(*b));
-
-		if (!b)
-			return -ENOMEM;
-		bs->b = b;
-		bs->cap = cap;
-	}
+	if (greedy_realloc((void **)&bs->b, &bs->cap, bs->n + 1, sizeof(*bs->b)) < 0)
+		return -ENOMEM;
 	bs->b[bs->n++] = (struct boundary){ bit, out };
 	return 0;
 }

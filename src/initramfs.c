@@ -124,17 +124,10 @@ static la_ssize_t mem_write(struct archive *a, void *userdata, const void *buf, 
 {
 	struct membuf *m = userdata;
 
-	if (m->len + n > m->cap) {
-		size_t cap = (m->len + n) * 2;
-		unsigned char *d = realloc(m->data, cap);
-
-		if (!d) {
-			if (a)
-				archive_set_error(a, ENOMEM, "out of memory");
-			return -1;
-		}
-		m->data = d;
-		m->cap = cap;
+	if (greedy_realloc((void **)&m->data, &m->cap, m->len + n, 1) < 0) {
+		if (a)
+			archive_set_error(a, ENOMEM, "out of memory");
+		return -1;
 	}
 	memcpy(m->data + m->len, buf, n);
 	m->len += n;
@@ -268,15 +261,8 @@ struct ranges {
 
 static int add_range(struct ranges *rs, size_t start, size_t end)
 {
-	if (rs->n == rs->cap) {
-		size_t cap = rs->cap ? rs->cap * 2 : 8;
-		struct gz_range *r = realloc(rs->r, cap * sizeof(*r));
-
-		if (!r)
-			return -ENOMEM;
-		rs->r = r;
-		rs->cap = cap;
-	}
+	if (greedy_realloc((void **)&rs->r, &rs->cap, rs->n + 1, sizeof(*rs->r)) < 0)
+		return -ENOMEM;
 	rs->r[rs->n++] = (struct gz_range){ start, end };
 	return 0;
 }

@@ -73,15 +73,8 @@ int recrypt_add(uint64_t off, uint64_t len, void *userdata)
 	while (len > 0) {
 		uint64_t n = len < CHUNK ? len : CHUNK;
 
-		if (r->n == r->cap) {
-			size_t cap = r->cap ? r->cap * 2 : 1024;
-			struct chunk *c = realloc(r->chunks, cap * sizeof(*c));
-
-			if (!c)
-				return log_error_errno(ENOMEM, "out of memory");
-			r->chunks = c;
-			r->cap = cap;
-		}
+		if (greedy_realloc((void **)&r->chunks, &r->cap, r->n + 1, sizeof(*r->chunks)) < 0)
+			return log_error_errno(ENOMEM, "out of memory");
 		r->chunks[r->n++] = (struct chunk){ off, (uint32_t)n };
 		off += n;
 		len -= n;

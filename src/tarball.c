@@ -29,7 +29,7 @@ void rootfs_index_done(struct rootfs_index *idx)
 		free(idx->paths[i]);
 	free(idx->paths);
 	idx->paths = NULL;
-	idx->n_paths = 0;
+	idx->n_paths = idx->cap_paths = 0;
 	free(idx->os_release);
 	idx->os_release = NULL;
 }
@@ -59,15 +59,9 @@ const char *rootfs_index_find(const struct rootfs_index *idx, const char *glob)
 
 static int add_path(struct rootfs_index *idx, char *path)
 {
-	if ((idx->n_paths & (idx->n_paths - 1)) == 0) {
-		/* grow at powers of two */
-		size_t cap = idx->n_paths ? idx->n_paths * 2 : 64;
-		char **p = realloc(idx->paths, cap * sizeof(char *));
-
-		if (!p)
-			return -ENOMEM;
-		idx->paths = p;
-	}
+	if (greedy_realloc((void **)&idx->paths, &idx->cap_paths, idx->n_paths + 1,
+			   sizeof(*idx->paths)) < 0)
+		return -ENOMEM;
 	idx->paths[idx->n_paths++] = path;
 	return 0;
 }

@@ -12,7 +12,7 @@ struct rootfs_index {
 	char *os_release;     /* contents of etc/os-release or usr/lib/os-release, or NULL */
 	const char *os_release_path;
 	char **paths;         /* every entry, normalised ("etc/passwd"), sorted */
-	size_t n_paths;
+	size_t n_paths, cap_paths;
 };
 
 /*

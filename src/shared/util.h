@@ -31,6 +31,11 @@ static inline uint64_t round_down(uint64_t v, uint64_t align)
 	return v / align * align;
 }
 
+/* Make room for need elements of size bytes in the array *p of *cap elements: its capacity
+ * doubled (at least 16) when too small, as systemd's GREEDY_REALLOC. Returns 0 or -ENOMEM
+ * (*p untouched). */
+int greedy_realloc(void **p, size_t *cap, size_t need, size_t size);
+
 /* Monotonic clock in seconds. */
 double now_seconds(void);
 

@@ -22,6 +22,22 @@ int main(void)
 	uint64_t v;
 	char buf[32], u[37];
 
+	{
+		int *a = NULL;
+		size_t cap = 0;
+
+		ok(greedy_realloc((void **)&a, &cap, 1, sizeof(*a)) == 0 && a && cap == 16,
+		   "greedy_realloc: room for 16 at first");
+		a[15] = 7;
+		ok(greedy_realloc((void **)&a, &cap, 16, sizeof(*a)) == 0 && cap == 16,
+		   "greedy_realloc: no change while it fits");
+		ok(greedy_realloc((void **)&a, &cap, 40, sizeof(*a)) == 0 && cap == 64 && a[15] == 7,
+		   "greedy_realloc: doubled until it fits, contents kept");
+		ok(greedy_realloc((void **)&a, &cap, SIZE_MAX / 2, sizeof(*a)) == -ENOMEM && cap == 64 &&
+			   a[15] == 7,
+		   "greedy_realloc: an impossible size is -ENOMEM, the array untouched");
+		free(a);
+	}
 	ok(size_is("4G", 4 * GiB), "4G");
 	ok(size_is("4GiB", 4 * GiB), "4GiB");
 	ok(size_is("4gb", 4 * GiB), "4gb");
