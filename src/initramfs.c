@@ -143,12 +143,11 @@ static int filter_writable(int code)
 	       code == ARCHIVE_FILTER_ZSTD;
 }
 
-static bool is_key_member(struct archive_entry *e, const unsigned char *data, size_t size,
-			  const void *key, size_t key_len)
+/* A key member: a regular file named *.key holding exactly key. */
+static bool is_key(const char *name, size_t name_len, bool regular, const unsigned char *data,
+		   size_t size, const void *key, size_t key_len)
 {
-	const char *name = archive_entry_pathname(e);
-
-	return name && str_ends_with(name, ".key") && archive_entry_filetype(e) == AE_IFREG &&
+	return regular && name_len >= 4 && memcmp(name + name_len - 4, ".key", 4) == 0 &&
 	       size == key_len && memcmp(data, key, key_len) == 0;
 }
 
@@ -184,6 +183,7 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 		bool regular = archive_entry_filetype(e) == AE_IFREG;
 		la_int64_t size = regular ? archive_entry_size(e) : 0;
 		unsigned char *d;
+		const char *name;
 		bool key;
 
 		if (code < 0) {
@@ -222,7 +222,8 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 		if (size > 0 && archive_read_data(r, data, (size_t)size) != size)
 			return log_error_errno(EBADMSG, "%s: cannot read '%s': %s", what,
 					       archive_entry_pathname(e), archive_error_string(r));
-		key = is_key_member(e, data, (size_t)size, old, old_len);
+		name = archive_entry_pathname(e) ?: "";
+		key = is_key(name, strlen(name), regular, data, (size_t)size, old, old_len);
 		if (key)
 			(*count)++;
 		if (!out)
@@ -230,10 +231,10 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 		if (key)
 			archive_entry_set_size(e, (la_int64_t)new_len);
 		if (u && u->old_uuid) {
-			_cleanup_free_ char *name = strdup(archive_entry_pathname(e) ?: "");
+			_cleanup_free_ char *renamed = strdup(name);
 
-			if (name && uuid_replace_all(name, strlen(name), u->old_uuid, u->new_uuid))
-				archive_entry_set_pathname(e, name);
+			if (renamed && uuid_replace_all(renamed, strlen(renamed), u->old_uuid, u->new_uuid))
+				archive_entry_set_pathname(e, renamed);
 			if (regular && !key)
 				uuid_replace_all(data, (size_t)size, u->old_uuid, u->new_uuid);
 		}
@@ -291,9 +292,8 @@ static int scan_newc(unsigned char *a, size_t len, const void *old, size_t old_l
 			continue;
 		}
 		bool regular = (m.mode & 0170000) == 0100000;
-		bool key = regular && m.size == old_len && m.namesize > 5 &&
-			   memcmp(a + m.name + m.namesize - 5, ".key", 4) == 0 &&
-			   memcmp(a + m.data, old, old_len) == 0;
+		bool key = is_key((const char *)a + m.name, m.namesize - 1, regular, a + m.data, m.size,
+				  old, old_len);
 		bool name_changed = false, data_changed = false;
 
 		if (key)
@@ -344,17 +344,20 @@ static int process_in_place(const char *what, const unsigned char *in, size_t le
 	_cleanup_free_ unsigned char *data = NULL;
 	_cleanup_free_ void *member = NULL;
 	struct ranges rs = {};
-	size_t data_len, member_len = len;
+	size_t data_len = len, member_len = len;
+	unsigned char *a;
 	int r;
 
 	if (out && new_len != old_len)
 		return -EOPNOTSUPP;
-	if (plain) {
-		data = malloc(len ?: 1);
+	if (plain && !out) {
+		/* Only counted: scan_newc() writes nothing without ranges to fill. */
+		a = (unsigned char *)in;
+	} else if (plain) {
+		a = data = malloc(len ?: 1);
 		if (!data)
 			return -ENOMEM;
 		memcpy(data, in, len);
-		data_len = len;
 	} else {
 		if (len < 3 || in[0] != 0x1f || in[1] != 0x8b || in[2] != 8)
 			return -EOPNOTSUPP;
@@ -366,8 +369,9 @@ static int process_in_place(const char *what, const unsigned char *in, size_t le
 		for (size_t i = member_len; i < len; i++)
 			if (in[i] != 0)
 				return -EOPNOTSUPP;
+		a = data;
 	}
-	r = scan_newc(data, data_len, old, old_len, new_key, out ? &rs : NULL, count, u);
+	r = scan_newc(a, data_len, old, old_len, new_key, out ? &rs : NULL, count, u);
 	if (r < 0 || !out)
 		goto done;
 	/* Unchanged archives go out as they came. */
