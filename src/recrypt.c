@@ -40,28 +40,20 @@ struct recrypt {
 	atomic_uint_fast64_t bytes;
 };
 
-int recrypt_new(int in, int out, uint64_t base, const struct xts *old, const struct xts *new,
+int recrypt_new(int in, int out, uint64_t base, struct xts *old, struct xts *new,
 		struct recrypt **ret)
 {
 	struct recrypt *r = calloc(1, sizeof(*r));
 
 	if (!r)
 		return log_error_errno(ENOMEM, "out of memory");
-	*r = (struct recrypt){ .in = in, .out = out, .base = base };
-	if (xts_dup(old, &r->old) < 0 || xts_dup(new, &r->new) < 0) {
-		recrypt_free(r);
-		return log_error_errno(EIO, "cannot set up AES-XTS");
-	}
+	*r = (struct recrypt){ .in = in, .out = out, .base = base, .old = old, .new = new };
 	*ret = r;
 	return 0;
 }
 
 void recrypt_free(struct recrypt *r)
 {
-	if (r->old)
-		xts_free(r->old);
-	if (r->new)
-		xts_free(r->new);
 	free(r->chunks);
 	free(r);
 }
@@ -97,43 +89,50 @@ struct worker {
 	bool started;
 };
 
+/* One chunk through buf. Returns 0, or -errno with *op naming what failed. */
+static int recrypt_chunk(struct worker *w, const struct chunk *c, unsigned char *buf,
+			 const char **op)
+{
+	struct recrypt *r = w->r;
+	off_t at = (off_t)(r->base + c->off);
+	int e;
+
+	if (interrupt_pending()) {
+		*op = "go on";
+		return -EINTR;
+	}
+	e = pread_all(r->in, buf, c->len, at);
+	if (e < 0) {
+		*op = "read the image";
+		return e;
+	}
+	if (xts_decrypt(w->old, buf, c->len, c->off / XTS_SECTOR_SIZE) < 0 ||
+	    xts_encrypt(w->new, buf, c->len, c->off / XTS_SECTOR_SIZE) < 0) {
+		*op = "re-encrypt";
+		return -EIO;
+	}
+	e = pwrite_all(r->out, buf, c->len, at);
+	if (e < 0) {
+		*op = "write the new image";
+		return e;
+	}
+	atomic_fetch_add(&r->bytes, c->len);
+	return 0;
+}
+
 static void *work(void *userdata)
 {
 	struct worker *w = userdata;
 	struct recrypt *r = w->r;
 	unsigned char *buf = malloc(CHUNK);
+	const char *op = "allocate a buffer";
+	int e = buf ? 0 : -ENOMEM;
 	size_t i;
-	int e;
 
-	if (!buf) {
-		fail(r, -ENOMEM, "allocate a buffer");
-		return NULL;
-	}
-	while (atomic_load(&r->error) == 0 && (i = atomic_fetch_add(&r->next, 1)) < r->n) {
-		const struct chunk *c = &r->chunks[i];
-		off_t at = (off_t)(r->base + c->off);
-
-		if (interrupt_pending()) {
-			fail(r, -EINTR, "go on");
-			break;
-		}
-		e = pread_all(r->in, buf, c->len, at);
-		if (e < 0) {
-			fail(r, e, "read the image");
-			break;
-		}
-		if (xts_decrypt(w->old, buf, c->len, c->off / XTS_SECTOR_SIZE) < 0 ||
-		    xts_encrypt(w->new, buf, c->len, c->off / XTS_SECTOR_SIZE) < 0) {
-			fail(r, -EIO, "re-encrypt");
-			break;
-		}
-		e = pwrite_all(r->out, buf, c->len, at);
-		if (e < 0) {
-			fail(r, e, "write the new image");
-			break;
-		}
-		atomic_fetch_add(&r->bytes, c->len);
-	}
+	while (e == 0 && atomic_load(&r->error) == 0 && (i = atomic_fetch_add(&r->next, 1)) < r->n)
+		e = recrypt_chunk(w, &r->chunks[i], buf, &op);
+	if (e < 0)
+		fail(r, e, op);
 	free(buf);
 	return NULL;
 }
@@ -147,17 +146,15 @@ int recrypt_run(struct recrypt *r, uint64_t *ret_bytes)
 
 	if (n > r->n)
 		n = r->n ?: 1;
-	/* The calling thread is worker 0; its contexts are r's own. */
+	/* The calling thread is worker 0, with the caller's contexts; the others get copies.
+	 * One that cannot start leaves its share to the others. */
 	w[0] = (struct worker){ .r = r, .old = r->old, .new = r->new };
 	for (size_t i = 1; i < n; i++) {
 		w[i].r = r;
-		if (xts_dup(r->old, &w[i].old) < 0 || xts_dup(r->new, &w[i].new) < 0) {
-			fail(r, -EIO, "set up AES-XTS");
+		if (xts_dup(r->old, &w[i].old) < 0 || xts_dup(r->new, &w[i].new) < 0)
 			break;
-		}
 		e = pthread_create(&w[i].thread, NULL, work, &w[i]);
 		if (e != 0) {
-			/* Fewer threads: the others do the work. */
 			log_debug("cannot start a re-encryption thread: %s", strerror(e));
 			break;
 		}

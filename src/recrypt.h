@@ -9,8 +9,9 @@
 
 struct recrypt;
 
-/* The payload starts at base in both in and out; old and new are copied, not kept. */
-int recrypt_new(int in, int out, uint64_t base, const struct xts *old, const struct xts *new,
+/* The payload starts at base in both in and out. old and new are used by the thread that
+ * calls recrypt_run() (the others get copies): they must outlive it. */
+int recrypt_new(int in, int out, uint64_t base, struct xts *old, struct xts *new,
 		struct recrypt **ret);
 void recrypt_free(struct recrypt *r);
 static inline void recrypt_freep(struct recrypt **r)
