@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,6 @@
 
 #include "tarball.h"
 #include "build.h"
-#include "chroot.h"
 #include "distro.h"
 #include "hooks.h"
 #include "esp.h"
@@ -23,13 +23,16 @@
 #include "gpt.h"
 #include "json.h"
 #include "keys.h"
+#include "leftovers.h"
 #include "log.h"
 #include "luks.h"
 #include "run.h"
+#include "sandbox.h"
 #include "shared/cleanup.h"
+#include "shared/fault.h"
 #include "shared/interrupt.h"
 #include "shared/spawn.h"
-#include "shared/tmpfile.h"
+#include "output.h"
 #include "shared/util.h"
 #include "target.h"
 #include "xts.h"
@@ -48,6 +51,7 @@ struct build_ctx {
 	char *rootdir;   /* workdir/root: the unpacked tarball */
 	char *hdr_path;  /* workdir/luks.hdr */
 	char *esp_path;  /* workdir/esp.fat */
+	char *rundir;    /* workdir/run: the hooks' files, SANDBOX_RUNDIR in the sandbox */
 	char *raw_path;  /* the raw disk being assembled: out.path, or workdir/disk.raw */
 	char *key_out;
 	enum image_format format;
@@ -60,15 +64,14 @@ struct build_ctx {
 
 	struct secret key, recovery, root_password;
 	struct luks_header luks;
-	struct tmpfile out, keyfile;
+	struct output out;
 
 	/* boot configuration; distro is NULL with --distro none */
 	struct distro *distro;
 	char *initramfs_tool;
 	struct hook_set hooks;
-	struct chroot_session chroot;
-	bool chroot_active;
-	int rootfd;
+	struct sandbox sandbox;
+	int rootfd, rundirfd;
 	char **kernels;
 	char *key_path_in_target;
 	char *cmdline, *extra_cmdline;
@@ -153,12 +156,6 @@ static int check_output_paths(struct build_ctx *c, char **ret_outdir)
 		return log_error_errno(errno, "output directory '%s': %m", outdir);
 	if (!S_ISDIR(st.st_mode))
 		return log_error_errno(ENOTDIR, "output directory '%s': %m", outdir);
-	if (lstat(o->output, &st) == 0 && !o->force)
-		return log_error_errno(EEXIST, "output '%s' exists (use --force to replace it)",
-				       o->output);
-	if (lstat(c->key_out, &st) == 0 && !o->force)
-		return log_error_errno(EEXIST, "key file '%s' exists (use --force to replace it)",
-				       c->key_out);
 	if (streq(c->key_out, o->output))
 		return log_error_errno(EINVAL, "the key file and the image cannot be the same file");
 	keydir = path_dirname(c->key_out);
@@ -168,6 +165,27 @@ static int check_output_paths(struct build_ctx *c, char **ret_outdir)
 		return log_error_errno(errno, "key file directory '%s': %m", keydir);
 	*ret_outdir = TAKE_PTR(outdir);
 	return 0;
+}
+
+/* What a killed cvm-image left in the places this build uses. */
+static void sweep_leftovers(struct build_ctx *c, const char *workparent, const char *outdir)
+{
+	_cleanup_free_ char *keydir = path_dirname(c->key_out);
+
+	leftovers_sweep(workparent, leftovers_workdirs);
+	leftovers_sweep(outdir, leftovers_outputs);
+	if (keydir && !streq(keydir, outdir))
+		leftovers_sweep(keydir, leftovers_outputs);
+}
+
+/* The outputs, locked and created under temporary names (0600) now, so that an unwritable
+ * place or a concurrent build of the same image fails in the first second. */
+static int begin_output(struct build_ctx *c)
+{
+	mode_t mask = umask(0);
+
+	umask(mask);
+	return output_begin(&c->out, c->opt->output, c->key_out, c->opt->force, 0644 & ~mask);
 }
 
 static int choose_size(struct build_ctx *c)
@@ -217,8 +235,12 @@ static int choose_ids(struct build_ctx *c)
 
 static int make_workdir(struct build_ctx *c, const char *parent)
 {
-	_cleanup_free_ char *tmpl = strdupf("%s/cvm-image.XXXXXX", parent);
+	/* Absolute: the sandbox is given paths below it. */
+	_cleanup_free_ char *abs = realpath(parent, NULL);
+	_cleanup_free_ char *tmpl = abs ? strdupf("%s/cvm-image.%d.XXXXXX", abs, (int)getpid()) : NULL;
 
+	if (!abs)
+		return log_error_errno(errno, "cannot create a work directory in '%s': %m", parent);
 	if (!tmpl)
 		return log_error_errno(ENOMEM, "out of memory");
 	if (!mkdtemp(tmpl))
@@ -227,11 +249,88 @@ static int make_workdir(struct build_ctx *c, const char *parent)
 	c->rootdir = strdupf("%s/root", c->workdir);
 	c->hdr_path = strdupf("%s/luks.hdr", c->workdir);
 	c->esp_path = strdupf("%s/esp.fat", c->workdir);
-	if (!c->rootdir || !c->hdr_path || !c->esp_path)
+	c->rundir = strdupf("%s/run", c->workdir);
+	if (!c->rootdir || !c->hdr_path || !c->esp_path || !c->rundir)
 		return log_error_errno(ENOMEM, "out of memory");
 	if (mkdir(c->rootdir, 0755) < 0)
 		return log_error_errno(errno, "cannot create '%s': %m", c->rootdir);
+	if (mkdir(c->rundir, 0700) < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", c->rundir);
 	log_info("work directory: %s", c->workdir);
+	return 0;
+}
+
+/* The identities 0..max of a /proc/self/{uid,gid}_map: all mapped to themselves or to some
+ * range (a user namespace with every owner the tarball names)? */
+static bool ids_mapped(const char *map, uint64_t max)
+{
+	_cleanup_(fclosep) FILE *f = fopen(map, "re");
+	unsigned long long inside, outside, count;
+
+	if (!f)
+		return true; /* no user namespaces in this kernel: the initial one */
+	while (fscanf(f, "%llu %llu %llu", &inside, &outside, &count) == 3)
+		if (inside == 0 && count > max)
+			return true;
+	return false;
+}
+
+static bool has_capability(uint64_t caps, int cap)
+{
+	return caps & (UINT64_C(1) << cap);
+}
+
+/* The effective capabilities of this process, from /proc/self/status. */
+static uint64_t effective_capabilities(void)
+{
+	_cleanup_(fclosep) FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long caps = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			break;
+	return caps;
+}
+
+/*
+ * The tarball's owners, modes, device nodes and file capabilities can only be given to the
+ * unpacked files with root's powers over every identity the tarball names. Anything less (a
+ * user namespace of one user, a container without CAP_MKNOD) would give an image with wrong
+ * owners, silently: refuse here, with exit 3.
+ */
+static int check_privileges(struct build_ctx *c)
+{
+	static const struct {
+		int cap;
+		const char *name;
+	} needed[] = {
+		{ 0 /* CAP_CHOWN */, "CAP_CHOWN" },
+		{ 1 /* CAP_DAC_OVERRIDE */, "CAP_DAC_OVERRIDE" },
+		{ 3 /* CAP_FOWNER */, "CAP_FOWNER" },
+		{ 4 /* CAP_FSETID */, "CAP_FSETID" },
+		{ 31 /* CAP_SETFCAP */, "CAP_SETFCAP" },
+	};
+	uint64_t caps = effective_capabilities();
+
+	if (geteuid() != 0)
+		return log_error_errno(ENOTSUP, "the offline backend must run as root, to give the "
+					       "image's files their owners from the tarball");
+	if (!ids_mapped("/proc/self/uid_map", c->idx.max_uid) ||
+	    !ids_mapped("/proc/self/gid_map", c->idx.max_gid))
+		return log_error_errno(ENOTSUP, "cvm-image runs in a user namespace that does not map "
+				       "every owner of the tarball (up to user %" PRIu64 ", group %"
+				       PRIu64 "): the image's files would get wrong owners; run it as "
+				       "root on the host", c->idx.max_uid, c->idx.max_gid);
+	for (size_t i = 0; i < ELEMENTSOF(needed); i++)
+		if (!has_capability(caps, needed[i].cap))
+			return log_error_errno(ENOTSUP, "cvm-image lacks %s: the image's files would "
+					       "not get the tarball's owners, modes and capabilities; "
+					       "run it as root on the host", needed[i].name);
+	if (c->idx.devices > 0 && !has_capability(caps, 27 /* CAP_MKNOD */))
+		return log_error_errno(ENOTSUP, "the tarball has %" PRIu64 " device nodes and "
+				       "cvm-image lacks CAP_MKNOD to make them; run it as root on the "
+				       "host", c->idx.devices);
 	return 0;
 }
 
@@ -258,6 +357,9 @@ static int prepare_distro(struct build_ctx *c)
 	r = hooks_resolve(c->distro, c->initramfs_tool, o->hooks_dirs, &c->hooks);
 	if (r < 0)
 		return r;
+	r = sandbox_check();
+	if (r < 0)
+		return r;
 	log_info("distro: %s, initramfs tool: %s, %zu hooks", c->distro->id, c->initramfs_tool,
 		 c->hooks.n);
 	return 0;
@@ -271,7 +373,6 @@ static int stage_prepare(struct build_ctx *c)
 	_cleanup_free_ char *outdir = NULL;
 	const char *parent = o->workdir_parent ?: getenv("TMPDIR") ?: "/var/tmp";
 	char a[32];
-	mode_t mask;
 	int r;
 
 	if (geteuid() != 0)
@@ -283,6 +384,10 @@ static int stage_prepare(struct build_ctx *c)
 	if (r < 0)
 		return r;
 	r = check_output_paths(c, &outdir);
+	if (r < 0)
+		return r;
+	sweep_leftovers(c, parent, outdir);
+	r = begin_output(c);
 	if (r < 0)
 		return r;
 	if (o->recovery_passphrase_file) {
@@ -308,6 +413,9 @@ static int stage_prepare(struct build_ctx *c)
 				       o->rootfs);
 	log_info("rootfs: %" PRIu64 " entries, %s of files, os-release from %s", c->idx.entries,
 		 format_size(c->idx.data_bytes, a, sizeof(a)), c->idx.os_release_path);
+	r = check_privileges(c);
+	if (r < 0)
+		return r;
 	r = prepare_distro(c);
 	if (r < 0)
 		return r;
@@ -322,22 +430,13 @@ static int stage_prepare(struct build_ctx *c)
 	if (r < 0)
 		return r;
 
-	/* The outputs are created now, so an unwritable place fails in the first second. */
-	r = tmpfile_create(&c->keyfile, c->key_out, 0600);
-	if (r < 0)
-		return log_error_errno(r, "cannot create key file '%s': %m", c->key_out);
-	mask = umask(0);
-	umask(mask);
-	r = tmpfile_create(&c->out, o->output, 0644 & ~mask);
-	if (r < 0)
-		return log_error_errno(r, "cannot create output '%s': %m", o->output);
 	r = make_workdir(c, parent);
 	if (r < 0)
 		return r;
 	if (c->format == IMAGE_FORMAT_QCOW2)
 		c->raw_path = strdupf("%s/disk.raw", c->workdir);
 	else
-		c->raw_path = strdup(c->out.path);
+		c->raw_path = strdup(c->out.image.path);
 	if (!c->raw_path)
 		return log_error_errno(ENOMEM, "out of memory");
 	return keys_generate(&c->key);
@@ -348,7 +447,7 @@ static int stage_unpack(struct build_ctx *c)
 	return tarball_extract(c->opt->rootfs, c->rootdir, c->idx.entries);
 }
 
-#define HOOK_RUNDIR "/run/cvm-image" /* on the chroot's private /run: never in the image */
+#define HOOK_RUNDIR SANDBOX_RUNDIR
 
 static void strv_free(char **v)
 {
@@ -374,8 +473,8 @@ static int strv_push(char ***v, size_t *n, char *s)
 	return 0;
 }
 
-/* Copy a file of the host into the target, resolved inside the root. */
-static int copy_into_target(int rootfd, const char *src, const char *dest, mode_t mode)
+/* Copy a file of the host below dirfd, resolved inside it. */
+static int copy_into(int dirfd, const char *src, const char *dest, mode_t mode)
 {
 	_cleanup_close_ int fd = open(src, O_RDONLY | O_CLOEXEC);
 	_cleanup_free_ char *buf = NULL;
@@ -388,10 +487,11 @@ static int copy_into_target(int rootfd, const char *src, const char *dest, mode_
 		return log_error_errno(ENOMEM, "out of memory");
 	if (st.st_size > 0 && pread_all(fd, buf, (size_t)st.st_size, 0) < 0)
 		return log_error_errno(errno, "cannot read '%s': %m", src);
-	return target_write_file(rootfd, dest, buf, (size_t)st.st_size, mode);
+	return target_write_file(dirfd, dest, buf, (size_t)st.st_size, mode);
 }
 
-/* The hooks, the hook library and the templates, on the chroot's /run. */
+/* The hooks, the hook library and the templates, in the work directory's run/: the sandbox
+ * sees it as SANDBOX_RUNDIR. Paths below are relative to that directory. */
 static int install_hook_files(struct build_ctx *c)
 {
 	_cleanup_free_ char *lib = strdupf("%s/distro/lib/cvm-hooks.sh", cvm_datadir());
@@ -402,29 +502,29 @@ static int install_hook_files(struct build_ctx *c)
 	if (!lib || !tdir)
 		return log_error_errno(ENOMEM, "out of memory");
 	for (size_t p = 0; hook_phases[p]; p++) {
-		_cleanup_free_ char *d = strdupf(HOOK_RUNDIR "/hooks/%s", hook_phases[p]);
+		_cleanup_free_ char *d = strdupf("/hooks/%s", hook_phases[p]);
 
-		r = d ? target_mkdir_p(c->rootfd, d, 0700) : -ENOMEM;
+		r = d ? target_mkdir_p(c->rundirfd, d, 0700) : -ENOMEM;
 		if (r < 0)
-			return log_error_errno(r, "cannot create '%s' in the rootfs: %m", d);
+			return log_error_errno(r, "cannot create '%s%s': %m", c->rundir, d);
 	}
-	r = target_mkdir_p(c->rootfd, HOOK_RUNDIR "/templates", 0700);
+	r = target_mkdir_p(c->rundirfd, "/templates", 0700);
 	if (r == 0)
-		r = target_mkdir_p(c->rootfd, HOOK_RUNDIR "/state/cmdline.d", 0700);
+		r = target_mkdir_p(c->rundirfd, "/state/cmdline.d", 0700);
 	if (r < 0)
-		return log_error_errno(r, "cannot create " HOOK_RUNDIR " in the rootfs: %m");
-	r = copy_into_target(c->rootfd, lib, HOOK_RUNDIR "/lib.sh", 0600);
+		return log_error_errno(r, "cannot create the hooks' directories in '%s': %m", c->rundir);
+	r = copy_into(c->rundirfd, lib, "/lib.sh", 0600);
 	if (r < 0)
 		return r;
 	for (size_t i = 0; i < c->hooks.n; i++) {
 		const struct hook *h = &c->hooks.hooks[i];
-		_cleanup_free_ char *dest = strdupf(HOOK_RUNDIR "/hooks/%s/%s", h->phase, h->name);
+		_cleanup_free_ char *dest = strdupf("/hooks/%s/%s", h->phase, h->name);
 
 		if (h->masked)
 			continue;
 		if (!dest)
 			return log_error_errno(ENOMEM, "out of memory");
-		r = copy_into_target(c->rootfd, h->path, dest, 0700);
+		r = copy_into(c->rundirfd, h->path, dest, 0700);
 		if (r < 0)
 			return r;
 	}
@@ -434,12 +534,12 @@ static int install_hook_files(struct build_ctx *c)
 	r = 0;
 	for (int i = 0; i < n; i++) {
 		_cleanup_free_ char *src = strdupf("%s/%s", tdir, names[i]->d_name);
-		_cleanup_free_ char *dest = strdupf(HOOK_RUNDIR "/templates/%s", names[i]->d_name);
+		_cleanup_free_ char *dest = strdupf("/templates/%s", names[i]->d_name);
 		struct stat st;
 
 		if (r == 0 && src && dest && names[i]->d_name[0] != '.' && stat(src, &st) == 0 &&
 		    S_ISREG(st.st_mode))
-			r = copy_into_target(c->rootfd, src, dest, 0600);
+			r = copy_into(c->rundirfd, src, dest, 0600);
 		free(names[i]);
 	}
 	free(names);
@@ -526,7 +626,7 @@ static int run_phase(struct build_ctx *c, const char *phase)
 		double t = now_seconds();
 
 		log_info("hook %s/%s (%s)", phase, h->name, h->path);
-		r = chroot_run(&c->chroot, what, argv, c->hook_env, &status, &output);
+		r = sandbox_run(&c->sandbox, what, argv, c->hook_env, &status, &output);
 		if (r < 0)
 			return r;
 		c->hooks_run++;
@@ -594,10 +694,12 @@ static int stage_configure(struct build_ctx *c)
 	r = build_cmdline(c);
 	if (r < 0)
 		return r;
-	r = chroot_setup(&c->chroot, c->rootdir);
+	r = sandbox_init(&c->sandbox, c->rootdir, c->rundir);
 	if (r < 0)
 		return r;
-	c->chroot_active = true;
+	c->rundirfd = open(c->rundir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (c->rundirfd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", c->rundir);
 	r = install_hook_files(c);
 	if (r < 0)
 		return r;
@@ -619,16 +721,7 @@ static int stage_bootloader(struct build_ctx *c)
 
 static int stage_finalize(struct build_ctx *c)
 {
-	int r = run_phase(c, "finalize");
-
-	if (c->chroot_active) {
-		int r2 = chroot_teardown(&c->chroot);
-
-		c->chroot_active = false;
-		if (r == 0)
-			r = r2;
-	}
-	return r;
+	return run_phase(c, "finalize");
 }
 
 static uint64_t fs_offset(const struct build_ctx *c)
@@ -748,13 +841,18 @@ static int stage_esp(struct build_ctx *c)
 	r = esp_make(c->esp_path, c->plan.esp_size, c->esp_volid_num);
 	if (r < 0 || !c->distro)
 		return r;
-	/* What the hooks staged in the target's /boot/efi goes on the ESP. */
-	efi = target_open(c->rootfd, "/boot/efi", O_DIRECTORY | O_RDONLY, 0);
+	/* What the hooks staged in the target's /boot/efi goes on the ESP: a real directory of
+	 * the tree, reached through no symlink (boot/efi -> /etc would put /etc on the ESP). */
+	efi = target_open_nofollow(c->rootfd, "/boot/efi", O_DIRECTORY | O_RDONLY, 0);
 	if (efi == -ENOENT)
 		return 0;
+	if (efi == -ELOOP || efi == -ENOTDIR)
+		return log_error_errno(EPERM, "/boot/efi in the rootfs is %s: the ESP is made only "
+				       "from a real directory of the tree", efi == -ELOOP ?
+				       "a symlink or lies below one" : "not a directory");
 	if (efi < 0)
 		return log_error_errno(efi, "cannot open /boot/efi in the rootfs: %m");
-	n = esp_populate(c->esp_path, efi, "/boot/efi");
+	n = esp_populate(c->esp_path, efi, "/boot/efi", &c->key);
 	if (n < 0)
 		return n;
 	log_info("esp: %d files from /boot/efi", n);
@@ -801,18 +899,18 @@ static int stage_output(struct build_ctx *c)
 
 	if (c->format == IMAGE_FORMAT_QCOW2) {
 		char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
-				 c->raw_path, c->out.path, NULL };
+				 c->raw_path, c->out.image.path, NULL };
 
 		r = run_program(argv, NULL);
 		if (r < 0)
 			return r;
 		unlink(c->raw_path);
 	}
-	if (fstat(c->out.fd, &st) < 0)
-		return log_error_errno(errno, "cannot stat '%s': %m", c->out.path);
+	if (fstat(c->out.image.fd, &st) < 0)
+		return log_error_errno(errno, "cannot stat '%s': %m", c->out.image.path);
 	c->image_allocated = (uint64_t)st.st_blocks * 512;
 
-	return keys_commit_with_image(&c->keyfile, &c->key, &c->out, c->opt->force);
+	return output_commit(&c->out, &c->key);
 }
 
 static const struct stage stages[] = {
@@ -837,10 +935,12 @@ const char *const build_stage_names[] = {
 
 static void build_ctx_done(struct build_ctx *c)
 {
-	/* Reverse order of acquisition; safe on a half-initialised context. Mounts go first:
-	 * the work directory is never removed with anything mounted below it. */
-	if (c->chroot_active && chroot_teardown(&c->chroot) < 0)
-		log_warning("mounts below '%s' remain", c->rootdir);
+	/* Reverse order of acquisition; safe on a half-initialised context. The sandboxes'
+	 * mounts live in their own mount namespaces and are gone with them: nothing is mounted
+	 * below the work directory on the host, and rm_rf() stays on its filesystem anyway. */
+	sandbox_done(&c->sandbox);
+	if (c->rundirfd >= 0)
+		close(c->rundirfd);
 	if (c->rootfd >= 0)
 		close(c->rootfd);
 	if (c->workdir) {
@@ -849,8 +949,7 @@ static void build_ctx_done(struct build_ctx *c)
 		else if (rm_rf(c->workdir) < 0)
 			log_warning("cannot remove work directory '%s'", c->workdir);
 	}
-	tmpfile_discard(&c->out);
-	tmpfile_discard(&c->keyfile);
+	output_discard(&c->out);
 	luks_header_done(&c->luks);
 	strv_free(c->hook_env);
 	free(c->cmdline);
@@ -865,6 +964,7 @@ static void build_ctx_done(struct build_ctx *c)
 	secret_free(&c->key);
 	rootfs_index_done(&c->idx);
 	free(c->raw_path);
+	free(c->rundir);
 	free(c->esp_path);
 	free(c->hdr_path);
 	free(c->rootdir);
@@ -932,13 +1032,24 @@ static void print_json(const struct build_ctx *c)
 	fflush(f);
 }
 
+/* CVM_IMAGE_FAULT=kill-in-STAGE: SIGKILL at the start of that stage, for the tests of what a
+ * killed build leaves and how the next one cleans it up. */
+static void kill_point(const char *stage)
+{
+	char point[64];
+
+	snprintf(point, sizeof(point), "kill-in-%s", stage);
+	if (fault_requested(point))
+		raise(SIGKILL);
+}
+
 int build_run(const struct build_options *opt)
 {
-	struct build_ctx c = { .opt = opt, .t0 = now_seconds() };
+	struct build_ctx c = { .opt = opt, .t0 = now_seconds(), .out = OUTPUT_INIT };
 	char a[32], b[32];
 	int r = 0;
 
-	c.out.fd = c.keyfile.fd = c.rootfd = -1;
+	c.rootfd = c.rundirfd = -1;
 	c.format = opt->format != IMAGE_FORMAT_AUTO ? opt->format : image_format_for_path(opt->output);
 	c.key_out = opt->key_out ? strdup(opt->key_out) : strdupf("%s.key", opt->output);
 	if (!c.key_out)
@@ -952,6 +1063,7 @@ int build_run(const struct build_options *opt)
 			break;
 		}
 		log_notice("[%7.1fs] %s: %s", t - c.t0, stages[i].name, stages[i].summary);
+		kill_point(stages[i].name);
 		r = stages[i].run(&c);
 		c.stage_seconds[i] = now_seconds() - t;
 		log_info("%s: done in %.2fs", stages[i].name, c.stage_seconds[i]);

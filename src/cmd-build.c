@@ -88,7 +88,7 @@ static void help(void)
 	       "                            set root's password (hashed into /etc/shadow)\n"
 	       "      --ssh-authorized-keys FILE\n"
 	       "                            install FILE as root's authorized_keys\n"
-	       "      --hostname NAME       write /etc/hostname and /etc/hosts"
+	       "      --hostname NAME       write /etc/hostname and /etc/hosts\n"
 	       "  -h, --help                show this help\n"
 	       "\n"
 	       "Stages: prepare, unpack, configure, initramfs, bootloader, finalize, esp, mkfs,\n"

@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "esp.h"
 #include "log.h"
@@ -68,8 +70,43 @@ static bool esp_dir_exists(const char *esp_path, const char *dir)
 	return exists;
 }
 
-static int populate_dir(const char *esp_path, int dfd, const char *rel, const char *label,
-			unsigned depth)
+/* Does the file hold needle anywhere? Read in chunks that overlap by the needle's length. */
+static int file_contains(int fd, const struct secret *needle)
+{
+	_cleanup_free_ unsigned char *buf = malloc(1 << 20);
+	size_t keep = 0, n = needle->size;
+	off_t off = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	if (n == 0 || n >= (1 << 19))
+		return -EINVAL;
+	for (;;) {
+		ssize_t got = pread(fd, buf + keep, (1 << 20) - keep, off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			return 0;
+		off += got;
+		keep += (size_t)got;
+		if (memmem(buf, keep, needle->data, n))
+			return 1;
+		if (keep >= n) {
+			memmove(buf, buf + keep - (n - 1), n - 1);
+			keep = n - 1;
+		}
+	}
+}
+
+/*
+ * Walk the tree below dfd. With esp_path NULL, only check: directories and regular files
+ * only, none holding the key. Otherwise copy it into the ESP image. Returns the file count.
+ */
+static int walk_dir(const char *esp_path, int dfd, const char *rel, const char *label,
+		    const struct secret *key, unsigned depth)
 {
 	int fd = dup(dfd), count = 0, r = 0;
 	struct dirent *de;
@@ -96,24 +133,49 @@ static int populate_dir(const char *esp_path, int dfd, const char *rel, const ch
 			r = log_error_errno(ENOMEM, "out of memory");
 			break;
 		}
-		cfd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		/* O_PATH first: neither a FIFO nor a device is ever opened. */
+		cfd = openat(dfd, de->d_name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 		if (cfd < 0 || fstat(cfd, &st) < 0) {
-			r = log_error_errno(errno == ELOOP ? EPERM : errno,
-					    "%s/%s: %s", label, child,
-					    errno == ELOOP ? "a symlink cannot go on the FAT ESP" :
-							     strerror(errno));
+			r = log_error_errno(errno, "%s/%s: %m", label, child);
+			break;
+		}
+		if (S_ISLNK(st.st_mode)) {
+			r = log_error_errno(EPERM, "%s/%s: a symlink cannot go on the FAT ESP", label,
+					    child);
+			break;
+		}
+		if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode)) {
+			r = log_error_errno(EPERM, "%s/%s: only files and directories can go on the ESP",
+					    label, child);
+			break;
+		}
+		close(cfd);
+		cfd = openat(dfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC |
+						      (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0));
+		if (cfd < 0) {
+			r = log_error_errno(errno, "%s/%s: %m", label, child);
 			break;
 		}
 		if (S_ISDIR(st.st_mode)) {
 			char *mmd[] = { "mmd", "-i", (char *)esp_path, dest, NULL };
 
 			/* \EFI and \EFI\BOOT exist already (mmd fails on those, even with -D s). */
-			r = esp_dir_exists(esp_path, dest) ? 0 : run_program(mmd, mtools_env);
+			if (esp_path)
+				r = esp_dir_exists(esp_path, dest) ? 0 : run_program(mmd, mtools_env);
 			if (r >= 0)
-				r = populate_dir(esp_path, cfd, child, label, depth + 1);
+				r = walk_dir(esp_path, cfd, child, label, key, depth + 1);
 			if (r > 0)
 				count += r;
-		} else if (S_ISREG(st.st_mode)) {
+		} else if (!esp_path) {
+			r = file_contains(cfd, key);
+			if (r < 0)
+				r = log_error_errno(r, "cannot read %s/%s: %m", label, child);
+			else if (r > 0)
+				r = log_error_errno(EPERM, "%s/%s holds the disk's key: it would be in "
+						    "the clear on the unencrypted ESP (a hook or a "
+						    "symlink in the tarball put it there)", label, child);
+			count++;
+		} else {
 			src = strdupf("/proc/%d/fd/%d", getpid(), cfd);
 			if (!src) {
 				r = log_error_errno(ENOMEM, "out of memory");
@@ -122,9 +184,6 @@ static int populate_dir(const char *esp_path, int dfd, const char *rel, const ch
 			char *mcopy[] = { "mcopy", "-o", "-i", (char *)esp_path, src, dest, NULL };
 			r = run_program(mcopy, mtools_env);
 			count++;
-		} else {
-			r = log_error_errno(EPERM, "%s/%s: only files and directories can go on the ESP",
-					    label, child);
 		}
 	}
 	closedir(d);
@@ -163,10 +222,13 @@ static int clear_dir(int dfd)
 	return r;
 }
 
-int esp_populate(const char *esp_path, int dirfd, const char *label)
+int esp_populate(const char *esp_path, int dirfd, const char *label, const struct secret *key)
 {
-	int n = populate_dir(esp_path, dirfd, "", label, 0), r;
+	int n = walk_dir(NULL, dirfd, "", label, key, 0), r;
 
+	if (n < 0)
+		return n;
+	n = walk_dir(esp_path, dirfd, "", label, key, 0);
 	if (n < 0)
 		return n;
 	r = clear_dir(dirfd);

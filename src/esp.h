@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "shared/cleanup.h"
+
 #define ESP_LABEL "ESP"
 
 /* Create a FAT32 filesystem (one sector per cluster) of size bytes at path, which must not
@@ -16,10 +18,12 @@ int esp_add_file(const char *esp_path, const char *src, const char *dest);
 /*
  * Copy the tree below dirfd (the target's staged /boot/efi) into the ESP image: directories
  * and regular files only (a symlink is an error: it could point anywhere on the build host),
- * each file read through the descriptor already opened without following links. Then empty
- * the staged tree, which stays as the mount point. Returns the number of files. Logs.
+ * each file read through the descriptor already opened without following links. First the
+ * whole tree is checked: no file may hold key (it would be in the clear on the ESP); the
+ * error names the file. Then empty the staged tree, which stays as the mount point. Returns
+ * the number of files. Logs.
  */
-int esp_populate(const char *esp_path, int dirfd, const char *label);
+int esp_populate(const char *esp_path, int dirfd, const char *label, const struct secret *key);
 
 /* In the file path (e.g. "EFI/BOOT/BOOTX64.EFI") of the ESP at offset bytes into image,
  * replace the UUID old by new (same length: grub's embedded early config). Returns the

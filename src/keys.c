@@ -102,24 +102,3 @@ int keys_read_key_file(const char *path, struct secret *ret)
 	s.data = NULL;
 	return 0;
 }
-
-int keys_commit_with_image(struct tmpfile *keyfile, const struct secret *key, struct tmpfile *image,
-			   bool replace)
-{
-	_cleanup_free_ char *key_name = strdup(keyfile->final), *image_name = strdup(image->final);
-	int r;
-
-	if (!key_name || !image_name)
-		return log_error_errno(ENOMEM, "out of memory");
-	r = pwrite_all(keyfile->fd, key->data, key->size, 0);
-	if (r == 0)
-		r = tmpfile_commit(keyfile, replace);
-	if (r < 0)
-		return log_error_errno(r, "cannot write key file '%s': %m", key_name);
-	r = tmpfile_commit(image, replace);
-	if (r < 0) {
-		unlink(key_name);
-		return log_error_errno(r, "cannot create output '%s': %m", image_name);
-	}
-	return 0;
-}

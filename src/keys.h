@@ -21,8 +21,3 @@ int keys_read_passphrase_file(const char *path, struct secret *ret);
 /* Read a key file byte for byte (no newline stripping: as cryptsetup --key-file). Logs. */
 int keys_read_key_file(const char *path, struct secret *ret);
 
-/* Write key into the key file's temporary, then give the key file and then the image their
- * names (replacing existing ones only with replace); if the image cannot be renamed, the key
- * file goes again: no key without its image. Logs. */
-int keys_commit_with_image(struct tmpfile *keyfile, const struct secret *key, struct tmpfile *image,
-			   bool replace);

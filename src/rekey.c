@@ -24,7 +24,10 @@
 #include "run.h"
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
+#include "shared/fault.h"
 #include "shared/tmpfile.h"
+#include "leftovers.h"
+#include "output.h"
 #include "shared/util.h"
 #include "xts.h"
 
@@ -76,10 +79,8 @@ struct rekey_ctx {
 
 static void fault(const char *step)
 {
-	const char *f = getenv("CVM_IMAGE_FAULT");
-
 	log_debug("rekey: step %s done", step);
-	if (f && streq(f, step)) {
+	if (fault_requested(step)) {
 		log_warning("CVM_IMAGE_FAULT=%s: stopping dead here", step);
 		_exit(99); /* as if killed: no cleanup */
 	}
@@ -111,6 +112,18 @@ static int lock_image(struct rekey_ctx *c)
 	return 0;
 }
 
+/* What a killed cvm-image left beside the image and in $TMPDIR. */
+static void sweep_leftovers(struct rekey_ctx *c)
+{
+	_cleanup_free_ char *dir = path_dirname(c->opt->image);
+
+	leftovers_sweep(getenv("TMPDIR") ?: "/var/tmp", leftovers_workdirs);
+	if (!getenv("TMPDIR"))
+		leftovers_sweep("/tmp", leftovers_workdirs); /* the header copies' default */
+	if (dir)
+		leftovers_sweep(dir, leftovers_outputs);
+}
+
 static int open_raw(struct rekey_ctx *c)
 {
 	if (!c->qcow2) {
@@ -128,7 +141,7 @@ static int open_raw(struct rekey_ctx *c)
 
 	if (r < 0)
 		return r;
-	c->raw_path = dir ? strdupf("%s/.cvm-image-rekey.XXXXXX", dir) : NULL;
+	c->raw_path = dir ? strdupf("%s/.cvm-image-rekey.%d.XXXXXX", dir, (int)getpid()) : NULL;
 	if (!c->raw_path)
 		return log_error_errno(ENOMEM, "out of memory");
 	tfd = mkostemp(c->raw_path, O_CLOEXEC);
@@ -170,7 +183,8 @@ static int read_header(struct rekey_ctx *c)
 		return log_error_errno(r, "cannot read '%s': %m", c->raw_path);
 	c->bytes_read += c->hdr_size;
 
-	c->hdr_path = strdupf("%s/cvm-image-header.XXXXXX", getenv("TMPDIR") ?: "/tmp");
+	c->hdr_path = strdupf("%s/cvm-image-header.%d.XXXXXX", getenv("TMPDIR") ?: "/tmp",
+			      (int)getpid());
 	if (!c->hdr_path)
 		return log_error_errno(ENOMEM, "out of memory");
 	hfd = mkostemp(c->hdr_path, O_CLOEXEC); /* 0600 */
@@ -594,7 +608,7 @@ static int reencrypt(struct rekey_ctx *c)
 	_cleanup_free_ char *workdir = NULL, *hdr = NULL, *raw = NULL;
 	_cleanup_(recrypt_freep) struct recrypt *job = NULL;
 	_cleanup_close_ int out = -1, hfd = -1;
-	struct tmpfile img = TMPFILE_INIT, key = TMPFILE_INIT;
+	struct output dest = OUTPUT_INIT;
 	struct luks_header lh = {};
 	struct xts *nx = NULL;
 	struct cryptfs *nfs = NULL;
@@ -603,25 +617,15 @@ static int reencrypt(struct rekey_ctx *c)
 	double t;
 	int r;
 
-	if (lstat(o->output, &st) == 0 && !o->force)
-		return log_error_errno(EEXIST, "output '%s' exists (use --force to replace it)", o->output);
-	if (lstat(c->key_out, &st) == 0 && !o->force)
-		return log_error_errno(EEXIST, "key file '%s' exists (use --force to replace it)", c->key_out);
 	if (fstat(c->fd, &st) < 0)
 		return log_error_errno(errno, "cannot stat '%s': %m", c->raw_path);
 	size = (uint64_t)st.st_size;
 
-	r = tmpfile_create(&key, c->key_out, 0600);
-	if (r < 0) {
-		log_error_errno(r, "cannot create key file '%s': %m", c->key_out);
+	r = output_begin(&dest, o->output, c->key_out, o->force, 0644);
+	if (r < 0)
 		goto out;
-	}
-	r = tmpfile_create(&img, o->output, 0644);
-	if (r < 0) {
-		log_error_errno(r, "cannot create output '%s': %m", o->output);
-		goto out;
-	}
-	workdir = strdupf("%s/cvm-image-reencrypt.XXXXXX", getenv("TMPDIR") ?: "/var/tmp");
+	workdir = strdupf("%s/cvm-image-reencrypt.%d.XXXXXX", getenv("TMPDIR") ?: "/var/tmp",
+			  (int)getpid());
 	if (!workdir || !mkdtemp(workdir)) {
 		r = log_error_errno(workdir ? errno : ENOMEM, "cannot create a work directory: %m");
 		free(workdir);
@@ -629,7 +633,8 @@ static int reencrypt(struct rekey_ctx *c)
 		goto out;
 	}
 	hdr = strdupf("%s/luks.hdr", workdir);
-	raw = str_ends_with(o->output, ".qcow2") ? strdupf("%s/disk.raw", workdir) : strdup(img.path);
+	raw = str_ends_with(o->output, ".qcow2") ? strdupf("%s/disk.raw", workdir) :
+						   strdup(dest.image.path);
 	if (!hdr || !raw) {
 		r = log_error_errno(ENOMEM, "out of memory");
 		goto out;
@@ -724,14 +729,15 @@ static int reencrypt(struct rekey_ctx *c)
 		r = log_error_errno(errno, "cannot write '%s': %m", raw);
 		goto out;
 	}
-	if (!streq(raw, img.path)) {
-		char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw, img.path, NULL };
+	if (!streq(raw, dest.image.path)) {
+		char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw,
+				 dest.image.path, NULL };
 
 		r = run_program(argv, NULL);
 		if (r < 0)
 			goto out;
 	}
-	r = keys_commit_with_image(&key, &c->new_key, &img, o->force);
+	r = output_commit(&dest, &c->new_key);
 	if (r < 0)
 		goto out;
 	c->new_slot = 0;
@@ -740,8 +746,7 @@ out:
 	if (nx)
 		xts_free(nx);
 	luks_header_done(&lh);
-	tmpfile_discard(&img);
-	tmpfile_discard(&key);
+	output_discard(&dest);
 	if (workdir)
 		rm_rf(workdir);
 	return r;
@@ -774,6 +779,8 @@ int rekey_run(const struct rekey_options *opt)
 		goto out;
 	}
 	r = lock_image(&c);
+	if (r == 0)
+		sweep_leftovers(&c);
 	if (r == 0)
 		r = open_raw(&c);
 	if (r == 0)

@@ -9,8 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <archive.h>
 #include <archive_entry.h>
+#include <zlib.h>
 
 #include "tarball.h"
 #include "log.h"
@@ -66,19 +69,185 @@ static int add_path(struct rootfs_index *idx, char *path)
 	return 0;
 }
 
-static int tarball_open(const char *path, struct archive **ret)
+/*
+ * The archive's bytes. libarchive never checks a gzip member's CRC-32 and length
+ * (archive_read_support_filter_gzip.c: "XXX TODO: Verify the length and CRC"), so a gzip
+ * tarball is decompressed here with zlib, which does, and libarchive reads plain tar. Other
+ * compressions (xz, zstd, bzip2) are left to libarchive, whose decoders check them when
+ * they reach the end of the stream: read_concatenated_archives makes it read that far
+ * instead of stopping at the tar end marker.
+ */
+#define SOURCE_CHUNK (256 * 1024)
+
+struct tar_source {
+	const char *path;
+	int fd;
+	bool gzip, seekable, in_member, input_eof;
+	z_stream z;
+	unsigned char *in, *out;
+	char error[160]; /* what went wrong in here: libarchive reports "truncated" instead */
+};
+
+/* libarchive's message, unless the source itself failed: then the source's. */
+static const char *source_error(const struct tar_source *s, struct archive *a)
+{
+	return s->error[0] ? s->error : archive_error_string(a) ?: "unknown error";
+}
+
+#define source_fail(s, a, e, ...)                                               \
+	({                                                                      \
+		snprintf((s)->error, sizeof((s)->error), __VA_ARGS__);          \
+		archive_set_error((a), (e), "%s", (s)->error);                  \
+		(la_ssize_t)-1;                                                 \
+	})
+
+static void tar_source_done(struct tar_source *s)
+{
+	if (s->gzip)
+		inflateEnd(&s->z);
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->in);
+	free(s->out);
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+}
+
+static la_ssize_t read_input(struct tar_source *s, struct archive *a)
+{
+	ssize_t n;
+
+	do
+		n = read(s->fd, s->in, SOURCE_CHUNK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return source_fail(s, a, errno, "read error: %s", strerror(errno));
+	if (n == 0)
+		s->input_eof = true;
+	s->z.next_in = s->in;
+	s->z.avail_in = (uInt)n;
+	return n;
+}
+
+static la_ssize_t gzip_read(struct archive *a, struct tar_source *s)
+{
+	s->z.next_out = s->out;
+	s->z.avail_out = SOURCE_CHUNK;
+	while (s->z.avail_out == SOURCE_CHUNK) {
+		int zr;
+
+		if (s->z.avail_in == 0 && !s->input_eof && read_input(s, a) < 0)
+			return -1;
+		if (!s->in_member) {
+			/* Between members: the end of the file, another member, or zero padding. */
+			while (s->z.avail_in > 0 && s->z.next_in[0] == 0) {
+				s->z.next_in++;
+				s->z.avail_in--;
+			}
+			if (s->z.avail_in == 0) {
+				if (s->input_eof)
+					return 0;
+				continue;
+			}
+			if (inflateReset(&s->z) != Z_OK)
+				return source_fail(s, a, EIO, "gzip: cannot reset the decoder");
+			s->in_member = true;
+		}
+		if (s->z.avail_in == 0 && s->input_eof)
+			return source_fail(s, a, EIO, "gzip: unexpected end of the compressed data "
+					   "(truncated)");
+		zr = inflate(&s->z, Z_NO_FLUSH);
+		if (zr == Z_STREAM_END) {
+			s->in_member = false;
+		} else if (zr == Z_BUF_ERROR && s->z.avail_in == 0) {
+			continue; /* needs more input */
+		} else if (zr != Z_OK) {
+			/* "incorrect data check" is a bad CRC-32, "incorrect length check" a bad
+			 * length: the archive is corrupt. */
+			return source_fail(s, a, EILSEQ, "gzip: %s", s->z.msg ?: "corrupt data");
+		}
+	}
+	return (la_ssize_t)(SOURCE_CHUNK - s->z.avail_out);
+}
+
+static la_ssize_t source_read(struct archive *a, void *userdata, const void **buf)
+{
+	struct tar_source *s = userdata;
+	ssize_t n;
+
+	if (s->gzip) {
+		*buf = s->out;
+		return gzip_read(a, s);
+	}
+	*buf = s->in;
+	do
+		n = read(s->fd, s->in, SOURCE_CHUNK);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return source_fail(s, a, errno, "read error: %s", strerror(errno));
+	return n;
+}
+
+/* Plain tar in a file: what the scan does not read is skipped, not read. */
+static la_int64_t source_skip(struct archive *a, void *userdata, la_int64_t request)
+{
+	struct tar_source *s = userdata;
+	off_t cur, end;
+
+	if (s->gzip || !s->seekable)
+		return 0;
+	cur = lseek(s->fd, 0, SEEK_CUR);
+	end = lseek(s->fd, 0, SEEK_END);
+	if (cur < 0 || end < 0)
+		return 0;
+	if (request > end - cur)
+		request = end - cur; /* the next read says "truncated" */
+	if (lseek(s->fd, cur + request, SEEK_SET) < 0)
+		return 0;
+	return request;
+}
+
+static int tarball_open(const char *path, struct tar_source *src, struct archive **ret)
 {
 	_cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+	unsigned char magic[2];
+	struct stat st;
 
+	src->path = path;
 	if (!a)
 		return log_error_errno(ENOMEM, "cannot allocate archive reader: %m");
 	archive_read_support_filter_all(a);
 	archive_read_support_format_all(a);
-	if (access(path, R_OK) < 0)
+	if (archive_read_set_options(a, "tar:read_concatenated_archives") != ARCHIVE_OK)
+		return log_error_errno(EINVAL, "libarchive: %s", archive_error_string(a));
+	src->fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (src->fd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", path);
-	if (archive_read_open_filename(a, path, 256 * 1024) != ARCHIVE_OK)
+	if (fstat(src->fd, &st) < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", path);
+	if (S_ISDIR(st.st_mode))
+		return log_error_errno(EISDIR, "cannot read '%s': %m", path);
+	if (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !S_ISCHR(st.st_mode))
+		return log_error_errno(EINVAL, "cannot read '%s': not a file", path);
+	/* A FIFO or a terminal as the tarball: read it blocking, like a file. */
+	if (fcntl(src->fd, F_SETFL, 0) < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", path);
+	src->in = malloc(SOURCE_CHUNK);
+	src->out = malloc(SOURCE_CHUNK);
+	if (!src->in || !src->out)
+		return log_error_errno(ENOMEM, "out of memory");
+	src->seekable = S_ISREG(st.st_mode);
+	if (S_ISREG(st.st_mode) && pread(src->fd, magic, 2, 0) == 2 && magic[0] == 0x1f &&
+	    magic[1] == 0x8b) {
+		/* gzip: zlib's gzip wrapper (15 + 16) checks each member's CRC-32 and length. */
+		if (inflateInit2(&src->z, 15 + 16) != Z_OK)
+			return log_error_errno(ENOMEM, "cannot set up the gzip decoder");
+		src->gzip = true;
+	}
+	if (archive_read_set_skip_callback(a, source_skip) != ARCHIVE_OK ||
+	    archive_read_open(a, src, NULL, source_read, NULL) != ARCHIVE_OK)
 		return log_error_errno(errno_or(EINVAL), "cannot read '%s': %s", path,
-				       archive_error_string(a));
+				       source_error(src, a));
 	*ret = TAKE_PTR(a);
 	return 0;
 }
@@ -137,10 +306,59 @@ static const char *under_symlink(void *links, const char *path)
 	return NULL;
 }
 
-static int check_entry(const char *archive_path, struct archive_entry *e, void **links)
+/* What the scan remembers of the entries it has seen. */
+struct scan_state {
+	void *links; /* symlinks of the archive */
+	void *files; /* entries a hard link may point to: everything but directories */
+};
+
+static int remember(void **tree, const char *path)
+{
+	char *key = strdup(path);
+	void **hit;
+
+	if (!key)
+		return -ENOMEM;
+	hit = tsearch(key, tree, cmp_str);
+	if (!hit) {
+		free(key);
+		return -ENOMEM;
+	}
+	if (*hit != key)
+		free(key); /* there already */
+	return 0;
+}
+
+/* mke2fs -d aborts with heap corruption below about 1016 levels (e2fsprogs 1.47.0,
+ * measured); the kernel and the target's tools take paths of at most PATH_MAX. */
+#define TREE_DEPTH_MAX 1000
+#define TREE_PATH_MAX 4095
+#define NAME_MAX_BYTES 255
+
+/* The depth of a normalised path, or 0 when a component is longer than NAME_MAX_BYTES. */
+static size_t path_depth(const char *p, size_t *ret_longest)
+{
+	size_t depth = 0, longest = 0;
+
+	while (*p) {
+		size_t len = strcspn(p, "/");
+
+		depth++;
+		if (len > longest)
+			longest = len;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	*ret_longest = longest;
+	return depth;
+}
+
+static int check_entry(const char *archive_path, struct archive_entry *e, struct scan_state *st)
 {
 	const char *name = archive_entry_pathname(e), *hl = archive_entry_hardlink(e);
 	_cleanup_free_ char *norm = NULL, *hnorm = NULL;
+	size_t depth, longest;
 	bool abs, dotdot;
 	const char *link;
 
@@ -155,7 +373,20 @@ static int check_entry(const char *archive_path, struct archive_entry *e, void *
 	if (dotdot)
 		return log_error_errno(EPERM, "'%s': refusing entry '%s': path contains '..'",
 				       archive_path, name);
-	link = under_symlink(*links, norm);
+	depth = path_depth(norm, &longest);
+	if (longest > NAME_MAX_BYTES)
+		return log_error_errno(ENAMETOOLONG, "'%s': refusing entry '%.200s...': a name in it "
+				       "is %zu bytes long, more than the %d a file system takes",
+				       archive_path, name, longest, NAME_MAX_BYTES);
+	if (strlen(norm) > TREE_PATH_MAX)
+		return log_error_errno(ENAMETOOLONG, "'%s': refusing entry '%.200s...': its path is "
+				       "%zu bytes long, more than %d", archive_path, name,
+				       strlen(norm), TREE_PATH_MAX);
+	if (depth > TREE_DEPTH_MAX)
+		return log_error_errno(ENAMETOOLONG, "'%s': refusing entry '%.200s...': %zu levels "
+				       "deep, more than %d", archive_path, name, depth,
+				       TREE_DEPTH_MAX);
+	link = under_symlink(st->links, norm);
 	if (link)
 		return log_error_errno(EPERM,
 				       "'%s': refusing entry '%s': it lies below the symlink '%s'",
@@ -168,17 +399,23 @@ static int check_entry(const char *archive_path, struct archive_entry *e, void *
 			return log_error_errno(EPERM,
 					       "'%s': refusing hard link '%s' to '%s': target outside the tree",
 					       archive_path, name, hl);
+		link = under_symlink(st->links, hnorm);
+		if (link)
+			return log_error_errno(EPERM, "'%s': refusing hard link '%s' to '%s': the "
+					       "target lies below the symlink '%s'", archive_path, name,
+					       hl, link);
+		if (!tfind(hnorm, &st->files, cmp_str))
+			return log_error_errno(EPERM, "'%s': refusing hard link '%s' to '%s': no "
+					       "such file earlier in the archive", archive_path, name, hl);
 	}
-	if (archive_entry_filetype(e) == AE_IFLNK && *norm) {
-		char *key = strdup(norm);
-
-		if (!key || !tsearch(key, links, cmp_str))
-			return log_error_errno(ENOMEM, "out of memory");
-	}
+	if (archive_entry_filetype(e) == AE_IFLNK && *norm && remember(&st->links, norm) < 0)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (archive_entry_filetype(e) != AE_IFDIR && *norm && remember(&st->files, norm) < 0)
+		return log_error_errno(ENOMEM, "out of memory");
 	return 0;
 }
 
-static int read_small(struct archive *a, const char *archive_path, char **ret)
+static int read_small(struct archive *a, const struct tar_source *src, char **ret)
 {
 	_cleanup_free_ char *buf = malloc(OS_RELEASE_MAX + 1);
 	la_ssize_t n;
@@ -189,8 +426,7 @@ static int read_small(struct archive *a, const char *archive_path, char **ret)
 	while ((n = archive_read_data(a, buf + len, OS_RELEASE_MAX - len)) > 0)
 		len += (size_t)n;
 	if (n < 0)
-		return log_error_errno(EIO, "cannot read '%s': %s", archive_path,
-				       archive_error_string(a));
+		return log_error_errno(EIO, "cannot read '%s': %s", src->path, source_error(src, a));
 	buf[len] = '\0';
 	*ret = TAKE_PTR(buf);
 	return 0;
@@ -198,13 +434,14 @@ static int read_small(struct archive *a, const char *archive_path, char **ret)
 
 int tarball_scan(const char *path, struct rootfs_index *ret)
 {
+	_cleanup_(tar_source_done) struct tar_source src = { .fd = -1 };
 	_cleanup_(archive_read_freep) struct archive *a = NULL;
 	struct rootfs_index idx = {};
 	struct archive_entry *e;
-	void *links = NULL;
+	struct scan_state st = {};
 	int r, ar;
 
-	r = tarball_open(path, &a);
+	r = tarball_open(path, &src, &a);
 	if (r < 0)
 		return r;
 
@@ -216,10 +453,16 @@ int tarball_scan(const char *path, struct rootfs_index *ret)
 			r = log_error_errno(EINTR, "interrupted");
 			goto out;
 		}
-		r = check_entry(path, e, &links);
+		r = check_entry(path, e, &st);
 		if (r < 0)
 			goto out;
 		idx.entries++;
+		if ((uint64_t)archive_entry_uid(e) > idx.max_uid)
+			idx.max_uid = (uint64_t)archive_entry_uid(e);
+		if ((uint64_t)archive_entry_gid(e) > idx.max_gid)
+			idx.max_gid = (uint64_t)archive_entry_gid(e);
+		if (archive_entry_filetype(e) == AE_IFCHR || archive_entry_filetype(e) == AE_IFBLK)
+			idx.devices++;
 		norm = normalize(archive_entry_pathname(e), &abs, &dotdot);
 		if (!norm) {
 			r = log_error_errno(ENOMEM, "out of memory");
@@ -243,7 +486,7 @@ int tarball_scan(const char *path, struct rootfs_index *ret)
 			     (streq(norm, "usr/lib/os-release") && !idx.os_release))) {
 			free(idx.os_release);
 			idx.os_release = NULL;
-			r = read_small(a, path, &idx.os_release);
+			r = read_small(a, &src, &idx.os_release);
 			if (r < 0)
 				goto out;
 			idx.os_release_path = streq(norm, "etc/os-release") ? "/etc/os-release" :
@@ -251,8 +494,7 @@ int tarball_scan(const char *path, struct rootfs_index *ret)
 		}
 	}
 	if (ar != ARCHIVE_EOF) {
-		r = log_error_errno(EINVAL, "cannot read '%s': %s", path,
-				    archive_error_string(a) ?: "unknown error");
+		r = log_error_errno(EINVAL, "cannot read '%s': %s", path, source_error(&src, a));
 		goto out;
 	}
 	if (idx.entries == 0) {
@@ -263,7 +505,8 @@ int tarball_scan(const char *path, struct rootfs_index *ret)
 	memset(&idx, 0, sizeof(idx));
 	r = 0;
 out:
-	tdestroy(links, free);
+	tdestroy(st.links, free);
+	tdestroy(st.files, free);
 	rootfs_index_done(&idx);
 	return r;
 }
@@ -286,6 +529,7 @@ static int copy_data(struct archive *in, struct archive *out)
 
 int tarball_extract(const char *path, const char *dir, uint64_t expected_entries)
 {
+	_cleanup_(tar_source_done) struct tar_source src = { .fd = -1 };
 	_cleanup_(archive_read_freep) struct archive *a = NULL;
 	_cleanup_(archive_write_freep) struct archive *w = NULL;
 	_cleanup_close_ int cwd = -1, dfd = -1;
@@ -293,7 +537,7 @@ int tarball_extract(const char *path, const char *dir, uint64_t expected_entries
 	uint64_t n = 0, next_report = 0;
 	int r = 0, ar;
 
-	r = tarball_open(path, &a);
+	r = tarball_open(path, &src, &a);
 	if (r < 0)
 		return r;
 	w = archive_write_disk_new();
@@ -320,24 +564,25 @@ int tarball_extract(const char *path, const char *dir, uint64_t expected_entries
 			r = log_error_errno(EINTR, "interrupted");
 			goto out;
 		}
+		/* A warning is an error: it says an owner, a mode, an xattr or an ACL could not
+		 * be set ("Can't set user=42"), and the image would be silently wrong. */
 		ar = archive_write_header(w, e);
-		if (ar < ARCHIVE_WARN) {
+		if (ar != ARCHIVE_OK) {
 			r = log_error_errno(EPERM, "'%s': cannot extract '%s': %s", path, name,
 					    archive_error_string(w));
 			goto out;
 		}
-		if (ar == ARCHIVE_WARN)
-			log_debug("'%s': %s", name, archive_error_string(w));
 		if (archive_entry_size(e) > 0 && copy_data(a, w) < 0) {
 			if (interrupt_pending())
 				r = log_error_errno(EINTR, "interrupted");
 			else
 				r = log_error_errno(errno_or(EIO), "'%s': cannot extract '%s': %s",
 						    path, name,
-						    archive_error_string(a) ?: archive_error_string(w));
+						    src.error[0] || archive_error_string(a) ?
+							    source_error(&src, a) : archive_error_string(w));
 			goto out;
 		}
-		if (archive_write_finish_entry(w) < ARCHIVE_WARN) {
+		if (archive_write_finish_entry(w) != ARCHIVE_OK) {
 			r = log_error_errno(errno_or(EIO), "'%s': cannot extract '%s': %s", path,
 					    name, archive_error_string(w));
 			goto out;
@@ -348,7 +593,7 @@ int tarball_extract(const char *path, const char *dir, uint64_t expected_entries
 		}
 	}
 	if (ar != ARCHIVE_EOF) {
-		r = log_error_errno(EINVAL, "cannot read '%s': %s", path, archive_error_string(a));
+		r = log_error_errno(EINVAL, "cannot read '%s': %s", path, source_error(&src, a));
 		goto out;
 	}
 	/* Directory times and modes are applied at close. */

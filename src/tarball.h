@@ -11,6 +11,8 @@ struct rootfs_index {
 	uint64_t data_bytes;  /* sum of regular file sizes, each rounded up to 4 KiB */
 	char *os_release;     /* contents of etc/os-release or usr/lib/os-release, or NULL */
 	const char *os_release_path;
+	uint64_t max_uid, max_gid; /* the largest owner and group of any entry */
+	uint64_t devices;     /* character and block device nodes */
 	char **paths;         /* every entry, normalised ("etc/passwd"), sorted */
 	size_t n_paths, cap_paths;
 };
@@ -24,9 +26,12 @@ const char *rootfs_index_find(const struct rootfs_index *idx, const char *glob);
 void rootfs_index_done(struct rootfs_index *idx);
 
 /*
- * Read the whole archive once without extracting anything: refuse absolute paths, ".."
- * components, entries below a symlink of the archive, and hard links that leave the tree;
- * detect truncation; find os-release; add up the size. Logs, naming the bad entry.
+ * Read the whole archive once, to its end (so that the compression's checksums are checked:
+ * gzip's CRC-32 by zlib, xz and zstd by libarchive), without extracting anything: refuse
+ * absolute paths, ".." components, entries below a symlink of the archive, hard links that
+ * leave the tree or go through a symlink or to no earlier entry, names over 255 bytes,
+ * paths over 4095 bytes or 1000 levels; detect truncation; find os-release; add up the
+ * size. Logs, naming the bad entry.
  */
 int tarball_scan(const char *path, struct rootfs_index *ret);
 

@@ -23,12 +23,12 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_fs *, mnt_unref_fs);
 
-int target_open(int rootfd, const char *path, int flags, mode_t mode)
+static int open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t resolve)
 {
 	struct open_how how = {
 		.flags = (uint64_t)(flags | O_CLOEXEC),
 		.mode = (flags & O_CREAT) ? mode : 0,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | resolve,
 	};
 	long fd;
 
@@ -37,6 +37,23 @@ int target_open(int rootfd, const char *path, int flags, mode_t mode)
 	/* glibc 2.36 has no openat2() wrapper. */
 	fd = syscall(SYS_openat2, rootfd, *path ? path : ".", &how, sizeof(how));
 	return fd < 0 ? -errno : (int)fd;
+}
+
+static const char *type_name(mode_t m)
+{
+	return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device" :
+	       S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : S_ISLNK(m) ? "a symlink" :
+						       "not a regular file";
+}
+
+int target_open(int rootfd, const char *path, int flags, mode_t mode)
+{
+	return open_in_root(rootfd, path, flags, mode, 0);
+}
+
+int target_open_nofollow(int rootfd, const char *path, int flags, mode_t mode)
+{
+	return open_in_root(rootfd, path, flags, mode, RESOLVE_NO_SYMLINKS);
 }
 
 /* Open the parent directory of path inside the target; *ret_name points into path. */
@@ -102,10 +119,17 @@ int target_write_file(int rootfd, const char *path, const void *data, size_t len
 	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0)
 		return log_error_errno(errno, "cannot create '%s' in the rootfs: %m", path);
-	/* A replaced file keeps its owner and group (/etc/shadow is root:shadow on Debian). */
-	if (fstatat(dfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old.st_mode) &&
-	    fchown(fd, old.st_uid, old.st_gid) < 0)
-		r = -errno;
+	/* A replaced file keeps its owner and group (/etc/shadow is root:shadow on Debian). A
+	 * symlink is replaced, never followed; anything else but a regular file stays. */
+	if (fstatat(dfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (!S_ISREG(old.st_mode) && !S_ISLNK(old.st_mode)) {
+			unlinkat(dfd, tmp, 0);
+			return log_error_errno(EPERM, "refusing to replace '%s' in the rootfs: it is "
+					       "%s, not a regular file", path, type_name(old.st_mode));
+		}
+		if (S_ISREG(old.st_mode) && fchown(fd, old.st_uid, old.st_gid) < 0)
+			r = -errno;
+	}
 	if (r == 0 && fchmod(fd, mode) < 0)
 		r = -errno;
 	if (r == 0)
@@ -122,26 +146,43 @@ int target_write_file(int rootfd, const char *path, const void *data, size_t len
 	return 0;
 }
 
+#define TARGET_READ_MAX (16 * 1024 * 1024)
+
 int target_read_file(int rootfd, const char *path, char **ret, size_t *ret_len)
 {
-	_cleanup_close_ int fd = target_open(rootfd, path, O_RDONLY, 0);
+	_cleanup_close_ int pfd = -1, fd = -1;
 	_cleanup_free_ char *buf = NULL;
-	size_t len = 0, cap = 1 << 20;
-	ssize_t n;
+	struct stat st;
+	int r;
 
+	/* O_PATH first: a FIFO would block the open, a device's driver would see it. */
+	pfd = target_open(rootfd, path, O_PATH, 0);
+	if (pfd == -ENOENT)
+		return pfd;
+	if (pfd < 0)
+		return log_error_errno(pfd, "cannot open '%s' in the rootfs: %m", path);
+	if (fstat(pfd, &st) < 0)
+		return log_error_errno(errno, "cannot stat '%s' in the rootfs: %m", path);
+	if (!S_ISREG(st.st_mode))
+		return log_error_errno(EPERM, "refusing to read '%s' in the rootfs: it is %s, not a "
+				       "regular file", path, type_name(st.st_mode));
+	if (st.st_size > TARGET_READ_MAX)
+		return log_error_errno(EFBIG, "refusing to read '%s' in the rootfs: %lld bytes, "
+				       "more than %d", path, (long long)st.st_size, TARGET_READ_MAX);
+	/* Nothing else changes the tree while cvm-image reads it: no sandbox is running. */
+	fd = target_open(rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
 	if (fd < 0)
-		return fd;
-	buf = malloc(cap + 1);
+		return log_error_errno(fd, "cannot open '%s' in the rootfs: %m", path);
+	buf = malloc((size_t)st.st_size + 1);
 	if (!buf)
-		return -ENOMEM;
-	while ((n = read(fd, buf + len, cap - len)) > 0)
-		len += (size_t)n;
-	if (n < 0)
-		return -errno;
-	buf[len] = '\0';
+		return log_error_errno(ENOMEM, "out of memory");
+	r = pread_all(fd, buf, (size_t)st.st_size, 0);
+	if (r < 0)
+		return log_error_errno(r, "cannot read '%s' in the rootfs: %m", path);
+	buf[st.st_size] = '\0';
 	*ret = TAKE_PTR(buf);
 	if (ret_len)
-		*ret_len = len;
+		*ret_len = (size_t)st.st_size;
 	return 0;
 }
 
@@ -217,7 +258,7 @@ int target_write_fstab(int rootfd, const char *fs_uuid, const char *esp_volume_i
 		if (r < 0)
 			return log_error_errno(r, "cannot parse the rootfs's /etc/fstab: %m");
 	} else if (r != -ENOENT) {
-		return log_error_errno(r, "cannot read the rootfs's /etc/fstab: %m");
+		return r;
 	}
 	/* The filesystem UUID names the root whatever the opened LUKS device is called
 	 * (initramfs-tools uses the crypttab name, systemd-cryptsetup luks-<UUID>). */
@@ -273,7 +314,7 @@ int target_set_hostname(int rootfd, const char *hostname)
 	/* /etc/hosts: the 127.0.1.1 line names the host, as Debian's installer writes it. */
 	r = target_read_file(rootfd, "/etc/hosts", &hosts, NULL);
 	if (r < 0 && r != -ENOENT)
-		return log_error_errno(r, "cannot read the rootfs's /etc/hosts: %m");
+		return r;
 	f = open_memstream(&out, &out_len);
 	if (!f)
 		return log_error_errno(errno, "out of memory");
@@ -314,8 +355,10 @@ int target_set_root_password(int rootfd, const struct secret *password)
 		return log_error_errno(EINVAL, "cannot hash the root password");
 
 	r = target_read_file(rootfd, "/etc/shadow", &shadow, NULL);
+	if (r == -ENOENT)
+		return log_error_errno(r, "the rootfs has no /etc/shadow: cannot set root's password");
 	if (r < 0)
-		return log_error_errno(r, "cannot read the rootfs's /etc/shadow: %m");
+		return r;
 	f = open_memstream(&out, &out_len);
 	if (!f)
 		return log_error_errno(errno, "out of memory");

@@ -12,13 +12,18 @@
 /* Open a path of the target (absolute or relative) as if the root were '/'. -errno. */
 int target_open(int rootfd, const char *path, int flags, mode_t mode);
 
+/* The same, but no component may be a symlink (RESOLVE_NO_SYMLINKS): -ELOOP if one is. */
+int target_open_nofollow(int rootfd, const char *path, int flags, mode_t mode);
+
 /* mkdir -p inside the target; the last component gets mode. -errno. */
 int target_mkdir_p(int rootfd, const char *path, mode_t mode);
 
-/* Replace a file of the target atomically (temporary name, rename). Logs. */
+/* Replace a file of the target atomically (temporary name, rename). A symlink there is
+ * replaced, never followed; a FIFO, device, socket or directory is refused. Logs. */
 int target_write_file(int rootfd, const char *path, const void *data, size_t len, mode_t mode);
 
-/* Read a file of the target (at most 1 MiB) into a NUL-terminated buffer; -ENOENT if absent. */
+/* Read a regular file of the target (at most 16 MiB) into a NUL-terminated buffer. Returns
+ * -ENOENT, not logged, if it is absent; refuses (and logs) anything but a regular file. */
 int target_read_file(int rootfd, const char *path, char **ret, size_t *ret_len);
 
 /* /etc/cryptsetup-keys.d/luks-<uuid>.key (0600, directory 0700). Returns the path. Logs. */

@@ -77,8 +77,9 @@ static void append_output(char **buf, size_t *len, const char *data, size_t n)
 	*buf = p;
 }
 
-/* Read the child's output until EOF or an interrupt, then reap it. */
-static int collect(pid_t pid, int fd, bool group, struct spawn_result *ret)
+/* Read the child's output until EOF or an interrupt, then reap it. An interrupt sends sig to
+ * the child (to its process group with group). */
+static int collect(pid_t pid, int fd, bool group, int sig, struct spawn_result *ret)
 {
 	_cleanup_free_ char *out = NULL;
 	size_t len = 0;
@@ -100,11 +101,11 @@ static int collect(pid_t pid, int fd, bool group, struct spawn_result *ret)
 	close(fd);
 
 	if (interrupt_pending())
-		kill(group ? -pid : pid, SIGTERM);
+		kill(group ? -pid : pid, sig);
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
 			return -errno;
-		kill(group ? -pid : pid, SIGTERM);
+		kill(group ? -pid : pid, sig);
 	}
 	if (interrupt_pending())
 		return -EINTR;
@@ -139,11 +140,11 @@ int spawn_capture(char *const argv[], char *const env_extra[], struct spawn_resu
 		close(pipefd[0]);
 		return -r;
 	}
-	return collect(pid, pipefd[0], false, ret);
+	return collect(pid, pipefd[0], false, SIGTERM, ret);
 }
 
-int spawn_capture_chroot(char *const argv[], const struct spawn_options *opts,
-			 struct spawn_result *ret)
+int spawn_capture_isolated(char *const argv[], const struct spawn_options *opts,
+			   struct spawn_result *ret)
 {
 	int pipefd[2], errpipe[2], child_errno = 0;
 	ssize_t n;
@@ -153,7 +154,7 @@ int spawn_capture_chroot(char *const argv[], const struct spawn_options *opts,
 	ret->status = -1;
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -errno;
-	/* The child reports a failed chroot or exec through this pipe (closed by exec). */
+	/* The child reports a failed exec through this pipe (closed by exec). */
 	if (pipe2(errpipe, O_CLOEXEC) < 0) {
 		close(pipefd[0]);
 		close(pipefd[1]);
@@ -178,8 +179,7 @@ int spawn_capture_chroot(char *const argv[], const struct spawn_options *opts,
 		signal(SIGHUP, SIG_DFL);
 		setpgid(0, 0);
 		if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(pipefd[1], 1) < 0 ||
-		    dup2(pipefd[1], 2) < 0 || (opts->chroot && chroot(opts->chroot) < 0) ||
-		    chdir("/") < 0) {
+		    dup2(pipefd[1], 2) < 0 || chdir("/") < 0) {
 			e = errno;
 			(void)!write(errpipe[1], &e, sizeof(e));
 			_exit(127);
@@ -203,7 +203,7 @@ int spawn_capture_chroot(char *const argv[], const struct spawn_options *opts,
 			;
 		return -child_errno;
 	}
-	return collect(pid, pipefd[0], true, ret);
+	return collect(pid, pipefd[0], true, opts->kill_signal ?: SIGTERM, ret);
 }
 
 const char *last_lines(const char *text, unsigned n)

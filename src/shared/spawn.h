@@ -21,15 +21,15 @@ void spawn_result_free(struct spawn_result *r);
 int spawn_capture(char *const argv[], char *const env_extra[], struct spawn_result *ret);
 
 struct spawn_options {
-	const char *chroot; /* run inside this root directory; argv[0] is a path inside it */
-	char *const *env;   /* the whole environment (not added to ours) */
+	char *const *env; /* the whole environment (not added to ours) */
 	mode_t umask;
+	int kill_signal;  /* sent to the process group on SIGINT/SIGTERM; 0: SIGTERM */
 };
 
-/* As spawn_capture, in a chroot, in a process group of its own (all of it is terminated on
- * SIGINT/SIGTERM), with the given umask and only the given environment. */
-int spawn_capture_chroot(char *const argv[], const struct spawn_options *opts,
-			 struct spawn_result *ret);
+/* As spawn_capture, with argv[0] an absolute path, in a process group of its own (all of it
+ * gets kill_signal on SIGINT/SIGTERM), with the given umask and only the given environment. */
+int spawn_capture_isolated(char *const argv[], const struct spawn_options *opts,
+			   struct spawn_result *ret);
 
 /* The last n lines of text, pointing into it. */
 const char *last_lines(const char *text, unsigned n);

@@ -18,7 +18,8 @@ int tmpfile_create(struct tmpfile *t, const char *final, mode_t mode)
 	if (!dir || !base)
 		return -ENOMEM;
 	t->final = strdup(final);
-	t->path = strdupf("%s/.%s.tmp-XXXXXX", dir, base);
+	/* The process id in the name: leftovers of a dead process can be told apart. */
+	t->path = strdupf("%s/.%s" TMPFILE_MARK "%d-XXXXXX", dir, base, (int)getpid());
 	if (!t->final || !t->path)
 		return -ENOMEM;
 	t->fd = mkostemp(t->path, O_CLOEXEC);
@@ -29,15 +30,17 @@ int tmpfile_create(struct tmpfile *t, const char *final, mode_t mode)
 		t->path = NULL;
 		return r;
 	}
-	if (fchmod(t->fd, mode) < 0)
+	/* 0600 until committed: it may hold plaintext while it is written. */
+	t->mode = mode;
+	if (fchmod(t->fd, 0600) < 0)
 		return -errno;
 	return 0;
 }
 
-int tmpfile_commit(struct tmpfile *t, bool replace)
+int tmpfile_sync(struct tmpfile *t)
 {
 	if (t->fd >= 0) {
-		if (fsync(t->fd) < 0)
+		if (fchmod(t->fd, t->mode) < 0 || fsync(t->fd) < 0)
 			return -errno;
 		if (close(t->fd) < 0) {
 			t->fd = -1;
@@ -45,6 +48,15 @@ int tmpfile_commit(struct tmpfile *t, bool replace)
 		}
 		t->fd = -1;
 	}
+	return 0;
+}
+
+int tmpfile_commit(struct tmpfile *t, bool replace)
+{
+	int r = tmpfile_sync(t);
+
+	if (r < 0)
+		return r;
 	if (replace) {
 		if (rename(t->path, t->final) < 0)
 			return -errno;

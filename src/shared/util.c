@@ -350,22 +350,30 @@ bool str_ends_with(const char *s, const char *suffix)
 	return a >= b && streq(s + a - b, suffix);
 }
 
-bool find_program(const char *name)
+char *find_program_path(const char *name)
 {
 	const char *path = getenv("PATH");
 	_cleanup_free_ char *copy = NULL;
 	char *save = NULL;
 
 	if (strchr(name, '/'))
-		return access(name, X_OK) == 0;
+		return access(name, X_OK) == 0 ? strdup(name) : NULL;
 	copy = strdup(path ? path : "/usr/bin:/bin:/usr/sbin:/sbin");
 	if (!copy)
-		return false;
+		return NULL;
 	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		_cleanup_free_ char *p = strdupf("%s/%s", dir, name);
+		char *p = strdupf("%s/%s", dir, name);
 
 		if (p && access(p, X_OK) == 0)
-			return true;
+			return p;
+		free(p);
 	}
-	return false;
+	return NULL;
+}
+
+bool find_program(const char *name)
+{
+	_cleanup_free_ char *p = find_program_path(name);
+
+	return p != NULL;
 }

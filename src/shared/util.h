@@ -69,3 +69,5 @@ bool str_ends_with(const char *s, const char *suffix);
 
 /* Look a program up in $PATH; true if found and executable. */
 bool find_program(const char *name);
+/* The same, returning its path (newly allocated), or NULL. */
+char *find_program_path(const char *name);

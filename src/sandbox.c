@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The sandbox for everything that runs inside the target (DESIGN.md §3): bubblewrap. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sandbox.h"
+#include "shared/cleanup.h"
+#include "shared/spawn.h"
+#include "shared/util.h"
+
+/*
+ * bubblewrap, as mkosi runs every tool, rather than unshare/pivot_root of our own: it is
+ * the reviewed implementation of exactly this (PID 1 of the namespace reaps and dies with
+ * its parent, /proc/sys and friends covered read-only, a minimal /dev).
+ */
+static const char *const namespaces[] = {
+	"--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-net",
+	"--unshare-cgroup-try",
+	/* Every process of the sandbox dies with cvm-image, SIGKILL of cvm-image included
+	 * (PR_SET_PDEATHSIG on bwrap and its PID 1; the kernel kills the rest of the PID
+	 * namespace with its PID 1). */
+	"--die-with-parent",
+	/* No TIOCSTI into a terminal of ours. */
+	"--new-session",
+	/* What building an initramfs and a bootloader needs of root's powers, and no more: no
+	 * CAP_SYS_ADMIN (mount a devtmpfs or the host's disks), CAP_MKNOD (make a node of a
+	 * host disk), CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_BOOT, CAP_SYS_TIME, CAP_NET_ADMIN,
+	 * CAP_SYS_PTRACE, CAP_BPF, ... */
+	"--cap-drop", "ALL",
+	"--cap-add", "CAP_CHOWN", "--cap-add", "CAP_DAC_OVERRIDE",
+	"--cap-add", "CAP_DAC_READ_SEARCH", "--cap-add", "CAP_FOWNER",
+	"--cap-add", "CAP_FSETID", "--cap-add", "CAP_KILL", "--cap-add", "CAP_SETGID",
+	"--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETFCAP", "--cap-add", "CAP_SYS_CHROOT",
+	NULL,
+};
+
+/* The file systems of the sandbox, after its root. */
+static const char *const filesystems[] = {
+	"--proc", "/proc",
+	/* bwrap covers /proc/irq and /proc/bus but, as root, not /proc/sys (its access(W_OK)
+	 * test fails on the directory, not on the files in it): read-only, or a hook could
+	 * set the host's kernel.core_pattern. */
+	"--ro-bind", "/proc/sys", "/proc/sys",
+	"--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger",
+	"--dev", "/dev", /* null, zero, full, random, urandom, tty, pts, shm: no host device */
+	"--ro-bind", "/sys", "/sys",
+	"--perms", "0755", "--tmpfs", "/run",
+	"--perms", "1777", "--tmpfs", "/tmp",
+	NULL,
+};
+
+/* The mount points below the target root. */
+static const char *const mount_points[] = { "proc", "dev", "sys", "run", "tmp" };
+
+static int push(const char **v, size_t *n, size_t cap, const char *s)
+{
+	if (*n + 1 >= cap)
+		return -E2BIG;
+	v[(*n)++] = s;
+	v[*n] = NULL;
+	return 0;
+}
+
+static int push_all(const char **v, size_t *n, size_t cap, const char *const *list)
+{
+	int r = 0;
+
+	for (size_t i = 0; list[i] && r == 0; i++)
+		r = push(v, n, cap, list[i]);
+	return r;
+}
+
+/* bwrap ROOT-OPTION ROOT / [--bind RUNDIR SANDBOX_RUNDIR] namespaces... -- argv... */
+static const char **bwrap_argv(const char *bwrap, const char *root_opt, const char *root,
+			       const char *rundir, char *const argv[])
+{
+	size_t n = 0, cap = 128;
+	const char **v = calloc(cap, sizeof(char *));
+	int r;
+
+	if (!v)
+		return NULL;
+	r = push(v, &n, cap, bwrap);
+	r = r ?: push(v, &n, cap, root_opt);
+	r = r ?: push(v, &n, cap, root);
+	r = r ?: push(v, &n, cap, "/");
+	r = r ?: push_all(v, &n, cap, filesystems);
+	if (rundir) {
+		r = r ?: push(v, &n, cap, "--bind");
+		r = r ?: push(v, &n, cap, rundir);
+		r = r ?: push(v, &n, cap, SANDBOX_RUNDIR);
+	}
+	r = r ?: push_all(v, &n, cap, namespaces);
+	r = r ?: push(v, &n, cap, "--chdir");
+	r = r ?: push(v, &n, cap, "/");
+	r = r ?: push(v, &n, cap, "--");
+	for (size_t i = 0; argv[i] && r == 0; i++)
+		r = push(v, &n, cap, argv[i]);
+	if (r < 0) {
+		free(v);
+		return NULL;
+	}
+	return v;
+}
+
+static int run_bwrap(const char *const *argv, char *const env[], struct spawn_result *res)
+{
+	struct spawn_options opts = {
+		.env = env,
+		.umask = 0077,
+		/* bwrap's PID 1 and so the whole sandbox die with it. */
+		.kill_signal = SIGKILL,
+	};
+
+	return spawn_capture_isolated((char *const *)argv, &opts, res);
+}
+
+int sandbox_check(void)
+{
+	_cleanup_free_ char *bwrap = find_program_path("bwrap");
+	_cleanup_free_ const char **argv = NULL;
+	char *true_argv[] = { "/bin/true", NULL };
+	char *env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	struct spawn_result res;
+	int r;
+
+	if (!bwrap)
+		return log_error_errno(ENOPKG, "required program 'bwrap' not found in $PATH (install "
+					       "the Debian package 'bubblewrap'): the distro's tools "
+					       "run in its sandbox");
+	/* The same namespaces and file systems, over the host's root read-only: nothing of the
+	 * target runs yet. */
+	argv = bwrap_argv(bwrap, "--ro-bind", "/", NULL, true_argv);
+	if (!argv)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = run_bwrap(argv, env, &res);
+	if (r < 0)
+		return log_error_errno(r, "cannot run '%s': %m", bwrap);
+	if (res.status != 0) {
+		log_error("cannot create the sandbox for the distro's tools (bubblewrap needs "
+			  "CAP_SYS_ADMIN: run cvm-image as root on the host or in a privileged "
+			  "container, or use --distro none):\n%s", last_lines(res.output, 4));
+		r = -ENOTSUP;
+	}
+	spawn_result_free(&res);
+	return r;
+}
+
+int sandbox_init(struct sandbox *s, const char *root, const char *rundir)
+{
+	_cleanup_close_ int rootfd = open(root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+
+	memset(s, 0, sizeof(*s));
+	if (rootfd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", root);
+	for (size_t i = 0; i < ELEMENTSOF(mount_points); i++) {
+		const char *m = mount_points[i];
+		struct stat st;
+
+		if (fstatat(rootfd, m, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (errno != ENOENT || mkdirat(rootfd, m, 0755) < 0)
+				return log_error_errno(errno, "cannot create '/%s' in the rootfs: %m", m);
+			continue;
+		}
+		/* bwrap would follow a symlink there on the host side of its mount namespace. */
+		if (!S_ISDIR(st.st_mode))
+			return log_error_errno(ENOTDIR, "'/%s' in the rootfs is not a directory (a "
+							"symlink?): the sandbox needs to mount there", m);
+	}
+	s->bwrap = find_program_path("bwrap");
+	s->root = strdup(root);
+	s->rundir = strdup(rundir);
+	if (!s->bwrap || !s->root || !s->rundir) {
+		sandbox_done(s);
+		return log_error_errno(s->bwrap ? ENOMEM : ENOPKG, "cannot set up the sandbox: %m");
+	}
+	return 0;
+}
+
+void sandbox_done(struct sandbox *s)
+{
+	free(s->bwrap);
+	free(s->root);
+	free(s->rundir);
+	memset(s, 0, sizeof(*s));
+}
+
+int sandbox_run(const struct sandbox *s, const char *what, char *const argv[], char *const env[],
+		int *ret_status, char **ret_output)
+{
+	_cleanup_free_ const char **bargv = bwrap_argv(s->bwrap, "--bind", s->root, s->rundir, argv);
+	struct spawn_result res;
+	int r;
+
+	if (!bargv)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = run_bwrap(bargv, env, &res);
+	if (r == -EINTR)
+		return log_error_errno(r, "interrupted while running %s", what);
+	if (r < 0)
+		return log_error_errno(r, "cannot run %s: %m", what);
+	log_child_output(what, res.output);
+	*ret_status = res.status;
+	if (ret_output)
+		*ret_output = TAKE_PTR(res.output);
+	spawn_result_free(&res);
+	return 0;
+}
