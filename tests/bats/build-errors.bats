@@ -248,3 +248,163 @@ fails_with() {
 	[ -z "$(ls -A "$T/out")" ]
 	assert_no_leftovers "$T/out"
 }
+
+@test "errors: the temporary output holding the plaintext filesystem is 0600 until it is encrypted" {
+	big_tar 300M
+	umask 022
+	"$CVM_IMAGE" build --distro none "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
+	local pid=$! i tmp modes=
+	for i in $(seq 1200); do
+		grep -q '\] \(mkfs\|luks\|encrypt\):' "$T/stderr" && break
+		sleep 0.02
+	done
+	grep -q '\] mkfs:' "$T/stderr"
+	while kill -0 "$pid" 2>/dev/null; do
+		for tmp in "$T"/out/.a.img.tmp-*; do
+			[ -e "$tmp" ] && modes+="$(stat -c %a "$tmp") "
+		done
+		grep -q '\] output:' "$T/stderr" && break
+		sleep 0.05
+	done
+	wait "$pid"
+	echo "modes seen: $modes"
+	[ -n "$modes" ]
+	[ -z "$(tr ' ' '\n' <<<"$modes" | grep -v '^600$' | grep .)" ]
+	# The finished image gets the usual mode, the key 0600.
+	[ "$(stat -c %a "$T/out/a.img")" = 644 ]
+	[ "$(stat -c %a "$T/out/a.img.key")" = 600 ]
+}
+
+@test "errors: a second build of the same output fails at once, naming the first" {
+	local s=$T/site
+	mkdir -p "$s/hooks/configure"
+	printf '#!/bin/sh\nsleep 30\n' > "$s/hooks/configure/20-slow"
+	chmod +x "$s/hooks/configure/20-slow"
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
+	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
+	"$CVM_IMAGE" build --force --hooks-dir "$s" "$T/t.tar" -o "$T/out/a.img" 2> "$T/first" &
+	local pid=$! i
+	for i in $(seq 300); do
+		grep -q '\] configure:' "$T/first" && break
+		sleep 0.05
+	done
+	run --separate-stderr timeout 20 "$CVM_IMAGE" build --force "$T/t.tar" -o "$T/out/a.img"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"output '$T/out/a.img' is being written by another cvm-image (process $pid)"* || \
+	   "$stderr" == *"key file '$T/out/a.img.key' is being written by another cvm-image (process $pid)"* ]]
+	[[ "$stderr" != *"] unpack:"* ]]
+	kill -INT "$pid"
+	wait "$pid" || true
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: --force keeps the previous image and key when the new image cannot be put in place" {
+	echo "old image" > "$T/out/a.img"
+	echo "old key" > "$T/out/a.img.key"
+	run --separate-stderr env CVM_IMAGE_FAULT=output-rename "$CVM_IMAGE" build --distro none --force "$TAR" -o "$T/out/a.img"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"cannot create output '$T/out/a.img': Input/output error (the previous image and key file are unchanged)"* ]]
+	[ "$(cat "$T/out/a.img")" = "old image" ]
+	[ "$(cat "$T/out/a.img.key")" = "old key" ]
+	assert_no_leftovers "$T/out"
+	# Without a previous pair: neither is left.
+	rm "$T/out/a.img" "$T/out/a.img.key"
+	run --separate-stderr env CVM_IMAGE_FAULT=output-rename "$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/a.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"(no image or key file was written)"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+	# And with it working, the new pair replaces the old one.
+	echo "old image" > "$T/out/a.img"
+	echo "old key" > "$T/out/a.img.key"
+	run "$CVM_IMAGE" -q build --distro none --force "$TAR" -o "$T/out/a.img"
+	[ "$status" -eq 0 ]
+	[ "$(wc -c < "$T/out/a.img.key")" = 44 ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "errors: a build killed in any stage leaves no process or mount; the next one removes its files and says so" {
+	local s=$T/site stage
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
+	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
+	for stage in unpack configure initramfs bootloader finalize esp mkfs luks encrypt assemble output; do
+		run env CVM_IMAGE_FAULT=kill-in-$stage "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+		[ "$status" -eq 137 ]
+		[ -n "$(ls -A "$TMPDIR")" ]
+		ls -A "$T/out" | grep -q '^\.a\.img\.tmp-'
+		[ -z "$(findmnt -rn -o TARGET | grep "$T")" ]
+		run ! pgrep -f "bwrap.*$TMPDIR"
+		run --separate-stderr "$CVM_IMAGE" build --force "$T/t.tar" -o "$T/out/a.img"
+		echo "$stage: $stderr"
+		[ "$status" -eq 0 ]
+		[[ "$stderr" == *"removed '$TMPDIR/cvm-image."*"', left by cvm-image process "*" that is gone"* ]]
+		[[ "$stderr" == *"removed '$T/out/.a.img.tmp-"* ]]
+		assert_no_leftovers "$T/out"
+		rm "$T/out/a.img" "$T/out/a.img.key"
+	done
+}
+
+@test "errors: SIGKILL during a hook: the sandbox dies with cvm-image" {
+	local s=$T/site
+	mkdir -p "$s/hooks/initramfs"
+	printf '#!/bin/sh\n(trap "" TERM INT HUP; exec sleep 302) &\nsleep 303\n' > "$s/hooks/initramfs/20-slow"
+	chmod +x "$s/hooks/initramfs/20-slow"
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
+	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
+	"$CVM_IMAGE" build --hooks-dir "$s" "$T/t.tar" -o "$T/out/a.img" 2> "$T/stderr" &
+	local pid=$! i
+	for i in $(seq 300); do
+		pgrep -f '^sleep 302$' >/dev/null && break
+		sleep 0.1
+	done
+	pgrep -f '^sleep 302$' >/dev/null
+	kill -KILL "$pid"
+	wait "$pid" || true
+	for i in $(seq 50); do
+		pgrep -f '^sleep 30[23]$' >/dev/null || break
+		sleep 0.1
+	done
+	run ! pgrep -f '^sleep 30[23]$'
+	[ -z "$(findmnt -rn -o TARGET | grep "$T")" ]
+}
+
+@test "errors: without the privileges the build needs, prepare fails within a second with exit 3" {
+	requires setpriv unshare
+	chmod 0755 "$T" "$T/out" "$T/tmp"
+	chmod 0644 "$TAR"
+	# Root without CAP_SYS_ADMIN (a default container): no sandbox for the distro's tools.
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
+	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
+	run --separate-stderr setpriv --bounding-set -sys_admin "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+	echo "$stderr"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"cannot create the sandbox for the distro's tools (bubblewrap needs CAP_SYS_ADMIN"* ]]
+	[[ "$stderr" != *"] unpack:"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+	# --distro none needs no sandbox: it builds there.
+	run --separate-stderr setpriv --bounding-set -sys_admin "$CVM_IMAGE" -q build --distro none "$TAR" -o "$T/out/a.img"
+	[ "$status" -eq 0 ]
+	rm "$T/out/a.img" "$T/out/a.img.key"
+	# A user namespace of one user: the owners could not be set. (In a place nobody can reach.)
+	local p
+	p=$(mktemp -d /var/tmp/cvm-priv.XXXXXX)
+	chmod 0755 "$p"
+	mkdir -m 0777 "$p/out" "$p/tmp"
+	cp "$TAR" "$p/rootfs.tar"
+	chmod 0644 "$p/rootfs.tar"
+	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups env TMPDIR="$p/tmp" unshare -rm "$CVM_IMAGE" build --distro none "$p/rootfs.tar" -o "$p/out/a.img"
+	local left
+	left=$(ls -A "$p/out" "$p/tmp")
+	rm -rf --one-file-system "$p"
+	echo "$stderr"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"cvm-image runs in a user namespace that does not map every owner of the tarball (up to user 1234, group 5678)"* ]]
+	[ -z "$(echo "$left" | grep -v ':$' | grep .)" ]
+	# Without CAP_MKNOD, a tarball with device nodes.
+	run --separate-stderr setpriv --bounding-set -mknod "$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/a.img"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"device nodes and cvm-image lacks CAP_MKNOD"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+}
