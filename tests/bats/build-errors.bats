@@ -183,9 +183,9 @@ fails_with() {
 	cat "$T/stderr"
 	[ "$rc" -eq 1 ]
 	grep -q 'error: interrupted' "$T/stderr"
-	! grep -q 'built ' "$T/stderr"
+	run ! grep -q 'built ' "$T/stderr"
 	[ -z "$(ls -A "$T/out")" ]
-	! pgrep -f "mke2fs.*$T" >/dev/null
+	run ! pgrep -f "mke2fs.*$T" >/dev/null
 	assert_no_leftovers "$T/out"
 }
 

@@ -110,3 +110,23 @@ options_in_man() {
 		grep -q "fB$s\\\\fR" "$CVM_SRCDIR/man/cvm-image-build.1" || { echo "stage $s undocumented"; return 1; }
 	done
 }
+
+@test "tests: no bats line '! cmd' that cannot fail (only a test's last line fails it; use 'run ! cmd')" {
+	local f bad=
+	for f in "$CVM_SRCDIR"/tests/bats/*.bats "$CVM_SRCDIR"/tests/boot/*.bats; do
+		bad+=$(awk '
+			/^@test/ { t = 1; n = 0; next }
+			t && /^}/ { for (i = 1; i <= n; i++) if (ln[i] != last) print FILENAME ":" ln[i] ": " tx[i]; t = 0; next }
+			t && /^[ \t]*[^ \t#]/ { last = FNR; if ($0 ~ /^[ \t]*! /) { n++; ln[n] = FNR; tx[n] = $0 } }' "$f")
+	done
+	echo "$bad"
+	[ -z "$bad" ]
+}
+
+@test "build --help: every option on a line of its own" {
+	local help
+	help=$("$CVM_IMAGE" build --help)
+	grep -q '^  -h, --help  ' <<<"$help"
+	grep -q '^      --hostname NAME  ' <<<"$help"
+	run ! grep -E '[^ ]  +-h, --help' <<<"$help"
+}

@@ -148,7 +148,7 @@ golden() {
 	grep -qx "CVM_KERNEL_VERSIONS=6.1.0-10-amd64 6.1.0-9-amd64" "$W/var/log/env"
 	grep -qx "CVM_KEY_FILE=/etc/cryptsetup-keys.d/luks-$(jq -r .luks.uuid <<<"$J").key" "$W/var/log/env"
 	grep -qx "CVM_MAPPER_NAME=cr_root" "$W/var/log/env"
-	! grep -q "^CVM_IMAGE=\|^CVM_SRCDIR=" "$W/var/log/env"
+	run ! grep -q "^CVM_IMAGE=\|^CVM_SRCDIR=" "$W/var/log/env"
 	[ "$(cat "$W/var/log/umask")" = 0077 ]
 	[ ! -s "$W/var/log/stdin" ]
 	[ "$(cat "$W/var/log/proc")" = proc-ok ]
@@ -314,7 +314,7 @@ golden() {
 	[ "$(stat -c %a "$W/root/.ssh/authorized_keys") $(stat -c %a "$W/root/.ssh")" = "600 700" ]
 	[ "$(cat "$W/etc/hostname")" = guest-1 ]
 	grep -qx '127.0.1.1	guest-1' "$W/etc/hosts"
-	! grep -q old-name "$W/etc/hosts"
+	run ! grep -q old-name "$W/etc/hosts"
 	# The password is in no log.
 	[[ "$stderr" != *"s3cret"* ]]
 }

@@ -67,12 +67,12 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	grep -A1 '^Key Slot 0: ENABLED' <<<"$output" | grep -q 'Iterations:[[:space:]]*1000$'
 	diff -u "$T/slot1.before" <(sed -n '/^Key Slot 1/,/^Key Slot 2/p' <<<"$output")
 	cryptsetup open --test-passphrase --key-slot 0 --key-file "$T/out/disk.img.key" "$T/hdr"
-	! opens_with "$T/hdr" "$T/old.key"
+	run ! opens_with "$T/hdr" "$T/old.key"
 	opens_with "$T/hdr" "$T/recovery.typed"
 	# The new key: 0600, 44 characters, and not the old one; nothing left behind.
 	[ "$(stat -c %a "$T/out/disk.img.key")" = 600 ]
 	grep -Eq '^[A-Za-z0-9+/]{44}$' "$T/out/disk.img.key"
-	! cmp -s "$T/old.key" "$T/out/disk.img.key"
+	run ! cmp -s "$T/old.key" "$T/out/disk.img.key"
 	[ "$(ls -A "$T/out")" = "$(printf 'disk.img\ndisk.img.key')" ]
 	assert_no_leftovers "$T/out"
 	# Nothing secret on stdout or in the log.
@@ -126,7 +126,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 		"$CVM_SRCDIR/tests/lib/initrd-members" "$i" > "$T/members"
 		cat "$T/members"
 		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
-		! grep -q "$old" "$T/members"
+		run ! grep -q "$old" "$T/members"
 		# The other members are still there, unchanged (the initramfs was made with umask 077).
 		grep -qx "kernel/x86/microcode/AuthenticAMD.bin 0600 $(echo 'fake microcode' | sha256sum | cut -c1-16)" "$T/members"
 		grep -qx "init 0600 $(echo 'fake init' | sha256sum | cut -c1-16)" "$T/members"
@@ -142,7 +142,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	image initramfs-tools zstd
 	cp "$T/out/disk.img.key" "$T/old.key"
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
-	! grep -q "changed in place" "$T/log"
+	run ! grep -q "changed in place" "$T/log"
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
 	[[ "$output" == *e2fsck-exit=0* ]]
 	mkdir "$T/root"
@@ -153,7 +153,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	for i in "$T"/root/boot/initrd.img-*[0-9]; do
 		"$CVM_SRCDIR/tests/lib/initrd-members" "$i" > "$T/members"
 		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
-		! grep -q "$old" "$T/members"
+		run ! grep -q "$old" "$T/members"
 		grep -qx "usr/lib/modules/fake.ko 0600 $(seq 1 200000 | sed 's/^/module data /' | sha256sum | cut -c1-16)" "$T/members"
 		grep -qx "init 0600 $(echo 'fake init' | sha256sum | cut -c1-16)" "$T/members"
 		# The early archive uncompressed in front, then zstd (magic 28 b5 2f fd).
@@ -170,7 +170,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	[ "$(stat -c %a "$T/new.key")" = 600 ]
 	header "$T/out/disk.img"
 	opens_with "$T/hdr" "$T/new.key"
-	! opens_with "$T/hdr" "$T/out/disk.img.key"
+	run ! opens_with "$T/hdr" "$T/out/disk.img.key"
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/new.key" "$T/root.tar"
 	[[ "$output" == *e2fsck-exit=0* ]]
 	mkdir "$T/root"
@@ -189,7 +189,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	[ "$(jq -r .old_slot <<<"$output")" = 0 ]
 	header "$T/out/disk.img"
 	opens_with "$T/hdr" "$T/out/disk.img.key"
-	! opens_with "$T/hdr" "$T/old.key"
+	run ! opens_with "$T/hdr" "$T/old.key"
 	opens_with "$T/hdr" "$T/recovery.typed"
 	cp "$T/out/disk.img.key" "$T/second.key"
 	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/second.key"
@@ -352,8 +352,8 @@ PY
 	header "$T/out/copy.img"
 	[ "$(stat -c %a "$T/out/copy.img.key")" = 600 ]
 	opens_with "$T/hdr" "$T/out/copy.img.key"
-	! opens_with "$T/hdr" "$T/out/disk.img.key"
-	! opens_with "$T/hdr" "$T/recovery.typed"
+	run ! opens_with "$T/hdr" "$T/out/disk.img.key"
+	run ! opens_with "$T/hdr" "$T/recovery.typed"
 	[ "$(cryptsetup luksUUID "$T/hdr")" = "$uuid" ]
 	[ "$(cryptsetup luksDump "$T/hdr" | grep -c ': ENABLED')" = 1 ]
 	# No block of data is the same as in the original: a new volume key throughout.
@@ -449,7 +449,7 @@ PY
 	extract_region "$T/out/copy.img" 1 99 "$T/esp"
 	MTOOLS_SKIP_CHECK=1 mtype -i "$T/esp" ::/EFI/BOOT/BOOTX64.EFI > "$T/efi"
 	grep -qx "cryptomount -u ${new//-/}" "$T/efi"
-	! grep -q "${old//-/}" "$T/efi"
+	run ! grep -q "${old//-/}" "$T/efi"
 	# Inside: nothing names the old UUID any more.
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/copy.img" raw "$T/out/copy.img.key" "$T/copy.tar"
 	[[ "$output" == *e2fsck-exit=0* ]]
@@ -460,10 +460,10 @@ PY
 	grep -qx "luks-$new UUID=$new /etc/cryptsetup-keys.d/luks-$new.key luks" "$T/b/etc/crypttab"
 	grep -q "rd.luks.uuid=$new" "$T/b/boot/grub/grub.cfg"
 	grep -q "rd.luks.uuid=$new" "$T/b/etc/default/grub"
-	! grep -rq "$old" "$T/b/etc" "$T/b/boot/grub"
+	run ! grep -rq "$old" "$T/b/etc" "$T/b/boot/grub"
 	"$CVM_SRCDIR/tests/lib/initrd-members" "$T/b/boot/initrd.img-6.1.0-10-amd64" > "$T/members"
 	grep -q "^etc/cryptsetup-keys.d/luks-$new.key 0600 $(sha256sum < "$T/out/copy.img.key" | cut -c1-16)$" "$T/members"
-	! grep -q "$old" "$T/members"
+	run ! grep -q "$old" "$T/members"
 	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-uuid
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--new-uuid goes with --reencrypt -o NEW_IMAGE"* ]]
