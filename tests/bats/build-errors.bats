@@ -22,7 +22,7 @@ big_tar() {
 	echo ID=debian > "$T/big/usr/lib/os-release"
 	head -c "$1" /dev/urandom > "$T/big/data"
 	tar -C "$T/big" -cf "$T/big.tar" .
-	rm -rf "$T/big"
+	rm -rf --one-file-system "$T/big"
 }
 
 # fails_with STATUS MESSAGE ARGS...: run build, check the exit status, the message, no output.

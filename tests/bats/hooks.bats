@@ -19,7 +19,7 @@ teardown() {
 tree_tar() {
 	local tool=$1 id=${2:-debian} out=$BATS_FILE_TMPDIR/$1-${2:-debian}.tar
 	if [ ! -f "$out" ]; then
-		rm -rf "$BATS_FILE_TMPDIR/tree-$tool-$id"
+		rm -rf --one-file-system "$BATS_FILE_TMPDIR/tree-$tool-$id"
 		"$CVM_SRCDIR/tests/lib/boot-tree" "$BATS_FILE_TMPDIR/tree-$tool-$id" "$tool" "$id"
 		tar --numeric-owner -C "$BATS_FILE_TMPDIR/tree-$tool-$id" -cf "$out" .
 	fi
@@ -232,9 +232,9 @@ golden() {
 @test "hooks: missing pieces fail in the prepare stage and say what to install" {
 	local d=$T/t
 	check() { # what-to-remove expected-message
-		rm -rf "$d"
+		rm -rf --one-file-system "$d"
 		"$CVM_SRCDIR/tests/lib/boot-tree" "$d" initramfs-tools
-		rm -rf "${d:?}"/$1
+		rm -rf --one-file-system "${d:?}"/$1
 		tar --numeric-owner -C "$d" -cf "$T/t.tar" .
 		run --separate-stderr "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
 		echo "$stderr"
