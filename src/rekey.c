@@ -463,7 +463,7 @@ static int replace_qcow2(struct rekey_ctx *c)
 		struct stat st;
 
 		if (fstat(c->image_fd, &st) == 0)
-			(void)!fchmod(t.fd, st.st_mode & 07777);
+			t.mode = st.st_mode & 07777; /* given at the commit */
 		r = tmpfile_commit(&t, true);
 		if (r < 0)
 			log_error_errno(r, "cannot replace '%s': %m", c->opt->image);

@@ -25,6 +25,19 @@ big_tar() {
 	rm -rf --one-file-system "$T/big"
 }
 
+# site_hook PHASE NAME BODY: an executable hook $T/site/hooks/PHASE/NAME running BODY.
+site_hook() {
+	mkdir -p "$T/site/hooks/$1"
+	printf '#!/bin/sh\n%s\n' "$3" > "$T/site/hooks/$1/$2"
+	chmod +x "$T/site/hooks/$1/$2"
+}
+
+# synthetic_tar: $T/t.tar, a synthetic initramfs-tools rootfs (tests/lib/boot-tree).
+synthetic_tar() {
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
+	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
+}
+
 # fails_with STATUS MESSAGE ARGS...: run build, check the exit status, the message, no output.
 fails_with() {
 	local want=$1 msg=$2
@@ -276,13 +289,9 @@ fails_with() {
 }
 
 @test "errors: a second build of the same output fails at once, naming the first" {
-	local s=$T/site
-	mkdir -p "$s/hooks/configure"
-	printf '#!/bin/sh\nsleep 30\n' > "$s/hooks/configure/20-slow"
-	chmod +x "$s/hooks/configure/20-slow"
-	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
-	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
-	"$CVM_IMAGE" build --force --hooks-dir "$s" "$T/t.tar" -o "$T/out/a.img" 2> "$T/first" &
+	site_hook configure 20-slow 'sleep 30'
+	synthetic_tar
+	"$CVM_IMAGE" build --force --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.img" 2> "$T/first" &
 	local pid=$! i
 	for i in $(seq 300); do
 		grep -q '\] configure:' "$T/first" && break
@@ -326,9 +335,8 @@ fails_with() {
 }
 
 @test "errors: a build killed in any stage leaves no process or mount; the next one removes its files and says so" {
-	local s=$T/site stage
-	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
-	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
+	local stage
+	synthetic_tar
 	for stage in unpack configure initramfs bootloader finalize esp mkfs luks encrypt assemble output; do
 		run env CVM_IMAGE_FAULT=kill-in-$stage "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
 		[ "$status" -eq 137 ]
@@ -347,13 +355,10 @@ fails_with() {
 }
 
 @test "errors: SIGKILL during a hook: the sandbox dies with cvm-image" {
-	local s=$T/site
-	mkdir -p "$s/hooks/initramfs"
-	printf '#!/bin/sh\n(trap "" TERM INT HUP; exec sleep 302) &\nsleep 303\n' > "$s/hooks/initramfs/20-slow"
-	chmod +x "$s/hooks/initramfs/20-slow"
-	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
-	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
-	"$CVM_IMAGE" build --hooks-dir "$s" "$T/t.tar" -o "$T/out/a.img" 2> "$T/stderr" &
+	site_hook initramfs 20-slow '(trap "" TERM INT HUP; exec sleep 302) &
+sleep 303'
+	synthetic_tar
+	"$CVM_IMAGE" build --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.img" 2> "$T/stderr" &
 	local pid=$! i
 	for i in $(seq 300); do
 		pgrep -f '^sleep 302$' >/dev/null && break
@@ -375,8 +380,7 @@ fails_with() {
 	chmod 0755 "$T" "$T/out" "$T/tmp"
 	chmod 0644 "$TAR"
 	# Root without CAP_SYS_ADMIN (a default container): no sandbox for the distro's tools.
-	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
-	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
+	synthetic_tar
 	run --separate-stderr setpriv --bounding-set -sys_admin "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
 	echo "$stderr"
 	[ "$status" -eq 3 ]
