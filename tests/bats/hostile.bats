@@ -97,11 +97,11 @@ build_fails() {
 	grep -q "UUID=" "$W$DECOY/b"
 }
 
-@test "hostile: etc/default and boot/grub as symlinks to host directories: writes stay in the target" {
+@test "hostile: etc/default and boot/grub as symlinks through /proc/2/root to host directories: writes stay in the target" {
 	tree
 	rm -rf --one-file-system "$T/t/etc/default" "$T/t/boot/grub"
-	ln -s "$DECOY/dir" "$T/t/etc/default"
-	ln -s "$DECOY" "$T/t/boot/grub"
+	ln -s "/proc/2/root$DECOY/dir" "$T/t/etc/default"
+	ln -s "/proc/2/root$DECOY" "$T/t/boot/grub"
 	tar_tree
 	build_ok
 	assert_host_untouched
