@@ -105,11 +105,12 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	cp "$T/out/disk.img.key" "$T/old.key"
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	# Each gzip archive was changed in place: the blocks around the key compressed again,
-	# not the 3.7 MB module after it (the decoded members are checked below).
+	# not the 3.7 MB module after it (the decoded members are checked below). How much
+	# depends on where the random key's block boundaries fall: up to about a quarter seen.
 	grep "compressed again" "$T/log"
 	[ "$(grep -c 'gzip archive changed in place' "$T/log")" -eq 2 ]
 	sed -n 's/.*changed in place: \([0-9]*\) of \([0-9]*\) bytes compressed again$/\1 \2/p' "$T/log" |
-		awk '{ print } $2 < 3000000 || $1 > $2 / 4 { bad = 1 } END { exit NR != 2 || bad }'
+		awk '{ print } $2 < 3000000 || $1 > $2 / 3 { bad = 1 } END { exit NR != 2 || bad }'
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -122,8 +123,8 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	old=$(sha256sum < "$T/old.key" | cut -c1-16)
 	cmp "$T/root/etc/cryptsetup-keys.d/luks-$uuid.key" "$T/out/disk.img.key"
 	[ "$(stat -c %a "$T/root/etc/cryptsetup-keys.d/luks-$uuid.key")" = 600 ]
-	for i in "$T"/root/boot/initrd.img-*[0-9]; do
-		"$CVM_SRCDIR/tests/lib/initrd-members" "$i" > "$T/members"
+	for img in "$T"/root/boot/initrd.img-*[0-9]; do
+		"$CVM_SRCDIR/tests/lib/initrd-members" "$img" > "$T/members"
 		cat "$T/members"
 		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
 		run ! grep -q "$old" "$T/members"
@@ -132,8 +133,8 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 		grep -qx "init 0600 $(echo 'fake init' | sha256sum | cut -c1-16)" "$T/members"
 		grep -qx "usr/bin/init-link 0777 -" "$T/members"
 		# The early archive stays uncompressed in front, the main one gzip.
-		head -c 6 "$i" | grep -q 070701
-		python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(b"\x1f\x8b" not in d[:4096])' "$i"
+		head -c 6 "$img" | grep -q 070701
+		python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(b"\x1f\x8b" not in d[:4096])' "$img"
 	done
 }
 
@@ -150,15 +151,15 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	local new old
 	new=$(sha256sum < "$T/out/disk.img.key" | cut -c1-16)
 	old=$(sha256sum < "$T/old.key" | cut -c1-16)
-	for i in "$T"/root/boot/initrd.img-*[0-9]; do
-		"$CVM_SRCDIR/tests/lib/initrd-members" "$i" > "$T/members"
+	for img in "$T"/root/boot/initrd.img-*[0-9]; do
+		"$CVM_SRCDIR/tests/lib/initrd-members" "$img" > "$T/members"
 		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
 		run ! grep -q "$old" "$T/members"
 		grep -qx "usr/lib/modules/fake.ko 0600 $(seq 1 200000 | sed 's/^/module data /' | sha256sum | cut -c1-16)" "$T/members"
 		grep -qx "init 0600 $(echo 'fake init' | sha256sum | cut -c1-16)" "$T/members"
 		# The early archive uncompressed in front, then zstd (magic 28 b5 2f fd).
-		head -c 6 "$i" | grep -q 070701
-		python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(b"\x28\xb5\x2f\xfd" not in d[:4096])' "$i"
+		head -c 6 "$img" | grep -q 070701
+		python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(b"\x28\xb5\x2f\xfd" not in d[:4096])' "$img"
 	done
 }
 
