@@ -106,7 +106,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	# Each gzip archive was changed in place: the blocks around the key compressed again,
 	# not the 3.7 MB module after it (the decoded members are checked below). How much
-	# depends on where the random key's block boundaries fall: up to about a quarter seen.
+	# depends on where the random key's block boundaries fall: once more than a quarter.
 	grep "compressed again" "$T/log"
 	[ "$(grep -c 'gzip archive changed in place' "$T/log")" -eq 2 ]
 	sed -n 's/.*changed in place: \([0-9]*\) of \([0-9]*\) bytes compressed again$/\1 \2/p' "$T/log" |
