@@ -16,6 +16,7 @@ static const struct cvm_cmd *const cmds[] = {
 	&cvm_cmd_build,
 	&cvm_cmd_hooks,
 	&cvm_cmd_rekey,
+	&cvm_cmd_secret,
 };
 
 static const char options_s[] = "+hVvq";

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "cleanup.h"
 #include "util.h"
@@ -376,4 +377,45 @@ bool find_program(const char *name)
 	_cleanup_free_ char *p = find_program_path(name);
 
 	return p != NULL;
+}
+
+int base64_decode(const char *in, uint8_t *out, size_t cap, size_t *ret_len)
+{
+	size_t len = strlen(in), pad = 0, n;
+	uint8_t *tmp;
+	int r;
+
+	while (len > 0 && (in[len - 1] == '\n' || in[len - 1] == '\r' || in[len - 1] == ' '))
+		len--;
+	if (len == 0 || len % 4 != 0)
+		return -EINVAL;
+	if (in[len - 1] == '=')
+		pad++;
+	if (in[len - 2] == '=')
+		pad++;
+	/* EVP_DecodeBlock writes every 3 bytes of each 4 characters, the padding's too. */
+	tmp = malloc(len / 4 * 3);
+	if (!tmp)
+		return -ENOMEM;
+	r = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)len);
+	n = r >= (int)pad ? (size_t)r - pad : 0;
+	if (r < (int)pad || n > cap) {
+		r = -EINVAL;
+	} else {
+		memcpy(out, tmp, n);
+		*ret_len = n;
+		r = 0;
+	}
+	OPENSSL_cleanse(tmp, len / 4 * 3); /* it may be a key */
+	free(tmp);
+	return r;
+}
+
+char *base64_encode(const uint8_t *in, size_t len)
+{
+	char *out = malloc((len + 2) / 3 * 4 + 1);
+
+	if (out)
+		EVP_EncodeBlock((unsigned char *)out, in, (int)len);
+	return out;
 }

@@ -71,3 +71,9 @@ bool str_ends_with(const char *s, const char *suffix);
 bool find_program(const char *name);
 /* The same, returning its path (newly allocated), or NULL. */
 char *find_program_path(const char *name);
+
+/* Base64 (with padding; a trailing newline ignored) into out of cap bytes: -EINVAL if it is
+ * not base64 or does not fit. */
+int base64_decode(const char *in, uint8_t *out, size_t cap, size_t *ret_len);
+/* Base64 of len bytes, NUL-terminated, newly allocated (NULL when out of memory). */
+char *base64_encode(const uint8_t *in, size_t len);

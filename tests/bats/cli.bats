@@ -67,6 +67,11 @@ options_in_man() {
 	[ "$(options_in_help rekey | wc -l)" -ge 4 ]
 }
 
+@test "man: cvm-image-secret(1) documents exactly the options of secret --help" {
+	diff -u <(options_in_help secret) <(options_in_man "$CVM_SRCDIR/man/cvm-image-secret.1")
+	[ "$(options_in_help secret | wc -l)" -ge 20 ]
+}
+
 @test "man: the rekey steps in cvm-image-rekey(1) are the ones CVM_IMAGE_FAULT knows" {
 	local steps
 	steps=$(sed -n '/^const char \*const rekey_steps\[\]/,/NULL/p' "$CVM_SRCDIR/src/rekey.c" | grep -oE '^	"[a-z-]+"' | tr -d '\t"' | tr '\n' ' ')
