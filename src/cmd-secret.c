@@ -721,6 +721,19 @@ static int check_options(struct secret_options *o, int argc, char **argv)
 	return 0;
 }
 
+/* "--api-major" for ARG_API_MAJOR, for messages. */
+static const char *option_name(int val)
+{
+	static char name[32];
+
+	for (size_t i = 0; options[i].name; i++)
+		if (options[i].val == val) {
+			snprintf(name, sizeof(name), "--%s", options[i].name);
+			return name;
+		}
+	return "?";
+}
+
 static int parse_options(int argc, char *argv[], struct secret_options *o)
 {
 	int64_t n;
@@ -741,20 +754,16 @@ static int parse_options(int argc, char *argv[], struct secret_options *o)
 		case ARG_TEK: o->tek = optarg; break;
 		case ARG_BLOB: o->blob = optarg; break;
 		case ARG_API_MAJOR:
-			if (parse_number(optarg, "--api-major", 255, &n) < 0)
-				return -EINVAL;
-			o->api_major = (long)n;
-			break;
 		case ARG_API_MINOR:
-			if (parse_number(optarg, "--api-minor", 255, &n) < 0)
+		case ARG_BUILD_ID: {
+			long *dest = c == ARG_API_MAJOR ? &o->api_major :
+				     c == ARG_API_MINOR ? &o->api_minor : &o->build_id;
+
+			if (parse_number(optarg, option_name(c), 255, &n) < 0)
 				return -EINVAL;
-			o->api_minor = (long)n;
+			*dest = (long)n;
 			break;
-		case ARG_BUILD_ID:
-			if (parse_number(optarg, "--build-id", 255, &n) < 0)
-				return -EINVAL;
-			o->build_id = (long)n;
-			break;
+		}
 		case ARG_POLICY:
 			if (parse_number(optarg, "--policy", UINT32_MAX, &o->policy) < 0)
 				return -EINVAL;

@@ -59,26 +59,27 @@ static void test_packet(void)
 	sev_guid_parse("736869e5-84f0-4973-92ec-06879ce3da0b", e[0].guid);
 	sev_guid_parse("736869e5-aaaa-4973-92ec-06879ce3da0b", e[1].guid);
 
+	static const struct {
+		size_t n;
+		int len;
+		const char *header, *payload;
+	} vec[] = {
+		{ 1, 64, "AAAAAKxUdO1N0yx9mJ7FI9klWey8FSzeYQ4X8K71VzNKLU/KQsIsQxLjtbhaPUewqshX5Q==",
+		  "0U3e5PcXv0UW+H4tSBFKOdCYfKE1+j38Bc2fuO16mYiyI+sWx7INfn+lgYj56GL12yyinDa+lVfCCwD/2w5cPA==" },
+		{ 2, 96, "AAAAAKxUdO1N0yx9mJ7FI9klWeyZ3r0dOEKHUOhIRqzGYYvTJgdMtBPL1nK6GD9aGET7Ng==",
+		  "0U3e5PcXv0UW+H4tSBFKObWYfKE1+j38Bc2fuO16mYiyI+sWx7INfn+lgYj56GL12yyinDa+lVfCC+WWs332lpLNUX1ZI3YK7vYgtys4X+uGxEIlkIQ90v8/w8ZFmQMe" },
+	};
+	for (size_t v = 0; v < ELEMENTSOF(vec); v++) {
+		len = sev_table_build(e, vec[v].n, table);
+		ok(len == vec[v].len, "%zu entries: padded to %d bytes (%d)", vec[v].n, vec[v].len, len);
+		ok(sev_packet(tek, tik, iv, table, (size_t)len, blob, header, payload) == 0, "packet built");
+		ok(equals_b64(header, sizeof(header), vec[v].header), "%zu entries: the header is sevctl's",
+		   vec[v].n);
+		ok(equals_b64(payload, (size_t)len, vec[v].payload), "%zu entries: the payload is sevctl's",
+		   vec[v].n);
+	}
 	len = sev_table_build(e, 1, table);
-	ok(len == 64, "one entry: 20 + 38 bytes, padded to 64 (%d)", len);
 	ok(table[16] == 58 && table[17] == 0 && table[36] == 38, "lengths without the padding");
-	ok(sev_packet(tek, tik, iv, table, (size_t)len, blob, header, payload) == 0, "packet built");
-	ok(equals_b64(header, sizeof(header),
-		      "AAAAAKxUdO1N0yx9mJ7FI9klWey8FSzeYQ4X8K71VzNKLU/KQsIsQxLjtbhaPUewqshX5Q=="),
-	   "one secret: the header is sevctl's");
-	ok(equals_b64(payload, (size_t)len,
-		      "0U3e5PcXv0UW+H4tSBFKOdCYfKE1+j38Bc2fuO16mYiyI+sWx7INfn+lgYj56GL12yyinDa+lVfCCwD/2w5cPA=="),
-	   "one secret: the payload is sevctl's");
-
-	len = sev_table_build(e, 2, table);
-	ok(len == 96, "two entries padded to 96 (%d)", len);
-	ok(sev_packet(tek, tik, iv, table, (size_t)len, blob, header, payload) == 0, "packet built");
-	ok(equals_b64(header, sizeof(header),
-		      "AAAAAKxUdO1N0yx9mJ7FI9klWeyZ3r0dOEKHUOhIRqzGYYvTJgdMtBPL1nK6GD9aGET7Ng=="),
-	   "two secrets: the header is sevctl's");
-	ok(equals_b64(payload, (size_t)len,
-		      "0U3e5PcXv0UW+H4tSBFKObWYfKE1+j38Bc2fuO16mYiyI+sWx7INfn+lgYj56GL12yyinDa+lVfCC+WWs332lpLNUX1ZI3YK7vYgtys4X+uGxEIlkIQ90v8/w8ZFmQMe"),
-	   "two secrets: the payload is sevctl's");
 
 	/* The 4 KiB secret area is the limit. */
 	{
