@@ -21,6 +21,7 @@
 #include "esp.h"
 #include "ext4.h"
 #include "gpt.h"
+#include "grub.h"
 #include "json.h"
 #include "keys.h"
 #include "leftovers.h"
@@ -546,6 +547,25 @@ static int install_hook_files(struct build_ctx *c)
 	return r;
 }
 
+/* The grub lock the bootloader hook puts in grub.cfg ($CVM_STATE/grub-lock.cfg: the
+ * --grub-password-file password, or none) and in the ESP's early config
+ * ($CVM_STATE/grub-lock-early.cfg: always none, so that nothing on the unencrypted ESP helps
+ * a guess). Files, not variables: hooks' environments are visible to the target's tools. */
+static int write_grub_locks(struct build_ctx *c)
+{
+	static const char *const names[] = { "/state/grub-lock.cfg", "/state/grub-lock-early.cfg" };
+	int r = 0;
+
+	for (size_t i = 0; i < ELEMENTSOF(names) && r == 0; i++) {
+		_cleanup_free_ char *text = NULL;
+
+		r = grub_lock_config(i == 0 ? c->opt->grub_password : NULL, &text);
+		if (r == 0)
+			r = target_write_file(c->rundirfd, names[i], text, strlen(text), 0600);
+	}
+	return r;
+}
+
 /* What every hook gets: the documented CVM_* variables (cvm-image-hooks(7)), nothing of ours. */
 static int make_hook_env(struct build_ctx *c)
 {
@@ -701,6 +721,9 @@ static int stage_configure(struct build_ctx *c)
 	if (c->rundirfd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", c->rundir);
 	r = install_hook_files(c);
+	if (r < 0)
+		return r;
+	r = write_grub_locks(c);
 	if (r < 0)
 		return r;
 	r = make_hook_env(c);

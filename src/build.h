@@ -2,6 +2,8 @@
 /* The build pipeline: a table of stages over one context that owns every resource. */
 #pragma once
 
+#include "shared/cleanup.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -31,6 +33,7 @@ struct build_options {
 	bool serial_console;
 	const char *kernel_cmdline;  /* extra arguments */
 	const char *root_password_file;
+	const struct secret *grub_password; /* --grub-password-file, read by the command */
 	const char *ssh_keys_file;
 	const char *hostname;
 };

@@ -10,6 +10,7 @@
 #include "build.h"
 #include "cmd.h"
 #include "exitcode.h"
+#include "keys.h"
 #include "log.h"
 #include "shared/cleanup.h"
 #include "shared/util.h"
@@ -32,6 +33,7 @@ enum {
 	ARG_ROOT_PASSWORD_FILE,
 	ARG_SSH_KEYS,
 	ARG_HOSTNAME,
+	ARG_GRUB_PASSWORD_FILE,
 };
 
 static const char options_s[] = "o:s:h";
@@ -54,6 +56,7 @@ static const struct option options[] = {
 	{ "root-password-file", required_argument, NULL, ARG_ROOT_PASSWORD_FILE },
 	{ "ssh-authorized-keys", required_argument, NULL, ARG_SSH_KEYS },
 	{ "hostname", required_argument, NULL, ARG_HOSTNAME },
+	{ "grub-password-file", required_argument, NULL, ARG_GRUB_PASSWORD_FILE },
 	{ "help", no_argument, NULL, 'h' },
 	{},
 };
@@ -89,6 +92,9 @@ static void help(void)
 	       "      --ssh-authorized-keys FILE\n"
 	       "                            install FILE as root's authorized_keys\n"
 	       "      --hostname NAME       write /etc/hostname and /etc/hosts\n"
+	       "      --grub-password-file FILE\n"
+	       "                            a grub superuser password for the menu editor and the\n"
+	       "                            command line (default: locked, no password opens them)\n"
 	       "  -h, --help                show this help\n"
 	       "\n"
 	       "Stages: prepare, unpack, configure, initramfs, bootloader, finalize, esp, mkfs,\n"
@@ -120,6 +126,8 @@ static bool valid_cmdline(const char *s)
 static int do_build(int argc, char *argv[])
 {
 	char *hooks_dirs[17] = {};
+	_cleanup_secret_ struct secret grub_password = {};
+	const char *grub_password_file = NULL;
 	size_t n_hooks_dirs = 0;
 	struct build_options o = {
 		.mapper_name = "cr_root",
@@ -208,6 +216,9 @@ static int do_build(int argc, char *argv[])
 		case ARG_SSH_KEYS:
 			o.ssh_keys_file = optarg;
 			break;
+		case ARG_GRUB_PASSWORD_FILE:
+			grub_password_file = optarg;
+			break;
 		case ARG_HOSTNAME:
 			if (!hostname_valid(optarg)) {
 				log_error("invalid --hostname '%s'", optarg);
@@ -236,6 +247,12 @@ static int do_build(int argc, char *argv[])
 		return EXIT_USAGE;
 	}
 	o.rootfs = argv[optind];
+	/* Read now: a bad password file is a usage error, before anything runs. */
+	if (grub_password_file) {
+		if (keys_read_passphrase_file(grub_password_file, &grub_password) < 0)
+			return EXIT_USAGE;
+		o.grub_password = &grub_password;
+	}
 
 	r = build_run(&o);
 	return exit_status_from_errno(r);

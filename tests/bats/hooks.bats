@@ -47,7 +47,10 @@ golden() {
 	esp=$(jq -r .esp.volume_id <<<"$J")
 	[ "$(find "$g" -type f | wc -l)" -ge 5 ]
 	for f in $(cd "$g" && find . -type f | sort); do
-		diff -u <(sed "s/@LUKS_UUID@/$luks/g; s/@LUKS_UUID_NODASH@/${luks//-/}/g; s/@FS_UUID@/$fs/g; s/@ESP_UUID@/$esp/g" "$g/$f") "$W/$f"
+		# The grub lock's hash is random: each file's own, checked in a test of its own.
+		local hash
+		hash=$(sed -n 's/^password_pbkdf2 root \(grub\.pbkdf2\.sha512\.10000\.[0-9A-F]*\.[0-9A-F]*\)$/\1/p' "$W/$f")
+		diff -u <(sed "s/@LUKS_UUID@/$luks/g; s/@LUKS_UUID_NODASH@/${luks//-/}/g; s/@FS_UUID@/$fs/g; s/@ESP_UUID@/$esp/g; s/@GRUB_PBKDF2@/$hash/g" "$g/$f") "$W/$f"
 	done
 }
 
@@ -334,6 +337,81 @@ golden() {
 	run --separate-stderr "$CVM_IMAGE" build --hooks-dir "$T/nope" "$tar" -o "$T/out/a.img"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"hooks directory '$T/nope': No such file or directory"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
+# pbkdf2_matches FILE PASSWORD: the password_pbkdf2 line of FILE verifies PASSWORD, as grub
+# checks it (PBKDF2-HMAC-SHA512 of the password with the salt).
+pbkdf2_matches() {
+	python3 - "$1" "$2" <<-'EOF'
+	import hashlib, re, sys
+	m = re.search(r'^password_pbkdf2 root grub\.pbkdf2\.sha512\.(\d+)\.([0-9A-F]+)\.([0-9A-F]+)$', open(sys.argv[1]).read(), re.M)
+	it, salt, want = int(m.group(1)), bytes.fromhex(m.group(2)), bytes.fromhex(m.group(3))
+	sys.exit(hashlib.pbkdf2_hmac('sha512', sys.argv[2].encode(), salt, it, len(want)) != want)
+	EOF
+}
+
+@test "hooks: grub is locked: superusers with an unknown password, entries --unrestricted, the early config too" {
+	build_kept "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	local cfg=$W/boot/grub/grub.cfg early=$W/var/log/fake/early.cfg
+	grep -qx 'set superusers="root"' "$cfg"
+	grep -qx 'set superusers="root"' "$early"
+	grep -qE '^password_pbkdf2 root grub\.pbkdf2\.sha512\.10000\.[0-9A-F]{128}\.[0-9A-F]{128}$' "$cfg"
+	grep -qE '^password_pbkdf2 root grub\.pbkdf2\.sha512\.10000\.[0-9A-F]{128}\.[0-9A-F]{128}$' "$early"
+	# The lock comes before anything that could stop the early config, without comments
+	# (grub's parser of the embedded config does not take them).
+	[ "$(head -n 1 "$early")" = 'set superusers="root"' ]
+	run ! grep -q '^#' "$early"
+	[ "$(grep -c '^menuentry ' "$cfg")" -eq 2 ]
+	[ "$(grep -c '^menuentry .* --unrestricted ' "$cfg")" -eq 2 ]
+	# Random: the two configs' hashes differ, and so do another build's.
+	[ "$(grep ^password_pbkdf2 "$cfg")" != "$(grep ^password_pbkdf2 "$early")" ]
+	local first
+	first=$(grep ^password_pbkdf2 "$cfg")
+	mkdir -p "$T/work2"
+	run "$CVM_IMAGE" -q build --keep-workdir --workdir "$T/work2" "$(tree_tar initramfs-tools)" -o "$T/out/b.img"
+	[ "$status" -eq 0 ]
+	[ "$(grep ^password_pbkdf2 "$T"/work2/cvm-image.*/root/boot/grub/grub.cfg)" != "$first" ]
+	# The grub module that checks it is in the EFI binary.
+	grep -q ' password_pbkdf2$' "$W/var/log/fake/grub-mkimage"
+	# No (initramfs) shell: panic=-1 on the kernel command line, kept for update-grub.
+	grep -q '^	linux .* panic=-1$' "$cfg"
+	grep -q '^GRUB_CMDLINE_LINUX=".*panic=-1"$' "$W/etc/default/grub"
+}
+
+@test "hooks: --grub-password-file: grub.cfg's hash opens with it, the ESP's early config's does not" {
+	printf 'grub secret\n' > "$T/gpw"
+	build_kept --grub-password-file "$T/gpw" "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	pbkdf2_matches "$W/boot/grub/grub.cfg" 'grub secret'
+	run ! pbkdf2_matches "$W/boot/grub/grub.cfg" 'grub secreT'
+	run ! pbkdf2_matches "$W/var/log/fake/early.cfg" 'grub secret'
+	# The password is in no log, no file of the tree, nothing on the ESP.
+	[[ "$stderr" != *"grub secret"* ]]
+	run ! grep -rq "grub secret" "$W"
+	extract_region "$T/out/a.img" 1 99 "$T/esp"
+	run ! grep -aq "grub secret" "$T/esp"
+}
+
+@test "hooks: dracut: no emergency shell (rd.shell=0 rd.emergency=poweroff)" {
+	build_kept "$(tree_tar dracut)" -o "$T/out/a.img"
+	grep -q '^	linux .* rd.shell=0 rd.emergency=poweroff panic=-1$' "$W/boot/grub/grub.cfg"
+}
+
+@test "hooks: a bad --grub-password-file is a usage error, nothing left" {
+	local tar
+	tar=$(tree_tar initramfs-tools)
+	: > "$T/empty"
+	run --separate-stderr "$CVM_IMAGE" build --grub-password-file "$T/empty" "$tar" -o "$T/out/a.img"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"passphrase file '$T/empty' is empty"* ]]
+	run --separate-stderr "$CVM_IMAGE" build --grub-password-file "$T/none" "$tar" -o "$T/out/a.img"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"cannot open '$T/none': No such file or directory"* ]]
+	head -c 600 /dev/zero | tr '\0' x > "$T/long"
+	run --separate-stderr "$CVM_IMAGE" build --grub-password-file "$T/long" "$tar" -o "$T/out/a.img"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"'$T/long' is longer than 512 bytes"* ]]
 	[ -z "$(ls -A "$T/out")" ]
 	assert_no_leftovers "$T/out"
 }

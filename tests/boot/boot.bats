@@ -30,8 +30,12 @@ image() {
 	if [ ! -f "$img" ]; then
 		local tar
 		tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" "$v")
+		# The work directory kept: its kernel and initramfs boot directly in the
+		# initramfs failure tests.
+		mkdir -p "$BOOT_DIR/work-$v"
 		"$CVM_IMAGE" build --format qcow2 --serial-console --root-password-file "$BOOT_DIR/root.pw" \
 			--recovery-passphrase-file "$BOOT_DIR/recovery" --recovery-iter-time 50 \
+			--keep-workdir --workdir "$BOOT_DIR/work-$v" \
 			--json "$tar" -o "$img" > "$BOOT_DIR/$v.json" 2> "$BOOT_DIR/$v.build.log" ||
 			{ cat "$BOOT_DIR/$v.build.log" >&2; return 1; }
 	fi
@@ -57,11 +61,36 @@ boot() {
 
 out() { jq -r --arg c "$1" '.output[$c]' <<<"$R"; }
 
+# boot_direct VARIANT EXTRA...: the image's own kernel and initramfs booted without a disk
+# (qemu -kernel/-initrd/-append with grub.cfg's command line and EXTRA), as grub would have
+# loaded them; -no-reboot, so a reboot or power-off ends qemu. Sets RC and $T/direct.log.
+boot_direct() {
+	local v=$1 w kernel initrd cmdline
+	shift
+	image "$v" >/dev/null
+	w=$(echo "$BOOT_DIR/work-$v"/cvm-image.*/root)
+	kernel=$(ls "$w"/boot/vmlinuz-* | sort -V | tail -n 1)
+	initrd=$w/boot/initrd.img-${kernel##*/vmlinuz-}
+	cmdline=$(sed -n 's/^\tlinux [^ ]* //p' "$w/boot/grub/grub.cfg" | head -n 1)
+	RC=0
+	timeout 600 qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 1536 \
+		-no-reboot -nic none -display none -monitor none -serial "file:$T/direct.log" \
+		-kernel "$kernel" -initrd "$initrd" -append "$cmdline $*" </dev/null || RC=$?
+	tail -n 15 "$T/direct.log"
+}
+
+# No shell prompt of the initramfs (initramfs-tools' busybox/klibc sh, dracut's emergency).
+assert_no_initramfs_shell() {
+	run ! grep -qE '\(initramfs\)|Give root password for maintenance|Press Enter for maintenance|emergency shell|Entering emergency mode. Exit the shell' "$1"
+}
+
 @test "boot: initramfs-tools image: one grub prompt, no second one, / on cr_root, key 0600" {
 	local img
 	img=$(image initramfs-tools)
-	boot "$img" "$img.key"
+	boot "$img" "$img.key" --try-menu
 	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	# grub's menu editor and command line asked for the superuser and refused a wrong one.
+	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
 	[ "$(jq -r .slot <<<"$R")" = 0 ]
 	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
 	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
@@ -82,6 +111,20 @@ out() { jq -r --arg c "$1" '.output[$c]' <<<"$R"; }
 	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
 }
 
+@test "boot: initramfs-tools: the root device missing: the guest reboots at once, no (initramfs) shell" {
+	boot_direct initramfs-tools rootdelay=10
+	[ "$RC" -eq 0 ] # qemu ended by itself (-no-reboot): not a hang, not a shell
+	grep -q "Rebooting automatically due to panic= boot argument" "$T/direct.log"
+	assert_no_initramfs_shell "$T/direct.log"
+}
+
+@test "boot: dracut: the root device missing: the guest powers off, no emergency shell" {
+	boot_direct dracut rd.timeout=20 rd.retry=10
+	[ "$RC" -eq 0 ]
+	grep -qiE "power(ing)? off|reboot: Power down" "$T/direct.log"
+	assert_no_initramfs_shell "$T/direct.log"
+}
+
 @test "boot: a wrong key gets grub's 'access denied' and nothing boots" {
 	local img
 	img=$(image initramfs-tools)
@@ -97,9 +140,11 @@ out() { jq -r --arg c "$1" '.output[$c]' <<<"$R"; }
 	local img uuid
 	img=$(image dracut)
 	uuid=$(jq -r .luks.uuid "$BOOT_DIR/dracut.json")
-	boot "$img" "$img.key"
+	boot "$img" "$img.key" --try-menu
 	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
 	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	[[ "$(out 'cat /proc/cmdline')" == *"rd.shell=0 rd.emergency=poweroff panic=-1"* ]]
 	[ "$(out 'findmnt -no SOURCE /')" = "/dev/mapper/luks-$uuid" ]
 	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
 	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
