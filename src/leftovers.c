@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -95,6 +96,28 @@ static void detach_mounts_below(const char *path)
 	}
 }
 
+/* A lock file (".NAME.lock", shared/lockfile.c) that nobody holds, of a process that is gone:
+ * removed under the lock, so that a process taking it meanwhile sees the file change. */
+static bool stale_lock(int dfd, const char *name, pid_t *ret_pid)
+{
+	size_t len = strlen(name);
+	char buf[32] = "";
+	int fd;
+	bool stale = false;
+
+	if (name[0] != '.' || len < 6 || !streq(name + len - 5, ".lock"))
+		return false;
+	fd = openat(dfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0 && pread(fd, buf, sizeof(buf) - 1, 0) > 0) {
+		*ret_pid = (pid_t)strtol(buf, NULL, 10);
+		stale = *ret_pid > 0 && !owner_alive(*ret_pid) && unlinkat(dfd, name, 0) == 0;
+	}
+	close(fd);
+	return stale;
+}
+
 int leftovers_sweep(const char *dir, const char *const prefixes[])
 {
 	_cleanup_close_ int dfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
@@ -111,6 +134,12 @@ int leftovers_sweep(const char *dir, const char *const prefixes[])
 		pid_t pid = 0;
 		int r;
 
+		if (prefixes == leftovers_outputs && stale_lock(dirfd(d), de->d_name, &pid)) {
+			log_notice("removed '%s/%s', a lock left by cvm-image process %d that is gone",
+				   dir, de->d_name, (int)pid);
+			removed++;
+			continue;
+		}
 		for (size_t i = 0; prefixes[i] && !pid; i++)
 			pid = pid_in_name(de->d_name, prefixes[i]);
 		if (!pid || owner_alive(pid))

@@ -7,7 +7,8 @@
  * In dir, remove the entries named PREFIX<pid>SEP... for each prefix of prefixes (e.g.
  * "cvm-image." with '.', or "." ... TMPFILE_MARK with '-') whose process is gone (no such
  * process, or one that is not cvm-image): mounts below a directory are detached first, the
- * removal stays on one filesystem. Each removal is said (notice); what cannot be removed
+ * removal stays on one filesystem; with leftovers_outputs also the lock files (".NAME.lock")
+ * nobody holds whose process is gone. Each removal is said (notice); what cannot be removed
  * is named (warning). Returns the number removed.
  */
 int leftovers_sweep(const char *dir, const char *const prefixes[]);

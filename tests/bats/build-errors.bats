@@ -349,7 +349,9 @@ fails_with() {
 		[ "$status" -eq 0 ]
 		[[ "$stderr" == *"removed '$TMPDIR/cvm-image."*"', left by cvm-image process "*" that is gone"* ]]
 		[[ "$stderr" == *"removed '$T/out/.a.img.tmp-"* ]]
+		[[ "$stderr" == *"removed '$T/out/.a.img.lock', a lock left by cvm-image process"* ]]
 		assert_no_leftovers "$T/out"
+		[ -z "$(ls -A "$T/out" | grep -v '^a\.img\(\.key\)\?$')" ]
 		rm "$T/out/a.img" "$T/out/a.img.key"
 	done
 }
