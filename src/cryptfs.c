@@ -188,6 +188,9 @@ int cryptfs_open(int fd, uint64_t payload_offset, struct xts *xts, bool writable
 
 	if (!c || !(c->io = calloc(1, sizeof(*c->io))))
 		return log_error_errno(ENOMEM, "out of memory");
+	/* libext2fs's messages ("Bad magic number in super-block"), not "Unknown code ext2 19":
+	 * the table is only loaded by those who ask (com_err). Loading it twice is harmless. */
+	initialize_ext2_error_table();
 	*c->io = (struct xio){ .fd = fd, .base = payload_offset, .xts = xts };
 	pending_open = c->io;
 	err = ext2fs_open2("cvm-image-luks-payload", NULL,

@@ -25,6 +25,7 @@
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
 #include "shared/fault.h"
+#include "shared/qemulock.h"
 #include "shared/tmpfile.h"
 #include "leftovers.h"
 #include "output.h"
@@ -91,6 +92,7 @@ static int lock_image(struct rekey_ctx *c)
 	const char *image = c->opt->image;
 	unsigned char magic[4];
 	struct stat st;
+	int r;
 
 	c->image_fd = open(image, (c->opt->output ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 	if (c->image_fd < 0) {
@@ -107,6 +109,13 @@ static int lock_image(struct rekey_ctx *c)
 	if (flock(c->image_fd, (c->opt->output ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
 		return log_error_errno(errno == EWOULDBLOCK ? EBUSY : errno,
 				       "'%s' is in use by another cvm-image process", image);
+	/* A running VM (QEMU's own locks, which flock() does not see). */
+	r = qemu_lock_image(c->image_fd, !c->opt->output);
+	if (r == -EBUSY)
+		return log_error_errno(r, "'%s' is in use by another process (QEMU holds its lock: "
+				       "a running VM?): nothing changed", image);
+	if (r < 0)
+		return log_error_errno(r, "cannot lock '%s': %m", image);
 	if (pread_all(c->image_fd, magic, 4, 0) == 0 && memcmp(magic, "QFI\xfb", 4) == 0)
 		c->qcow2 = true;
 	return 0;
@@ -768,17 +777,18 @@ int rekey_run(const struct rekey_options *opt)
 		r = log_error_errno(ENOMEM, "out of memory");
 		goto out;
 	}
-	if (lstat(c.key_new, &st) == 0) {
-		r = log_error_errno(EEXIST, "'%s' exists, left by an interrupted rekey: check which key "
-					    "opens '%s', keep that one and remove the other",
-				    c.key_new, opt->image);
-		goto out;
-	}
 	if (opt->new_uuid && (r = uuid_random(c.new_uuid)) < 0) {
 		log_error_errno(r, "cannot get random bytes: %m");
 		goto out;
 	}
 	r = lock_image(&c);
+	/* After the lock: a KEY.new of a rekey that still runs is not a leftover. */
+	if (r == 0 && lstat(c.key_new, &st) == 0) {
+		r = log_error_errno(EEXIST, "'%s' exists, left by an interrupted rekey: check which key "
+					    "opens '%s', keep that one and remove the other",
+				    c.key_new, opt->image);
+		goto out;
+	}
 	if (r == 0)
 		sweep_leftovers(&c);
 	if (r == 0)

@@ -469,3 +469,55 @@ PY
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--new-uuid goes with --reencrypt -o NEW_IMAGE"* ]]
 }
+
+@test "rekey: an image a QEMU has open (its own locks, not flock) is refused, unchanged" {
+	requires qemu-io
+	image
+	local sum holder
+	sum=$(sha256sum < "$T/out/disk.img")
+	# qemu-io holds the image open read-write, with QEMU's OFD locks, until its input ends.
+	mkfifo "$T/qemu-in"
+	qemu-io -f raw "$T/out/disk.img" < "$T/qemu-in" > "$T/qemu-io.log" 2>&1 &
+	holder=$!
+	exec 9> "$T/qemu-in"
+	sleep 1
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	echo "$stderr"
+	exec 9>&-
+	wait "$holder" || true
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'$T/out/disk.img' is in use by another process (QEMU holds its lock: a running VM?): nothing changed"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	[ ! -e "$T/out/disk.img.key.new" ]
+}
+
+@test "rekey: a KEY.new while another rekey holds the image: 'in use', not 'an interrupted rekey'" {
+	image
+	echo leftover > "$T/out/disk.img.key.new"
+	flock --no-fork "$T/out/disk.img" sleep 30 &
+	local holder=$!
+	sleep 0.5
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	kill "$holder"
+	wait "$holder" || true
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"is in use by another cvm-image process"* ]]
+	[[ "$stderr" != *"interrupted rekey"* ]]
+	# Without the other process, the leftover is what is said.
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'$T/out/disk.img.key.new' exists, left by an interrupted rekey"* ]]
+}
+
+@test "rekey: a damaged root filesystem is named by libext2fs's own message, not an unknown code" {
+	image
+	# The ext4 superblock, 1 KiB into the LUKS payload (2 MiB into the root partition).
+	local start
+	start=$(sfdisk -J "$T/out/disk.img" | jq '.partitiontable.partitions[1].start')
+	dd if=/dev/urandom of="$T/out/disk.img" bs=512 seek=$((start + 4096)) count=8 conv=notrunc status=none
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" != *"Unknown code ext2"* ]]
+	[[ "$stderr" == *"Bad magic number in super-block"* || "$stderr" == *"superblock"* ]]
+}
