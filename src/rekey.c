@@ -25,6 +25,7 @@
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
 #include "shared/fault.h"
+#include "shared/spawn.h"
 #include "shared/qemulock.h"
 #include "shared/tmpfile.h"
 #include "leftovers.h"
@@ -133,6 +134,26 @@ static void sweep_leftovers(struct rekey_ctx *c)
 		leftovers_sweep(dir, leftovers_outputs);
 }
 
+/* qemu-img check before anything is read from a qcow2 image: a truncated or corrupt one would
+ * read as zeros where its clusters are missing, and those zeros be written back. Leaked
+ * clusters (exit status 3) are harmless. */
+static int check_qcow2(const char *image)
+{
+	char *argv[] = { "qemu-img", "check", "-q", "-U", "-f", "qcow2", (char *)image, NULL };
+	struct spawn_result res;
+	int r = spawn_capture(argv, NULL, &res);
+
+	if (r < 0)
+		return log_error_errno(r, "cannot run 'qemu-img check': %m");
+	log_child_output("qemu-img", res.output);
+	if (res.status != 0 && res.status != 3)
+		r = log_error_errno(EBADMSG, "'%s' is a damaged qcow2 image (qemu-img check: %s): "
+				    "nothing changed", image, *res.output ?
+					    last_lines(res.output, 2) : "errors found");
+	spawn_result_free(&res);
+	return r;
+}
+
 static int open_raw(struct rekey_ctx *c)
 {
 	if (!c->qcow2) {
@@ -148,6 +169,8 @@ static int open_raw(struct rekey_ctx *c)
 	_cleanup_free_ char *dir = path_dirname(c->opt->image);
 	int r = require_programs(progs), tfd;
 
+	if (r == 0)
+		r = check_qcow2(c->opt->image);
 	if (r < 0)
 		return r;
 	c->raw_path = dir ? strdupf("%s/.cvm-image-rekey.%d.XXXXXX", dir, (int)getpid()) : NULL;
@@ -162,7 +185,8 @@ static int open_raw(struct rekey_ctx *c)
 	}
 	close(tfd);
 	log_info("rekey: converting '%s' to a temporary raw copy", c->opt->image);
-	char *argv[] = { "qemu-img", "convert", "-q", "-f", "qcow2", "-O", "raw",
+	/* -U: we hold QEMU's locks on it ourselves (lock_image()). */
+	char *argv[] = { "qemu-img", "convert", "-q", "-U", "-f", "qcow2", "-O", "raw",
 			 (char *)c->opt->image, c->raw_path, NULL };
 	r = run_program(argv, NULL);
 	if (r < 0)

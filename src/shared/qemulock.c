@@ -17,6 +17,7 @@
 #define N_PERMS 5 /* consistent read, write, write unchanged, resize, graph mod */
 
 enum { PERM_CONSISTENT_READ, PERM_WRITE, PERM_WRITE_UNCHANGED, PERM_RESIZE };
+/* (N_PERMS: the range QEMU uses; write-unchanged is shared, as QEMU's disks share it.) */
 
 static int ofd(int fd, int cmd, short type, off_t byte, bool *ret_conflict)
 {
@@ -36,18 +37,17 @@ static int ofd(int fd, int cmd, short type, off_t byte, bool *ret_conflict)
 
 int qemu_lock_image(int fd, bool write)
 {
-	/* Which of the others' bytes conflict with us: with write, any use of the image by
-	 * another; read-only, another's write or resize, or one that does not let us read. */
-	const off_t conflicts_w[] = { PERM_BASE + PERM_CONSISTENT_READ, PERM_BASE + PERM_WRITE,
-				      PERM_BASE + PERM_WRITE_UNCHANGED, PERM_BASE + PERM_RESIZE,
+	/* Which of the others' bytes conflict with us: with write, another's write or resize,
+	 * or one that does not let us read, write or resize; read-only, another's write or
+	 * resize, or one that does not let us read. Reads are shared, as QEMU shares them. */
+	const off_t conflicts_w[] = { PERM_BASE + PERM_WRITE, PERM_BASE + PERM_RESIZE,
 				      SHARED_BASE + PERM_CONSISTENT_READ, SHARED_BASE + PERM_WRITE,
-				      SHARED_BASE + PERM_WRITE_UNCHANGED, SHARED_BASE + PERM_RESIZE };
+				      SHARED_BASE + PERM_RESIZE };
 	const off_t conflicts_r[] = { PERM_BASE + PERM_WRITE, PERM_BASE + PERM_RESIZE,
 				      SHARED_BASE + PERM_CONSISTENT_READ };
 	/* What we hold, and what we do not share. */
 	const off_t ours_w[] = { PERM_BASE + PERM_CONSISTENT_READ, PERM_BASE + PERM_WRITE,
-				 PERM_BASE + PERM_RESIZE, SHARED_BASE + PERM_CONSISTENT_READ,
-				 SHARED_BASE + PERM_WRITE, SHARED_BASE + PERM_WRITE_UNCHANGED,
+				 PERM_BASE + PERM_RESIZE, SHARED_BASE + PERM_WRITE,
 				 SHARED_BASE + PERM_RESIZE };
 	const off_t ours_r[] = { PERM_BASE + PERM_CONSISTENT_READ, SHARED_BASE + PERM_WRITE,
 				 SHARED_BASE + PERM_RESIZE };

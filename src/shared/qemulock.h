@@ -7,7 +7,8 @@
 
 /*
  * On an open image file: fail with -EBUSY if a QEMU (or qemu-img, qemu-io, qemu-nbd) has it
- * open in a way that conflicts (write: any use; read-only: someone writing or resizing), else
+ * open in a way that conflicts (someone writing or resizing it, or not letting others read,
+ * or with write, not letting others write), else
  * take QEMU's OFD locks for our use, held as long as the open file description: a QEMU that
  * starts on the image meanwhile fails with "Failed to get ... lock". Returns 0 or -errno.
  */

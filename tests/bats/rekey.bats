@@ -521,3 +521,19 @@ PY
 	[[ "$stderr" != *"Unknown code ext2"* ]]
 	[[ "$stderr" == *"Bad magic number in super-block"* || "$stderr" == *"superblock"* ]]
 }
+
+@test "rekey: a truncated qcow2 image is refused before anything is read or changed" {
+	image
+	qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
+	cp "$T/out/disk.img.key" "$T/out/disk.qcow2.key"
+	truncate -s $(( $(stat -c %s "$T/out/disk.qcow2") * 3 / 4 )) "$T/out/disk.qcow2"
+	local sum
+	sum=$(sha256sum < "$T/out/disk.qcow2")
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.qcow2" --key-file "$T/out/disk.qcow2.key"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'$T/out/disk.qcow2' is a damaged qcow2 image (qemu-img check: "* ]]
+	[[ "$stderr" == *"nothing changed"* ]]
+	[ "$(sha256sum < "$T/out/disk.qcow2")" = "$sum" ]
+	[ -z "$(ls -A "$T/out" | grep -v '^disk\.\(img\|qcow2\)\(\.key\)\?$')" ]
+}
