@@ -64,6 +64,7 @@ struct build_ctx {
 	uint32_t esp_volid_num;
 
 	struct secret key, recovery, root_password;
+	struct secret volume_key; /* chosen in prepare: the initramfs pins it at configure */
 	struct luks_header luks;
 	struct output out;
 
@@ -440,7 +441,28 @@ static int stage_prepare(struct build_ctx *c)
 		c->raw_path = strdup(c->out.image.path);
 	if (!c->raw_path)
 		return log_error_errno(ENOMEM, "out of memory");
+	r = secret_alloc(&c->volume_key, LUKS_VOLUME_KEY_BYTES);
+	if (r == 0 && getrandom(c->volume_key.data, c->volume_key.size, 0) != (ssize_t)c->volume_key.size)
+		r = -errno;
+	if (r < 0)
+		return log_error_errno(r, "cannot make the volume key: %m");
 	return keys_generate(&c->key);
+}
+
+/* The pin of the volume key beside the key file (0600): the initramfs checks the opened root
+ * against it (templates/cvm-pin-check, DESIGN.md §7). */
+static int write_pin(struct build_ctx *c)
+{
+	_cleanup_free_ char *path = strdupf("/etc/cryptsetup-keys.d/luks-%s.pin", c->luks_uuid);
+	char pin[LUKS_PIN_LEN + 1];
+	int r;
+
+	if (!path)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = luks_pin(c->luks_uuid, &c->volume_key, pin);
+	if (r < 0)
+		return log_error_errno(r, "cannot make the volume key's pin: %m");
+	return target_write_file(c->rootfd, path, pin, strlen(pin), 0600);
 }
 
 static int stage_unpack(struct build_ctx *c)
@@ -706,6 +728,8 @@ static int stage_configure(struct build_ctx *c)
 		return r;
 	/* The key file exists before any hook runs, so the initramfs is made once, with it. */
 	r = target_write_key_file(c->rootfd, c->luks_uuid, &c->key, &c->key_path_in_target);
+	if (r == 0)
+		r = write_pin(c);
 	if (r < 0)
 		return r;
 	r = target_write_fstab(c->rootfd, c->fs_uuid, c->esp_volid);
@@ -775,7 +799,7 @@ static int stage_luks(struct build_ctx *c)
 	fd = open(c->hdr_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, 4096) < 0)
 		return log_error_errno(errno, "cannot create '%s': %m", c->hdr_path);
-	r = luks_format(c->hdr_path, c->luks_uuid, &c->key,
+	r = luks_format(c->hdr_path, c->luks_uuid, &c->volume_key, &c->key,
 			c->recovery.data ? &c->recovery : NULL, c->opt->recovery_iter_ms, &c->luks);
 	if (r < 0)
 		return r;
@@ -985,6 +1009,7 @@ static void build_ctx_done(struct build_ctx *c)
 	secret_free(&c->root_password);
 	secret_free(&c->recovery);
 	secret_free(&c->key);
+	secret_free(&c->volume_key);
 	rootfs_index_done(&c->idx);
 	free(c->raw_path);
 	free(c->rundir);

@@ -153,7 +153,17 @@ static bool is_key(const char *name, size_t name_len, bool regular, const unsign
 
 struct uuid_change {
 	const char *old_uuid, *new_uuid; /* NULL: none */
+	const char *old_pin, *new_pin;   /* the volume key's pin (*.pin members), NULL: none */
 };
+
+/* A pin member: a regular file named *.pin holding exactly the old pin. */
+static bool is_pin(const char *name, size_t name_len, bool regular, const unsigned char *data,
+		   size_t size, const struct uuid_change *u)
+{
+	return u && u->old_pin && regular && name_len >= 4 &&
+	       memcmp(name + name_len - 4, ".pin", 4) == 0 && size == strlen(u->old_pin) &&
+	       memcmp(data, u->old_pin, size) == 0;
+}
 
 /*
  * Read one archive; with out != NULL write it again with the same filter, members holding
@@ -184,7 +194,7 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 		la_int64_t size = regular ? archive_entry_size(e) : 0;
 		unsigned char *d;
 		const char *name;
-		bool key;
+		bool key, pin;
 
 		if (code < 0) {
 			code = archive_filter_code(r, 0);
@@ -224,6 +234,9 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 					       archive_entry_pathname(e), archive_error_string(r));
 		name = archive_entry_pathname(e) ?: "";
 		key = is_key(name, strlen(name), regular, data, (size_t)size, old, old_len);
+		pin = is_pin(name, strlen(name), regular, data, (size_t)size, u);
+		if (pin)
+			memcpy(data, u->new_pin, (size_t)size); /* as long: the format is fixed */
 		if (key)
 			(*count)++;
 		if (!out)
@@ -235,7 +248,7 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 
 			if (renamed && uuid_replace_all(renamed, strlen(renamed), u->old_uuid, u->new_uuid))
 				archive_entry_set_pathname(e, renamed);
-			if (regular && !key)
+			if (regular && !key && !pin)
 				uuid_replace_all(data, (size_t)size, u->old_uuid, u->new_uuid);
 		}
 		if (archive_write_header(w, e) != ARCHIVE_OK ||
@@ -294,6 +307,8 @@ static int scan_newc(unsigned char *a, size_t len, const void *old, size_t old_l
 		bool regular = (m.mode & 0170000) == 0100000;
 		bool key = is_key((const char *)a + m.name, m.namesize - 1, regular, a + m.data, m.size,
 				  old, old_len);
+		bool pin = is_pin((const char *)a + m.name, m.namesize - 1, regular, a + m.data,
+				  m.size, u);
 		bool name_changed = false, data_changed = false;
 
 		if (key)
@@ -304,10 +319,14 @@ static int scan_newc(unsigned char *a, size_t len, const void *old, size_t old_l
 			memcpy(a + m.data, new_key, old_len);
 			data_changed = true;
 		}
+		if (pin) {
+			memcpy(a + m.data, u->new_pin, m.size);
+			data_changed = true;
+		}
 		if (u && u->old_uuid) {
 			name_changed = uuid_replace_all(a + m.name, m.namesize - 1, u->old_uuid,
 							u->new_uuid) > 0;
-			if (regular && !key)
+			if (regular && !key && !pin)
 				data_changed = uuid_replace_all(a + m.data, m.size, u->old_uuid,
 								u->new_uuid) > 0;
 		}
@@ -459,15 +478,16 @@ int initramfs_replace_key(const char *what, const void *in, size_t in_len, const
 			  size_t *ret_len, unsigned *ret_replaced)
 {
 	return initramfs_replace_key_uuid(what, in, in_len, old, old_len, new_key, new_len, NULL,
-					  NULL, ret, ret_len, ret_replaced);
+					  NULL, NULL, NULL, ret, ret_len, ret_replaced);
 }
 
 int initramfs_replace_key_uuid(const char *what, const void *in, size_t in_len, const void *old,
 			       size_t old_len, const void *new_key, size_t new_len,
-			       const char *old_uuid, const char *new_uuid, void **ret,
-			       size_t *ret_len, unsigned *ret_replaced)
+			       const char *old_uuid, const char *new_uuid, const char *old_pin,
+			       const char *new_pin, void **ret, size_t *ret_len,
+			       unsigned *ret_replaced)
 {
-	struct uuid_change u = { old_uuid, new_uuid };
+	struct uuid_change u = { old_uuid, new_uuid, old_pin, new_pin };
 	struct membuf out = {};
 	int r;
 

@@ -21,11 +21,14 @@ int initramfs_replace_key(const char *what, const void *in, size_t in_len, const
 
 /* The same, and in the archives rewritten, every occurrence of the LUKS UUID old_uuid (with
  * dashes or without) in member names and in other regular members' contents replaced by
- * new_uuid (same length): the key file's name, crypttab. */
+ * new_uuid (same length): the key file's name, crypttab; and every member named *.pin that
+ * holds exactly old_pin (the volume key's pin, luks.h) given new_pin (as long) instead. Any of
+ * old_uuid and old_pin may be NULL. */
 int initramfs_replace_key_uuid(const char *what, const void *in, size_t in_len, const void *old,
 			       size_t old_len, const void *new_key, size_t new_len,
-			       const char *old_uuid, const char *new_uuid, void **ret,
-			       size_t *ret_len, unsigned *ret_replaced);
+			       const char *old_uuid, const char *new_uuid, const char *old_pin,
+			       const char *new_pin, void **ret, size_t *ret_len,
+			       unsigned *ret_replaced);
 
 
 /* Count the members that hold exactly key (for checks). Logs. */

@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include <libcryptsetup.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdio.h>
 
 #include "log.h"
 #include "luks.h"
@@ -47,8 +50,9 @@ void luks_header_done(struct luks_header *h)
 	secret_free(&h->volume_key);
 }
 
-int luks_format(const char *header_path, const char *uuid, const struct secret *key,
-		const struct secret *recovery, uint32_t recovery_iter_ms, struct luks_header *ret)
+int luks_format(const char *header_path, const char *uuid, const struct secret *volume_key,
+		const struct secret *key, const struct secret *recovery, uint32_t recovery_iter_ms,
+		struct luks_header *ret)
 {
 	_cleanup_(crypt_freep) struct crypt_device *cd = NULL;
 	_cleanup_secret_ struct secret vk = {};
@@ -68,8 +72,12 @@ int luks_format(const char *header_path, const char *uuid, const struct secret *
 	r = crypt_set_pbkdf_type(cd, &pbkdf_fast);
 	if (r < 0)
 		return log_error_errno(r, "cannot set PBKDF2 parameters: %m");
-	r = crypt_format(cd, CRYPT_LUKS1, LUKS_CIPHER, LUKS_CIPHER_MODE, uuid, NULL,
-			 LUKS_VOLUME_KEY_BYTES, &params);
+	if (volume_key && volume_key->size != LUKS_VOLUME_KEY_BYTES)
+		return log_error_errno(EINVAL, "a volume key of %zu bytes, not %d", volume_key->size,
+				       LUKS_VOLUME_KEY_BYTES);
+	r = crypt_format(cd, CRYPT_LUKS1, LUKS_CIPHER, LUKS_CIPHER_MODE, uuid,
+			 volume_key ? (const char *)volume_key->data : NULL, LUKS_VOLUME_KEY_BYTES,
+			 &params);
 	if (r < 0)
 		return log_error_errno(r, "cannot format LUKS1 header: %m");
 
@@ -200,4 +208,35 @@ int luks_kill_slot(struct crypt_device *cd, int slot)
 const char *luks_uuid(struct crypt_device *cd)
 {
 	return crypt_get_uuid(cd);
+}
+
+int luks_pin(const char *uuid, const struct secret *volume_key, char out[LUKS_PIN_LEN + 1])
+{
+	static const char digits[] = "0123456789abcdef";
+	char hex[2 * LUKS_VOLUME_KEY_BYTES + 1], nodash[33];
+	unsigned char sum[SHA256_DIGEST_LENGTH];
+	size_t j = 0;
+
+	if (volume_key->size != LUKS_VOLUME_KEY_BYTES)
+		return -EINVAL;
+	for (size_t i = 0; uuid[i] && j < 32; i++)
+		if (uuid[i] != '-')
+			nodash[j++] = uuid[i];
+	nodash[j] = '\0';
+	/* The key as the kernel's table shows it (dmsetup table --showkeys): lower-case hex. */
+	for (size_t i = 0; i < volume_key->size; i++) {
+		hex[2 * i] = digits[volume_key->data[i] >> 4];
+		hex[2 * i + 1] = digits[volume_key->data[i] & 15];
+	}
+	SHA256((const unsigned char *)hex, 2 * LUKS_VOLUME_KEY_BYTES, sum);
+	OPENSSL_cleanse(hex, sizeof(hex));
+	j = (size_t)snprintf(out, LUKS_PIN_LEN + 1, "%s %s-%s %d ", nodash, LUKS_CIPHER, LUKS_CIPHER_MODE,
+			     LUKS_VOLUME_KEY_BYTES * 8);
+	for (size_t i = 0; i < sizeof(sum); i++) {
+		out[j++] = digits[sum[i] >> 4];
+		out[j++] = digits[sum[i] & 15];
+	}
+	out[j++] = '\n';
+	out[j] = '\0';
+	return j == LUKS_PIN_LEN ? 0 : -EIO;
 }

@@ -13,6 +13,7 @@
 #define LUKS_FAST_ITERATIONS 1000 /* PBKDF2 minimum: one fast unlock in grub */
 #define LUKS_KEY_SLOT 0
 #define LUKS_RECOVERY_SLOT 1
+#define LUKS_PIN_LEN (32 + 1 + 15 + 1 + 3 + 1 + 64 + 1)
 
 struct luks_slot_info {
 	int slot;
@@ -34,8 +35,13 @@ void luks_header_done(struct luks_header *h);
  * gets recovery (may be NULL) with iterations benchmarked for recovery_iter_ms on this host.
  * Returns the volume key and payload offset in ret. Logs.
  */
-int luks_format(const char *header_path, const char *uuid, const struct secret *key,
-		const struct secret *recovery, uint32_t recovery_iter_ms, struct luks_header *ret);
+int luks_format(const char *header_path, const char *uuid, const struct secret *volume_key,
+		const struct secret *key, const struct secret *recovery, uint32_t recovery_iter_ms,
+		struct luks_header *ret);
+
+/* The pin of a volume key, as the initramfs checks the opened root (templates/cvm-pin-check):
+ * "UUID-WITHOUT-DASHES aes-xts-plain64 512 SHA256(hex of the key)\n", into out. */
+int luks_pin(const char *uuid, const struct secret *volume_key, char out[LUKS_PIN_LEN + 1]);
 
 /* An existing LUKS1 header, in a file holding a copy of the header region. */
 struct crypt_device;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +68,8 @@ struct rekey_ctx {
 	uint64_t part_off, part_size, hdr_size;
 	struct crypt_device *cd;
 	struct secret vk, secret, old_key, new_key;
+	struct secret new_vk;           /* --reencrypt: the copy's volume key, chosen up front */
+	char old_pin[LUKS_PIN_LEN + 1], new_pin[LUKS_PIN_LEN + 1]; /* "" when it does not change */
 	int used_slot, old_slot, new_slot;
 	struct xts *xts;
 	struct cryptfs *fs;
@@ -309,6 +312,26 @@ static int unlock(struct rekey_ctx *c)
 	return 0;
 }
 
+/* --reencrypt: the copy's volume key, so that its pin (luks_pin()) is known before the
+ * initramfs archives are rewritten; the old pin is what the image's initramfs checks now. */
+static int choose_new_volume_key(struct rekey_ctx *c)
+{
+	int r;
+
+	if (!c->opt->output)
+		return 0; /* a rekey keeps the volume key: the pin stays valid */
+	r = secret_alloc(&c->new_vk, LUKS_VOLUME_KEY_BYTES);
+	if (r == 0 && getrandom(c->new_vk.data, c->new_vk.size, 0) != (ssize_t)c->new_vk.size)
+		r = -errno;
+	if (r == 0 && c->vk.size == LUKS_VOLUME_KEY_BYTES)
+		r = luks_pin(luks_uuid(c->cd), &c->vk, c->old_pin);
+	if (r == 0 && c->vk.size == LUKS_VOLUME_KEY_BYTES)
+		r = luks_pin(c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd), &c->new_vk, c->new_pin);
+	if (r < 0)
+		return log_error_errno(r, "cannot make the copy's volume key: %m");
+	return 0;
+}
+
 /* The key inside the image, the slot it opens, and the new contents of every initramfs:
  * all worked out before the first write, so a problem leaves the image untouched. */
 static int prepare_files(struct rekey_ctx *c)
@@ -350,6 +373,9 @@ static int prepare_files(struct rekey_ctx *c)
 	r = keys_generate(&c->new_key);
 	if (r < 0)
 		return r;
+	r = choose_new_volume_key(c);
+	if (r < 0)
+		return r;
 	/* The initramfs of each installed kernel, by the names the tools give them (Debian's,
 	 * then dracut's default): not every initrd.img-* (update-initramfs keeps .bak copies). */
 	r = cryptfs_list(c->fs, "/boot", "vmlinuz-*", &kernels);
@@ -385,7 +411,9 @@ static int prepare_files(struct rekey_ctx *c)
 			r = initramfs_replace_key_uuid(d->path, old, old_len, c->old_key.data,
 						       c->old_key.size, c->new_key.data, c->new_key.size,
 						       c->new_uuid[0] ? luks_uuid(c->cd) : NULL,
-						       c->new_uuid[0] ? c->new_uuid : NULL, &d->data,
+						       c->new_uuid[0] ? c->new_uuid : NULL,
+						       c->new_pin[0] ? c->old_pin : NULL,
+						       c->new_pin[0] ? c->new_pin : NULL, &d->data,
 						       &d->len, &d->keys);
 			if (r == 0 && d->keys == 0)
 				r = log_error_errno(ENOENT, "'%s': %s holds no copy of the image's key file",
@@ -397,6 +425,43 @@ static int prepare_files(struct rekey_ctx *c)
 	free(kernels);
 	if (r == 0 && c->n_initrds == 0)
 		log_warning("'%s' has no initramfs in /boot", c->opt->image);
+	return r;
+}
+
+/* The copy's pin in its root filesystem (luks-UUID.pin beside the key file, renamed with
+ * --new-uuid); the initramfs copies were changed with the key. Images without a pin (built
+ * before cvm-image pinned the root) have nothing to change. */
+static int replace_pin(struct rekey_ctx *c, struct cryptfs *fs)
+{
+	const char *old = luks_uuid(c->cd), *uuid = c->new_uuid[0] ? c->new_uuid : old;
+	_cleanup_free_ char *oldname = strdupf("luks-%s.pin", old);
+	_cleanup_free_ char *path = strdupf("/etc/cryptsetup-keys.d/luks-%s.pin", uuid);
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r;
+
+	if (!oldname || !path)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (!c->new_pin[0])
+		return 0;
+	if (c->new_uuid[0]) {
+		r = cryptfs_rename(fs, "/etc/cryptsetup-keys.d", oldname, path + strlen("/etc/cryptsetup-keys.d/"));
+		if (r == -ENOENT)
+			return 0;
+		if (r < 0)
+			return r;
+	}
+	r = cryptfs_read_file(fs, path, &text, &len);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (len != strlen(c->old_pin) || memcmp(text, c->old_pin, len) != 0)
+		log_warning("'%s' in '%s' is not the pin of its volume key: replaced", path,
+			    c->opt->image);
+	r = cryptfs_write_file(fs, path, c->new_pin, strlen(c->new_pin));
+	if (r == 0)
+		log_info("reencrypt: the pin of the new volume key in %s", path);
 	return r;
 }
 
@@ -576,6 +641,7 @@ static void rekey_ctx_done(struct rekey_ctx *c)
 	if (c->xts)
 		xts_free(c->xts);
 	secret_free(&c->vk);
+	secret_free(&c->new_vk);
 	secret_free(&c->secret);
 	secret_free(&c->old_key);
 	secret_free(&c->new_key);
@@ -692,7 +758,7 @@ static int reencrypt(struct rekey_ctx *c)
 		r = log_error_errno(errno, "cannot create '%s': %m", hdr);
 		goto out;
 	}
-	r = luks_format(hdr, c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd), &c->new_key,
+	r = luks_format(hdr, c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd), &c->new_vk, &c->new_key,
 			o->recovery_file ? &c->secret : NULL, o->recovery_iter_ms, &lh);
 	if (r < 0)
 		goto out;
@@ -734,6 +800,8 @@ static int reencrypt(struct rekey_ctx *c)
 	r = replace_key_copies(c, nfs);
 	if (r == 0 && c->new_uuid[0])
 		r = change_uuid_in_files(c, nfs);
+	if (r == 0)
+		r = replace_pin(c, nfs);
 	if (r < 0) {
 		cryptfs_abort(nfs);
 		goto out;
