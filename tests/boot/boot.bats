@@ -9,6 +9,7 @@ load ../lib/common
 
 setup_file() {
 	export BOOT_DIR=$BATS_FILE_TMPDIR
+	export XTS_ENCRYPT=${XTS_ENCRYPT:-$(dirname "$CVM_IMAGE")/tests/lib/xts-encrypt}
 }
 
 setup() {
@@ -75,8 +76,37 @@ boot_direct() {
 	RC=0
 	timeout 600 qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 1536 \
 		-no-reboot -nic none -display none -monitor none -serial "file:$T/direct.log" \
+		${DISK:+-drive "file=$DISK,format=raw,if=virtio,snapshot=on"} \
 		-kernel "$kernel" -initrd "$initrd" -append "$cmdline $*" </dev/null || RC=$?
 	tail -n 15 "$T/direct.log"
+}
+
+# swap_header VARIANT OUT: a raw copy of the VARIANT image whose LUKS header a hostile host
+# replaced after grub loaded the kernel: the same UUID, slot 0 opening with the image's key
+# (as a cipher_null header takes any key: CVE-2025-59054's class), another volume key, and as
+# its payload a plain ext4 with the root's filesystem UUID whose /sbin/init announces itself.
+swap_header() {
+	local v=$1 out=$2 img uuid fsuuid start
+	img=$(image "$v")
+	uuid=$(jq -r .luks.uuid "$BOOT_DIR/$v.json")
+	fsuuid=$(jq -r .root_filesystem.uuid "$BOOT_DIR/$v.json")
+	qemu-img convert -U -f qcow2 -O raw "$img" "$out"
+	start=$(sfdisk -J "$out" | jq '.partitiontable.partitions[1].start')
+	rm -f "$T/hdr"
+	truncate -s 4M "$T/hdr" # room for a payload, or luksFormat warns
+	head -c 64 /dev/urandom > "$T/host.vk"
+	cryptsetup luksFormat --type luks1 --batch-mode --uuid "$uuid" --cipher aes-xts-plain64 \
+		--key-size 512 --hash sha256 --pbkdf-force-iterations 1000 \
+		--volume-key-file "$T/host.vk" --key-file "$img.key" "$T/hdr"
+	dd if="$T/hdr" of="$out" bs=512 count=4096 seek="$start" conv=notrunc status=none
+	rm -rf --one-file-system "$T/hostroot"
+	mkdir -p "$T/hostroot/sbin" "$T/hostroot/bin" "$T/hostroot/dev" "$T/hostroot/proc"
+	cp "$(command -v busybox)" "$T/hostroot/bin/busybox"
+	printf '#!/bin/busybox sh\necho THE HOST ROOT RUNS\n/bin/busybox poweroff -f\n' > "$T/hostroot/sbin/init"
+	chmod 0755 "$T/hostroot/sbin/init"
+	rm -f "$T/hostroot.ext4"
+	mke2fs -q -F -t ext4 -U "$fsuuid" -d "$T/hostroot" "$T/hostroot.ext4" 64M
+	"$XTS_ENCRYPT" "$T/host.vk" "$T/hostroot.ext4" "$out" $(( (start + 4096) * 512 ))
 }
 
 # No shell prompt of the initramfs (initramfs-tools' busybox/klibc sh, dracut's emergency).
@@ -123,6 +153,20 @@ assert_no_initramfs_shell() {
 	[ "$RC" -eq 0 ]
 	grep -qiE "power(ing)? off|reboot: Power down" "$T/direct.log"
 	assert_no_initramfs_shell "$T/direct.log"
+}
+
+@test "boot: a LUKS header swapped after grub: the pin refuses it and the guest powers off (both tools)" {
+	local v
+	for v in initramfs-tools dracut; do
+		swap_header "$v" "$T/swapped.img"
+		DISK=$T/swapped.img boot_direct "$v"
+		[ "$RC" -eq 0 ] # powered off by itself
+		grep -q "cvm-image: refusing the root device: the volume key of '.*' is not the one this image was built with; powering off" "$T/direct.log"
+		run ! grep -q "THE HOST ROOT RUNS" "$T/direct.log"
+		run ! grep -q "login: " "$T/direct.log"
+		assert_no_initramfs_shell "$T/direct.log"
+		rm -f "$T/swapped.img"
+	done
 }
 
 @test "boot: a wrong key gets grub's 'access denied' and nothing boots" {
