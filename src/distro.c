@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* Distro definitions: distro/<id>/distro.conf, detection from os-release, requirements. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -342,10 +343,66 @@ static int check_list(char **reqs, size_t n, const char *who, const struct rootf
 	return r;
 }
 
+/* REQUIRES_<TOOL>_<N> (N: os-release VERSION_ID up to its first dot) or REQUIRES_<TOOL> of the
+ * distro or, where it sets neither, of what it inherits: what a release's packaging needs
+ * for that tool to unlock the root (Debian 13's dracut needs systemd-cryptsetup, which
+ * Debian 12's systemd still contains). NULL with none; *ret_who names the definition. */
+static int tool_requires(const struct distro *d, const char *tool, const char *os_release,
+			 char **ret, char **ret_who)
+{
+	_cleanup_free_ char *key = strdupf("REQUIRES_%s", tool), *vkey = NULL, *version = NULL;
+	struct envfile osr = {};
+	unsigned line;
+
+	*ret = *ret_who = NULL;
+	if (!key)
+		return log_error_errno(ENOMEM, "out of memory");
+	for (char *p = key; *p; p++)
+		*p = *p == '-' || *p == '.' ? '_' : (char)toupper((unsigned char)*p);
+	if (os_release && envfile_parse(os_release, &osr, &line) == 0 &&
+	    envfile_get(&osr, "VERSION_ID")) {
+		version = strndup(envfile_get(&osr, "VERSION_ID"),
+				  strcspn(envfile_get(&osr, "VERSION_ID"), "."));
+		if (!version) {
+			envfile_done(&osr);
+			return log_error_errno(ENOMEM, "out of memory");
+		}
+	}
+	envfile_done(&osr);
+	if (version && *version) {
+		vkey = strdupf("%s_%s", key, version);
+		if (!vkey)
+			return log_error_errno(ENOMEM, "out of memory");
+	}
+	for (const struct distro *top = d; d; d = d->parent) {
+		_cleanup_free_ char *conf = strdupf("%s/distro.conf", d->dir);
+		struct envfile e = {};
+		const char *v;
+
+		if (!conf)
+			return log_error_errno(ENOMEM, "out of memory");
+		if (envfile_load(conf, &e, &line) < 0)
+			continue; /* loaded once already: it parses */
+		v = vkey ? envfile_get(&e, vkey) : NULL;
+		if (!v)
+			v = envfile_get(&e, key);
+		if (v) {
+			*ret = strdup(v);
+			*ret_who = strdupf("%s on distro '%s'%s%s", tool, top->id,
+					   version ? " " : "", version ? version : "");
+		}
+		envfile_done(&e);
+		if (v)
+			return *ret && *ret_who ? 0 : log_error_errno(ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
 int distro_check_requires(const struct distro *d, const char *tool,
 			  const struct rootfs_index *idx)
 {
 	_cleanup_free_ char *dwho = strdupf("distro '%s'", d->id), *twho = strdupf("%s", tool);
+	_cleanup_free_ char *dtreq = NULL, *dtwho = NULL;
 	struct envfile e = {};
 	char **treq = NULL;
 	size_t tn = 0;
@@ -359,7 +416,23 @@ int distro_check_requires(const struct distro *d, const char *tool,
 		return r2;
 	treq = split_words(envfile_get(&e, "REQUIRES"), &tn);
 	envfile_done(&e);
+	if (!treq)
+		return log_error_errno(ENOMEM, "out of memory");
 	r2 = check_list(treq, tn, twho, idx);
 	free_words(treq, tn);
-	return r < 0 ? r : r2;
+	if (r2 < 0 && r == 0)
+		r = r2;
+	r2 = tool_requires(d, tool, idx->os_release, &dtreq, &dtwho);
+	if (r2 < 0)
+		return r2;
+	if (dtreq) {
+		treq = split_words(dtreq, &tn);
+		if (!treq)
+			return log_error_errno(ENOMEM, "out of memory");
+		r2 = check_list(treq, tn, dtwho, idx);
+		free_words(treq, tn);
+		if (r2 < 0 && r == 0)
+			r = r2;
+	}
+	return r;
 }

@@ -254,6 +254,33 @@ golden() {
 	check usr/sbin/update-initramfs "the rootfs has no initramfs tool: install initramfs-tools (with cryptsetup-initramfs) or dracut in the rootfs"
 }
 
+@test "hooks: dracut without systemd-cryptsetup: refused in prepare, naming the package of the release" {
+	local d=$T/t v want
+	for v in 13 12 ''; do
+		case $v in
+		12) want="(needed by dracut on distro 'debian' 12): install 'systemd' in the rootfs" ;;
+		13) want="(needed by dracut on distro 'debian' 13): install 'systemd-cryptsetup' in the rootfs" ;;
+		'') want="(needed by dracut on distro 'debian'): install 'systemd-cryptsetup' in the rootfs" ;;
+		esac
+		rm -rf --one-file-system "$d"
+		"$CVM_SRCDIR/tests/lib/boot-tree" "$d" dracut
+		[ -z "$v" ] || printf 'VERSION_ID="%s"\n' "$v" >> "$d/etc/os-release"
+		# With it, the release builds.
+		tar --numeric-owner -C "$d" -cf "$T/t.tar" .
+		"$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+		rm -f "$T/out/a.img" "$T/out/a.img.key"
+		rm "$d/usr/lib/systemd/systemd-cryptsetup"
+		tar --numeric-owner -C "$d" -cf "$T/t.tar" .
+		run --separate-stderr "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+		echo "$stderr"
+		[ "$status" -eq 1 ]
+		[[ "$stderr" == *"the rootfs has no '/usr/lib/systemd/systemd-cryptsetup' $want"* ]]
+		[[ "$stderr" != *"] unpack:"* ]]
+		[ -z "$(ls -A "$T/out")" ]
+	done
+	assert_no_leftovers "$T/out"
+}
+
 @test "hooks: an unknown distro without --distro says what to do" {
 	local d=$T/t
 	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" initramfs-tools plan9
