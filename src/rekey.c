@@ -35,9 +35,9 @@
 #include "xts.h"
 
 const char *const rekey_steps[] = {
+	"key-saved",       /* the new key is in KEY.new (before any change: nothing is lost) */
 	"backup",          /* header backup written next to the image */
 	"slot-added",      /* the new key is in a free slot: both keys open the image */
-	"key-saved",       /* the new key is in KEY.new */
 	"rootfs-key",      /* the key file in the root filesystem holds the new key */
 	"initramfs",       /* every initramfs holds the new key */
 	"files",           /* the filesystem is flushed and synced */
@@ -64,7 +64,7 @@ struct rekey_ctx {
 	char *key_out, *key_new;
 	char *backup_path;
 	char *hdr_path;
-	bool backup_done, new_key_saved, slot_added, done;
+	bool backup_done, new_key_saved, slot_added, qcow2_replaced, done;
 	uint64_t part_off, part_size, hdr_size;
 	struct crypt_device *cd;
 	struct secret vk, secret, old_key, new_key;
@@ -82,13 +82,22 @@ struct rekey_ctx {
 	unsigned uuid_edits;
 };
 
-static void fault(const char *step)
+/* After each step: CVM_IMAGE_FAULT=STEP stops dead there (as if killed: no cleanup, exit 99),
+ * CVM_IMAGE_FAULT=fail-after-STEP fails there as an error would (the messages after a
+ * failure are tested against what the image then opens with). */
+static int fault(const char *step)
 {
+	char fail[64];
+
 	log_debug("rekey: step %s done", step);
 	if (fault_requested(step)) {
 		log_warning("CVM_IMAGE_FAULT=%s: stopping dead here", step);
-		_exit(99); /* as if killed: no cleanup */
+		_exit(99);
 	}
+	snprintf(fail, sizeof(fail), "fail-after-%s", step);
+	if (fault_requested(fail))
+		return log_error_errno(EIO, "CVM_IMAGE_FAULT=%s: failing here", fail);
+	return 0;
 }
 
 static int lock_image(struct rekey_ctx *c)
@@ -266,8 +275,7 @@ static int write_backup(struct rekey_ctx *c)
 	if (r < 0 || fsync(fd) < 0)
 		return log_error_errno(r < 0 ? r : -errno, "cannot write '%s': %m", c->backup_path);
 	c->backup_done = true;
-	fault("backup");
-	return 0;
+	return fault("backup");
 }
 
 /* The header copy, as libcryptsetup left it, back into the image; synced. */
@@ -471,14 +479,14 @@ static int save_new_key(struct rekey_ctx *c)
 	int r;
 
 	if (fd < 0)
-		return log_error_errno(errno, "cannot create '%s': %m", c->key_new);
+		return log_error_errno(errno, "cannot create '%s': %m; nothing in '%s' changed",
+				       c->key_new, c->opt->image);
 	c->new_key_saved = true;
 	r = pwrite_all(fd, c->new_key.data, c->new_key.size, 0);
 	if (r < 0 || fsync(fd) < 0)
 		return log_error_errno(r < 0 ? r : -errno, "cannot write '%s': %m", c->key_new);
 	(void)fsync_dir_of(c->key_new);
-	fault("key-saved");
-	return 0;
+	return fault("key-saved");
 }
 
 /* The new key into the root filesystem and every initramfs of fs. */
@@ -486,9 +494,10 @@ static int replace_key_copies(struct rekey_ctx *c, struct cryptfs *fs)
 {
 	int r = cryptfs_write_file(fs, c->fs_key_path, c->new_key.data, c->new_key.size);
 
+	if (r == 0)
+		r = fault("rootfs-key");
 	if (r < 0)
 		return r;
-	fault("rootfs-key");
 	for (size_t i = 0; i < c->n_initrds; i++) {
 		r = cryptfs_write_file(fs, c->initrds[i].path, c->initrds[i].data, c->initrds[i].len);
 		if (r < 0)
@@ -496,8 +505,7 @@ static int replace_key_copies(struct rekey_ctx *c, struct cryptfs *fs)
 		log_info("rekey: %s: %u key cop%s replaced", c->initrds[i].path, c->initrds[i].keys,
 			 c->initrds[i].keys == 1 ? "y" : "ies");
 	}
-	fault("initramfs");
-	return 0;
+	return fault("initramfs");
 }
 
 static int write_files(struct rekey_ctx *c)
@@ -517,8 +525,7 @@ static int write_files(struct rekey_ctx *c)
 		return r;
 	if (fsync(c->fd) < 0)
 		return log_error_errno(errno, "cannot write '%s': %m", c->raw_path);
-	fault("files");
-	return 0;
+	return fault("files");
 }
 
 /* The old key's slot now holds the new key, the temporary slot is gone: one header write. */
@@ -539,8 +546,7 @@ static int retire_old_slot(struct rekey_ctx *c)
 		if (r < 0)
 			return r;
 	}
-	fault("old-slot-killed");
-	return 0;
+	return fault("old-slot-killed");
 }
 
 static int replace_qcow2(struct rekey_ctx *c)
@@ -565,12 +571,13 @@ static int replace_qcow2(struct rekey_ctx *c)
 		r = tmpfile_commit(&t, true);
 		if (r < 0)
 			log_error_errno(r, "cannot replace '%s': %m", c->opt->image);
+		else
+			c->qcow2_replaced = true;
 	}
 	tmpfile_discard(&t);
 	if (r < 0)
 		return r;
-	fault("image-replaced");
-	return 0;
+	return fault("image-replaced");
 }
 
 static int rename_key(struct rekey_ctx *c)
@@ -580,8 +587,7 @@ static int rename_key(struct rekey_ctx *c)
 				       c->key_new, c->key_out, c->key_new);
 	c->new_key_saved = false;
 	(void)fsync_dir_of(c->key_out);
-	fault("key-renamed");
-	return 0;
+	return fault("key-renamed");
 }
 
 static void print_json(const struct rekey_ctx *c)
@@ -611,16 +617,99 @@ static void print_json(const struct rekey_ctx *c)
 	fflush(f);
 }
 
+/* Which of the old key (the image's key file) and the new one open the header that is in the
+ * raw image now: read back, not assumed. -errno if that cannot be told. */
+static int keys_opening_now(struct rekey_ctx *c, bool *old_opens, bool *new_opens)
+{
+	_cleanup_free_ unsigned char *hdr = malloc(c->hdr_size);
+	_cleanup_free_ char *path = strdupf("%s/cvm-image-header.%d.XXXXXX",
+					    getenv("TMPDIR") ?: "/tmp", (int)getpid());
+	_cleanup_close_ int fd = -1;
+	struct crypt_device *cd = NULL;
+	int r, slot;
+
+	if (!hdr || !path)
+		return -ENOMEM;
+	fd = mkostemp(path, O_CLOEXEC); /* 0600 */
+	if (fd < 0)
+		return -errno;
+	r = pread_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
+	if (r == 0)
+		r = pwrite_all(fd, hdr, c->hdr_size, 0);
+	if (r == 0)
+		r = luks_load(path, &cd);
+	if (r == 0) {
+		struct secret vk = {};
+
+		*old_opens = c->old_key.size && luks_unlock(cd, &c->old_key, &vk, &slot) == 0;
+		secret_free(&vk);
+		*new_opens = luks_unlock(cd, &c->new_key, &vk, &slot) == 0;
+		secret_free(&vk);
+		luks_free(cd);
+	}
+	unlink(path);
+	return r;
+}
+
+/* After a failure once the header may have changed: say what opens the image, as tried now,
+ * and what to do; keep KEY.new and the backup where they still matter. */
+static void report_unfinished(struct rekey_ctx *c)
+{
+	const char *img = c->opt->image;
+	bool old_opens = false, new_opens = false;
+	int r;
+
+	if (c->qcow2 && !c->qcow2_replaced) {
+		/* The changes were made to the raw copy, which goes now. */
+		log_error("rekey did not finish: '%s' is unchanged and opens with the old key, as "
+			  "before; '%s' was removed", img, c->key_new);
+		unlink(c->key_new);
+		if (c->backup_done)
+			unlink(c->backup_path);
+		return;
+	}
+	if (c->qcow2) {
+		log_error("rekey did not finish: '%s' opens with the new key in '%s' only: rename it "
+			  "to '%s'", img, c->key_new, c->key_out);
+		if (c->backup_done)
+			unlink(c->backup_path);
+		return;
+	}
+	r = keys_opening_now(c, &old_opens, &new_opens);
+	if (r < 0) {
+		log_error("rekey did not finish, and which key opens '%s' cannot be told (%s): the "
+			  "new key is in '%s', the original header in '%s'", img, strerror(-r),
+			  c->key_new, c->backup_path);
+	} else if (old_opens && new_opens) {
+		log_error("rekey did not finish: '%s' opens with the old key and with the new key in "
+			  "'%s'; the original header is in '%s'", img, c->key_new, c->backup_path);
+	} else if (new_opens) {
+		log_error("rekey did not finish: '%s' opens with the new key in '%s' only: rename it "
+			  "to '%s'", img, c->key_new, c->key_out);
+		unlink(c->backup_path);
+	} else if (old_opens) {
+		/* The slot was never added: nothing in the image names the new key. */
+		log_error("rekey did not finish: '%s' opens with the old key only, as before; '%s' "
+			  "was removed", img, c->key_new);
+		unlink(c->key_new);
+		unlink(c->backup_path);
+	} else {
+		log_error("rekey did not finish: neither the old key nor the new one in '%s' opens "
+			  "'%s' now: restore its header from '%s' (cryptsetup luksHeaderRestore on the "
+			  "LUKS partition)", c->key_new, img, c->backup_path);
+	}
+}
+
 static void rekey_ctx_done(struct rekey_ctx *c)
 {
 	if (c->fs)
 		cryptfs_abort(c->fs);
 	if (!c->done && c->slot_added) {
-		/* Both keys open the image: say so, keep the backup and the new key. */
-		log_error("rekey did not finish: '%s' opens with the old key and with the new key in "
-			  "'%s'; the original header is in '%s'", c->opt->image, c->key_new,
-			  c->backup_path);
+		report_unfinished(c);
 	} else {
+		if (!c->done && !c->opt->output && (c->new_key_saved || c->backup_done))
+			log_error("rekey did not finish: nothing in '%s' changed; it opens with the old "
+				  "key, as before", c->opt->image);
 		if (c->new_key_saved)
 			unlink(c->key_new);
 		if (c->backup_done)
@@ -910,9 +999,13 @@ int rekey_run(const struct rekey_options *opt)
 
 	/* From here on the image changes. SIGINT is noted, and honoured only where the image
 	 * opens with exactly one known key: stopping half way helps no one. */
-	r = write_backup(&c);
+	/* The new key is saved first: if it cannot be, nothing has changed. */
+	r = save_new_key(&c);
+	if (r == 0)
+		r = write_backup(&c);
 	if (r < 0)
 		goto out;
+	c.slot_added = true; /* from the first header write on, what opens it is checked */
 	r = luks_add_fast_key(c.cd, &c.vk, &c.new_key, -1);
 	if (r < 0)
 		goto out;
@@ -920,9 +1013,7 @@ int rekey_run(const struct rekey_options *opt)
 	r = splice_header(&c);
 	if (r < 0)
 		goto out;
-	c.slot_added = true;
-	fault("slot-added");
-	r = save_new_key(&c);
+	r = fault("slot-added");
 	if (r == 0)
 		r = write_files(&c);
 	if (r == 0)

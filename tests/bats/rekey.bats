@@ -299,7 +299,7 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 @test "rekey: fault injection: wherever it dies, the image opens with the old key or KEY.new, e2fsck clean" {
 	requires guestfs
 	local step
-	for step in backup slot-added key-saved rootfs-key initramfs files old-slot-killed; do
+	for step in key-saved backup slot-added rootfs-key initramfs files old-slot-killed; do
 		image
 		cp "$T/out/disk.img.key" "$T/old.key"
 		run env CVM_IMAGE_FAULT=$step "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/old.key"
@@ -311,8 +311,9 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 			key=$T/out/disk.img.key.new
 		echo "after $step: opens with ${key:-nothing}"
 		[ -n "$key" ]
-		# The backup of the original header is there for the steps that wrote.
-		[ -f "$T/out/disk.img.luks-header-backup" ]
+		# The backup of the original header is there from its step on; the new key before.
+		[ -f "$T/out/disk.img.key.new" ]
+		[ "$step" = key-saved ] || [ -f "$T/out/disk.img.luks-header-backup" ]
 		run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$key" "$T/root.tar"
 		[[ "$output" == *e2fsck-exit=0* ]] || { echo "$output"; false; }
 		# A second rekey says what was left instead of guessing.
@@ -323,6 +324,79 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 		fi
 		rm -f "$T"/out/*
 	done
+}
+
+@test "rekey: the new key cannot be saved: nothing changes, nothing is left, and it says so" {
+	local sum
+	image
+	sum=$(sha256sum < "$T/out/disk.img")
+	mkdir "$T/ro"
+	mount -t tmpfs -o ro tmpfs "$T/ro"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-key-out "$T/ro/new.key"
+	umount "$T/ro"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"cannot create '$T/ro/new.key.new': Read-only file system; nothing in '$T/out/disk.img' changed"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	[ "$(ls -A "$T/out")" = "$(printf 'disk.img\ndisk.img.key')" ]
+	# No slot was added: the old key's slot 0 and the recovery slot 1 only.
+	header "$T/out/disk.img"
+	[ "$(cryptsetup luksDump "$T/hdr" | grep -c ': ENABLED')" = 2 ]
+}
+
+# what_opens: "old", "new", "both" or "none": which of $T/old.key and KEY.new open the image.
+what_opens() {
+	local o=0 n=0
+	header "$T/out/disk.img"
+	opens_with "$T/hdr" "$T/old.key" && o=1
+	[ -f "$T/out/disk.img.key.new" ] && opens_with "$T/hdr" "$T/out/disk.img.key.new" && n=1
+	case $o$n in 11) echo both ;; 10) echo old ;; 01) echo new ;; *) echo none ;; esac
+}
+
+@test "rekey: wherever it fails, what the message says opens the image does, and what it keeps is what is needed" {
+	local step said
+	for step in key-saved backup slot-added rootfs-key initramfs files old-slot-killed; do
+		image
+		cp "$T/out/disk.img.key" "$T/old.key"
+		run --separate-stderr env CVM_IMAGE_FAULT=fail-after-$step "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key"
+		echo "after $step: $stderr"
+		[ "$status" -eq 1 ]
+		[[ "$stderr" == *"CVM_IMAGE_FAULT=fail-after-$step: failing here"* ]]
+		case $stderr in
+		*"opens with the old key and with the new key in '$T/out/disk.img.key.new'"*) said=both ;;
+		*"opens with the new key in '$T/out/disk.img.key.new' only: rename it to '$T/out/disk.img.key'"*) said=new ;;
+		*"nothing in '$T/out/disk.img' changed; it opens with the old key, as before"* | \
+		*"opens with the old key only, as before"*) said=old ;;
+		*) said=unknown ;;
+		esac
+		[ "$said" = "$(what_opens)" ]
+		# What goes when it no longer matters: KEY.new if it opens nothing, the backup if
+		# the old key no longer opens the image.
+		case $said in
+		old) [ ! -e "$T/out/disk.img.key.new" ] && [ ! -e "$T/out/disk.img.luks-header-backup" ] ;;
+		new) [ ! -e "$T/out/disk.img.luks-header-backup" ] ;;
+		both) [ -f "$T/out/disk.img.luks-header-backup" ] ;;
+		esac
+		rm -f "$T"/out/*
+	done
+}
+
+@test "rekey: a qcow2 rekey that fails before the image is replaced says it is unchanged, and it is" {
+	local sum
+	image
+	cp "$T/out/disk.img.key" "$T/old.key"
+	qemu-img convert -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
+	sum=$(sha256sum < "$T/out/disk.qcow2")
+	run --separate-stderr env CVM_IMAGE_FAULT=fail-after-old-slot-killed "$CVM_IMAGE" rekey "$T/out/disk.qcow2" --key-file "$T/old.key"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'$T/out/disk.qcow2' is unchanged and opens with the old key, as before; '$T/out/disk.qcow2.key.new' was removed"* ]]
+	[ "$(sha256sum < "$T/out/disk.qcow2")" = "$sum" ]
+	[ ! -e "$T/out/disk.qcow2.key.new" ] && [ ! -e "$T/out/disk.qcow2.luks-header-backup" ]
+	[ -z "$(ls -A "$T/out" | grep cvm-image-rekey)" ]
+	qemu-img convert -O raw "$T/out/disk.qcow2" "$T/raw.img"
+	header "$T/raw.img"
+	opens_with "$T/hdr" "$T/old.key"
 }
 
 # shared_blocks A B OFFSET END: 4 KiB blocks in [OFFSET, END) that hold data and are equal.
