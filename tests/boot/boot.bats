@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Boot tests: real Debian 12 images (debootstrap, cached by tests/lib/make-rootfs) built by
-# cvm-image and booted under qemu (q35, TCG) with OVMF, answered over the serial line by
+# Boot tests: real Debian 12 and 13 images (debootstrap, cached by tests/lib/make-rootfs) built
+# by cvm-image and booted under qemu (q35, TCG) with OVMF, answered over the serial line by
 # tests/lib/boot-vm. One unlock in grub, none in the initramfs, / on the opened LUKS device.
+# Variants: initramfs-tools, dracut (Debian 12), trixie-initramfs-tools, trixie-dracut.
 # 'make check-boot'; about two minutes per boot here.
 
 load ../lib/common
@@ -25,7 +26,7 @@ teardown() {
 	common_teardown
 }
 
-# image VARIANT: build (once per file) a qcow2 of the Debian 12 rootfs VARIANT.
+# image VARIANT: build (once per file) a qcow2 of the rootfs VARIANT (make-rootfs's names).
 image() {
 	local v=$1 img=$BOOT_DIR/$1.qcow2
 	if [ ! -f "$img" ]; then
@@ -53,14 +54,16 @@ boot() {
 		--run 'stat -c %a /etc/cryptsetup-keys.d/*.key' \
 		--run 'stat -c %a /boot/initrd.img-*' \
 		--run 'cat /proc/cmdline' \
-		--run 'dmsetup table --target crypt | wc -l' "$@"
+		--run 'dmsetup table --target crypt | wc -l' \
+		--run 'dmesg | grep -c "cvm-image: the root device .* matches its pin"' "$@"
 	R=$output
 	echo "$R"
 	# Times to the grub prompt and to login, for the closing figures.
 	echo "# boot $(basename "$img") $(jq -c '{grub_prompt_s, login_prompt_s}' <<<"$R")" >&3
 }
 
-out() { jq -r --arg c "$1" '.output[$c]' <<<"$R"; }
+# out CMD [BASE]: the output of the --run CMD (of the boot at BASE: .after_reboot).
+out() { jq -r --arg c "$1" "${2:-}.output[\$c]" <<<"$R"; }
 
 # boot_direct VARIANT EXTRA...: the image's own kernel and initramfs booted without a disk
 # (qemu -kernel/-initrd/-append with grub.cfg's command line and EXTRA), as grub would have
@@ -127,6 +130,8 @@ assert_no_initramfs_shell() {
 	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
 	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
 	[ "$(out 'dmsetup table --target crypt | wc -l')" = 1 ]
+	# The initramfs checked the opened root against its pin.
+	[ "$(out 'dmesg | grep -c "cvm-image: the root device .* matches its pin"')" = 1 ]
 	[[ "$(out 'cat /proc/cmdline')" == *"root=UUID=$(jq -r .root_filesystem.uuid "$BOOT_DIR/initramfs-tools.json")"* ]]
 	# The key never reached the serial console.
 	! grep -qF "$(cat "$img.key")" "$T/serial.log"
@@ -155,9 +160,9 @@ assert_no_initramfs_shell() {
 	assert_no_initramfs_shell "$T/direct.log"
 }
 
-@test "boot: a LUKS header swapped after grub: the pin refuses it and the guest powers off (both tools)" {
+@test "boot: a LUKS header swapped after grub: the pin refuses it and the guest powers off (Debian 12 and 13, both tools)" {
 	local v
-	for v in initramfs-tools dracut; do
+	for v in initramfs-tools dracut trixie-initramfs-tools trixie-dracut; do
 		swap_header "$v" "$T/swapped.img"
 		DISK=$T/swapped.img boot_direct "$v"
 		[ "$RC" -eq 0 ] # powered off by itself
@@ -167,6 +172,42 @@ assert_no_initramfs_shell() {
 		assert_no_initramfs_shell "$T/direct.log"
 		rm -f "$T/swapped.img"
 	done
+}
+
+# boot_regenerated VARIANT CMD: boot the VARIANT image with the grub menu tried, then run the
+# distro's own initramfs generator CMD in the guest and reboot: both boots one prompt, the
+# root pinned and checked, the key and the initramfs 0600; the second from the new initramfs.
+boot_regenerated() {
+	local v=$1 cmd=$2 img b pinned
+	img=$(image "$v")
+	pinned='dmesg | grep -c "cvm-image: the root device .* matches its pin"'
+	boot "$img" "$img.key" --try-menu --timeout 2400 --then-reboot "$cmd" \
+		--run 'stat -c %Y /boot/initrd.img-$(uname -r)'
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
+	[ "$(jq -r .after_reboot.command_status <<<"$R")" = 0 ]
+	for b in "" .after_reboot; do
+		[ "$(jq -r "${b}.passphrase_prompts" <<<"$R")" = 1 ]
+		[ "$(out 'dmsetup table --target crypt | wc -l' "$b")" = 1 ]
+		[ "$(out "$pinned" "$b")" = 1 ]
+		[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key' "$b")" = 600 ]
+		[ "$(out 'stat -c %a /boot/initrd.img-*' "$b")" = 600 ]
+	done
+	# The guest's own run wrote the initramfs the second boot came from.
+	[ "$(out 'stat -c %Y /boot/initrd.img-$(uname -r)' .after_reboot)" -gt \
+		"$(out 'stat -c %Y /boot/initrd.img-$(uname -r)')" ]
+}
+
+@test "boot: Debian 13 initramfs-tools: one prompt, grub locked, pinned; the same after update-initramfs -u -k all in the guest" {
+	boot_regenerated trixie-initramfs-tools 'update-initramfs -u -k all'
+	[[ "$(out 'findmnt -no SOURCE /')" == /dev/mapper/cr_root ]]
+	[[ "$(out 'cat /proc/cmdline')" == *"panic=-1"* ]]
+}
+
+@test "boot: Debian 13 dracut: one prompt, grub locked, pinned; the same after dracut -f in the guest" {
+	boot_regenerated trixie-dracut 'dracut -f'
+	[ "$(out 'findmnt -no SOURCE /')" = "/dev/mapper/luks-$(jq -r .luks.uuid "$BOOT_DIR/trixie-dracut.json")" ]
+	[[ "$(out 'cat /proc/cmdline')" == *"rd.shell=0 rd.emergency=poweroff panic=-1"* ]]
 }
 
 @test "boot: a wrong key gets grub's 'access denied' and nothing boots" {
