@@ -22,6 +22,7 @@ enum {
 	ARG_FORCE,
 	ARG_RECOVERY_ITER_TIME,
 	ARG_NEW_UUID,
+	ARG_KILL_SLOT,
 };
 
 static const struct option options[] = {
@@ -34,6 +35,7 @@ static const struct option options[] = {
 	{ "force", no_argument, NULL, ARG_FORCE },
 	{ "new-uuid", no_argument, NULL, ARG_NEW_UUID },
 	{ "recovery-iter-time", required_argument, NULL, ARG_RECOVERY_ITER_TIME },
+	{ "kill-slot", required_argument, NULL, ARG_KILL_SLOT },
 	{ "help", no_argument, NULL, 'h' },
 	{},
 };
@@ -42,7 +44,7 @@ static void help(void)
 {
 	printf("Usage: cvm-image rekey IMAGE (--key-file OLD | --recovery-passphrase-file FILE)\n"
 	       "                      [--new-key-out FILE] [--reencrypt -o NEW_IMAGE [--new-uuid]]\n"
-	       "                      [--json]\n"
+	       "                      [--kill-slot N]... [--json]\n"
 	       "Give an image built by cvm-image a new slot-0 key, in place: the LUKS header, the\n"
 	       "key file in the root filesystem and in every initramfs. No boot, no mount.\n"
 	       "\n"
@@ -58,6 +60,7 @@ static void help(void)
 	       "      --new-uuid            give the copy a new LUKS UUID as well\n"
 	       "      --recovery-iter-time MS\n"
 	       "                            PBKDF2 time for the copy's recovery slot (default: 2000)\n"
+	       "      --kill-slot N         also remove key slot N (0-7), one neither key opens\n"
 	       "      --json                print a JSON summary on stdout\n"
 	       "  -h, --help                show this help\n"
 	       "\n"
@@ -103,6 +106,20 @@ static int do_rekey(int argc, char *argv[])
 				return EXIT_USAGE;
 			}
 			break;
+		case ARG_KILL_SLOT: {
+			char *end;
+			long n;
+
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 0 || n > 7) {
+				log_error("invalid --kill-slot '%s': expected a LUKS1 key slot, 0 to 7",
+					  optarg);
+				return EXIT_USAGE;
+			}
+			o.kill_slots |= 1u << n;
+			break;
+		}
 		case 'h':
 			help();
 			return EXIT_OK;
@@ -125,6 +142,10 @@ static int do_rekey(int argc, char *argv[])
 	}
 	if (reencrypt != !!o.output) {
 		log_error("--reencrypt and -o NEW_IMAGE go together");
+		return EXIT_USAGE;
+	}
+	if (o.kill_slots && reencrypt) {
+		log_error("--kill-slot is for an in-place rekey: the --reencrypt copy has no other slots");
 		return EXIT_USAGE;
 	}
 	if (o.new_uuid && !reencrypt) {

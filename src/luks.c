@@ -210,6 +210,19 @@ const char *luks_uuid(struct crypt_device *cd)
 	return crypt_get_uuid(cd);
 }
 
+unsigned luks_active_slots(struct crypt_device *cd)
+{
+	unsigned mask = 0;
+
+	for (int i = 0; i < crypt_keyslot_max(CRYPT_LUKS1); i++) {
+		crypt_keyslot_info k = crypt_keyslot_status(cd, i);
+
+		if (k == CRYPT_SLOT_ACTIVE || k == CRYPT_SLOT_ACTIVE_LAST)
+			mask |= 1u << i;
+	}
+	return mask;
+}
+
 int luks_pin(const char *uuid, const struct secret *volume_key, char out[LUKS_PIN_LEN + 1])
 {
 	static const char digits[] = "0123456789abcdef";

@@ -67,3 +67,5 @@ int luks_add_fast_key(struct crypt_device *cd, const struct secret *vk, const st
 int luks_kill_slot(struct crypt_device *cd, int slot);
 /* The LUKS UUID. */
 const char *luks_uuid(struct crypt_device *cd);
+/* The key slots in use, as a bit mask (bit N: slot N). */
+unsigned luks_active_slots(struct crypt_device *cd);

@@ -71,6 +71,7 @@ struct rekey_ctx {
 	struct secret new_vk;           /* --reencrypt: the copy's volume key, chosen up front */
 	char old_pin[LUKS_PIN_LEN + 1], new_pin[LUKS_PIN_LEN + 1]; /* "" when it does not change */
 	int used_slot, old_slot, new_slot;
+	unsigned retire;       /* the slots the new key replaces: bit N for slot N */
 	struct xts *xts;
 	struct cryptfs *fs;
 	char *fs_key_path;
@@ -340,6 +341,57 @@ static int choose_new_volume_key(struct rekey_ctx *c)
 	return 0;
 }
 
+static void format_slots(unsigned mask, char *buf, size_t size)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < 32 && n < size; i++)
+		if (mask & (1u << i))
+			n += (size_t)snprintf(buf + n, size - n, "%s%d", n ? ", " : "", i);
+}
+
+/* After a rekey the image opens with the new key (in slot 0, or the old key's slot) and the
+ * recovery passphrase, nothing else. Retired: the slot of the image's key file, the slot the
+ * given key opens (when it is not the recovery slot: a key that is being replaced) and the
+ * --kill-slot ones. Any other slot in use (a key nobody holds: an interrupted rekey's, or one
+ * added by hand) is refused before anything changes, naming it. */
+static int choose_retired_slots(struct rekey_ctx *c)
+{
+	const struct rekey_options *o = c->opt;
+	unsigned active = luks_active_slots(c->cd), keep, extra;
+	char list[64];
+
+	if (o->kill_slots & ~active) {
+		format_slots(o->kill_slots & ~active, list, sizeof(list));
+		return log_error_errno(EINVAL, "--kill-slot %s: not in use in '%s': nothing changed",
+				       list, o->image);
+	}
+	if (o->recovery_file && (o->kill_slots & (1u << c->used_slot)))
+		return log_error_errno(EINVAL, "--kill-slot %d: that is the slot the recovery "
+					       "passphrase opens: nothing changed", c->used_slot);
+	c->retire = o->kill_slots;
+	if (c->old_slot >= 0)
+		c->retire |= 1u << c->old_slot;
+	if (o->key_file && c->used_slot != REKEY_RECOVERY_SLOT)
+		c->retire |= 1u << c->used_slot;
+	keep = 1u << REKEY_RECOVERY_SLOT;
+	if (o->recovery_file)
+		keep |= 1u << c->used_slot;
+	extra = active & ~keep & ~c->retire;
+	if (extra) {
+		format_slots(extra, list, sizeof(list));
+		return log_error_errno(EEXIST, "'%s' has key slot%s %s in use that neither the given "
+				       "key nor the image's key file opens (left by an interrupted "
+				       "rekey, or added by hand): nothing changed; to remove %s, "
+				       "give --kill-slot for %s", o->image,
+				       strchr(list, ',') ? "s" : "", list,
+				       strchr(list, ',') ? "them" : "it",
+				       strchr(list, ',') ? "each" : "it");
+	}
+	return 0;
+}
+
 /* The key inside the image, the slot it opens, and the new contents of every initramfs:
  * all worked out before the first write, so a problem leaves the image untouched. */
 static int prepare_files(struct rekey_ctx *c)
@@ -377,6 +429,11 @@ static int prepare_files(struct rekey_ctx *c)
 	if (c->opt->key_file && slot != c->used_slot)
 		log_warning("the given key opens slot %d, the image's key file slot %d", c->used_slot,
 			    slot);
+	if (!c->opt->output) {
+		r = choose_retired_slots(c);
+		if (r < 0)
+			return r;
+	}
 
 	r = keys_generate(&c->new_key);
 	if (r < 0)
@@ -528,23 +585,32 @@ static int write_files(struct rekey_ctx *c)
 	return fault("files");
 }
 
-/* The old key's slot now holds the new key, the temporary slot is gone: one header write. */
+/* The retired slots removed and the new key moved into slot 0 (if it was among them) or the
+ * old key's slot, the temporary slot gone: one header write. */
 static int retire_old_slot(struct rekey_ctx *c)
 {
-	int r;
+	char list[64];
+	int r, target;
 
-	if (c->old_slot >= 0 && c->old_slot != c->new_slot) {
-		r = luks_kill_slot(c->cd, c->old_slot);
-		if (r == 0)
-			r = luks_add_fast_key(c->cd, &c->vk, &c->new_key, c->old_slot);
-		if (r >= 0)
-			r = luks_kill_slot(c->cd, c->new_slot);
-		if (r < 0)
-			return r;
-		c->new_slot = c->old_slot;
+	if (c->retire) {
+		target = c->retire & 1u ? 0 : c->old_slot >= 0 ? c->old_slot : c->new_slot;
+		for (int i = 0; i < 32; i++)
+			if ((c->retire & (1u << i)) && (r = luks_kill_slot(c->cd, i)) < 0)
+				return r;
+		if (target != c->new_slot) {
+			r = luks_add_fast_key(c->cd, &c->vk, &c->new_key, target);
+			if (r >= 0)
+				r = luks_kill_slot(c->cd, c->new_slot);
+			if (r < 0)
+				return r;
+			c->new_slot = target;
+		}
 		r = splice_header(c);
 		if (r < 0)
 			return r;
+		format_slots(c->retire, list, sizeof(list));
+		log_info("rekey: slot%s %s removed; the new key is in slot %d",
+			 strchr(list, ',') ? "s" : "", list, c->new_slot);
 	}
 	return fault("old-slot-killed");
 }
@@ -1027,7 +1093,7 @@ int rekey_run(const struct rekey_options *opt)
 	c.done = true;
 	log_notice("[%7.1fs] rekeyed '%s': the new key is in slot %d and in '%s'%s",
 		   now_seconds() - c.t0, opt->image, c.new_slot, c.key_out,
-		   c.old_slot >= 0 ? "; the old key opens nothing" : "");
+		   c.retire ? "; the old key opens nothing" : "");
 	if (opt->json)
 		print_json(&c);
 out:

@@ -11,6 +11,7 @@ struct rekey_options {
 	const char *recovery_file;     /* or the recovery passphrase */
 	const char *new_key_out;       /* NULL: IMAGE.key (NEW.key with --reencrypt) */
 	bool json;
+	unsigned kill_slots;           /* --kill-slot N: bit N, removed with the old key's slot */
 
 	/* --reencrypt -o NEW: a copy with a new volume key instead of an in-place rekey */
 	const char *output;
@@ -21,5 +22,8 @@ struct rekey_options {
 
 /* The steps, in order; CVM_IMAGE_FAULT=<step> makes the process die right after one. */
 extern const char *const rekey_steps[];
+
+/* The slot cvm-image build gives the recovery passphrase: never taken for a leftover. */
+#define REKEY_RECOVERY_SLOT 1
 
 int rekey_run(const struct rekey_options *opt);

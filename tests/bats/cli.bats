@@ -76,7 +76,7 @@ options_in_man() {
 	local steps
 	steps=$(sed -n '/^const char \*const rekey_steps\[\]/,/NULL/p' "$CVM_SRCDIR/src/rekey.c" | grep -oE '^	"[a-z-]+"' | tr -d '\t"' | tr '\n' ' ')
 	[ -n "$steps" ]
-	[ "$(sed -n '/^\.B CVM_IMAGE_FAULT/,/^\.SH/p' "$CVM_SRCDIR/man/cvm-image-rekey.1" | tr '\n' ' ' | grep -oE '\((backup[^)]*)\)' | tr -d '(),' ) " = "$steps" ]
+	[ "$(sed -n '/^\.B CVM_IMAGE_FAULT/,/^\.SH/p' "$CVM_SRCDIR/man/cvm-image-rekey.1" | tr '\n' ' ' | grep -oE '\(([a-z-]+, )+[a-z-]+\)' | head -n 1 | tr -d '(),' ) " = "$steps" ]
 }
 
 @test "man: cvm-image-hooks(7) documents every CVM_ variable a hook gets" {

@@ -399,6 +399,68 @@ what_opens() {
 	opens_with "$T/hdr" "$T/old.key"
 }
 
+# slots_enabled IMAGE: the LUKS key slots in use, as "0 1".
+slots_enabled() {
+	header "$1"
+	cryptsetup luksDump "$T/hdr" | sed -n 's/^Key Slot \([0-7]\): ENABLED$/\1/p' | tr '\n' ' ' | sed 's/ $//'
+}
+
+@test "rekey: the recovery once advised after a stop (remove KEY.new, rekey again) leaves the new key in slot 0, the recovery slot, nothing else" {
+	image
+	cp "$T/out/disk.img.key" "$T/old.key"
+	run env CVM_IMAGE_FAULT=files "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/old.key"
+	[ "$status" -eq 99 ]
+	[ "$(slots_enabled "$T/out/disk.img")" = "0 1 2" ]
+	rm "$T/out/disk.img.key.new" "$T/out/disk.img.luks-header-backup"
+	# The image's key file now holds the lost key of slot 2; the old key still opens slot 0.
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --new-key-out "$T/new.key" --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .new_slot <<<"$output")" = 0 ]
+	[ "$(slots_enabled "$T/out/disk.img")" = "0 1" ]
+	opens_with "$T/hdr" "$T/new.key"
+	run ! opens_with "$T/hdr" "$T/old.key"
+	opens_with "$T/hdr" "$T/recovery.typed"
+}
+
+@test "rekey: a slot that no key given opens is refused, named, until --kill-slot removes it" {
+	local sum
+	image
+	cp "$T/out/disk.img.key" "$T/old.key"
+	run env CVM_IMAGE_FAULT=slot-added "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/old.key"
+	[ "$status" -eq 99 ]
+	# Its key thrown away: slot 2 opens with a key nobody holds.
+	rm "$T/out/disk.img.key.new" "$T/out/disk.img.luks-header-backup"
+	sum=$(sha256sum < "$T/out/disk.img")
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'$T/out/disk.img' has key slot 2 in use that neither the given key nor the image's key file opens (left by an interrupted rekey, or added by hand): nothing changed; to remove it, give --kill-slot for it"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --kill-slot 5
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"--kill-slot 5: not in use in '$T/out/disk.img': nothing changed"* ]]
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --recovery-passphrase-file "$T/recovery" --kill-slot 1 --kill-slot 2
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"--kill-slot 1: that is the slot the recovery passphrase opens"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	for bad in 8 -1 x 2x ''; do
+		run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot "$bad"
+		[ "$status" -eq 2 ]
+		[[ "$stderr" == *"invalid --kill-slot '$bad': expected a LUKS1 key slot, 0 to 7"* ]]
+	done
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --reencrypt -o "$T/copy.img"
+	[ "$status" -eq 2 ]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .new_slot <<<"$output")" = 0 ]
+	[ "$(slots_enabled "$T/out/disk.img")" = "0 1" ]
+	opens_with "$T/hdr" "$T/out/disk.img.key"
+	run ! opens_with "$T/hdr" "$T/old.key"
+}
+
 # shared_blocks A B OFFSET END: 4 KiB blocks in [OFFSET, END) that hold data and are equal.
 shared_blocks() {
 	python3 - "$1" "$2" "$3" "$4" <<'PY'
