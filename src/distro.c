@@ -398,14 +398,26 @@ static int tool_requires(const struct distro *d, const char *tool, const char *o
 	return 0;
 }
 
+/* The GLOB:PACKAGE words of one list checked; -ENOENT if any is missing. */
+static int check_words(const char *words, const char *who, const struct rootfs_index *idx)
+{
+	size_t n = 0;
+	char **v = split_words(words, &n);
+	int r;
+
+	if (!v)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = check_list(v, n, who, idx);
+	free_words(v, n);
+	return r;
+}
+
 int distro_check_requires(const struct distro *d, const char *tool,
 			  const struct rootfs_index *idx)
 {
 	_cleanup_free_ char *dwho = strdupf("distro '%s'", d->id), *twho = strdupf("%s", tool);
 	_cleanup_free_ char *dtreq = NULL, *dtwho = NULL;
 	struct envfile e = {};
-	char **treq = NULL;
-	size_t tn = 0;
 	int r, r2;
 
 	if (!dwho || !twho)
@@ -414,25 +426,16 @@ int distro_check_requires(const struct distro *d, const char *tool,
 	r2 = tool_conf(tool, &e);
 	if (r2 < 0)
 		return r2;
-	treq = split_words(envfile_get(&e, "REQUIRES"), &tn);
+	r2 = check_words(envfile_get(&e, "REQUIRES"), twho, idx);
 	envfile_done(&e);
-	if (!treq)
-		return log_error_errno(ENOMEM, "out of memory");
-	r2 = check_list(treq, tn, twho, idx);
-	free_words(treq, tn);
+	if (r2 == -ENOMEM)
+		return r2;
 	if (r2 < 0 && r == 0)
 		r = r2;
 	r2 = tool_requires(d, tool, idx->os_release, &dtreq, &dtwho);
-	if (r2 < 0)
+	if (r2 == 0 && dtreq)
+		r2 = check_words(dtreq, dtwho, idx);
+	if (r2 == -ENOMEM)
 		return r2;
-	if (dtreq) {
-		treq = split_words(dtreq, &tn);
-		if (!treq)
-			return log_error_errno(ENOMEM, "out of memory");
-		r2 = check_list(treq, tn, dtwho, idx);
-		free_words(treq, tn);
-		if (r2 < 0 && r == 0)
-			r = r2;
-	}
-	return r;
+	return r < 0 ? r : r2;
 }

@@ -266,7 +266,7 @@ fails_with() {
 	big_tar 300M
 	umask 022
 	"$CVM_IMAGE" build --distro none "$T/big.tar" -o "$T/out/a.img" 2> "$T/stderr" &
-	local pid=$! i tmp modes=
+	local pid=$! i tmp m modes=
 	for i in $(seq 1200); do
 		grep -q '\] \(mkfs\|luks\|encrypt\):' "$T/stderr" && break
 		sleep 0.02
@@ -274,7 +274,8 @@ fails_with() {
 	grep -q '\] mkfs:' "$T/stderr"
 	while kill -0 "$pid" 2>/dev/null; do
 		for tmp in "$T"/out/.a.img.tmp-*; do
-			[ -e "$tmp" ] && modes+="$(stat -c %a "$tmp") "
+			# It may be renamed into place between the glob and the stat.
+			if m=$(stat -c %a "$tmp" 2>/dev/null); then modes+="$m "; fi
 		done
 		grep -q '\] output:' "$T/stderr" && break
 		sleep 0.05

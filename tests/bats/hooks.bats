@@ -232,20 +232,26 @@ golden() {
 	assert_no_leftovers "$T/out"
 }
 
+# refused_in_prepare TREE MESSAGE: a build of TREE fails (exit 1) in the prepare stage, before
+# anything is unpacked, saying MESSAGE, and leaves nothing.
+refused_in_prepare() {
+	tar --numeric-owner -C "$1" -cf "$T/t.tar" .
+	run --separate-stderr "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"$2"* ]]
+	[[ "$stderr" != *"] unpack:"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+}
+
 @test "hooks: missing pieces fail in the prepare stage and say what to install" {
 	local d=$T/t
 	check() { # what-to-remove expected-message
 		rm -rf --one-file-system "$d"
 		"$CVM_SRCDIR/tests/lib/boot-tree" "$d" initramfs-tools
 		rm -rf --one-file-system "${d:?}"/$1
-		tar --numeric-owner -C "$d" -cf "$T/t.tar" .
-		run --separate-stderr "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
-		echo "$stderr"
-		[ "$status" -eq 1 ]
-		[[ "$stderr" == *"$2"* ]]
-		[[ "$stderr" != *"] unpack:"* ]]
-		[ -z "$(ls -A "$T/out")" ]
-		assert_no_leftovers "$T/out"
+		refused_in_prepare "$d" "$2"
 	}
 	check 'boot/vmlinuz-*' "the rootfs has no '/boot/vmlinuz-*' (needed by distro 'debian'): install 'linux-image-amd64' in the rootfs"
 	check usr/sbin/cryptsetup "the rootfs has no '/usr/sbin/cryptsetup' (needed by distro 'debian'): install 'cryptsetup' in the rootfs"
@@ -270,15 +276,8 @@ golden() {
 		"$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
 		rm -f "$T/out/a.img" "$T/out/a.img.key"
 		rm "$d/usr/lib/systemd/systemd-cryptsetup"
-		tar --numeric-owner -C "$d" -cf "$T/t.tar" .
-		run --separate-stderr "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
-		echo "$stderr"
-		[ "$status" -eq 1 ]
-		[[ "$stderr" == *"the rootfs has no '/usr/lib/systemd/systemd-cryptsetup' $want"* ]]
-		[[ "$stderr" != *"] unpack:"* ]]
-		[ -z "$(ls -A "$T/out")" ]
+		refused_in_prepare "$d" "the rootfs has no '/usr/lib/systemd/systemd-cryptsetup' $want"
 	done
-	assert_no_leftovers "$T/out"
 }
 
 @test "hooks: an unknown distro without --distro says what to do" {

@@ -405,6 +405,20 @@ slots_enabled() {
 	cryptsetup luksDump "$T/hdr" | sed -n 's/^Key Slot \([0-7]\): ENABLED$/\1/p' | tr '\n' ' ' | sed 's/ $//'
 }
 
+# rekeyed_to_slot_0 NEWKEY ARGS...: rekey $T/out/disk.img with $T/old.key and ARGS succeeds; the
+# new key NEWKEY is in slot 0, the recovery slot 1 is the only other, the old key opens nothing.
+rekeyed_to_slot_0() {
+	local new=$1
+	shift
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --json "$@"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .new_slot <<<"$output")" = 0 ]
+	[ "$(slots_enabled "$T/out/disk.img")" = "0 1" ]
+	opens_with "$T/hdr" "$new"
+	run ! opens_with "$T/hdr" "$T/old.key"
+}
+
 @test "rekey: the recovery once advised after a stop (remove KEY.new, rekey again) leaves the new key in slot 0, the recovery slot, nothing else" {
 	image
 	cp "$T/out/disk.img.key" "$T/old.key"
@@ -413,13 +427,7 @@ slots_enabled() {
 	[ "$(slots_enabled "$T/out/disk.img")" = "0 1 2" ]
 	rm "$T/out/disk.img.key.new" "$T/out/disk.img.luks-header-backup"
 	# The image's key file now holds the lost key of slot 2; the old key still opens slot 0.
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --new-key-out "$T/new.key" --json
-	echo "$stderr"
-	[ "$status" -eq 0 ]
-	[ "$(jq -r .new_slot <<<"$output")" = 0 ]
-	[ "$(slots_enabled "$T/out/disk.img")" = "0 1" ]
-	opens_with "$T/hdr" "$T/new.key"
-	run ! opens_with "$T/hdr" "$T/old.key"
+	rekeyed_to_slot_0 "$T/new.key" --new-key-out "$T/new.key"
 	opens_with "$T/hdr" "$T/recovery.typed"
 }
 
@@ -432,11 +440,7 @@ slots_enabled() {
 	# Its key thrown away: slot 2 opens with a key nobody holds.
 	rm "$T/out/disk.img.key.new" "$T/out/disk.img.luks-header-backup"
 	sum=$(sha256sum < "$T/out/disk.img")
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key"
-	echo "$stderr"
-	[ "$status" -eq 1 ]
-	[[ "$stderr" == *"'$T/out/disk.img' has key slot 2 in use that neither the given key nor the image's key file opens (left by an interrupted rekey, or added by hand): nothing changed; to remove it, give --kill-slot for it"* ]]
-	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	refused_unchanged "$T/out/disk.img" "$T/old.key" "'$T/out/disk.img' has key slot 2 in use that neither the given key nor the image's key file opens (left by an interrupted rekey, or added by hand): nothing changed; to remove it, give --kill-slot for it"
 	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --kill-slot 5
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"--kill-slot 5: not in use in '$T/out/disk.img': nothing changed"* ]]
@@ -452,13 +456,7 @@ slots_enabled() {
 	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --reencrypt -o "$T/copy.img"
 	[ "$status" -eq 2 ]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --json
-	echo "$stderr"
-	[ "$status" -eq 0 ]
-	[ "$(jq -r .new_slot <<<"$output")" = 0 ]
-	[ "$(slots_enabled "$T/out/disk.img")" = "0 1" ]
-	opens_with "$T/hdr" "$T/out/disk.img.key"
-	run ! opens_with "$T/hdr" "$T/old.key"
+	rekeyed_to_slot_0 "$T/out/disk.img.key" --kill-slot 2
 }
 
 # shared_blocks A B OFFSET END: 4 KiB blocks in [OFFSET, END) that hold data and are equal.
