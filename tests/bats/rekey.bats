@@ -157,6 +157,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	run ! grep -q "changed in place" "$T/log"
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
 	[[ "$output" == *e2fsck-exit=0* ]]
 	mkdir "$T/root"
 	tar --numeric-owner -xpf "$T/root.tar" -C "$T/root"
