@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <blkid/blkid.h>
@@ -199,6 +200,30 @@ int gpt_verify(const char *path, const struct gpt_plan *plan, const char *luks_u
 	return 0;
 }
 
+/* With no partition table libblkid accepts: a primary GPT header whose backup lies past the
+ * end of the file means a truncated image, not a disk of another kind. Reads the header
+ * itself (libblkid and libfdisk only say "no table"). */
+static int no_table_error(const char *path, int fd)
+{
+	unsigned char h[92];
+	struct stat st;
+	uint64_t alt = 0;
+	char a[32], b[32];
+
+	if (pread(fd, h, sizeof(h), SECTOR) == (ssize_t)sizeof(h) && !memcmp(h, "EFI PART", 8) &&
+	    fstat(fd, &st) == 0) {
+		for (int i = 7; i >= 0; i--)
+			alt = alt << 8 | h[32 + i]; /* AlternateLBA, little-endian */
+		if ((alt + 1) * SECTOR > (uint64_t)st.st_size)
+			return log_error_errno(EMEDIUMTYPE, "'%s' is shorter than its partition table "
+					       "says: %s of %s (truncated?)", path,
+					       format_size((uint64_t)st.st_size, a, sizeof(a)),
+					       format_size((alt + 1) * SECTOR, b, sizeof(b)));
+	}
+	return log_error_errno(EMEDIUMTYPE, "'%s' has no partition table (not an image made by "
+					    "cvm-image?)", path);
+}
+
 /* The first partition whose content libblkid calls type; its version in ret_version. */
 static int find_partition(const char *path, const char *type_wanted, uint64_t *ret_offset,
 			  uint64_t *ret_size, char *ret_version, size_t version_len)
@@ -215,8 +240,7 @@ static int find_partition(const char *path, const char *type_wanted, uint64_t *r
 		return r;
 	n = ls ? blkid_partlist_numof_partitions(ls) : 0;
 	if (n <= 0)
-		return log_error_errno(EMEDIUMTYPE, "'%s' has no partition table (not an image made by "
-						    "cvm-image?)", path);
+		return no_table_error(path, fd);
 	for (int i = 0; i < n; i++) {
 		blkid_partition par = blkid_partlist_get_partition(ls, i);
 		uint64_t off = (uint64_t)blkid_partition_get_start(par) * SECTOR;

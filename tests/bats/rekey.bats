@@ -400,6 +400,14 @@ what_opens() {
 	opens_with "$T/hdr" "$T/old.key"
 }
 
+@test "rekey: a truncated raw image is called truncated, not 'no partition table', and is left as it is" {
+	image
+	truncate -s 20M "$T/out/disk.img"
+	refused_unchanged "$T/out/disk.img" "$T/out/disk.img.key" "'$T/out/disk.img' is shorter than its partition table says: 20.0 MiB of 300.0 MiB (truncated?)"
+	head -c 1M /dev/zero > "$T/zero.img"
+	refused_unchanged "$T/zero.img" "$T/out/disk.img.key" "'$T/zero.img' has no partition table (not an image made by cvm-image?)"
+}
+
 # slots_enabled IMAGE: the LUKS key slots in use, as "0 1".
 slots_enabled() {
 	header "$1"
