@@ -208,11 +208,41 @@ static int open_raw(struct rekey_ctx *c)
 	return c->fd < 0 ? log_error_errno(errno, "cannot open '%s': %m", c->raw_path) : 0;
 }
 
-/* The header region into memory, a backup beside the image and a copy for libcryptsetup. */
+/* The header region of the raw image as it is now, copied to a pid-named 0600 temporary
+ * file and loaded: the copy libcryptsetup edits, and the one failure messages try keys on. */
+static int load_header_copy(struct rekey_ctx *c, char **ret_path, struct crypt_device **ret_cd)
+{
+	_cleanup_free_ unsigned char *hdr = malloc(c->hdr_size);
+	_cleanup_free_ char *path = strdupf("%s/cvm-image-header.%d.XXXXXX",
+					    getenv("TMPDIR") ?: "/tmp", (int)getpid());
+	_cleanup_close_ int fd = -1;
+	int r;
+
+	if (!hdr || !path)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = pread_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
+	if (r < 0)
+		return log_error_errno(r, "cannot read '%s': %m", c->raw_path);
+	c->bytes_read += c->hdr_size;
+	fd = mkostemp(path, O_CLOEXEC); /* 0600 */
+	if (fd < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", path);
+	r = pwrite_all(fd, hdr, c->hdr_size, 0);
+	if (r < 0)
+		r = log_error_errno(r, "cannot write '%s': %m", path);
+	else
+		r = luks_load(path, ret_cd);
+	if (r < 0) {
+		unlink(path);
+		return r;
+	}
+	*ret_path = TAKE_PTR(path);
+	return 0;
+}
+
+/* The LUKS partition, its header's size, and the copy of the header libcryptsetup edits. */
 static int read_header(struct rekey_ctx *c)
 {
-	_cleanup_free_ unsigned char *hdr = NULL;
-	_cleanup_close_ int bfd = -1, hfd = -1;
 	int r;
 
 	r = gpt_find_luks(c->raw_path, &c->part_off, &c->part_size);
@@ -221,32 +251,7 @@ static int read_header(struct rekey_ctx *c)
 	r = luks_header_size(c->fd, c->part_off, &c->hdr_size);
 	if (r < 0)
 		return log_error_errno(r, "'%s': no LUKS1 header in the LUKS partition", c->opt->image);
-	hdr = malloc(c->hdr_size);
-	if (!hdr)
-		return log_error_errno(ENOMEM, "out of memory");
-	r = pread_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
-	if (r < 0)
-		return log_error_errno(r, "cannot read '%s': %m", c->raw_path);
-	c->bytes_read += c->hdr_size;
-
-	c->hdr_path = strdupf("%s/cvm-image-header.%d.XXXXXX", getenv("TMPDIR") ?: "/tmp",
-			      (int)getpid());
-	if (!c->hdr_path)
-		return log_error_errno(ENOMEM, "out of memory");
-	hfd = mkostemp(c->hdr_path, O_CLOEXEC); /* 0600 */
-	if (hfd < 0) {
-		r = log_error_errno(errno, "cannot create '%s': %m", c->hdr_path);
-		free(c->hdr_path);
-		c->hdr_path = NULL;
-		return r;
-	}
-	r = pwrite_all(hfd, hdr, c->hdr_size, 0);
-	if (r < 0)
-		return log_error_errno(r, "cannot write '%s': %m", c->hdr_path);
-	r = luks_load(c->hdr_path, &c->cd);
-	if (r < 0)
-		return r;
-	return 0;
+	return load_header_copy(c, &c->hdr_path, &c->cd);
 }
 
 static int write_backup(struct rekey_ctx *c)
@@ -687,34 +692,21 @@ static void print_json(const struct rekey_ctx *c)
  * raw image now: read back, not assumed. -errno if that cannot be told. */
 static int keys_opening_now(struct rekey_ctx *c, bool *old_opens, bool *new_opens)
 {
-	_cleanup_free_ unsigned char *hdr = malloc(c->hdr_size);
-	_cleanup_free_ char *path = strdupf("%s/cvm-image-header.%d.XXXXXX",
-					    getenv("TMPDIR") ?: "/tmp", (int)getpid());
-	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *path = NULL;
 	struct crypt_device *cd = NULL;
+	struct secret vk = {};
 	int r, slot;
 
-	if (!hdr || !path)
-		return -ENOMEM;
-	fd = mkostemp(path, O_CLOEXEC); /* 0600 */
-	if (fd < 0)
-		return -errno;
-	r = pread_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
-	if (r == 0)
-		r = pwrite_all(fd, hdr, c->hdr_size, 0);
-	if (r == 0)
-		r = luks_load(path, &cd);
-	if (r == 0) {
-		struct secret vk = {};
-
-		*old_opens = c->old_key.size && luks_unlock(cd, &c->old_key, &vk, &slot) == 0;
-		secret_free(&vk);
-		*new_opens = luks_unlock(cd, &c->new_key, &vk, &slot) == 0;
-		secret_free(&vk);
-		luks_free(cd);
-	}
+	r = load_header_copy(c, &path, &cd);
+	if (r < 0)
+		return r;
+	*old_opens = c->old_key.size && luks_unlock(cd, &c->old_key, &vk, &slot) == 0;
+	secret_free(&vk);
+	*new_opens = luks_unlock(cd, &c->new_key, &vk, &slot) == 0;
+	secret_free(&vk);
+	luks_free(cd);
 	unlink(path);
-	return r;
+	return 0;
 }
 
 /* After a failure once the header may have changed: say what opens the image, as tried now,
