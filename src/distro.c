@@ -76,6 +76,7 @@ void distro_free(struct distro *d)
 	free_words(d->requires, d->n_requires);
 	free(d->grub_dir);
 	free(d->grub_tool_prefix);
+	envfile_done(&d->conf);
 	free(d);
 }
 
@@ -149,7 +150,8 @@ static int load_depth(const char *id, unsigned depth, struct distro **ret)
 	} else {
 		d->requires = split_words(v, &d->n_requires);
 	}
-	envfile_done(&e);
+	d->conf = e; /* for the keys read later (REQUIRES_<TOOL>) */
+	e = (struct envfile){};
 	if (!d->id || !d->match || !d->initramfs || !d->grub_dir || !d->grub_tool_prefix ||
 	    !d->requires)
 		return log_error_errno(ENOMEM, "out of memory");
@@ -375,25 +377,16 @@ static int tool_requires(const struct distro *d, const char *tool, const char *o
 			return log_error_errno(ENOMEM, "out of memory");
 	}
 	for (const struct distro *top = d; d; d = d->parent) {
-		_cleanup_free_ char *conf = strdupf("%s/distro.conf", d->dir);
-		struct envfile e = {};
-		const char *v;
+		const char *v = vkey ? envfile_get(&d->conf, vkey) : NULL;
 
-		if (!conf)
-			return log_error_errno(ENOMEM, "out of memory");
-		if (envfile_load(conf, &e, &line) < 0)
-			continue; /* loaded once already: it parses */
-		v = vkey ? envfile_get(&e, vkey) : NULL;
 		if (!v)
-			v = envfile_get(&e, key);
-		if (v) {
-			*ret = strdup(v);
-			*ret_who = strdupf("%s on distro '%s'%s%s", tool, top->id,
-					   version ? " " : "", version ? version : "");
-		}
-		envfile_done(&e);
-		if (v)
-			return *ret && *ret_who ? 0 : log_error_errno(ENOMEM, "out of memory");
+			v = envfile_get(&d->conf, key);
+		if (!v)
+			continue;
+		*ret = strdup(v);
+		*ret_who = strdupf("%s on distro '%s'%s%s", tool, top->id, vkey ? " " : "",
+				   vkey ? version : "");
+		return *ret && *ret_who ? 0 : log_error_errno(ENOMEM, "out of memory");
 	}
 	return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 
+#include "shared/envfile.h"
 #include "tarball.h"
 
 #define DISTRO_NONE "none" /* --distro none: an encrypted disk without boot configuration */
@@ -19,6 +20,7 @@ struct distro {
 	char *grub_dir;         /* "/boot/grub" */
 	char *grub_tool_prefix; /* "grub" or "grub2" */
 	struct distro *parent;  /* INHERIT */
+	struct envfile conf;    /* distro.conf, parsed */
 };
 
 /* Where distro/ and templates/ are: $CVM_IMAGE_DATADIR, the source tree for an uninstalled
