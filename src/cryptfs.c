@@ -242,6 +242,13 @@ void cryptfs_stats(const struct cryptfs *c, uint64_t *read, uint64_t *written)
 	*written = c->io->bytes_written;
 }
 
+static void uuid_format(const unsigned char u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
+}
+
 static int lookup(struct cryptfs *c, const char *path, ext2_ino_t *ino)
 {
 	errcode_t err = ext2fs_namei(c->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, path, ino);
@@ -252,6 +259,40 @@ static int lookup(struct cryptfs *c, const char *path, ext2_ino_t *ino)
 		return log_error_errno(EIO, "cannot look up '%s' in the root filesystem: %s", path,
 				       error_message(err));
 	return 0;
+}
+
+int cryptfs_stat(struct cryptfs *c, const char *path, uint32_t *ret_mode, uint64_t *ret_size)
+{
+	struct ext2_inode inode;
+	ext2_ino_t ino;
+	errcode_t err;
+	int r;
+
+	r = lookup(c, path, &ino);
+	if (r < 0)
+		return r;
+	err = ext2fs_read_inode(c->fs, ino, &inode);
+	if (err)
+		return log_error_errno(EIO, "cannot read the inode of '%s': %s", path, error_message(err));
+	*ret_mode = inode.i_mode;
+	*ret_size = EXT2_I_SIZE(&inode);
+	return 0;
+}
+
+void cryptfs_info(struct cryptfs *c, struct cryptfs_info *ret)
+{
+	struct ext2_super_block *sb = c->fs->super;
+
+	*ret = (struct cryptfs_info){
+		.block_size = c->fs->blocksize,
+		.blocks = ext2fs_blocks_count(sb),
+		.free_blocks = ext2fs_free_blocks_count(sb),
+		.inodes = sb->s_inodes_count,
+		.free_inodes = sb->s_free_inodes_count,
+	};
+	uuid_format(sb->s_uuid, ret->uuid);
+	snprintf(ret->label, sizeof(ret->label), "%.*s", (int)sizeof(sb->s_volume_name),
+		 (const char *)sb->s_volume_name);
 }
 
 int cryptfs_read_file(struct cryptfs *c, const char *path, char **ret, size_t *ret_len)

@@ -30,6 +30,17 @@ int cryptfs_write_file(struct cryptfs *c, const char *path, const void *data, si
 int cryptfs_rename(struct cryptfs *c, const char *dir, const char *old, const char *new_name);
 /* Names in a directory matching an fnmatch(3) glob, NULL-terminated. Logs. */
 int cryptfs_list(struct cryptfs *c, const char *dir, const char *glob, char ***ret);
+/* The mode (type and permission bits) and size of path; -ENOENT if absent. Logs other errors. */
+int cryptfs_stat(struct cryptfs *c, const char *path, uint32_t *ret_mode, uint64_t *ret_size);
+
+struct cryptfs_info {
+	char uuid[37], label[17];
+	uint64_t block_size, blocks, free_blocks;
+	uint32_t inodes, free_inodes;
+};
+/* What the superblock says. */
+void cryptfs_info(struct cryptfs *c, struct cryptfs_info *ret);
+
 /* Bytes through the I/O manager so far. */
 void cryptfs_stats(const struct cryptfs *c, uint64_t *read, uint64_t *written);
 

@@ -275,3 +275,83 @@ int esp_replace_uuid(const char *image, uint64_t offset, const char *path, const
 	unlink(tmp);
 	return r < 0 ? r : (int)n;
 }
+
+int esp_list_files(const char *image, uint64_t offset, char ***ret)
+{
+	_cleanup_free_ char *img = strdupf("%s@@%" PRIu64, image, offset);
+	struct spawn_result res;
+	char **list = NULL, *save = NULL;
+	size_t n = 0, cap = 0;
+	int r;
+
+	if (!img)
+		return log_error_errno(ENOMEM, "out of memory");
+	/* -/ recursive, -b bare: one "::/DIR/FILE" per line, directories with a trailing '/'. */
+	char *argv[] = { "mdir", "-/", "-b", "-i", img, "::/", NULL };
+	r = spawn_capture(argv, mtools_env, &res);
+	if (r < 0)
+		return log_error_errno(r, "cannot run 'mdir': %m");
+	if (res.status != 0) {
+		r = log_error_errno(EMEDIUMTYPE, "the ESP holds no FAT filesystem mtools reads (%s)",
+				    last_lines(res.output, 1));
+		spawn_result_free(&res);
+		return r;
+	}
+	for (char *line = strtok_r(res.output, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "::/", 3) != 0 || str_ends_with(line, "/"))
+			continue;
+		r = greedy_realloc((void **)&list, &cap, n + 2, sizeof(*list));
+		if (r < 0 || !(list[n] = strdup(line + 3))) {
+			spawn_result_free(&res);
+			for (size_t i = 0; i < n; i++)
+				free(list[i]);
+			free(list);
+			return log_error_errno(ENOMEM, "out of memory");
+		}
+		list[++n] = NULL;
+	}
+	spawn_result_free(&res);
+	if (!list && !(list = calloc(1, sizeof(*list))))
+		return log_error_errno(ENOMEM, "out of memory");
+	*ret = list;
+	return 0;
+}
+
+int esp_read_file(const char *image, uint64_t offset, const char *path, const char *tmpdir,
+		  unsigned char **ret, size_t *ret_len)
+{
+	_cleanup_free_ char *img = strdupf("%s@@%" PRIu64, image, offset);
+	_cleanup_free_ char *src = strdupf("::/%s", path), *tmp = strdupf("%s/esp-file", tmpdir);
+	_cleanup_free_ unsigned char *buf = NULL;
+	_cleanup_close_ int fd = -1;
+	struct spawn_result res;
+	struct stat st;
+	int r;
+
+	if (!img || !src || !tmp)
+		return log_error_errno(ENOMEM, "out of memory");
+	char *get[] = { "mcopy", "-n", "-i", img, src, tmp, NULL };
+	r = spawn_capture(get, mtools_env, &res);
+	if (r < 0)
+		return log_error_errno(r, "cannot run 'mcopy': %m");
+	log_child_output("mcopy", res.output);
+	r = res.status == 0 ? 0 : strstr(res.output, "not found") ? -ENOENT : -EIO;
+	spawn_result_free(&res);
+	if (r == -EIO)
+		return log_error_errno(r, "cannot read '%s' from the ESP", path);
+	if (r < 0)
+		return r;
+	fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	unlink(tmp);
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", tmp);
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = pread_all(fd, buf, (size_t)st.st_size, 0);
+	if (r < 0)
+		return log_error_errno(r, "cannot read '%s': %m", tmp);
+	*ret_len = (size_t)st.st_size;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}

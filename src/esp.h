@@ -33,3 +33,12 @@ int esp_replace_uuid(const char *image, uint64_t offset, const char *path, const
 
 /* "ABCD-1234", as blkid and /etc/fstab spell a FAT volume id. */
 void esp_format_volume_id(uint32_t id, char out[10]);
+
+/* The files on the ESP at offset bytes into image ("EFI/BOOT/BOOTX64.EFI", ...), a
+ * NULL-terminated list. Logs. */
+int esp_list_files(const char *image, uint64_t offset, char ***ret);
+
+/* A file of the ESP at offset bytes into image, read through a copy in tmpdir (removed).
+ * -ENOENT if it is not there. Logs other errors. */
+int esp_read_file(const char *image, uint64_t offset, const char *path, const char *tmpdir,
+		  unsigned char **ret, size_t *ret_len);

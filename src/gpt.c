@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The disk layout: the GPT plan, writing it with libfdisk, checking it with libblkid. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -279,4 +280,44 @@ int gpt_find_esp(const char *path, uint64_t *ret_offset, uint64_t *ret_size)
 	if (r == -ENOENT)
 		return log_error_errno(ENOENT, "'%s' has no EFI System Partition", path);
 	return r < 0 ? r : 0;
+}
+
+int gpt_read_table(const char *path, const char *name, struct gpt_table *ret)
+{
+	_cleanup_(blkid_free_probep) blkid_probe pr = NULL;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct gpt_table t = {};
+	blkid_parttable tab;
+	blkid_partlist ls;
+	int n, r;
+
+	if (fd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", name);
+	r = probe_partitions(name, fd, &pr, &ls);
+	if (r < 0)
+		return r;
+	n = ls ? blkid_partlist_numof_partitions(ls) : 0;
+	tab = ls ? blkid_partlist_get_table(ls) : NULL;
+	if (n <= 0 || !tab)
+		return no_table_error(name, fd);
+	snprintf(t.type, sizeof(t.type), "%s", blkid_parttable_get_type(tab) ?: "");
+	snprintf(t.ptuuid, sizeof(t.ptuuid), "%s", blkid_parttable_get_id(tab) ?: "");
+	for (int i = 0; i < n && t.n < ELEMENTSOF(t.parts); i++) {
+		blkid_partition par = blkid_partlist_get_partition(ls, i);
+		struct gpt_part *p = &t.parts[t.n++];
+
+		p->number = (unsigned)blkid_partition_get_partno(par);
+		p->start = (uint64_t)blkid_partition_get_start(par) * SECTOR;
+		p->size = (uint64_t)blkid_partition_get_size(par) * SECTOR;
+		snprintf(p->type_guid, sizeof(p->type_guid), "%s",
+			 blkid_partition_get_type_string(par) ?: "");
+		snprintf(p->partuuid, sizeof(p->partuuid), "%s", blkid_partition_get_uuid(par) ?: "");
+		snprintf(p->name, sizeof(p->name), "%s", blkid_partition_get_name(par) ?: "");
+		for (char *c = p->type_guid; *c; c++)
+			*c = (char)toupper((unsigned char)*c);
+		(void)probe_region(fd, p->start, p->size, p->fs_type, sizeof(p->fs_type), p->fs_uuid,
+				   sizeof(p->fs_uuid), p->fs_version, sizeof(p->fs_version));
+	}
+	*ret = t;
+	return 0;
 }

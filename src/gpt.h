@@ -48,3 +48,22 @@ int gpt_find_luks(const char *path, uint64_t *ret_offset, uint64_t *ret_size);
 
 /* The first vfat partition (the ESP): its offset and size in bytes. Logs. */
 int gpt_find_esp(const char *path, uint64_t *ret_offset, uint64_t *ret_size);
+
+/* A partition table as libblkid reads it, and what each partition holds. */
+struct gpt_part {
+	unsigned number;
+	uint64_t start, size; /* bytes */
+	char type_guid[37], partuuid[37], name[73];
+	char fs_type[16], fs_uuid[37], fs_version[8]; /* "" when libblkid finds nothing */
+};
+
+struct gpt_table {
+	char type[8]; /* "gpt", "dos" */
+	char ptuuid[37];
+	unsigned n;
+	struct gpt_part parts[16];
+};
+
+/* Read the partition table of the image at path; messages name the image as name. Logs when
+ * there is none (truncated, or not a disk image). */
+int gpt_read_table(const char *path, const char *name, struct gpt_table *ret);

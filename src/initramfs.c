@@ -506,3 +506,65 @@ int initramfs_count_key(const char *what, const void *in, size_t in_len, const v
 {
 	return walk(what, in, in_len, key, key_len, NULL, 0, NULL, ret_count, NULL);
 }
+
+void initramfs_members_done(struct initramfs_member *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(m[i].name);
+}
+
+int initramfs_key_members(const char *what, const void *in, size_t in_len, const void *key,
+			  size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n)
+{
+	struct segment segs[16];
+	size_t n, found = 0;
+	int r;
+
+	*ret_n = 0;
+	r = split(in, in_len, segs, ELEMENTSOF(segs), &n);
+	if (r < 0)
+		return log_error_errno(r, "%s: not a chain of cpio archives", what);
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+		struct archive_entry *e;
+		int ar;
+
+		if (!a)
+			return log_error_errno(ENOMEM, "out of memory");
+		archive_read_support_filter_all(a);
+		archive_read_support_format_cpio(a);
+		if (archive_read_open_memory(a, (const unsigned char *)in + segs[i].start,
+					     segs[i].end - segs[i].start) != ARCHIVE_OK)
+			return log_error_errno(EBADMSG, "%s: not a cpio archive: %s", what,
+					       archive_error_string(a));
+		while ((ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+			const char *name = archive_entry_pathname(e) ?: "";
+			bool regular = archive_entry_filetype(e) == AE_IFREG;
+			unsigned char buf[1024];
+			la_ssize_t got;
+
+			if (!str_ends_with(name, ".key"))
+				continue; /* libarchive skips the data */
+			if (found == max)
+				return log_error_errno(E2BIG, "%s: more than %zu key members", what, max);
+			ret[found] = (struct initramfs_member){
+				.name = strdup(name),
+				.mode = archive_entry_perm(e),
+				.regular = regular,
+			};
+			if (!ret[found].name)
+				return log_error_errno(ENOMEM, "out of memory");
+			found++;
+			*ret_n = found;
+			if (!regular || archive_entry_size(e) != (la_int64_t)key_len || key_len > sizeof(buf))
+				continue;
+			got = archive_read_data(a, buf, key_len);
+			ret[found - 1].holds_key = got == (la_ssize_t)key_len && !memcmp(buf, key, key_len);
+			explicit_bzero(buf, sizeof(buf));
+		}
+		if (ar != ARCHIVE_EOF)
+			return log_error_errno(EBADMSG, "%s: %s", what, archive_error_string(a));
+	}
+	*ret_n = found;
+	return 0;
+}

@@ -34,3 +34,16 @@ int initramfs_replace_key_uuid(const char *what, const void *in, size_t in_len, 
 /* Count the members that hold exactly key (for checks). Logs. */
 int initramfs_count_key(const char *what, const void *in, size_t in_len, const void *key,
 			size_t key_len, unsigned *ret_count);
+
+/* A member named *.key, as the kernel would unpack it. */
+struct initramfs_member {
+	char *name;
+	unsigned mode; /* permission bits */
+	bool regular, holds_key;
+};
+
+/* Every member whose name ends in ".key", in every archive of the chain, and whether it holds
+ * exactly key (at most max of them). Only those members' contents are read. Logs. */
+int initramfs_key_members(const char *what, const void *in, size_t in_len, const void *key,
+			  size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n);
+void initramfs_members_done(struct initramfs_member *m, size_t n);

@@ -253,3 +253,38 @@ int luks_pin(const char *uuid, const struct secret *volume_key, char out[LUKS_PI
 	out[j] = '\0';
 	return j == LUKS_PIN_LEN ? 0 : -EIO;
 }
+
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int luks_describe(const unsigned char *hdr, size_t len, struct luks_desc *ret)
+{
+	struct luks_desc d = {};
+
+	/* LUKS1 on-disk format: magic[6] version[2] cipher-name[32] cipher-mode[32]
+	 * hash-spec[32] payload-offset[4] key-bytes[4] mk-digest[20] mk-digest-salt[32]
+	 * mk-digest-iter[4] uuid[40], then 8 key slots of active[4] iterations[4] salt[32]
+	 * key-material-offset[4] stripes[4], from byte 208. */
+	if (len < 208 + 8 * 48 || memcmp(hdr, "LUKS\xba\xbe", 6) != 0)
+		return -EMEDIUMTYPE;
+	d.version = (unsigned)hdr[6] << 8 | hdr[7];
+	if (d.version != 1)
+		return -EMEDIUMTYPE;
+	memcpy(d.cipher, hdr + 8, 32);
+	memcpy(d.mode, hdr + 40, 32);
+	memcpy(d.hash, hdr + 72, 32);
+	d.payload_offset = (uint64_t)be32(hdr + 104) * 512;
+	d.key_bits = be32(hdr + 108) * 8;
+	d.digest_iterations = be32(hdr + 164);
+	memcpy(d.uuid, hdr + 168, 40);
+	for (int i = 0; i < 8; i++) {
+		const unsigned char *s = hdr + 208 + 48 * i;
+
+		d.slots[i].active = be32(s) == 0x00AC71F3;
+		d.slots[i].iterations = be32(s + 4);
+	}
+	*ret = d;
+	return 0;
+}

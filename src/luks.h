@@ -2,6 +2,8 @@
 /* LUKS1 headers through libcryptsetup, on a header file (no device-mapper, no loop device). */
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "shared/cleanup.h"
@@ -69,3 +71,20 @@ int luks_kill_slot(struct crypt_device *cd, int slot);
 const char *luks_uuid(struct crypt_device *cd);
 /* The key slots in use, as a bit mask (bit N: slot N). */
 unsigned luks_active_slots(struct crypt_device *cd);
+
+/* A LUKS1 header as its bytes say (the on-disk format, big-endian), for inspection. */
+struct luks_desc {
+	unsigned version;
+	char cipher[33], mode[33], hash[33], uuid[41];
+	uint64_t payload_offset; /* bytes */
+	unsigned key_bits;
+	uint32_t digest_iterations;
+	struct {
+		bool active;
+		uint32_t iterations;
+	} slots[8];
+};
+
+/* Parse the header at the start of hdr (len bytes): -EMEDIUMTYPE if it is no LUKS1 header.
+ * Never logs. */
+int luks_describe(const unsigned char *hdr, size_t len, struct luks_desc *ret);

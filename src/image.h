@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* An image cvm-image reads or edits: opened and locked (against other cvm-image processes and
+ * against QEMU), raw or qcow2 (a qcow2 read in place through a FUSE export of
+ * qemu-storage-daemon), its LUKS partition found and its header copied and loaded, and unlocked
+ * with a key file or the recovery passphrase. Used by inspect and rekey. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "shared/cleanup.h"
+
+struct crypt_device;
+
+struct image {
+	char *path;       /* as given: what every message names */
+	int lock_fd;      /* path, holding the flock and QEMU's locks */
+	bool writable;
+	bool qcow2;
+	char *raw_path;   /* the guest's view as a file: path itself, or the qcow2's export */
+	int fd;           /* raw_path */
+	uint64_t size;    /* of the guest's view */
+	char *export_dir; /* qcow2: the private directory holding the export */
+	pid_t export_pid; /* qcow2: qemu-storage-daemon */
+	bool export_copied; /* qcow2 without FUSE: raw_path is a temporary copy */
+	uint64_t luks_off, luks_size, hdr_size; /* the LUKS partition and its header, bytes */
+};
+
+/* IMAGE_WRITABLE: an exclusive lock and a writable view; otherwise shared and read-only. */
+#define IMAGE_WRITABLE 1u
+
+/*
+ * Open path: -ENOENT/-EACCES as open(2), -EISDIR, -EMEDIUMTYPE when it is neither a
+ * regular file nor a block device, -EBUSY when another cvm-image process or a QEMU holds it,
+ * -EBADMSG for a damaged qcow2 (qemu-img check), -ENOMEDIUM when a qcow2's backing file is
+ * missing. Logs.
+ */
+int image_open(const char *path, unsigned flags, struct image **ret);
+void image_close(struct image *im);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct image *, image_close);
+
+/* Find the LUKS1 partition and its header's size (im->luks_off, luks_size, hdr_size). Logs. */
+int image_find_luks(struct image *im);
+
+/* The header region as the image holds it now, copied into a pid-named 0600 temporary file
+ * ($TMPDIR or /tmp) and loaded with libcryptsetup. The caller unlinks *ret_path. Logs. */
+int image_load_header(struct image *im, char **ret_path, struct crypt_device **ret_cd);
+
+/* The header region's bytes (im->hdr_size of them), newly allocated. Logs. */
+int image_read_header(struct image *im, unsigned char **ret);
