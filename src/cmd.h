@@ -10,5 +10,6 @@ struct cvm_cmd {
 
 extern const struct cvm_cmd cvm_cmd_build;
 extern const struct cvm_cmd cvm_cmd_hooks;
+extern const struct cvm_cmd cvm_cmd_inspect;
 extern const struct cvm_cmd cvm_cmd_rekey;
 extern const struct cvm_cmd cvm_cmd_secret;

@@ -15,6 +15,7 @@
 static const struct cvm_cmd *const cmds[] = {
 	&cvm_cmd_build,
 	&cvm_cmd_hooks,
+	&cvm_cmd_inspect,
 	&cvm_cmd_rekey,
 	&cvm_cmd_secret,
 };

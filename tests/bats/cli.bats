@@ -62,6 +62,11 @@ options_in_man() {
 	[ "$(options_in_help hooks | wc -l)" -ge 3 ]
 }
 
+@test "man: cvm-image-inspect(1) documents exactly the options of inspect --help" {
+	diff -u <(options_in_help inspect) <(options_in_man "$CVM_SRCDIR/man/cvm-image-inspect.1")
+	[ "$(options_in_help inspect | wc -l)" -ge 4 ]
+}
+
 @test "man: cvm-image-rekey(1) documents exactly the options of rekey --help" {
 	diff -u <(options_in_help rekey) <(options_in_man "$CVM_SRCDIR/man/cvm-image-rekey.1")
 	[ "$(options_in_help rekey | wc -l)" -ge 4 ]

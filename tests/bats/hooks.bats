@@ -79,7 +79,7 @@ golden() {
 	uuid=$("$CVM_IMAGE" -q build --json "$(tree_tar initramfs-tools)" -o "$T/out/a.img" | jq -r .luks.uuid)
 	extract_region "$T/out/a.img" 1 99 "$T/esp"
 	MTOOLS_SKIP_CHECK=1 mtype -i "$T/esp" ::/EFI/BOOT/BOOTX64.EFI > "$T/efi"
-	[ "$(head -n1 "$T/efi")" = FAKE-EFI ]
+	[ "$(head -n1 "$T/efi")" = MZFAKE-EFI ]
 	# The early config it embeds unlocks this image's LUKS root.
 	grep -qx "cryptomount -u ${uuid//-/}" "$T/efi"
 	fsck.fat -n "$T/esp"

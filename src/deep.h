@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* inspect --deep: the image opened by the real kernel in the libguestfs appliance (read-only,
+ * its format given, the key passed through the API), e2fsck -fn of the root, and the files the
+ * offline checks read compared, mode and SHA-256, with the kernel's view of them. */
+#pragma once
+
+#include <stddef.h>
+
+#include "inspect.h"
+#include "shared/cleanup.h"
+
+/* Findings go to c (inspect_add). Returns 0, or -errno when the appliance could not be used
+ * (logged). */
+int deep_inspect(struct inspect_ctx *c, const char *image, const char *format,
+		 const struct secret *key, const struct inspect_file *files, size_t n_files);

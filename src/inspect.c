@@ -1,0 +1,931 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* inspect: the checks, in the order a reader follows the image (disk, ESP, header, tree). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/sha.h>
+
+#include "cryptfs.h"
+#include "deep.h"
+#include "esp.h"
+#include "gpt.h"
+#include "image.h"
+#include "initramfs.h"
+#include "inspect.h"
+#include "json.h"
+#include "keys.h"
+#include "log.h"
+#include "luks.h"
+#include "shared/cleanup.h"
+#include "shared/interrupt.h"
+#include "shared/util.h"
+#include "xts.h"
+
+#define MAX_KEY_MEMBERS 16
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
+struct kernel {
+	char version[96];
+	char initrd[160];    /* "" when none */
+	uint32_t initrd_mode;
+	uint64_t initrd_size;
+	struct initramfs_member members[MAX_KEY_MEMBERS];
+	size_t n_members;
+};
+
+struct inspect_ctx {
+	const struct inspect_options *opt;
+	struct image *im;
+	struct check *checks;
+	size_t n_checks, cap_checks;
+	struct gpt_table gpt;
+	int esp_index, luks_index; /* into gpt.parts, -1: none */
+	char **esp_files;
+	char grub_uuid[40];        /* the UUID BOOTX64.EFI's early config unlocks */
+	struct luks_desc luks;
+	bool have_luks;
+	struct crypt_device *cd;
+	char *hdr_path;
+	struct secret key;         /* the slot-0 key (given, or the tree's key file) */
+	struct secret vk;
+	int opened_slot;           /* -1: not tried or none */
+	struct xts *xts;
+	struct cryptfs *fs;
+	struct cryptfs_info fsinfo;
+	bool have_fs;
+	char tool[24];             /* "initramfs-tools", "dracut", "" */
+	struct kernel *kernels;
+	size_t n_kernels;
+	struct inspect_file *files;
+	size_t n_files, cap_files;
+};
+
+static const char *const state_names[] = { "ok", "warning", "fail" };
+
+void inspect_add(struct inspect_ctx *c, const char *name, enum check_state state,
+		 const char *fmt, ...)
+{
+	struct check *k;
+	va_list ap;
+
+	if (greedy_realloc((void **)&c->checks, &c->cap_checks, c->n_checks + 1, sizeof(*k)) < 0) {
+		log_error_errno(ENOMEM, "out of memory");
+		return;
+	}
+	k = &c->checks[c->n_checks++];
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	k->state = state;
+	va_start(ap, fmt);
+	vsnprintf(k->detail, sizeof(k->detail), fmt, ap);
+	va_end(ap);
+}
+
+static void sha256_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+
+	SHA256(data, len, md);
+	for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+/* Remember a tree file for --deep. */
+static void note_file(struct inspect_ctx *c, const char *path, uint32_t mode, const void *data,
+		      size_t len)
+{
+	struct inspect_file *f;
+
+	if (greedy_realloc((void **)&c->files, &c->cap_files, c->n_files + 1, sizeof(*f)) < 0)
+		return;
+	f = &c->files[c->n_files++];
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	f->mode = mode;
+	sha256_hex(data, len, f->sha256);
+}
+
+static bool memmem_secret(const void *hay, size_t len, const struct secret *s)
+{
+	return s->size > 0 && memmem(hay, len, s->data, s->size) != NULL;
+}
+
+/* ---- without a key ------------------------------------------------------------------- */
+
+static int check_gpt(struct inspect_ctx *c)
+{
+	struct gpt_table *t = &c->gpt;
+	char a[32], b[32];
+	int r;
+
+	c->esp_index = c->luks_index = -1;
+	r = gpt_read_table(c->im->raw_path, c->im->path, t);
+	if (r < 0) {
+		inspect_add(c, "gpt", CHECK_FAIL, "no usable partition table");
+		return r;
+	}
+	for (unsigned i = 0; i < t->n; i++) {
+		if (streq(t->parts[i].type_guid, GPT_TYPE_ESP) && c->esp_index < 0)
+			c->esp_index = (int)i;
+		if (streq(t->parts[i].fs_type, "crypto_LUKS") && c->luks_index < 0)
+			c->luks_index = (int)i;
+		if (t->parts[i].start + t->parts[i].size > c->im->size) {
+			inspect_add(c, "gpt", CHECK_FAIL, "partition %u ends at %s, the image at %s "
+				    "(truncated?)", t->parts[i].number,
+				    format_size(t->parts[i].start + t->parts[i].size, a, sizeof(a)),
+				    format_size(c->im->size, b, sizeof(b)));
+			return -EMEDIUMTYPE;
+		}
+	}
+	if (!streq(t->type, "gpt")) {
+		inspect_add(c, "gpt", CHECK_FAIL, "a '%s' partition table, not GPT", t->type);
+		return -EMEDIUMTYPE;
+	}
+	if (c->esp_index < 0 || c->luks_index < 0) {
+		inspect_add(c, "gpt", CHECK_FAIL, "GPT with %u partition%s, %s (not an image made by "
+			    "cvm-image?)", t->n, t->n == 1 ? "" : "s",
+			    c->esp_index < 0 && c->luks_index < 0 ? "no EFI System Partition and no LUKS partition" :
+			    c->esp_index < 0 ? "no EFI System Partition" : "no LUKS partition");
+		return -EMEDIUMTYPE;
+	}
+	inspect_add(c, "gpt", CHECK_OK, "GPT %s: ESP partition %u (%s), LUKS partition %u (%s)",
+		    t->ptuuid, t->parts[c->esp_index].number,
+		    format_size(t->parts[c->esp_index].size, a, sizeof(a)),
+		    t->parts[c->luks_index].number,
+		    format_size(t->parts[c->luks_index].size, b, sizeof(b)));
+	return 0;
+}
+
+/* The UUID after "cryptomount -u " in grub's embedded early config. */
+static void find_grub_uuid(const unsigned char *p, size_t len, char out[40])
+{
+	static const char tag[] = "cryptomount -u ";
+	const unsigned char *m = memmem(p, len, tag, sizeof(tag) - 1);
+	size_t i = 0;
+
+	out[0] = '\0';
+	if (!m)
+		return;
+	m += sizeof(tag) - 1;
+	while (m + i < p + len && i < 39 && (strchr("0123456789abcdef-", m[i]) && m[i]))
+		i++;
+	memcpy(out, m, i);
+	out[i] = '\0';
+}
+
+static int check_esp(struct inspect_ctx *c)
+{
+	const struct gpt_part *p = &c->gpt.parts[c->esp_index];
+	_cleanup_free_ unsigned char *efi = NULL;
+	_cleanup_free_ char *tmp = strdupf("%s/cvm-image-inspect.%d.XXXXXX", getenv("TMPDIR") ?: "/var/tmp",
+					   (int)getpid());
+	size_t len, n = 0;
+	int r;
+
+	if (!streq(p->fs_type, "vfat")) {
+		inspect_add(c, "esp", CHECK_FAIL, "the EFI System Partition holds %s, not FAT",
+			    *p->fs_type ? p->fs_type : "nothing libblkid knows");
+		return 0;
+	}
+	r = esp_list_files(c->im->raw_path, p->start, &c->esp_files);
+	if (r < 0) {
+		inspect_add(c, "esp", CHECK_FAIL, "its FAT filesystem cannot be read");
+		return 0;
+	}
+	while (c->esp_files[n])
+		n++;
+	inspect_add(c, "esp", CHECK_OK, "FAT, volume id %s, %zu file%s", p->fs_uuid, n,
+		    n == 1 ? "" : "s");
+	if (!tmp || !mkdtemp(tmp))
+		return log_error_errno(tmp ? errno : ENOMEM, "cannot create a temporary directory: %m");
+	r = esp_read_file(c->im->raw_path, p->start, "EFI/BOOT/BOOTX64.EFI", tmp, &efi, &len);
+	rmdir(tmp);
+	if (r == -ENOENT) {
+		inspect_add(c, "esp-grub", CHECK_FAIL, "no \\EFI\\BOOT\\BOOTX64.EFI (the removable path)");
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	find_grub_uuid(efi, len, c->grub_uuid);
+	if (len < 2 || memcmp(efi, "MZ", 2) != 0)
+		inspect_add(c, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI is no EFI binary");
+	else if (!c->grub_uuid[0])
+		inspect_add(c, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI (%zu bytes) has no "
+			    "early config unlocking a LUKS UUID (not grub made by cvm-image?)", len);
+	else
+		inspect_add(c, "esp-grub", CHECK_OK, "\\EFI\\BOOT\\BOOTX64.EFI (%zu bytes), its early "
+			    "config unlocks %s", len, c->grub_uuid);
+	return 0;
+}
+
+static bool uuid_eq_nodash(const char *a, const char *b)
+{
+	while (*a || *b) {
+		if (*a == '-') {
+			a++;
+			continue;
+		}
+		if (*b == '-') {
+			b++;
+			continue;
+		}
+		if (*a++ != *b++)
+			return false;
+	}
+	return true;
+}
+
+static int check_luks(struct inspect_ctx *c)
+{
+	const struct gpt_part *p = &c->gpt.parts[c->luks_index];
+	_cleanup_free_ unsigned char *hdr = NULL;
+	struct luks_desc *d = &c->luks;
+	char slots[128] = "";
+	size_t n = 0;
+	int r;
+
+	if (!streq(p->fs_version, "1")) {
+		inspect_add(c, "luks-header", CHECK_FAIL, "partition %u is LUKS version %s, not LUKS1",
+			    p->number, p->fs_version);
+		return -EMEDIUMTYPE;
+	}
+	r = image_find_luks(c->im);
+	if (r == 0)
+		r = image_read_header(c->im, &hdr);
+	if (r == 0)
+		r = luks_describe(hdr, c->im->hdr_size, d);
+	if (r < 0) {
+		inspect_add(c, "luks-header", CHECK_FAIL, "the LUKS partition's header cannot be read");
+		return r;
+	}
+	/* libcryptsetup loads it too: the checks it makes (digest, key material in range). */
+	r = image_load_header(c->im, &c->hdr_path, &c->cd);
+	if (r < 0) {
+		inspect_add(c, "luks-header", CHECK_FAIL, "libcryptsetup refuses the header");
+		return r;
+	}
+	c->have_luks = true;
+	if (!streq(d->cipher, "aes") || !streq(d->mode, "xts-plain64") || d->key_bits != 512 ||
+	    !streq(d->hash, "sha256"))
+		inspect_add(c, "luks-header", CHECK_WARN, "LUKS1 %s-%s, %u-bit key, %s: not what "
+			    "cvm-image makes (aes-xts-plain64, 512, sha256); UUID %s", d->cipher,
+			    d->mode, d->key_bits, d->hash, d->uuid);
+	else
+		inspect_add(c, "luks-header", CHECK_OK, "LUKS1 aes-xts-plain64, 512-bit key, sha256, "
+			    "UUID %s, payload at %" PRIu64 " KiB", d->uuid, d->payload_offset / 1024);
+	if (c->grub_uuid[0] && !uuid_eq_nodash(c->grub_uuid, d->uuid))
+		inspect_add(c, "grub-early-config", CHECK_FAIL, "grub's early config unlocks %s, the "
+			    "LUKS header is %s", c->grub_uuid, d->uuid);
+	else if (c->grub_uuid[0])
+		inspect_add(c, "grub-early-config", CHECK_OK, "unlocks this LUKS UUID");
+
+	for (int i = 0; i < 8; i++)
+		if (d->slots[i].active)
+			n += (size_t)snprintf(slots + n, sizeof(slots) - n, "%s%d (%" PRIu32 " iterations)",
+					      n ? ", " : "", i, d->slots[i].iterations);
+	if (!d->slots[0].active)
+		inspect_add(c, "key-slots", CHECK_FAIL, "slot 0 (the image's key) is not in use; in use: %s",
+			    n ? slots : "none");
+	else if (d->slots[0].iterations != LUKS_FAST_ITERATIONS)
+		inspect_add(c, "key-slots", CHECK_WARN, "slot 0 at %" PRIu32 " iterations, not %d "
+			    "(grub's unlock is slow); in use: %s", d->slots[0].iterations,
+			    LUKS_FAST_ITERATIONS, slots);
+	else if (d->slots[1].active && d->slots[1].iterations < 100000)
+		inspect_add(c, "key-slots", CHECK_WARN, "the recovery slot 1 at %" PRIu32 " iterations "
+			    "(under 100000: a passphrase is weak against guessing); in use: %s",
+			    d->slots[1].iterations, slots);
+	else {
+		bool extra = false;
+
+		for (int i = 2; i < 8; i++)
+			extra |= d->slots[i].active;
+		inspect_add(c, "key-slots", extra ? CHECK_WARN : CHECK_OK, "%s%s", extra ?
+			    "slots beyond 0 and 1 in use (a key nobody may hold; rekey --kill-slot "
+			    "removes one): " : "in use: ", slots);
+	}
+	return 0;
+}
+
+/* ---- with a key ---------------------------------------------------------------------- */
+
+static int unlock(struct inspect_ctx *c)
+{
+	const struct inspect_options *o = c->opt;
+	_cleanup_secret_ struct secret pass = {};
+	int r;
+
+	c->opened_slot = -1;
+	r = o->key_file ? keys_read_key_file(o->key_file, &pass) :
+			  keys_read_passphrase_file(o->recovery_file, &pass);
+	if (r < 0)
+		return r;
+	r = luks_unlock(c->cd, &pass, &c->vk, &c->opened_slot);
+	if (r == -EPERM) {
+		inspect_add(c, "key-opens", CHECK_FAIL, "the %s opens no key slot",
+			    o->key_file ? "key in the key file" : "recovery passphrase");
+		c->opened_slot = -1;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (o->key_file && c->opened_slot != 0)
+		inspect_add(c, "key-opens", CHECK_WARN, "the key opens slot %d, not slot 0", c->opened_slot);
+	else
+		inspect_add(c, "key-opens", CHECK_OK, "the %s opens slot %d",
+			    o->key_file ? "key" : "recovery passphrase", c->opened_slot);
+	if (o->key_file) {
+		c->key = pass;
+		pass = (struct secret){};
+	}
+	r = xts_new(c->vk.data, c->vk.size, &c->xts);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up AES-XTS: %m");
+	r = cryptfs_open(c->im->fd, c->im->luks_off + c->im->hdr_size, c->xts, false, &c->fs);
+	if (r < 0) {
+		inspect_add(c, "rootfs", CHECK_FAIL, "the LUKS payload holds no ext4 filesystem");
+		return 0;
+	}
+	cryptfs_info(c->fs, &c->fsinfo);
+	c->have_fs = true;
+	{
+		char a[32], b[32];
+
+		inspect_add(c, "rootfs", CHECK_OK, "ext4 UUID %s%s%s%s, %s free of %s", c->fsinfo.uuid,
+			    *c->fsinfo.label ? ", label '" : "", c->fsinfo.label,
+			    *c->fsinfo.label ? "'" : "",
+			    format_size(c->fsinfo.free_blocks * c->fsinfo.block_size, a, sizeof(a)),
+			    format_size(c->fsinfo.blocks * c->fsinfo.block_size, b, sizeof(b)));
+	}
+	return 0;
+}
+
+/* A file of the tree (NULL, 0 when absent: the caller says what that means). */
+static int read_tree_file(struct inspect_ctx *c, const char *path, char **ret, size_t *ret_len,
+			  uint32_t *ret_mode)
+{
+	uint64_t size;
+	int r;
+
+	*ret = NULL;
+	*ret_len = 0;
+	r = cryptfs_stat(c->fs, path, ret_mode, &size);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if ((*ret_mode & S_IFMT) != S_IFREG)
+		return 0;
+	r = cryptfs_read_file(c->fs, path, ret, ret_len);
+	if (r < 0)
+		return r;
+	note_file(c, path, *ret_mode, *ret, *ret_len);
+	return 0;
+}
+
+static int check_key_file(struct inspect_ctx *c)
+{
+	_cleanup_free_ char *path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", c->luks.uuid);
+	_cleanup_secret_ struct secret vk = {};
+	char *data = NULL;
+	uint32_t mode = 0;
+	size_t len;
+	int r, slot;
+
+	if (!path)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = read_tree_file(c, path, &data, &len, &mode);
+	if (r < 0)
+		return r;
+	if (!data) {
+		inspect_add(c, "key-file", CHECK_FAIL, "%s: %s", path, mode ? "not a regular file" :
+			    "missing (not an image made by cvm-image build?)");
+		return 0;
+	}
+	struct secret tree = { (unsigned char *)data, len };
+	if (c->key.size) {
+		if (len != c->key.size || memcmp(data, c->key.data, len) != 0)
+			inspect_add(c, "key-file", CHECK_FAIL, "%s does not hold the given key", path);
+		else if ((mode & 07777) != 0600)
+			inspect_add(c, "key-file", CHECK_FAIL, "%s holds the key but has mode %04o, "
+				    "not 0600", path, mode & 07777);
+		else
+			inspect_add(c, "key-file", CHECK_OK, "%s, mode 0600, holds the key", path);
+		secret_free(&tree);
+		return 0;
+	}
+	/* With the recovery passphrase: the tree's key is the one to look for elsewhere. */
+	r = luks_unlock(c->cd, &tree, &vk, &slot);
+	if (r == -EPERM)
+		inspect_add(c, "key-file", CHECK_FAIL, "%s opens no key slot", path);
+	else if (r < 0)
+		return r;
+	else if ((mode & 07777) != 0600)
+		inspect_add(c, "key-file", CHECK_FAIL, "%s opens slot %d but has mode %04o, not 0600",
+			    path, slot, mode & 07777);
+	else
+		inspect_add(c, "key-file", CHECK_OK, "%s, mode 0600, opens slot %d", path, slot);
+	c->key = tree;
+	return 0;
+}
+
+static int check_pin(struct inspect_ctx *c)
+{
+	_cleanup_free_ char *path = strdupf("/etc/cryptsetup-keys.d/luks-%s.pin", c->luks.uuid);
+	_cleanup_free_ char *data = NULL;
+	char pin[LUKS_PIN_LEN + 1];
+	uint32_t mode = 0;
+	size_t len;
+	int r;
+
+	if (!path)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = read_tree_file(c, path, &data, &len, &mode);
+	if (r < 0)
+		return r;
+	if (!data) {
+		inspect_add(c, "pin", CHECK_WARN, "%s missing: the initramfs does not check the root's "
+			    "volume key (built before cvm-image pinned the root?)", path);
+		return 0;
+	}
+	r = luks_pin(c->luks.uuid, &c->vk, pin);
+	if (r < 0)
+		return log_error_errno(r, "cannot compute the pin: %m");
+	if (!streq(pin, data))
+		inspect_add(c, "pin", CHECK_FAIL, "%s does not match this header's UUID and volume "
+			    "key: the initramfs would refuse the root", path);
+	else
+		inspect_add(c, "pin", CHECK_OK, "%s matches the volume key", path);
+	return 0;
+}
+
+static bool has_line(const char *text, const char *const words[])
+{
+	_cleanup_free_ char *copy = strdup(text ?: "");
+	char *save = NULL;
+
+	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		bool all = *l != '#';
+
+		for (size_t i = 0; all && words[i]; i++)
+			all = strstr(l, words[i]) != NULL;
+		if (all)
+			return true;
+	}
+	return false;
+}
+
+/* The value a shell assignment NAME=VALUE (quoted or not, last one wins) gives name, in buf. */
+static bool shell_var(const char *text, const char *name, char *buf, size_t size)
+{
+	_cleanup_free_ char *copy = strdup(text ?: "");
+	size_t nlen = strlen(name);
+	char *save = NULL;
+	bool found = false;
+
+	for (char *l = strtok_r(copy, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		size_t len;
+
+		l += strspn(l, " \t");
+		if (strncmp(l, "export ", 7) == 0)
+			l += 7 + strspn(l + 7, " \t");
+		if (strncmp(l, name, nlen) != 0 || l[nlen] != '=')
+			continue;
+		l += nlen + 1;
+		len = strcspn(l, " \t#");
+		if (len >= 2 && (l[0] == '"' || l[0] == '\'') && l[len - 1] == l[0]) {
+			l++;
+			len -= 2;
+		}
+		snprintf(buf, size, "%.*s", (int)len, l);
+		found = true;
+	}
+	return found;
+}
+
+static int check_config(struct inspect_ctx *c)
+{
+	_cleanup_free_ char *crypttab = NULL, *hook = NULL, *conf = NULL, *dracut = NULL;
+	_cleanup_free_ char *grub = NULL, *cfg = NULL;
+	_cleanup_free_ char *uuid_eq = strdupf("UUID=%s", c->luks.uuid);
+	_cleanup_free_ char *keypath = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", c->luks.uuid);
+	char nodash[40];
+	const char *cfg_path = "/boot/grub/grub.cfg";
+	uint32_t mode;
+	size_t len, j = 0;
+	int r;
+
+	if (!uuid_eq || !keypath)
+		return log_error_errno(ENOMEM, "out of memory");
+	for (const char *s = c->luks.uuid; *s && j < sizeof(nodash) - 1; s++)
+		if (*s != '-')
+			nodash[j++] = *s;
+	nodash[j] = '\0';
+
+	r = read_tree_file(c, "/etc/crypttab", &crypttab, &len, &mode);
+	if (r < 0)
+		return r;
+	const char *const ct[] = { uuid_eq, keypath, "luks", NULL };
+	if (has_line(crypttab, ct))
+		inspect_add(c, "crypttab", CHECK_OK, "/etc/crypttab opens %s with the key file", uuid_eq);
+	else
+		inspect_add(c, "crypttab", CHECK_FAIL, "/etc/crypttab %s", crypttab ?
+			    "has no line opening this LUKS UUID with the key file" : "missing");
+
+	r = read_tree_file(c, "/etc/cryptsetup-initramfs/conf-hook", &hook, &len, &mode);
+	if (r == 0)
+		r = read_tree_file(c, "/etc/initramfs-tools/conf.d/cvm-image", &conf, &len, &mode);
+	if (r == 0)
+		r = read_tree_file(c, "/etc/dracut.conf.d/90-cvm-image.conf", &dracut, &len, &mode);
+	if (r < 0)
+		return r;
+	const char *const kp[] = { "KEYFILE_PATTERN=", "/etc/cryptsetup-keys.d/", NULL };
+	const char *const um[] = { "UMASK=0077", NULL };
+	const char *const ii[] = { "install_items", "/etc/cryptsetup-keys.d/", NULL };
+	if (dracut) {
+		snprintf(c->tool, sizeof(c->tool), "dracut");
+		if (has_line(dracut, ii))
+			inspect_add(c, "initramfs-settings", CHECK_OK, "dracut: "
+				    "/etc/dracut.conf.d/90-cvm-image.conf installs the key file");
+		else
+			inspect_add(c, "initramfs-settings", CHECK_FAIL, "dracut: "
+				    "/etc/dracut.conf.d/90-cvm-image.conf does not install the key file");
+	} else if (hook || conf) {
+		snprintf(c->tool, sizeof(c->tool), "initramfs-tools");
+		if (has_line(hook, kp) && has_line(conf, um))
+			inspect_add(c, "initramfs-settings", CHECK_OK, "initramfs-tools: KEYFILE_PATTERN "
+				    "takes the key file, UMASK=0077");
+		else
+			inspect_add(c, "initramfs-settings", CHECK_FAIL, "initramfs-tools: %s",
+				    !has_line(hook, kp) ? "no KEYFILE_PATTERN for /etc/cryptsetup-keys.d "
+				    "in /etc/cryptsetup-initramfs/conf-hook" :
+				    "no UMASK=0077 in /etc/initramfs-tools/conf.d/cvm-image");
+	} else {
+		inspect_add(c, "initramfs-settings", CHECK_FAIL, "neither initramfs-tools' nor "
+			    "dracut's settings from cvm-image (made with --distro none?)");
+	}
+
+	r = read_tree_file(c, "/etc/default/grub", &grub, &len, &mode);
+	if (r < 0)
+		return r;
+	char val[64];
+	if (shell_var(grub, "GRUB_ENABLE_CRYPTODISK", val, sizeof(val)) && streq(val, "y"))
+		inspect_add(c, "default-grub", CHECK_OK, "/etc/default/grub: GRUB_ENABLE_CRYPTODISK=y");
+	else
+		inspect_add(c, "default-grub", CHECK_FAIL, "/etc/default/grub %s", grub ?
+			    "does not set GRUB_ENABLE_CRYPTODISK=y" : "missing");
+
+	r = read_tree_file(c, cfg_path, &cfg, &len, &mode);
+	if (r == 0 && !cfg) {
+		cfg_path = "/boot/grub2/grub.cfg";
+		r = read_tree_file(c, cfg_path, &cfg, &len, &mode);
+	}
+	if (r < 0)
+		return r;
+	if (!cfg)
+		inspect_add(c, "grub-cfg", CHECK_FAIL, "no /boot/grub/grub.cfg or /boot/grub2/grub.cfg");
+	else if (!strstr(cfg, c->fsinfo.uuid))
+		inspect_add(c, "grub-cfg", CHECK_FAIL, "%s does not name the root filesystem %s",
+			    cfg_path, c->fsinfo.uuid);
+	else if (!strstr(cfg, nodash) && !strstr(cfg, c->luks.uuid) && !strstr(cfg, "insmod luks"))
+		inspect_add(c, "grub-cfg", CHECK_FAIL, "%s does not load LUKS support", cfg_path);
+	else
+		inspect_add(c, "grub-cfg", CHECK_OK, "%s finds the root filesystem %s", cfg_path,
+			    c->fsinfo.uuid);
+	return 0;
+}
+
+/* The path the tool puts the key at, inside the initramfs. */
+static bool expected_member(const struct inspect_ctx *c, const char *name)
+{
+	char want[128];
+
+	while (*name == '.' || *name == '/')
+		name++;
+	if (streq(c->tool, "initramfs-tools"))
+		return strncmp(name, "cryptroot/keyfiles/", 19) == 0;
+	snprintf(want, sizeof(want), "etc/cryptsetup-keys.d/luks-%s.key", c->luks.uuid);
+	return streq(name, want);
+}
+
+static int check_kernels(struct inspect_ctx *c)
+{
+	char **names = NULL;
+	int r;
+
+	r = cryptfs_list(c->fs, "/boot", "vmlinuz-*", &names);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; names && names[i]; i++)
+		c->n_kernels++;
+	c->kernels = calloc(c->n_kernels ?: 1, sizeof(*c->kernels));
+	if (!c->kernels)
+		r = log_error_errno(ENOMEM, "out of memory");
+	for (size_t i = 0; r == 0 && i < c->n_kernels; i++) {
+		struct kernel *k = &c->kernels[i];
+		_cleanup_free_ char *data = NULL;
+		char name[128];
+		size_t len = 0, good = 0, bad_mode = 0, bad_path = 0;
+
+		snprintf(k->version, sizeof(k->version), "%s", names[i] + strlen("vmlinuz-"));
+		snprintf(name, sizeof(name), "initramfs %s", k->version);
+		for (int t = 0; t < 2 && !k->initrd[0]; t++) {
+			uint64_t size;
+			uint32_t mode;
+
+			snprintf(k->initrd, sizeof(k->initrd), t == 0 ? "/boot/initrd.img-%s" :
+				 "/boot/initramfs-%s.img", k->version);
+			r = cryptfs_stat(c->fs, k->initrd, &mode, &size);
+			if (r == -ENOENT) {
+				k->initrd[0] = '\0';
+				r = 0;
+				continue;
+			}
+			k->initrd_mode = mode;
+			k->initrd_size = size;
+		}
+		if (r < 0)
+			break;
+		if (!k->initrd[0]) {
+			inspect_add(c, name, CHECK_FAIL, "no /boot/initrd.img-%s or "
+				    "/boot/initramfs-%s.img", k->version, k->version);
+			continue;
+		}
+		r = cryptfs_read_file(c->fs, k->initrd, &data, &len);
+		if (r < 0)
+			break;
+		note_file(c, k->initrd, k->initrd_mode, data, len);
+		r = initramfs_key_members(k->initrd, data, len, c->key.data, c->key.size, k->members,
+					  MAX_KEY_MEMBERS, &k->n_members);
+		if (r < 0) {
+			inspect_add(c, name, CHECK_FAIL, "%s cannot be read as a chain of cpio archives",
+				    k->initrd);
+			r = 0;
+			continue;
+		}
+		for (size_t m = 0; m < k->n_members; m++) {
+			if (!k->members[m].holds_key)
+				continue;
+			good++;
+			bad_mode += k->members[m].mode != 0600;
+			bad_path += !expected_member(c, k->members[m].name);
+		}
+		if ((k->initrd_mode & 07777) != 0600)
+			inspect_add(c, name, CHECK_FAIL, "%s has mode %04o, not 0600 (it holds the "
+				    "disk key)", k->initrd, k->initrd_mode & 07777);
+		else if (good == 0)
+			inspect_add(c, name, CHECK_FAIL, "%s holds no copy of the key (%zu *.key "
+				    "member%s): the initramfs would ask again", k->initrd, k->n_members,
+				    k->n_members == 1 ? "" : "s");
+		else if (bad_mode)
+			inspect_add(c, name, CHECK_FAIL, "%s: a key member is not mode 0600", k->initrd);
+		else if (bad_path)
+			inspect_add(c, name, CHECK_FAIL, "%s: the key is not where %s looks for it",
+				    k->initrd, *c->tool ? c->tool : "the initramfs tool");
+		else
+			inspect_add(c, name, CHECK_OK, "%s, mode 0600, %zu key member%s (mode 0600) "
+				    "holding the key", k->initrd, good, good == 1 ? "" : "s");
+	}
+	for (size_t i = 0; names && names[i]; i++)
+		free(names[i]);
+	free(names);
+	if (r == 0 && c->n_kernels == 0)
+		inspect_add(c, "kernels", CHECK_FAIL, "no /boot/vmlinuz-*");
+	return r;
+}
+
+/* The key in the clear anywhere on the ESP: every byte of the partition is read, so deleted
+ * files and slack count too. */
+static int check_esp_key(struct inspect_ctx *c)
+{
+	const struct gpt_part *p = &c->gpt.parts[c->esp_index];
+	const size_t chunk = 4 * MiB, overlap = 4096;
+	_cleanup_free_ unsigned char *buf = malloc(chunk + overlap);
+	bool found = false;
+
+	if (!buf)
+		return log_error_errno(ENOMEM, "out of memory");
+	for (uint64_t off = 0; off < p->size && !found; off += chunk) {
+		size_t n = (size_t)MIN((uint64_t)chunk + overlap, p->size - off);
+		ssize_t got = pread(c->im->fd, buf, n, (off_t)(p->start + off));
+
+		if (got < 0)
+			return log_error_errno(errno, "cannot read '%s': %m", c->im->path);
+		found = memmem_secret(buf, (size_t)got, &c->key);
+	}
+	explicit_bzero(buf, chunk + overlap);
+	if (found)
+		inspect_add(c, "esp-no-key", CHECK_FAIL, "the key is on the ESP, in the clear");
+	else
+		inspect_add(c, "esp-no-key", CHECK_OK, "the key is nowhere on the ESP");
+	return 0;
+}
+
+/* ---- output -------------------------------------------------------------------------- */
+
+static void print_text(const struct inspect_ctx *c)
+{
+	for (size_t i = 0; i < c->n_checks; i++)
+		printf("%-7s %-28s %s\n", state_names[c->checks[i].state], c->checks[i].name,
+		       c->checks[i].detail);
+}
+
+static void json_kv(const char *k, const char *v, bool comma)
+{
+	json_string(stdout, k);
+	fputc(':', stdout);
+	json_string(stdout, v);
+	if (comma)
+		fputc(',', stdout);
+}
+
+static void print_json(const struct inspect_ctx *c, bool passed)
+{
+	const struct gpt_table *t = &c->gpt;
+
+	printf("{");
+	json_kv("image", c->im ? c->im->path : c->opt->image, true);
+	json_kv("format", c->im && c->im->qcow2 ? "qcow2" : "raw", true);
+	printf("\"size\":%" PRIu64 ",\"passed\":%s,\"gpt\":{", c->im ? c->im->size : 0,
+	       passed ? "true" : "false");
+	json_kv("type", t->type, true);
+	json_kv("uuid", t->ptuuid, true);
+	printf("\"partitions\":[");
+	for (unsigned i = 0; i < t->n; i++) {
+		const struct gpt_part *p = &t->parts[i];
+
+		printf("%s{\"number\":%u,\"start\":%" PRIu64 ",\"size\":%" PRIu64 ",", i ? "," : "",
+		       p->number, p->start, p->size);
+		json_kv("type", p->type_guid, true);
+		json_kv("uuid", p->partuuid, true);
+		json_kv("name", p->name, true);
+		json_kv("fs_type", p->fs_type, true);
+		json_kv("fs_uuid", p->fs_uuid, false);
+		printf("}");
+	}
+	printf("]},\"esp\":{\"files\":[");
+	for (size_t i = 0; c->esp_files && c->esp_files[i]; i++) {
+		if (i)
+			fputc(',', stdout);
+		json_string(stdout, c->esp_files[i]);
+	}
+	printf("],");
+	json_kv("grub_unlocks", c->grub_uuid, false);
+	printf("}");
+	if (c->have_luks) {
+		const struct luks_desc *d = &c->luks;
+
+		printf(",\"luks\":{\"version\":%u,", d->version);
+		json_kv("cipher", d->cipher, true);
+		json_kv("mode", d->mode, true);
+		json_kv("hash", d->hash, true);
+		json_kv("uuid", d->uuid, true);
+		printf("\"key_bits\":%u,\"payload_offset\":%" PRIu64 ",\"slots\":[", d->key_bits,
+		       d->payload_offset);
+		for (int i = 0, n = 0; i < 8; i++)
+			if (d->slots[i].active)
+				printf("%s{\"slot\":%d,\"iterations\":%" PRIu32 "}", n++ ? "," : "", i,
+				       d->slots[i].iterations);
+		printf("]");
+		if (c->opt->key_file || c->opt->recovery_file)
+			printf(",\"opened_slot\":%d", c->opened_slot);
+		printf("}");
+	}
+	if (c->have_fs) {
+		printf(",\"rootfs\":{");
+		json_kv("uuid", c->fsinfo.uuid, true);
+		json_kv("label", c->fsinfo.label, true);
+		json_kv("initramfs_tool", c->tool, true);
+		printf("\"size\":%" PRIu64 ",\"free\":%" PRIu64 ",\"kernels\":[",
+		       c->fsinfo.blocks * c->fsinfo.block_size,
+		       c->fsinfo.free_blocks * c->fsinfo.block_size);
+		for (size_t i = 0; i < c->n_kernels; i++) {
+			const struct kernel *k = &c->kernels[i];
+
+			printf("%s{", i ? "," : "");
+			json_kv("version", k->version, true);
+			json_kv("initramfs", k->initrd, true);
+			printf("\"initramfs_mode\":\"%04o\",\"key_members\":[", k->initrd_mode & 07777);
+			for (size_t m = 0; m < k->n_members; m++) {
+				printf("%s{", m ? "," : "");
+				json_kv("name", k->members[m].name, true);
+				printf("\"mode\":\"%04o\",\"holds_key\":%s}", k->members[m].mode,
+				       k->members[m].holds_key ? "true" : "false");
+			}
+			printf("]}");
+		}
+		printf("]}");
+	}
+	printf(",\"checks\":[");
+	for (size_t i = 0; i < c->n_checks; i++) {
+		printf("%s{", i ? "," : "");
+		json_kv("name", c->checks[i].name, true);
+		json_kv("status", state_names[c->checks[i].state], true);
+		json_kv("detail", c->checks[i].detail, false);
+		printf("}");
+	}
+	printf("]}\n");
+}
+
+static void inspect_ctx_done(struct inspect_ctx *c)
+{
+	if (c->fs)
+		cryptfs_abort(c->fs);
+	if (c->xts)
+		xts_free(c->xts);
+	if (c->cd)
+		luks_free(c->cd);
+	if (c->hdr_path) {
+		unlink(c->hdr_path);
+		free(c->hdr_path);
+	}
+	secret_free(&c->key);
+	secret_free(&c->vk);
+	for (size_t i = 0; c->esp_files && c->esp_files[i]; i++)
+		free(c->esp_files[i]);
+	free(c->esp_files);
+	for (size_t i = 0; i < c->n_kernels; i++)
+		initramfs_members_done(c->kernels[i].members, c->kernels[i].n_members);
+	free(c->kernels);
+	free(c->files);
+	free(c->checks);
+	image_close(c->im);
+}
+
+int inspect_run(const struct inspect_options *o)
+{
+	struct inspect_ctx c = { .opt = o, .opened_slot = -1, .esp_index = -1, .luks_index = -1 };
+	size_t failed = 0, warned = 0;
+	int r;
+
+	r = image_open(o->image, 0, &c.im);
+	if (r < 0)
+		goto out;
+	r = check_gpt(&c);
+	if (r == 0)
+		r = check_esp(&c);
+	if (r == 0)
+		r = check_luks(&c);
+	if (r == 0 && (o->key_file || o->recovery_file))
+		r = unlock(&c);
+	if (r == 0 && c.have_fs) {
+		r = check_key_file(&c);
+		if (r == 0)
+			r = check_pin(&c);
+		if (r == 0)
+			r = check_config(&c);
+		if (r == 0)
+			r = check_kernels(&c);
+		if (r == 0)
+			r = check_esp_key(&c);
+	}
+	if (r == 0 && o->deep && c.opened_slot >= 0) {
+		_cleanup_secret_ struct secret pass = {};
+
+		r = o->key_file ? keys_read_key_file(o->key_file, &pass) :
+				  keys_read_passphrase_file(o->recovery_file, &pass);
+		if (r == 0)
+			r = deep_inspect(&c, o->image, c.im->qcow2 ? "qcow2" : "raw", &pass,
+					 c.files, c.n_files);
+	}
+	if (r == 0 && interrupt_pending())
+		r = log_error_errno(EINTR, "interrupted");
+	/* A finding that stopped the checks (no table, no LUKS header) is a failed check,
+	 * reported as such; anything else (no memory, a tool missing) is an error. */
+	if (r < 0 && c.n_checks > 0 && c.checks[c.n_checks - 1].state == CHECK_FAIL &&
+	    r != -EINTR && r != -ENOMEM && r != -ENOPKG)
+		r = 0;
+	if (r < 0)
+		goto out;
+	for (size_t i = 0; i < c.n_checks; i++) {
+		failed += c.checks[i].state == CHECK_FAIL;
+		warned += c.checks[i].state == CHECK_WARN;
+	}
+	if (o->json)
+		print_json(&c, failed == 0);
+	else
+		print_text(&c);
+	fflush(stdout);
+	if (failed) {
+		_cleanup_free_ char *list = NULL;
+		size_t n = 0;
+
+		list = calloc(1, 64 * failed + 1);
+		for (size_t i = 0; list && i < c.n_checks; i++)
+			if (c.checks[i].state == CHECK_FAIL)
+				n += (size_t)sprintf(list + n, "%s%.60s", n ? ", " : "", c.checks[i].name);
+		log_error("'%s': %zu of %zu checks failed: %s", o->image, failed, c.n_checks,
+			  list ?: "");
+		r = -EUCLEAN;
+	} else {
+		log_notice("'%s': %zu checks passed%s%s", o->image, c.n_checks,
+			   warned ? ", with warnings: " : "", warned ? "see above" : "");
+	}
+out:
+	inspect_ctx_done(&c);
+	return r;
+}

@@ -1,0 +1,267 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cvm-image inspect on images built from synthetic rootfs trees (tests/lib/boot-tree): fresh
+# builds pass every check, raw and qcow2; images spoiled on purpose are each found by the
+# right check; bad input is refused; the image is never written. --deep in the appliance.
+
+load ../lib/common
+
+setup() {
+	requires root busybox jq python3 cryptsetup qemu-img sfdisk
+	common_setup
+	printf 'recovery words\n' > "$T/recovery"
+	printf 'recovery words' > "$T/recovery.typed"
+}
+
+teardown() {
+	common_teardown
+}
+
+# image [TOOL] [HOOKS_DIR]: $T/out/disk.img and its key, a copy of one built once per file
+# (with HOOKS_DIR: built fresh, for the spoiled ones).
+image() {
+	local tool=${1:-initramfs-tools} hooks=${2:-} base=$BATS_FILE_TMPDIR/img-${1:-initramfs-tools}
+	if [ -n "$hooks" ]; then
+		base=$T/spoiled
+	fi
+	if [ ! -f "$base/disk.img" ]; then
+		mkdir -p "$base"
+		[ -f "$BATS_FILE_TMPDIR/tree-$tool.tar" ] || {
+			"$CVM_SRCDIR/tests/lib/boot-tree" "$BATS_FILE_TMPDIR/tree-$tool" "$tool" >&2
+			tar --numeric-owner -C "$BATS_FILE_TMPDIR/tree-$tool" -cf "$BATS_FILE_TMPDIR/tree-$tool.tar" .
+		}
+		"$CVM_IMAGE" -q build --size 300M --recovery-passphrase-file "$T/recovery" \
+			--recovery-iter-time 50 ${hooks:+--hooks-dir "$hooks"} \
+			"$BATS_FILE_TMPDIR/tree-$tool.tar" -o "$base/disk.img"
+	fi
+	cp --sparse=always "$base/disk.img" "$base/disk.img.key" "$T/out/"
+}
+
+# inspect ARGS...: run inspect with --json; $output is the JSON, $stderr the log.
+inspect() {
+	run --separate-stderr "$CVM_IMAGE" inspect "$@" --json
+	echo "$stderr"
+	echo "$output" | jq -r '.checks[]? | "\(.status) \(.name): \(.detail)"'
+}
+
+# check_is NAME STATUS [DETAIL]: the check NAME has STATUS (and DETAIL in its detail).
+check_is() {
+	local got
+	got=$(jq -r --arg n "$1" '.checks[] | select(.name == $n) | "\(.status) \(.detail)"' <<<"$output")
+	[ -n "$got" ] || { echo "no check '$1'"; return 1; }
+	[ "${got%% *}" = "$2" ] || { echo "check '$1': $got"; return 1; }
+	[ -z "${3:-}" ] || [[ "$got" == *"$3"* ]] || { echo "check '$1': $got"; return 1; }
+}
+
+# Every check but those named is ok.
+all_ok_but() {
+	local bad
+	bad=$(jq -r '.checks[] | select(.status != "ok") | .name' <<<"$output" | grep -vxF -e "${1:-}" -e "${2:-}" || true)
+	[ -z "$bad" ] || { echo "not ok: $bad"; return 1; }
+}
+
+header_region() { extract_region "$1" 100 2 "$T/hdr"; }
+# put_header_region IMAGE: $T/hdr back into IMAGE's LUKS partition.
+put_header_region() { dd if="$T/hdr" of="$1" bs=1M seek=100 conv=notrunc status=none; }
+
+@test "inspect: fresh builds (initramfs-tools, dracut; raw and qcow2) pass every check, the image unchanged" {
+	local tool sum key
+	for tool in initramfs-tools dracut; do
+		image "$tool"
+		key=$(cat "$T/out/disk.img.key")
+		sum=$(sha256sum < "$T/out/disk.img")
+		inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+		[ "$status" -eq 0 ]
+		all_ok_but
+		[ "$(jq '.checks | length' <<<"$output")" -ge 17 ]
+		[ "$(jq -r .passed <<<"$output")" = true ]
+		for c in gpt esp esp-grub luks-header grub-early-config key-slots key-opens rootfs \
+			key-file pin crypttab initramfs-settings default-grub grub-cfg esp-no-key; do
+			check_is "$c" ok
+		done
+		check_is key-opens ok "slot 0"
+		[ "$(jq -r .rootfs.initramfs_tool <<<"$output")" = "$tool" ]
+		[ "$(jq '.rootfs.kernels | length' <<<"$output")" = 2 ]
+		[ "$(jq '[.rootfs.kernels[].key_members[] | select(.holds_key and .mode == "0600")] | length' <<<"$output")" = 2 ]
+		[ "$(jq -r '.luks.slots | map("\(.slot)") | join(",")' <<<"$output")" = 0,1 ]
+		[ "$(jq -r .esp.grub_unlocks <<<"$output")" = "$(jq -r .luks.uuid <<<"$output" | tr -d -)" ]
+		# Never the key, on stdout or in the log.
+		[[ "$output$stderr" != *"$key"* ]]
+		[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+
+		# The same through qcow2, read in place.
+		qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
+		sum=$(sha256sum < "$T/out/disk.qcow2")
+		inspect "$T/out/disk.qcow2" --key-file "$T/out/disk.img.key"
+		[ "$status" -eq 0 ]
+		all_ok_but
+		[ "$(jq -r .format <<<"$output")" = qcow2 ]
+		[ "$(sha256sum < "$T/out/disk.qcow2")" = "$sum" ]
+		rm "$T/out/disk.qcow2"
+	done
+	assert_no_leftovers "$T/out"
+	# No export left mounted, no qemu-storage-daemon left running.
+	run ! grep -q cvm-image-export /proc/self/mountinfo
+	run ! pgrep -f "qemu-storage-daemon.*$T/out"
+}
+
+@test "inspect: without a key, the disk, the ESP and the header; with the recovery passphrase, the tree" {
+	image
+	inspect "$T/out/disk.img"
+	[ "$status" -eq 0 ]
+	all_ok_but
+	[ "$(jq '.checks | length' <<<"$output")" = 6 ]
+	run ! jq -e .rootfs <<<"$output"
+	inspect "$T/out/disk.img" --recovery-passphrase-file "$T/recovery"
+	[ "$status" -eq 0 ]
+	all_ok_but
+	check_is key-opens ok "recovery passphrase opens slot 1"
+	check_is key-file ok "opens slot 0"
+	# The text form: one line per check, the summary on stderr.
+	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^ok ' <<<"$output")" = "$(wc -l <<<"$output")" ]
+	[[ "$stderr" == *"'$T/out/disk.img': 17 checks passed"* ]]
+}
+
+@test "inspect: a wrong key says so, exit 1" {
+	image
+	printf 'not-the-key-not-the-key-not-the-key-00000000' > "$T/wrong.key"
+	inspect "$T/out/disk.img" --key-file "$T/wrong.key"
+	[ "$status" -eq 1 ]
+	check_is key-opens fail "opens no key slot"
+	[ "$(jq -r .passed <<<"$output")" = false ]
+	[[ "$stderr" == *"1 of 7 checks failed: key-opens"* ]]
+}
+
+@test "inspect: a key file left 0644 in the tree (a finalize hook) fails key-file" {
+	mkdir -p "$T/site/hooks/finalize"
+	printf '#!/bin/sh\nchmod 0644 /etc/cryptsetup-keys.d/*.key\n' > "$T/site/hooks/finalize/90-spoil"
+	chmod +x "$T/site/hooks/finalize/90-spoil"
+	image initramfs-tools "$T/site"
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	check_is key-file fail "has mode 0644, not 0600"
+	all_ok_but key-file
+}
+
+@test "inspect: an initramfs without the key (a finalize hook rewrites it) fails that kernel's check" {
+	mkdir -p "$T/site/hooks/finalize"
+	# The newest kernel's initramfs made again, without the key file in it.
+	cat > "$T/site/hooks/finalize/90-spoil" <<-'EOF'
+	#!/bin/sh
+	set -e
+	cd /etc && echo crypttab | cpio -o -H newc 2>/dev/null | gzip > /boot/initrd.img-6.1.0-10-amd64
+	EOF
+	chmod +x "$T/site/hooks/finalize/90-spoil"
+	image initramfs-tools "$T/site"
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	check_is "initramfs 6.1.0-10-amd64" fail "holds no copy of the key"
+	check_is "initramfs 6.1.0-9-amd64" ok
+	all_ok_but "initramfs 6.1.0-10-amd64"
+}
+
+@test "inspect: an extra key slot, and slot 0 at high iterations, are warnings (exit 0)" {
+	image
+	header_region "$T/out/disk.img"
+	printf 'another key' > "$T/another"
+	cryptsetup luksAddKey --batch-mode --key-file "$T/out/disk.img.key" --pbkdf-force-iterations 1000 "$T/hdr" "$T/another"
+	put_header_region "$T/out/disk.img"
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 0 ]
+	check_is key-slots warning "slots beyond 0 and 1 in use"
+	check_is key-slots warning "2 (1000 iterations)"
+	all_ok_but key-slots
+
+	image
+	header_region "$T/out/disk.img"
+	cryptsetup luksKillSlot --batch-mode --key-file "$T/recovery.typed" "$T/hdr" 0
+	cryptsetup luksAddKey --batch-mode --key-file "$T/recovery.typed" --key-slot 0 --pbkdf-force-iterations 200000 "$T/hdr" "$T/out/disk.img.key"
+	put_header_region "$T/out/disk.img"
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 0 ]
+	check_is key-slots warning "slot 0 at 200000 iterations, not 1000"
+	all_ok_but key-slots
+}
+
+@test "inspect: a GPT disk not made by cvm-image, a truncated image, a corrupt header: exit 1, named" {
+	truncate -s 64M "$T/other.img"
+	printf 'label: gpt\nstart=2048, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4\n' | sfdisk -q "$T/other.img"
+	inspect "$T/other.img"
+	[ "$status" -eq 1 ]
+	check_is gpt fail "no EFI System Partition and no LUKS partition"
+
+	image
+	cp --sparse=always "$T/out/disk.img" "$T/trunc.img"
+	truncate -s 150M "$T/trunc.img"
+	inspect "$T/trunc.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"truncated"* ]]
+
+	# The payload offset and key size zeroed: no LUKS header libcryptsetup takes.
+	printf '\0\0\0\0\0\0\0\0' | dd of="$T/out/disk.img" bs=1 seek=$((100 * 1024 * 1024 + 104)) conv=notrunc status=none
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	check_is luks-header fail
+}
+
+@test "inspect: bad input: missing, a directory, not a disk image, held by a rekey, a qcow2 whose backing file is gone" {
+	run --separate-stderr "$CVM_IMAGE" inspect "$T/nothing.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"cannot open '$T/nothing.img': No such file or directory"* ]]
+	run --separate-stderr "$CVM_IMAGE" inspect "$T"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'$T' is a directory, not a disk image"* ]]
+	head -c 1M /dev/urandom > "$T/random.bin"
+	run --separate-stderr "$CVM_IMAGE" inspect "$T/random.bin"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"has no partition table"* ]]
+	[ -z "$output" ] || [[ "$output" == *"fail"* ]]
+
+	image
+	sum=$(sha256sum < "$T/out/disk.img")
+	# rekey holds an exclusive flock while it runs.
+	flock -x "$T/out/disk.img" sleep 30 &
+	local holder=$!
+	sleep 0.5
+	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img"
+	kill "$holder"
+	wait "$holder" || true
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"is in use by another cvm-image process (a rekey?)"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+
+	qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$T/base.qcow2"
+	qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/out/top.qcow2"
+	rm "$T/base.qcow2"
+	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/top.qcow2"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'$T/out/top.qcow2': its backing file cannot be opened"* ]]
+	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img" --deep
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--deep needs --key-file or --recovery-passphrase-file"* ]]
+	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file a --recovery-passphrase-file b
+	[ "$status" -eq 2 ]
+	assert_no_leftovers "$T/out"
+}
+
+@test "inspect --deep: in the appliance, dm-crypt opens it, e2fsck -fn clean, the same files as offline (qcow2)" {
+	requires guestfs
+	image
+	qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
+	sum=$(sha256sum < "$T/out/disk.qcow2")
+	inspect "$T/out/disk.qcow2" --key-file "$T/out/disk.img.key" --deep
+	[ "$status" -eq 0 ]
+	all_ok_but
+	check_is deep-open ok
+	check_is deep-e2fsck ok "clean"
+	check_is deep-files ok "have the same mode and contents through the kernel"
+	# At least the key file, pin, crypttab, the settings, grub's files and both initramfs.
+	[[ "$(jq -r '.checks[] | select(.name == "deep-files") | .detail' <<<"$output")" =~ ^([0-9]+)\ files ]]
+	[ "${BASH_REMATCH[1]}" -ge 9 ]
+	[[ "$output$stderr" != *"$(cat "$T/out/disk.img.key")"* ]]
+	[ "$(sha256sum < "$T/out/disk.qcow2")" = "$sum" ]
+	# libguestfs is linked, not only scripted.
+	ldd "$CVM_IMAGE" | grep -q 'libguestfs\.so'
+}
