@@ -262,6 +262,10 @@ int image_open(const char *path, unsigned flags, struct image **ret)
 		return log_error_errno(errno, "cannot open '%s': %m", path);
 	if (fstat(im->lock_fd, &st) < 0)
 		return log_error_errno(errno, "cannot stat '%s': %m", path);
+	/* root may write anything: the file's mode is what says "read-only" here. */
+	if (im->writable && S_ISREG(st.st_mode) && !(st.st_mode & 0222))
+		return log_error_errno(EROFS, "'%s' is read-only (mode %04o): nothing changed", path,
+				       st.st_mode & 07777);
 	if (S_ISDIR(st.st_mode))
 		return log_error_errno(EISDIR, "'%s' is a directory, not a disk image", path);
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
@@ -343,7 +347,7 @@ int image_find_luks(struct image *im)
 	for (i = 0; i < t.n && !streq(t.parts[i].fs_type, "crypto_LUKS"); i++)
 		;
 	if (i == t.n)
-		return log_error_errno(EMEDIUMTYPE, "'%s' has no LUKS partition", im->path);
+		return log_error_errno(EMEDIUMTYPE, "'%s' has no LUKS1 partition", im->path);
 	if (!streq(t.parts[i].fs_version, "1"))
 		return log_error_errno(EMEDIUMTYPE, "'%s': partition %u is LUKS version %s, not LUKS1",
 				       im->path, t.parts[i].number, t.parts[i].fs_version);

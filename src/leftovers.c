@@ -24,10 +24,12 @@
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_iter *, mnt_free_iter);
 
-/* "cvm-image.<pid>.XXXXXX" (build), "cvm-image-reencrypt.<pid>.XXXXXX", and
- * "cvm-image-header.<pid>.XXXXXX" (rekey). */
+/* "cvm-image.<pid>.XXXXXX" (build), "cvm-image-reencrypt.<pid>.XXXXXX",
+ * "cvm-image-header.<pid>.XXXXXX" (rekey), "cvm-image-export.<pid>.XXXXXX" (a qcow2's FUSE
+ * export, a mount) and "cvm-image-inspect.<pid>.XXXXXX". */
 const char *const leftovers_workdirs[] = { "cvm-image.", "cvm-image-reencrypt.",
-					   "cvm-image-header.", NULL };
+					   "cvm-image-header.", "cvm-image-export.",
+					   "cvm-image-inspect.", NULL };
 /* ".<name>.tmp-<pid>-XXXXXX" (tmpfile), ".cvm-image-rekey.<pid>.XXXXXX" (rekey). */
 const char *const leftovers_outputs[] = { TMPFILE_MARK, ".cvm-image-rekey.", NULL };
 

@@ -15,6 +15,7 @@
 #include "cryptfs.h"
 #include "esp.h"
 #include "gpt.h"
+#include "image.h"
 #include "initramfs.h"
 #include "json.h"
 #include "keys.h"
@@ -42,7 +43,6 @@ const char *const rekey_steps[] = {
 	"initramfs",       /* every initramfs holds the new key */
 	"files",           /* the filesystem is flushed and synced */
 	"old-slot-killed", /* the old key opens nothing; the new key is in the old key's slot */
-	"image-replaced",  /* qcow2 only: the converted image renamed over the original */
 	"key-renamed",     /* KEY.new renamed to KEY */
 	NULL,
 };
@@ -57,14 +57,14 @@ struct initrd {
 struct rekey_ctx {
 	const struct rekey_options *opt;
 	double t0;
-	int image_fd;          /* the image as given: locked */
+	struct image *im;      /* the image, locked; a qcow2 one through its export */
 	bool qcow2;
-	char *raw_path;        /* the image, or a raw copy of a qcow2 one */
-	int fd;                /* raw_path */
+	const char *raw_path;  /* im->raw_path: the guest's view as a file */
+	int fd;                /* im->fd */
 	char *key_out, *key_new;
 	char *backup_path;
 	char *hdr_path;
-	bool backup_done, new_key_saved, slot_added, qcow2_replaced, done;
+	bool backup_done, new_key_saved, slot_added, done;
 	uint64_t part_off, part_size, hdr_size;
 	struct crypt_device *cd;
 	struct secret vk, secret, old_key, new_key;
@@ -101,37 +101,17 @@ static int fault(const char *step)
 	return 0;
 }
 
-static int lock_image(struct rekey_ctx *c)
+/* The image locked (flock, and QEMU's locks: a running VM refuses it) and, for qcow2, its
+ * guest's view exported as a file that is edited in place. */
+static int open_image(struct rekey_ctx *c)
 {
-	const char *image = c->opt->image;
-	unsigned char magic[4];
-	struct stat st;
-	int r;
+	int r = image_open(c->opt->image, c->opt->output ? 0 : IMAGE_WRITABLE, &c->im);
 
-	c->image_fd = open(image, (c->opt->output ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-	if (c->image_fd < 0) {
-		if (errno == EROFS || errno == EACCES)
-			return log_error_errno(errno, "cannot open '%s' for writing: %m", image);
-		return log_error_errno(errno, "cannot open '%s': %m", image);
-	}
-	if (fstat(c->image_fd, &st) < 0)
-		return log_error_errno(errno, "cannot stat '%s': %m", image);
-	/* root may write anything: the file's mode is what says "read-only" here. */
-	if (!c->opt->output && !(st.st_mode & 0222))
-		return log_error_errno(EROFS, "'%s' is read-only (mode %04o): nothing changed", image,
-				       st.st_mode & 07777);
-	if (flock(c->image_fd, (c->opt->output ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0)
-		return log_error_errno(errno == EWOULDBLOCK ? EBUSY : errno,
-				       "'%s' is in use by another cvm-image process", image);
-	/* A running VM (QEMU's own locks, which flock() does not see). */
-	r = qemu_lock_image(c->image_fd, !c->opt->output);
-	if (r == -EBUSY)
-		return log_error_errno(r, "'%s' is in use by another process (QEMU holds its lock: "
-				       "a running VM?): nothing changed", image);
 	if (r < 0)
-		return log_error_errno(r, "cannot lock '%s': %m", image);
-	if (pread_all(c->image_fd, magic, 4, 0) == 0 && memcmp(magic, "QFI\xfb", 4) == 0)
-		c->qcow2 = true;
+		return r;
+	c->qcow2 = c->im->qcow2;
+	c->raw_path = c->im->raw_path;
+	c->fd = c->im->fd;
 	return 0;
 }
 
@@ -147,111 +127,18 @@ static void sweep_leftovers(struct rekey_ctx *c)
 		leftovers_sweep(dir, leftovers_outputs);
 }
 
-/* qemu-img check before anything is read from a qcow2 image: a truncated or corrupt one would
- * read as zeros where its clusters are missing, and those zeros be written back. Leaked
- * clusters (exit status 3) are harmless. */
-static int check_qcow2(const char *image)
-{
-	char *argv[] = { "qemu-img", "check", "-q", "-U", "-f", "qcow2", (char *)image, NULL };
-	struct spawn_result res;
-	int r = spawn_capture(argv, NULL, &res);
-
-	if (r < 0)
-		return log_error_errno(r, "cannot run 'qemu-img check': %m");
-	log_child_output("qemu-img", res.output);
-	if (res.status != 0 && res.status != 3)
-		r = log_error_errno(EBADMSG, "'%s' is a damaged qcow2 image (qemu-img check: %s): "
-				    "nothing changed", image, *res.output ?
-					    last_lines(res.output, 2) : "errors found");
-	spawn_result_free(&res);
-	return r;
-}
-
-static int open_raw(struct rekey_ctx *c)
-{
-	if (!c->qcow2) {
-		c->raw_path = strdup(c->opt->image);
-		if (!c->raw_path)
-			return log_error_errno(ENOMEM, "out of memory");
-		c->fd = c->opt->output ? open(c->opt->image, O_RDONLY | O_CLOEXEC) : dup(c->image_fd);
-		return c->fd < 0 ? log_error_errno(errno, "cannot open '%s': %m", c->opt->image) : 0;
-	}
-	/* qcow2: a raw copy beside it (the same filesystem, so the final rename is atomic),
-	 * edited, converted back: the whole disk is read and written twice. */
-	static const char *const progs[] = { "qemu-img", NULL };
-	_cleanup_free_ char *dir = path_dirname(c->opt->image);
-	int r = require_programs(progs), tfd;
-
-	if (r == 0)
-		r = check_qcow2(c->opt->image);
-	if (r < 0)
-		return r;
-	c->raw_path = dir ? strdupf("%s/.cvm-image-rekey.%d.XXXXXX", dir, (int)getpid()) : NULL;
-	if (!c->raw_path)
-		return log_error_errno(ENOMEM, "out of memory");
-	tfd = mkostemp(c->raw_path, O_CLOEXEC);
-	if (tfd < 0) {
-		r = log_error_errno(errno, "cannot create a temporary copy in '%s': %m", dir);
-		free(c->raw_path);
-		c->raw_path = NULL;
-		return r;
-	}
-	close(tfd);
-	log_info("rekey: converting '%s' to a temporary raw copy", c->opt->image);
-	/* -U: we hold QEMU's locks on it ourselves (lock_image()). */
-	char *argv[] = { "qemu-img", "convert", "-q", "-U", "-f", "qcow2", "-O", "raw",
-			 (char *)c->opt->image, c->raw_path, NULL };
-	r = run_program(argv, NULL);
-	if (r < 0)
-		return r;
-	c->fd = open(c->raw_path, O_RDWR | O_CLOEXEC);
-	return c->fd < 0 ? log_error_errno(errno, "cannot open '%s': %m", c->raw_path) : 0;
-}
-
-/* The header region of the raw image as it is now, copied to a pid-named 0600 temporary
- * file and loaded: the copy libcryptsetup edits, and the one failure messages try keys on. */
-static int load_header_copy(struct rekey_ctx *c, char **ret_path, struct crypt_device **ret_cd)
-{
-	_cleanup_free_ unsigned char *hdr = malloc(c->hdr_size);
-	_cleanup_free_ char *path = strdupf("%s/cvm-image-header.%d.XXXXXX",
-					    getenv("TMPDIR") ?: "/tmp", (int)getpid());
-	_cleanup_close_ int fd = -1;
-	int r;
-
-	if (!hdr || !path)
-		return log_error_errno(ENOMEM, "out of memory");
-	r = pread_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
-	if (r < 0)
-		return log_error_errno(r, "cannot read '%s': %m", c->raw_path);
-	c->bytes_read += c->hdr_size;
-	fd = mkostemp(path, O_CLOEXEC); /* 0600 */
-	if (fd < 0)
-		return log_error_errno(errno, "cannot create '%s': %m", path);
-	r = pwrite_all(fd, hdr, c->hdr_size, 0);
-	if (r < 0)
-		r = log_error_errno(r, "cannot write '%s': %m", path);
-	else
-		r = luks_load(path, ret_cd);
-	if (r < 0) {
-		unlink(path);
-		return r;
-	}
-	*ret_path = TAKE_PTR(path);
-	return 0;
-}
-
 /* The LUKS partition, its header's size, and the copy of the header libcryptsetup edits. */
 static int read_header(struct rekey_ctx *c)
 {
-	int r;
+	int r = image_find_luks(c->im);
 
-	r = gpt_find_luks(c->raw_path, &c->part_off, &c->part_size);
 	if (r < 0)
 		return r;
-	r = luks_header_size(c->fd, c->part_off, &c->hdr_size);
-	if (r < 0)
-		return log_error_errno(r, "'%s': no LUKS1 header in the LUKS partition", c->opt->image);
-	return load_header_copy(c, &c->hdr_path, &c->cd);
+	c->part_off = c->im->luks_off;
+	c->part_size = c->im->luks_size;
+	c->hdr_size = c->im->hdr_size;
+	c->bytes_read += c->hdr_size;
+	return image_load_header(c->im, &c->hdr_path, &c->cd);
 }
 
 static int write_backup(struct rekey_ctx *c)
@@ -620,37 +507,6 @@ static int retire_old_slot(struct rekey_ctx *c)
 	return fault("old-slot-killed");
 }
 
-static int replace_qcow2(struct rekey_ctx *c)
-{
-	struct tmpfile t = TMPFILE_INIT;
-	int r;
-
-	if (!c->qcow2)
-		return 0;
-	r = tmpfile_create(&t, c->opt->image, 0644);
-	if (r < 0)
-		return log_error_errno(r, "cannot create a temporary image beside '%s': %m", c->opt->image);
-	char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", c->raw_path,
-			 t.path, NULL };
-	log_info("rekey: converting back to qcow2");
-	r = run_program(argv, NULL);
-	if (r == 0) {
-		struct stat st;
-
-		if (fstat(c->image_fd, &st) == 0)
-			t.mode = st.st_mode & 07777; /* given at the commit */
-		r = tmpfile_commit(&t, true);
-		if (r < 0)
-			log_error_errno(r, "cannot replace '%s': %m", c->opt->image);
-		else
-			c->qcow2_replaced = true;
-	}
-	tmpfile_discard(&t);
-	if (r < 0)
-		return r;
-	return fault("image-replaced");
-}
-
 static int rename_key(struct rekey_ctx *c)
 {
 	if (rename(c->key_new, c->key_out) < 0)
@@ -697,7 +553,7 @@ static int keys_opening_now(struct rekey_ctx *c, bool *old_opens, bool *new_open
 	struct secret vk = {};
 	int r, slot;
 
-	r = load_header_copy(c, &path, &cd);
+	r = image_load_header(c->im, &path, &cd);
 	if (r < 0)
 		return r;
 	*old_opens = c->old_key.size && luks_unlock(cd, &c->old_key, &vk, &slot) == 0;
@@ -717,22 +573,6 @@ static void report_unfinished(struct rekey_ctx *c)
 	bool old_opens = false, new_opens = false;
 	int r;
 
-	if (c->qcow2 && !c->qcow2_replaced) {
-		/* The changes were made to the raw copy, which goes now. */
-		log_error("rekey did not finish: '%s' is unchanged and opens with the old key, as "
-			  "before; '%s' was removed", img, c->key_new);
-		unlink(c->key_new);
-		if (c->backup_done)
-			unlink(c->backup_path);
-		return;
-	}
-	if (c->qcow2) {
-		log_error("rekey did not finish: '%s' opens with the new key in '%s' only: rename it "
-			  "to '%s'", img, c->key_new, c->key_out);
-		if (c->backup_done)
-			unlink(c->backup_path);
-		return;
-	}
 	r = keys_opening_now(c, &old_opens, &new_opens);
 	if (r < 0) {
 		log_error("rekey did not finish, and which key opens '%s' cannot be told (%s): the "
@@ -773,8 +613,6 @@ static void rekey_ctx_done(struct rekey_ctx *c)
 		if (c->backup_done)
 			unlink(c->backup_path);
 	}
-	if (c->qcow2 && c->raw_path)
-		unlink(c->raw_path);
 	if (c->hdr_path) {
 		unlink(c->hdr_path);
 		free(c->hdr_path);
@@ -794,11 +632,7 @@ static void rekey_ctx_done(struct rekey_ctx *c)
 	secret_free(&c->new_key);
 	if (c->cd)
 		luks_free(c->cd);
-	if (c->fd >= 0)
-		close(c->fd);
-	if (c->image_fd >= 0)
-		close(c->image_fd); /* releases the lock */
-	free(c->raw_path);
+	image_close(c->im); /* stops a qcow2's export (flushed), releases the locks */
 	free(c->backup_path);
 	free(c->key_out);
 	free(c->key_new);
@@ -1003,7 +837,7 @@ out:
 int rekey_run(const struct rekey_options *opt)
 {
 	struct rekey_ctx c = {
-		.opt = opt, .t0 = now_seconds(), .image_fd = -1, .fd = -1,
+		.opt = opt, .t0 = now_seconds(), .fd = -1,
 		.old_slot = -1, .new_slot = -1,
 	};
 	struct stat st;
@@ -1020,7 +854,7 @@ int rekey_run(const struct rekey_options *opt)
 		log_error_errno(r, "cannot get random bytes: %m");
 		goto out;
 	}
-	r = lock_image(&c);
+	r = open_image(&c);
 	/* After the lock: a KEY.new of a rekey that still runs is not a leftover. */
 	if (r == 0 && lstat(c.key_new, &st) == 0) {
 		r = log_error_errno(EEXIST, "'%s' exists, left by an interrupted rekey: check which key "
@@ -1030,8 +864,6 @@ int rekey_run(const struct rekey_options *opt)
 	}
 	if (r == 0)
 		sweep_leftovers(&c);
-	if (r == 0)
-		r = open_raw(&c);
 	if (r == 0)
 		r = read_header(&c);
 	if (r == 0)
@@ -1076,8 +908,6 @@ int rekey_run(const struct rekey_options *opt)
 		r = write_files(&c);
 	if (r == 0)
 		r = retire_old_slot(&c);
-	if (r == 0)
-		r = replace_qcow2(&c);
 	if (r == 0)
 		r = rename_key(&c);
 	if (r < 0)
