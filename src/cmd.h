@@ -8,6 +8,7 @@ struct cvm_cmd {
 	const char *help;
 };
 
+extern const struct cvm_cmd cvm_cmd_boot;
 extern const struct cvm_cmd cvm_cmd_build;
 extern const struct cvm_cmd cvm_cmd_hooks;
 extern const struct cvm_cmd cvm_cmd_inspect;

@@ -13,6 +13,7 @@
 #include "shared/util.h"
 
 static const struct cvm_cmd *const cmds[] = {
+	&cvm_cmd_boot,
 	&cvm_cmd_build,
 	&cvm_cmd_hooks,
 	&cvm_cmd_inspect,

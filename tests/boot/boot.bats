@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Boot tests: real Debian 12 and 13 images (debootstrap, cached by tests/lib/make-rootfs) built
 # by cvm-image and booted under qemu (q35, TCG) with OVMF, answered over the serial line by
-# tests/lib/boot-vm. One unlock in grub, none in the initramfs, / on the opened LUKS device.
+# cvm-image boot. One unlock in grub, none in the initramfs, / on the opened LUKS device.
 # Variants: initramfs-tools, dracut (Debian 12), trixie-initramfs-tools, trixie-dracut.
 # 'make check-boot'; about two minutes per boot here.
 
@@ -44,11 +44,11 @@ image() {
 	echo "$img"
 }
 
-# boot IMAGE KEYFILE [--expect denied]: boot and log in; sets R to boot-vm's JSON result.
+# boot IMAGE KEYFILE [--expect denied]: boot and log in; sets R to cvm-image boot's JSON result.
 boot() {
 	local img=$1 key=$2
 	shift 2
-	run "$CVM_SRCDIR/tests/lib/boot-vm" "$img" --key "$key" --password "$BOOT_DIR/root.pw" \
+	run --separate-stderr "$CVM_IMAGE" boot "$img" --key-file "$key" --root-password-file "$BOOT_DIR/root.pw" --json \
 		--log "$T/serial.log" \
 		--run 'findmnt -no SOURCE /' \
 		--run 'stat -c %a /etc/cryptsetup-keys.d/*.key' \
@@ -57,6 +57,7 @@ boot() {
 		--run 'dmsetup table --target crypt | wc -l' \
 		--run 'dmesg | grep -c "cvm-image: the root device .* matches its pin"' "$@"
 	R=$output
+	echo "$stderr"
 	echo "$R"
 	# Times to the grub prompt and to login, for the closing figures.
 	echo "# boot $(basename "$img") $(jq -c '{grub_prompt_s, login_prompt_s}' <<<"$R")" >&3
@@ -222,8 +223,13 @@ boot_regenerated() {
 	local img
 	img=$(image initramfs-tools)
 	printf 'this is not the key' > "$T/wrong"
-	run "$CVM_SRCDIR/tests/lib/boot-vm" "$img" --key "$T/wrong" --expect denied --log "$T/serial.log" --timeout 300
+	run --separate-stderr "$CVM_IMAGE" boot "$img" --key-file "$T/wrong" --expect denied --json --log "$T/serial.log" --timeout 300
 	echo "$output"
+	echo "$stderr"
+	# Expected, so a success; the key typed is never in the console log.
+	[ "$status" -eq 0 ]
+	grep -aq '<secret typed>' "$T/serial.log"
+	run ! grep -aqF "$(cat "$T/wrong")" "$T/serial.log"
 	[ "$(jq -r .outcome <<<"$output")" = denied ]
 	grep -aq 'access denied' "$T/serial.log"
 	! grep -aq 'Linux version' "$T/serial.log"
@@ -269,7 +275,7 @@ rekeyed() {
 	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
 	# rekey kept the volume key: the pin still holds.
 	[ "$(out 'dmesg | grep -c "cvm-image: the root device .* matches its pin"')" = 1 ]
-	run "$CVM_SRCDIR/tests/lib/boot-vm" "$T/rk.qcow2" --key "$T/old.key" --expect denied --log "$T/serial-old.log" --timeout 300
+	run --separate-stderr "$CVM_IMAGE" boot "$T/rk.qcow2" --key-file "$T/old.key" --expect denied --json --log "$T/serial-old.log" --timeout 300
 	[ "$(jq -r .outcome <<<"$output")" = denied ]
 }
 
@@ -312,7 +318,7 @@ rekeyed() {
 		rm -f "$T/copy.raw"
 	done
 	# The original's key opens nothing of the last copy.
-	run "$CVM_SRCDIR/tests/lib/boot-vm" "$T/copy.qcow2" --key "$img.key" --expect denied --log "$T/serial-old.log" --timeout 300
+	run --separate-stderr "$CVM_IMAGE" boot "$T/copy.qcow2" --key-file "$img.key" --expect denied --json --log "$T/serial-old.log" --timeout 300
 	[ "$(jq -r .outcome <<<"$output")" = denied ]
 }
 

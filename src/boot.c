@@ -1,0 +1,664 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* boot: qemu + OVMF, the serial console read into a buffer and matched against the prompts
+ * each stage shows (grub's passphrase prompt, its answer, the login prompt, a shell). The
+ * console is driven by hand rather than with expect(1) or pexpect: the key and the root
+ * password must be typed without ever being on a command line, in a script file or in a log. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "boot.h"
+#include "json.h"
+#include "keys.h"
+#include "log.h"
+#include "shared/cleanup.h"
+#include "shared/interrupt.h"
+#include "shared/spawn.h"
+#include "shared/util.h"
+
+#define OVMF_CODE "/usr/share/OVMF/OVMF_CODE_4M.fd"
+#define OVMF_VARS "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+/* grub 2.06 prints the UUID without its dashes, 2.12 with them. */
+#define RE_GRUB_PROMPT "Enter passphrase for hd[0-9]+,gpt2 \\(([0-9a-f-]+)\\):"
+/* A second unlock request, from the initramfs (initramfs-tools' or systemd's). */
+#define RE_SECOND "Please unlock disk|Enter passphrase for disk|Please enter passphrase for disk"
+#define RE_MENU "to edit the commands|selected OS"
+
+static inline double MIN_D(double a, double b)
+{
+	return a < b ? a : b;
+}
+
+struct console {
+	pid_t pid;
+	int in, out;         /* qemu's stdin, its stdout and stderr */
+	char *buf;
+	size_t len, cap, seen; /* before seen: matched already */
+	FILE *log;
+	bool serial;
+	double t0, deadline;
+};
+
+/* What one boot showed; the JSON result has the same names. */
+struct boot_result {
+	const char *outcome;
+	double grub_prompt_s, kernel_s, login_prompt_s;
+	unsigned prompts;
+	int slot;
+	const char *menu_edit, *menu_cmdline;
+	char *output[BOOT_MAX_RUN];
+	int command_status;  /* --then-reboot's command, -1: not run */
+	char error[256];
+};
+
+static double elapsed(const struct console *c)
+{
+	return now_seconds() - c->t0;
+}
+
+static int console_read(struct console *c, double timeout)
+{
+	struct pollfd p = { .fd = c->out, .events = POLLIN };
+	char chunk[65536];
+	ssize_t n;
+	int r;
+
+	r = poll(&p, 1, (int)(timeout * 1000) + 1);
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (r == 0)
+		return 0;
+	n = read(c->out, chunk, sizeof(chunk));
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (n == 0)
+		return -EPIPE; /* qemu exited */
+	if (greedy_realloc((void **)&c->buf, &c->cap, c->len + (size_t)n + 1, 1) < 0)
+		return -ENOMEM;
+	for (ssize_t i = 0; i < n; i++)
+		c->buf[c->len + (size_t)i] = chunk[i] ? chunk[i] : ' '; /* regexec stops at NUL */
+	c->len += (size_t)n;
+	c->buf[c->len] = '\0';
+	if (c->log)
+		fwrite(chunk, 1, (size_t)n, c->log), fflush(c->log);
+	if (c->serial)
+		fwrite(chunk, 1, (size_t)n, stderr);
+	return 0;
+}
+
+/*
+ * Wait for the first of the patterns (POSIX extended regular expressions) to appear after
+ * what was matched before, at most timeout seconds (and never past the run's deadline).
+ * Returns its index, with the match in *m (groups in m[1...]); -ETIMEDOUT, -EPIPE when qemu
+ * exited, -EINTR on SIGINT/SIGTERM.
+ */
+static int expect(struct console *c, const char *const patterns[], double timeout, regmatch_t m[3])
+{
+	regex_t re[8];
+	size_t n = 0;
+	double end = MIN_D(now_seconds() + timeout, c->deadline);
+	int r = 0;
+
+	while (patterns[n])
+		if (regcomp(&re[n], patterns[n], REG_EXTENDED) != 0 || ++n == ELEMENTSOF(re))
+			abort(); /* our own patterns */
+	for (;;) {
+		int best = -1;
+		regmatch_t bm[3];
+
+		for (size_t i = 0; i < n; i++) {
+			regmatch_t mm[3] = { { (regoff_t)c->seen, (regoff_t)c->len } };
+
+			if (regexec(&re[i], c->buf ?: "", 3, mm, c->buf ? REG_STARTEND : 0) == 0 &&
+			    (best < 0 || mm[0].rm_so < bm[0].rm_so)) {
+				best = (int)i;
+				memcpy(bm, mm, sizeof(bm));
+			}
+		}
+		if (best >= 0) {
+			c->seen = (size_t)bm[0].rm_eo;
+			memcpy(m, bm, sizeof(bm));
+			r = best;
+			break;
+		}
+		if (interrupt_pending()) {
+			r = -EINTR;
+			break;
+		}
+		if (now_seconds() >= end) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		r = console_read(c, MIN_D(end - now_seconds(), 1.0));
+		if (r < 0)
+			break;
+	}
+	for (size_t i = 0; i < n; i++)
+		regfree(&re[i]);
+	return r;
+}
+
+static int send_bytes(struct console *c, const void *data, size_t len, bool secret)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = write(c->in, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	if (secret && c->log)
+		fputs("<secret typed>", c->log);
+	return 0;
+}
+
+static int send_str(struct console *c, const char *s)
+{
+	return send_bytes(c, s, strlen(s), false);
+}
+
+static void sleep_s(double s)
+{
+	struct timespec ts = { (time_t)s, (long)((s - (double)(time_t)s) * 1e9) };
+
+	nanosleep(&ts, NULL);
+}
+
+/* One key at a time, as typed: grub's menu reads the serial line by polling. */
+static int send_slowly(struct console *c, const char *s)
+{
+	for (; *s; s++) {
+		int r = send_bytes(c, s, 1, false);
+
+		if (r < 0)
+			return r;
+		sleep_s(0.2);
+	}
+	return 0;
+}
+
+static const char *fail_reason(int r)
+{
+	return r == -ETIMEDOUT ? "timed out" : r == -EPIPE ? "qemu exited" :
+	       r == -EINTR ? "interrupted" : "console error";
+}
+
+/* The text between two markers the guest echoes after a command, \r removed, trimmed. */
+static int command_output(struct console *c, unsigned n, char **ret)
+{
+	char begin[32], end_[32];
+	char *b, *e, *out, *o;
+	double end = now_seconds() + 120;
+
+	snprintf(begin, sizeof(begin), "__CVM_BEGIN_%u__", n);
+	snprintf(end_, sizeof(end_), "__CVM_END_%u__", n);
+	for (;;) {
+		b = c->buf ? memmem(c->buf + c->seen, c->len - c->seen, begin, strlen(begin)) : NULL;
+		e = b ? memmem(b, c->len - (size_t)(b - c->buf), end_, strlen(end_)) : NULL;
+		if (e)
+			break;
+		if (interrupt_pending())
+			return -EINTR;
+		if (now_seconds() >= MIN_D(end, c->deadline))
+			return -ETIMEDOUT;
+		int r = console_read(c, 1.0);
+		if (r < 0)
+			return r;
+	}
+	b += strlen(begin);
+	c->seen = (size_t)(e - c->buf) + strlen(end_);
+	out = o = malloc((size_t)(e - b) + 1);
+	if (!out)
+		return -ENOMEM;
+	for (const char *p = b; p < e; p++)
+		if (*p != '\r')
+			*o++ = (unsigned char)*p < 0x80 ? *p : '?'; /* JSON-safe */
+	*o = '\0';
+	/* Trim the line breaks around it. */
+	while (o > out && (o[-1] == '\n' || o[-1] == ' '))
+		*--o = '\0';
+	o = out;
+	while (*o == '\n' || *o == ' ')
+		o++;
+	memmove(out, o, strlen(o) + 1);
+	*ret = out;
+	return 0;
+}
+
+/* At grub's menu: 'e' and 'c' must ask for the superuser, and a wrong password get nothing.
+ * Then Enter boots the default entry. */
+static int try_menu(struct console *c, struct boot_result *res)
+{
+	static const char *const menu[] = { RE_MENU, NULL };
+	static const char *const pw[] = { "Enter password:", NULL };
+	static const char *const opened[] = { "Minimum Emacs-like screen editing|Press Ctrl-x",
+					      "Minimal BASH-like line editing|grub> " };
+	regmatch_t m[3];
+	int r = expect(c, menu, 600, m);
+
+	if (r < 0)
+		return r;
+	for (int k = 0; k < 2; k++) {
+		const char *const asked[] = { "Enter username:", opened[k], "Linux version|Booting ", NULL };
+		const char *const after[] = { RE_MENU, opened[k], NULL };
+		const char **slotp = k == 0 ? &res->menu_edit : &res->menu_cmdline;
+
+		sleep_s(1);
+		r = send_str(c, k == 0 ? "e" : "c");
+		if (r >= 0)
+			r = expect(c, asked, 60, m);
+		if (r < 0)
+			return r;
+		if (r != 0) {
+			*slotp = r == 1 ? "opened" : "booted";
+			return 0;
+		}
+		r = send_slowly(c, "root\r");
+		if (r >= 0)
+			r = expect(c, pw, 30, m);
+		if (r >= 0)
+			r = send_slowly(c, "nope\r");
+		if (r >= 0)
+			r = expect(c, after, 60, m);
+		if (r < 0)
+			return r;
+		*slotp = r == 0 ? "refused" : "opened-after-wrong-password";
+		if (r != 0)
+			return 0;
+	}
+	return send_str(c, "\r");
+}
+
+/* From grub's passphrase prompt to the commands' output. Returns 1 when it got as far as it
+ * should, 0 when it ended earlier (res->outcome says how), -errno on a console failure. */
+static int boot_once(struct console *c, const struct boot_options *o, const struct secret *key,
+		     const struct secret *password, struct boot_result *res, bool menu)
+{
+	static const char *const grub[] = { RE_GRUB_PROMPT, NULL };
+	static const char *const answer[] = { "Slot ([0-9]+) opened", "access denied|Invalid passphrase", NULL };
+	static const char *const after_deny[] = { "Linux version", RE_SECOND, NULL };
+	static const char *const kernel[] = { "Linux version", "login: ", RE_SECOND, RE_GRUB_PROMPT, NULL };
+	static const char *const login[] = { "login: ", RE_SECOND, RE_GRUB_PROMPT, NULL };
+	static const char *const pw[] = { "Password: ", NULL };
+	static const char *const shell[] = { "# ", NULL };
+	regmatch_t m[3];
+	int r;
+
+	r = expect(c, grub, c->deadline - now_seconds(), m);
+	if (r < 0)
+		return r;
+	res->grub_prompt_s = elapsed(c);
+	res->prompts = 1;
+	log_info("[%7.1fs] grub asks for the passphrase", res->grub_prompt_s);
+	sleep_s(0.5);
+	r = send_bytes(c, key->data, key->size, true);
+	if (r >= 0)
+		r = send_str(c, "\r");
+	if (r >= 0)
+		r = expect(c, answer, c->deadline - now_seconds(), m);
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		res->outcome = "denied";
+		log_info("[%7.1fs] grub refused the key", elapsed(c));
+		/* And grub must not go on to boot anything. */
+		r = expect(c, after_deny, 20, m);
+		if (r >= 0)
+			res->outcome = "denied-but-booted";
+		return r >= 0 || r == -ETIMEDOUT ? 0 : r;
+	}
+	res->slot = atoi(c->buf + m[1].rm_so);
+	if (o->expect_denied) {
+		res->outcome = "opened";
+		return 0;
+	}
+	if (menu) {
+		r = try_menu(c, res);
+		if (r < 0)
+			return r;
+	}
+	r = expect(c, kernel, c->deadline - now_seconds(), m);
+	if (r == 0) {
+		res->kernel_s = elapsed(c);
+		log_info("[%7.1fs] the kernel starts", res->kernel_s);
+		r = expect(c, login, c->deadline - now_seconds(), m);
+	} else if (r > 0) {
+		r--; /* no kernel messages on the console (no console=ttyS0): the login came first */
+	}
+	if (r < 0)
+		return r;
+	if (r != 0) {
+		res->prompts++;
+		res->outcome = "second-prompt";
+		return 0;
+	}
+	res->login_prompt_s = elapsed(c);
+	res->outcome = "login";
+	log_info("[%7.1fs] the login prompt", res->login_prompt_s);
+	if (!password)
+		return 1;
+	r = send_str(c, "root\r");
+	if (r >= 0)
+		r = expect(c, pw, 120, m);
+	if (r >= 0)
+		r = send_bytes(c, password->data, password->size, true);
+	if (r >= 0)
+		r = send_str(c, "\r");
+	if (r >= 0)
+		r = expect(c, shell, 120, m);
+	if (r < 0)
+		return r;
+	for (unsigned n = 0; n < o->n_run; n++) {
+		_cleanup_free_ char *line = strdupf("echo __CVM_BEGIN_%u\"__\"; %s; echo __CVM_END_%u\"__\"\r",
+						    n, o->run[n], n);
+
+		/* The markers are split in the echoed command, so only the output matches. */
+		if (!line)
+			return -ENOMEM;
+		r = send_str(c, line);
+		if (r >= 0)
+			r = command_output(c, n, &res->output[n]);
+		if (r < 0)
+			return r;
+	}
+	res->outcome = "logged-in";
+	return 1;
+}
+
+static void result_done(struct boot_result *r)
+{
+	for (size_t i = 0; i < BOOT_MAX_RUN; i++)
+		free(r->output[i]);
+}
+
+static void print_seconds(const char *name, double s)
+{
+	printf(",\"%s\":", name);
+	if (s > 0)
+		printf("%.1f", s);
+	else
+		printf("null");
+}
+
+static void print_result(const struct boot_options *o, const struct boot_result *r)
+{
+	printf("{\"outcome\":");
+	json_string(stdout, r->outcome ?: "error");
+	print_seconds("grub_prompt_s", r->grub_prompt_s);
+	print_seconds("kernel_s", r->kernel_s);
+	print_seconds("login_prompt_s", r->login_prompt_s);
+	printf(",\"passphrase_prompts\":%u", r->prompts);
+	if (r->slot >= 0)
+		printf(",\"slot\":%d", r->slot);
+	if (r->menu_edit || r->menu_cmdline) {
+		printf(",\"menu\":{");
+		if (r->menu_edit) {
+			printf("\"edit\":");
+			json_string(stdout, r->menu_edit);
+		}
+		if (r->menu_cmdline) {
+			printf("%s\"cmdline\":", r->menu_edit ? "," : "");
+			json_string(stdout, r->menu_cmdline);
+		}
+		printf("}");
+	}
+	if (r->command_status >= 0)
+		printf(",\"command_status\":%d", r->command_status);
+	if (r->error[0]) {
+		printf(",\"error\":");
+		json_string(stdout, r->error);
+	}
+	printf(",\"output\":{");
+	for (unsigned n = 0, k = 0; n < o->n_run; n++) {
+		if (!r->output[n])
+			continue;
+		printf("%s", k++ ? "," : "");
+		json_string(stdout, o->run[n]);
+		putchar(':');
+		json_string(stdout, r->output[n]);
+	}
+	printf("}");
+}
+
+static int start_qemu(struct console *c, const struct boot_options *o, const char *vars)
+{
+	_cleanup_free_ char *code = strdupf("if=pflash,format=raw,unit=0,readonly=on,file=%s", OVMF_CODE);
+	_cleanup_free_ char *varsd = strdupf("if=pflash,format=raw,unit=1,file=%s", vars);
+	_cleanup_free_ char *disk = NULL;
+	unsigned char magic[4] = "";
+	int in[2], out[2], fd;
+	/* KVM only when asked: a /dev/kvm that opens need not work (nested virtualisation, many
+	 * CI runners: "KVM internal error"), TCG always does. */
+	bool kvm = o->kvm;
+
+	fd = open(o->image, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", o->image);
+	if (read(fd, magic, 4) != 4)
+		memset(magic, 0, 4);
+	close(fd);
+	/* The format given, never probed; snapshot: the image is never written. Commas in
+	 * the name are doubled, as QEMU's option syntax wants. */
+	{
+		_cleanup_free_ char *esc = malloc(2 * strlen(o->image) + 1);
+		char *p = esc;
+
+		if (!esc)
+			return log_error_errno(ENOMEM, "out of memory");
+		for (const char *s = o->image; *s; s++) {
+			*p++ = *s;
+			if (*s == ',')
+				*p++ = ',';
+		}
+		*p = '\0';
+		disk = strdupf("file=%s,format=%s,if=virtio,snapshot=on", esc,
+			       memcmp(magic, "QFI\xfb", 4) == 0 ? "qcow2" : "raw");
+	}
+	if (!code || !varsd || !disk)
+		return log_error_errno(ENOMEM, "out of memory");
+	char *argv[] = { "qemu-system-x86_64", "-machine", "q35", "-accel",
+			 kvm ? "kvm" : "tcg,thread=multi", "-cpu", kvm ? "host" : "max", "-smp", "2",
+			 "-m", "1536", "-drive", code, "-drive", varsd, "-drive", disk, "-nic", "none",
+			 "-display", "none", "-serial", "stdio", "-monitor", "none", NULL };
+	if (kvm && access("/dev/kvm", R_OK | W_OK) < 0)
+		return log_error_errno(ENOTSUP, "--kvm: cannot use /dev/kvm: %m");
+	log_info("boot: qemu with %s", kvm ? "KVM" : "TCG (minutes; --kvm where KVM works)");
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
+		return log_error_errno(errno, "cannot make a pipe: %m");
+	c->pid = fork();
+	if (c->pid < 0)
+		return log_error_errno(errno, "cannot fork: %m");
+	if (c->pid == 0) {
+		setpgid(0, 0); /* ^C reaches us; we stop qemu */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0)
+			_exit(127);
+		execvp(argv[0], argv);
+		dprintf(2, "cannot run '%s': %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	c->in = in[1];
+	c->out = out[0];
+	signal(SIGPIPE, SIG_IGN); /* a write to an exited qemu is an error, not a death */
+	return 0;
+}
+
+static void stop_qemu(struct console *c)
+{
+	if (c->pid > 0) {
+		kill(c->pid, SIGKILL);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		c->pid = 0;
+	}
+	if (c->in >= 0)
+		close(c->in);
+	if (c->out >= 0)
+		close(c->out);
+}
+
+static bool went_well(const struct boot_options *o, const struct boot_result *r)
+{
+	bool menu_ok = !o->try_menu || (r->menu_edit && r->menu_cmdline &&
+					streq(r->menu_edit, "refused") && streq(r->menu_cmdline, "refused"));
+
+	if (!r->outcome || !menu_ok)
+		return false;
+	if (o->expect_denied)
+		return streq(r->outcome, "denied");
+	return streq(r->outcome, o->password_file ? "logged-in" : "login");
+}
+
+int boot_run(const struct boot_options *o)
+{
+	_cleanup_secret_ struct secret key = {}, password = {};
+	_cleanup_free_ char *dir = strdupf("%s/cvm-image-boot.%d.XXXXXX", getenv("TMPDIR") ?: "/var/tmp",
+					   (int)getpid());
+	_cleanup_free_ char *vars = NULL;
+	struct console c = { .in = -1, .out = -1 };
+	struct boot_result res = { .slot = -1, .command_status = -1 };
+	struct boot_result again = { .slot = -1, .command_status = -1 };
+	bool rebooted = false;
+	int r;
+
+	if (access(OVMF_CODE, R_OK) < 0 || access(OVMF_VARS, R_OK) < 0)
+		return log_error_errno(ENOPKG, "no OVMF firmware in /usr/share/OVMF (package ovmf)");
+	if (!find_program("qemu-system-x86_64"))
+		return log_error_errno(ENOPKG, "cannot find 'qemu-system-x86_64' (package qemu-system-x86)");
+	r = keys_read_key_file(o->key_file, &key);
+	if (r == 0 && key.size && key.data[key.size - 1] == '\n')
+		key.size--; /* typed: the Enter comes from us */
+	if (r == 0 && o->password_file)
+		r = keys_read_passphrase_file(o->password_file, &password);
+	if (r < 0)
+		return r;
+	if (!dir || !mkdtemp(dir))
+		return log_error_errno(dir ? errno : ENOMEM, "cannot create a temporary directory: %m");
+	vars = strdupf("%s/vars.fd", dir);
+	if (!vars) {
+		r = log_error_errno(ENOMEM, "out of memory");
+		goto out;
+	}
+	{
+		char *argv[] = { "cp", OVMF_VARS, vars, NULL };
+		pid_t p = fork();
+		int st = 0;
+
+		if (p == 0) {
+			execvp(argv[0], argv);
+			_exit(127);
+		}
+		if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			r = log_error_errno(EIO, "cannot copy '%s'", OVMF_VARS);
+			goto out;
+		}
+	}
+	if (o->log_file) {
+		c.log = fopen(o->log_file, "we");
+		if (!c.log) {
+			r = log_error_errno(errno, "cannot create '%s': %m", o->log_file);
+			goto out;
+		}
+	}
+	c.serial = o->serial;
+	c.t0 = now_seconds();
+	c.deadline = c.t0 + o->timeout;
+	r = start_qemu(&c, o, vars);
+	if (r < 0)
+		goto out;
+	log_notice("boot: '%s' under qemu + OVMF", o->image);
+	r = boot_once(&c, o, &key, o->password_file ? &password : NULL, &res, o->try_menu);
+	if (r > 0 && o->then_reboot) {
+		_cleanup_free_ char *line = strdupf("(%s) >/dev/null 2>&1 </dev/null; echo __CVM_RC_$?\"__\"; "
+						    "sync; reboot\r", o->then_reboot);
+		static const char *const rc[] = { "__CVM_RC_([0-9]+)__", NULL };
+		regmatch_t m[3];
+
+		rebooted = true;
+		r = line ? send_str(&c, line) : -ENOMEM;
+		if (r >= 0)
+			r = expect(&c, rc, c.deadline - now_seconds(), m);
+		if (r >= 0) {
+			again.command_status = atoi(c.buf + m[1].rm_so);
+			log_info("[%7.1fs] the command exited with %d; rebooting", elapsed(&c),
+				 again.command_status);
+			r = boot_once(&c, o, &key, o->password_file ? &password : NULL, &again, false);
+			if (r == 0 && again.outcome) {
+				static char outcome[64];
+
+				snprintf(outcome, sizeof(outcome), "after-reboot-%s", again.outcome);
+				res.outcome = outcome;
+			}
+		}
+	}
+	if (r < 0 && r != -ENOMEM) {
+		/* What was waited for, and how far it got. */
+		struct boot_result *w = rebooted ? &again : &res;
+
+		snprintf(w->error, sizeof(w->error), "%s after %.0f s%s%s", fail_reason(r), elapsed(&c),
+			 r == -EPIPE && c.len ? ": " : "",
+			 r == -EPIPE && c.len ? last_lines(c.buf, 1) : "");
+		res.outcome = "error";
+		if (rebooted)
+			again.outcome = "error";
+		if (r == -EPIPE || r == -ETIMEDOUT || r == -EINTR)
+			r = 0;
+	}
+	if (r < 0)
+		goto out;
+	if (o->json) {
+		print_result(o, &res);
+		if (rebooted) {
+			printf(",\"after_reboot\":");
+			print_result(o, &again);
+			printf("}");
+		}
+		printf("}\n");
+	} else {
+		for (unsigned n = 0; n < o->n_run; n++)
+			if (res.output[n])
+				printf("%s\n", res.output[n]);
+	}
+	fflush(stdout);
+	if (went_well(o, &res) && (!rebooted || went_well(o, &again))) {
+		log_notice("[%7.1fs] '%s': %s, with one passphrase prompt (grub's, at %.1f s)%s",
+			   elapsed(&c), o->image, o->expect_denied ? "the key was refused" :
+			   o->password_file ? "booted, logged in and ran the commands" : "booted to the login prompt",
+			   res.grub_prompt_s, rebooted ? "; again after the reboot" : "");
+		r = 0;
+	} else {
+		const struct boot_result *w = rebooted && again.outcome ? &again : &res;
+
+		log_error("'%s' did not boot as expected: %s%s%s%s", o->image, res.outcome ?: "error",
+			  w->error[0] ? " (" : "", w->error, w->error[0] ? ")" : "");
+		r = -EUCLEAN;
+	}
+out:
+	stop_qemu(&c);
+	if (c.log)
+		fclose(c.log);
+	result_done(&res);
+	result_done(&again);
+	if (vars)
+		unlink(vars);
+	rmdir(dir);
+	return r;
+}
