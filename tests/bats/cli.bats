@@ -62,6 +62,11 @@ options_in_man() {
 	[ "$(options_in_help hooks | wc -l)" -ge 3 ]
 }
 
+@test "man: cvm-image-boot(1) documents exactly the options of boot --help" {
+	diff -u <(options_in_help boot) <(options_in_man "$CVM_SRCDIR/man/cvm-image-boot.1")
+	[ "$(options_in_help boot | wc -l)" -ge 10 ]
+}
+
 @test "man: cvm-image-inspect(1) documents exactly the options of inspect --help" {
 	diff -u <(options_in_help inspect) <(options_in_man "$CVM_SRCDIR/man/cvm-image-inspect.1")
 	[ "$(options_in_help inspect | wc -l)" -ge 4 ]
@@ -139,4 +144,28 @@ options_in_man() {
 	grep -q '^  -h, --help  ' <<<"$help"
 	grep -q '^      --hostname NAME  ' <<<"$help"
 	run ! grep -E '[^ ]  +-h, --help' <<<"$help"
+}
+
+# complete WORDS...: what the bash completion offers for the last word.
+complete_words() {
+	bash -c '. /usr/share/bash-completion/bash_completion; . "$1"; shift
+		COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+		_cvm_image cvm-image "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+		printf "%s\n" "${COMPREPLY[@]}"' _ "$CVM_SRCDIR/shell-completion/cvm-image" "$@" | sort
+}
+
+@test "completion: every command, and for each command exactly the options of its --help" {
+	[ -f /usr/share/bash-completion/bash_completion ] || { echo "bash-completion is not installed"; return 1; }
+	local cmds c
+	cmds=$("$CVM_IMAGE" --help | sed -n '/^Commands:/,/^$/p' | awk 'NF > 1 { print $1 }' | sort)
+	[ "$(wc -l <<<"$cmds")" -ge 5 ]
+	diff -u <(echo "$cmds") <(complete_words cvm-image "")
+	for c in $cmds; do
+		diff -u <( (options_in_help "$c"; echo --help) | sort) <(complete_words cvm-image "$c" -- | sort -u) | sed "s/^/$c: /"
+		[ "${PIPESTATUS[0]}" -eq 0 ]
+	done
+	diff -u <(printf 'inspect\n') <(complete_words cvm-image ins)
+	diff -u <(printf -- '--deep\n') <(complete_words cvm-image inspect disk.img --de)
+	diff -u <(printf 'raw\n') <(complete_words cvm-image build --format r)
+	diff -u <(printf 'build\n') <(complete_words cvm-image secret bu)
 }
