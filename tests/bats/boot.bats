@@ -1,0 +1,69 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# cvm-image boot without a bootable image: usage errors, what it says when nothing boots, and
+# that the key never reaches qemu's command line or environment. The boots themselves are
+# tests/boot/boot.bats (make check-boot).
+
+load ../lib/common
+
+setup() {
+	requires qemu-system-x86_64 jq
+	[ -r /usr/share/OVMF/OVMF_CODE_4M.fd ] || requires "OVMF (package ovmf)"
+	common_setup
+	printf 'AAAAkeykeykeykeykeykeykeykeykeykeykeykeyZZZZ' > "$T/key"
+}
+
+teardown() {
+	common_teardown
+}
+
+@test "boot: usage errors: exit 2, said" {
+	run --separate-stderr "$CVM_IMAGE" boot
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"missing IMAGE"* ]]
+	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img"
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--key-file KEY is needed"* ]]
+	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/key" --run true
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--run and --then-reboot need --root-password-file"* ]]
+	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/key" --timeout 0
+	[ "$status" -eq 2 ]
+	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/key" --expect maybe
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"invalid --expect 'maybe'"* ]]
+	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/nokey"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'$T/nokey'"* ]]
+	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"cannot open '$T/x.img': No such file or directory"* ]]
+}
+
+@test "boot: an image that does not boot: exit 1, what was awaited said; the key in no argv, environment or log" {
+	truncate -s 64M "$T/blank.img"
+	"$CVM_IMAGE" boot "$T/blank.img" --key-file "$T/key" --timeout 25 --json --log "$T/serial.log" \
+		> "$T/out.json" 2> "$T/err" &
+	local pid=$! q= i
+	for i in $(seq 50); do
+		q=$(pgrep -f "qemu-system-x86_64.*$T/blank.img" || true)
+		[ -z "$q" ] || break
+		sleep 0.2
+	done
+	[ -n "$q" ]
+	run ! grep -aqF "$(cat "$T/key")" "/proc/$q/cmdline" "/proc/$q/environ"
+	# snapshot=on, the format given: the image is never written.
+	tr '\0' ' ' < "/proc/$q/cmdline" | grep -q "file=$T/blank.img,format=raw,if=virtio,snapshot=on"
+	local rc=0
+	wait "$pid" || rc=$?
+	[ "$rc" -eq 1 ]
+	cat "$T/err"
+	[ "$(jq -r .outcome "$T/out.json")" = error ]
+	[[ "$(jq -r .error "$T/out.json")" == "timed out after "* ]]
+	[ "$(jq -r .passphrase_prompts "$T/out.json")" = 0 ]
+	grep -q "'$T/blank.img' did not boot as expected: error (timed out after" "$T/err"
+	run ! grep -aqF "$(cat "$T/key")" "$T/serial.log" "$T/out.json" "$T/err"
+	# qemu is gone, and so is the temporary firmware variable store.
+	run ! pgrep -f "qemu-system-x86_64.*$T/blank.img"
+	[ -z "$(ls -A "$TMPDIR")" ]
+}
