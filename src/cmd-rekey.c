@@ -23,6 +23,7 @@ enum {
 	ARG_RECOVERY_ITER_TIME,
 	ARG_NEW_UUID,
 	ARG_KILL_SLOT,
+	ARG_RESUME,
 };
 
 static const struct option options[] = {
@@ -36,6 +37,7 @@ static const struct option options[] = {
 	{ "new-uuid", no_argument, NULL, ARG_NEW_UUID },
 	{ "recovery-iter-time", required_argument, NULL, ARG_RECOVERY_ITER_TIME },
 	{ "kill-slot", required_argument, NULL, ARG_KILL_SLOT },
+	{ "resume", no_argument, NULL, ARG_RESUME },
 	{ "help", no_argument, NULL, 'h' },
 	{},
 };
@@ -45,6 +47,7 @@ static void help(void)
 	printf("Usage: cvm-image rekey IMAGE (--key-file OLD | --recovery-passphrase-file FILE)\n"
 	       "                      [--new-key-out FILE] [--reencrypt -o NEW_IMAGE [--new-uuid]]\n"
 	       "                      [--kill-slot N]... [--json]\n"
+	       "       cvm-image rekey IMAGE --resume [--key-file OLD] [--new-key-out FILE]\n"
 	       "Give an image built by cvm-image a new slot-0 key, in place: the LUKS header, the\n"
 	       "key file in the root filesystem and in every initramfs. No boot, no mount.\n"
 	       "\n"
@@ -61,6 +64,8 @@ static void help(void)
 	       "      --recovery-iter-time MS\n"
 	       "                            PBKDF2 time for the copy's recovery slot (default: 2000)\n"
 	       "      --kill-slot N         also remove key slot N (0-7), one neither key opens\n"
+	       "      --resume              finish or undo a rekey that was interrupted (FILE.new\n"
+	       "                            left); OLD defaults to FILE\n"
 	       "      --json                print a JSON summary on stdout\n"
 	       "  -h, --help                show this help\n"
 	       "\n"
@@ -120,6 +125,9 @@ static int do_rekey(int argc, char *argv[])
 			o.kill_slots |= 1u << n;
 			break;
 		}
+		case ARG_RESUME:
+			o.resume = true;
+			break;
 		case 'h':
 			help();
 			return EXIT_OK;
@@ -136,7 +144,12 @@ static int do_rekey(int argc, char *argv[])
 		log_error("unexpected argument '%s'", argv[optind + 1]);
 		return EXIT_USAGE;
 	}
-	if (!o.key_file == !o.recovery_file) {
+	if (o.resume && (reencrypt || o.recovery_file || o.kill_slots)) {
+		log_error("--resume goes with none of --reencrypt, --recovery-passphrase-file and "
+			  "--kill-slot");
+		return EXIT_USAGE;
+	}
+	if (!o.resume && !o.key_file == !o.recovery_file) {
 		log_error("give exactly one of --key-file and --recovery-passphrase-file");
 		return EXIT_USAGE;
 	}

@@ -80,6 +80,9 @@ struct rekey_ctx {
 	uint64_t bytes_read, bytes_written;
 	double reencrypt_rate;
 	char new_uuid[37];             /* with --new-uuid */
+	bool resuming;                 /* --resume, rolling forward: KEY.new is the new key, its
+					* slot added already; old_key is the given KEY */
+	struct secret given_old;       /* --resume: the key in KEY (the rekey's old key) */
 	unsigned uuid_edits;
 };
 
@@ -196,8 +199,11 @@ static int unlock(struct rekey_ctx *c)
 	const struct rekey_options *o = c->opt;
 	int r;
 
-	r = o->key_file ? keys_read_key_file(o->key_file, &c->secret) :
-			  keys_read_passphrase_file(o->recovery_file, &c->secret);
+	if (c->resuming)
+		r = secret_copy(&c->secret, &c->new_key);
+	else
+		r = o->key_file ? keys_read_key_file(o->key_file, &c->secret) :
+				  keys_read_passphrase_file(o->recovery_file, &c->secret);
 	if (r < 0)
 		return r;
 	r = luks_unlock(c->cd, &c->secret, &c->vk, &c->used_slot);
@@ -265,9 +271,11 @@ static int choose_retired_slots(struct rekey_ctx *c)
 	c->retire = o->kill_slots;
 	if (c->old_slot >= 0)
 		c->retire |= 1u << c->old_slot;
-	if (o->key_file && c->used_slot != REKEY_RECOVERY_SLOT)
+	if (o->key_file && c->used_slot != REKEY_RECOVERY_SLOT && !c->resuming)
 		c->retire |= 1u << c->used_slot;
 	keep = 1u << REKEY_RECOVERY_SLOT;
+	if (c->resuming)
+		keep |= 1u << c->new_slot; /* KEY.new's, added before the stop */
 	if (o->recovery_file)
 		keep |= 1u << c->used_slot;
 	extra = active & ~keep & ~c->retire;
@@ -307,6 +315,22 @@ static int prepare_files(struct rekey_ctx *c)
 	if (r < 0)
 		return r;
 	c->old_key = (struct secret){ (unsigned char *)data, len };
+	if (c->resuming) {
+		/* Stopped between the slot and the old key's removal: the tree holds the old key
+		 * or, past the rootfs-key step, the new one already. Either way the old key is
+		 * KEY's, and its slot the one to retire. */
+		bool is_old = len == c->given_old.size && !memcmp(data, c->given_old.data, len);
+		bool is_new = len == c->new_key.size && !memcmp(data, c->new_key.data, len);
+
+		if (!is_old && !is_new)
+			return log_error_errno(EINVAL, "--resume: the key file inside '%s' holds neither "
+					       "the key in '%s' nor the one in '%s': nothing changed",
+					       c->opt->image, c->key_out, c->key_new);
+		secret_free(&c->old_key);
+		r = secret_copy(&c->old_key, &c->given_old);
+		if (r < 0)
+			return log_error_errno(r, "out of memory");
+	}
 
 	/* The slot to retire is the one the image's own key file opens. */
 	r = luks_unlock(c->cd, &c->old_key, &vk, &slot);
@@ -318,7 +342,7 @@ static int prepare_files(struct rekey_ctx *c)
 		return r;
 	}
 	c->old_slot = slot;
-	if (c->opt->key_file && slot != c->used_slot)
+	if (c->opt->key_file && slot != c->used_slot && !c->resuming)
 		log_warning("the given key opens slot %d, the image's key file slot %d", c->used_slot,
 			    slot);
 	if (!c->opt->output) {
@@ -327,7 +351,7 @@ static int prepare_files(struct rekey_ctx *c)
 			return r;
 	}
 
-	r = keys_generate(&c->new_key);
+	r = c->resuming ? 0 : keys_generate(&c->new_key);
 	if (r < 0)
 		return r;
 	r = choose_new_volume_key(c);
@@ -372,6 +396,11 @@ static int prepare_files(struct rekey_ctx *c)
 						       c->new_pin[0] ? c->old_pin : NULL,
 						       c->new_pin[0] ? c->new_pin : NULL, &d->data,
 						       &d->len, &d->keys);
+			/* Resuming, an initramfs written before the stop holds the new key already. */
+			if (r == 0 && d->keys == 0 && c->resuming &&
+			    initramfs_count_key(d->path, d->data, d->len, c->new_key.data,
+						c->new_key.size, &d->keys) == 0 && d->keys > 0)
+				continue;
 			if (r == 0 && d->keys == 0)
 				r = log_error_errno(ENOENT, "'%s': %s holds no copy of the image's key file",
 						    c->opt->image, d->path);
@@ -383,6 +412,97 @@ static int prepare_files(struct rekey_ctx *c)
 	if (r == 0 && c->n_initrds == 0)
 		log_warning("'%s' has no initramfs in /boot", c->opt->image);
 	return r;
+}
+
+static int rename_key(struct rekey_ctx *c);
+
+/*
+ * --resume: what an interrupted rekey left (KEY.new, maybe the header backup), tried against
+ * the header the image holds: undone when KEY.new opens nothing (the slot was never added),
+ * finished by renaming when only KEY.new opens it (the old slot was already removed), and
+ * rolled forward from the key copies on when both open it (*ret_forward: the caller goes on
+ * with the steps after slot-added). Returns 1 when nothing more is to be done.
+ */
+static int resume_decide(struct rekey_ctx *c, bool *ret_forward)
+{
+	const char *img = c->opt->image;
+	struct secret vk = {};
+	bool old_opens, new_opens, backup;
+	struct stat st;
+	int r, slot = -1;
+
+	*ret_forward = false;
+	c->backup_path = strdupf("%s.luks-header-backup", img);
+	if (!c->backup_path)
+		return log_error_errno(ENOMEM, "out of memory");
+	backup = lstat(c->backup_path, &st) == 0;
+	if (lstat(c->key_new, &st) < 0 && backup) {
+		/* Stopped after the rename, before the backup went: done if KEY opens it. */
+		const char *key = c->opt->key_file ?: c->key_out;
+
+		r = keys_read_key_file(key, &c->given_old);
+		if (r < 0)
+			return r;
+		if (luks_unlock(c->cd, &c->given_old, &vk, &slot) < 0)
+			return log_error_errno(EPERM, "--resume: '%s' is there, '%s' is not, and the key "
+					       "in '%s' does not open '%s': restore its header from the "
+					       "backup (cryptsetup luksHeaderRestore)", c->backup_path,
+					       c->key_new, key, img);
+		secret_free(&vk);
+		unlink(c->backup_path);
+		log_notice("'%s': the interrupted rekey was finished but for removing the header "
+			   "backup, which is gone now; the key in '%s' opens slot %d", img, key, slot);
+		return 1;
+	}
+	if (lstat(c->key_new, &st) < 0) {
+		log_notice("'%s': no interrupted rekey ('%s' is not there): nothing to resume", img,
+			   c->key_new);
+		return 1;
+	}
+	r = keys_read_key_file(c->key_new, &c->new_key);
+	if (r == 0)
+		r = keys_read_key_file(c->opt->key_file ?: c->key_out, &c->given_old);
+	if (r < 0)
+		return r;
+	new_opens = luks_unlock(c->cd, &c->new_key, &vk, &slot) == 0;
+	secret_free(&vk);
+	old_opens = luks_unlock(c->cd, &c->given_old, &vk, &c->old_slot) == 0;
+	secret_free(&vk);
+	if (!new_opens && !old_opens)
+		return log_error_errno(EPERM, "--resume: neither the key in '%s' nor the one in '%s' "
+				       "opens '%s'%s%s%s: nothing changed", c->opt->key_file ?: c->key_out,
+				       c->key_new, img, backup ? "; its original header is in '" : "",
+				       backup ? c->backup_path : "", backup ? "'" : "");
+	if (!new_opens) {
+		/* Stopped before the new slot: the image is as it was. */
+		unlink(c->key_new);
+		if (backup)
+			unlink(c->backup_path);
+		log_notice("'%s': the interrupted rekey had not changed it; it opens with '%s' as "
+			   "before; '%s'%s removed", img, c->opt->key_file ?: c->key_out, c->key_new,
+			   backup ? " and the header backup" : "");
+		return 1;
+	}
+	c->new_slot = slot;
+	if (!old_opens) {
+		/* Stopped after the old slot's removal: only the rename was left. */
+		r = rename_key(c);
+		if (r < 0)
+			return r;
+		if (backup)
+			unlink(c->backup_path);
+		log_notice("'%s': the interrupted rekey is finished: the new key is in slot %d and in "
+			   "'%s'; the old key opens nothing", img, c->new_slot, c->key_out);
+		return 1;
+	}
+	/* Both open: the new slot is there, the key copies may be half written. */
+	log_notice("'%s': resuming the interrupted rekey: its new key (slot %d) goes into the key "
+		   "copies, the old key's slot %d is removed", img, c->new_slot, c->old_slot);
+	c->resuming = true;
+	c->new_key_saved = true;
+	c->backup_done = backup;
+	*ret_forward = true;
+	return 0;
 }
 
 /* The copy's pin in its root filesystem (luks-UUID.pin beside the key file, renamed with
@@ -580,10 +700,12 @@ static void report_unfinished(struct rekey_ctx *c)
 			  c->key_new, c->backup_path);
 	} else if (old_opens && new_opens) {
 		log_error("rekey did not finish: '%s' opens with the old key and with the new key in "
-			  "'%s'; the original header is in '%s'", img, c->key_new, c->backup_path);
+			  "'%s'; the original header is in '%s'; 'cvm-image rekey %s --resume' finishes "
+			  "it", img, c->key_new, c->backup_path, img);
 	} else if (new_opens) {
 		log_error("rekey did not finish: '%s' opens with the new key in '%s' only: rename it "
-			  "to '%s'", img, c->key_new, c->key_out);
+			  "to '%s' ('cvm-image rekey %s --resume' does)", img, c->key_new, c->key_out,
+			  img);
 		unlink(c->backup_path);
 	} else if (old_opens) {
 		/* The slot was never added: nothing in the image names the new key. */
@@ -630,6 +752,7 @@ static void rekey_ctx_done(struct rekey_ctx *c)
 	secret_free(&c->secret);
 	secret_free(&c->old_key);
 	secret_free(&c->new_key);
+	secret_free(&c->given_old);
 	if (c->cd)
 		luks_free(c->cd);
 	image_close(c->im); /* stops a qcow2's export (flushed), releases the locks */
@@ -856,16 +979,27 @@ int rekey_run(const struct rekey_options *opt)
 	}
 	r = open_image(&c);
 	/* After the lock: a KEY.new of a rekey that still runs is not a leftover. */
-	if (r == 0 && lstat(c.key_new, &st) == 0) {
-		r = log_error_errno(EEXIST, "'%s' exists, left by an interrupted rekey: check which key "
-					    "opens '%s', keep that one and remove the other",
-				    c.key_new, opt->image);
+	if (r == 0 && !opt->resume && lstat(c.key_new, &st) == 0) {
+		r = log_error_errno(EEXIST, "'%s' exists, left by an interrupted rekey: 'cvm-image "
+					    "rekey %s --resume' finishes or undoes it", c.key_new,
+				    opt->image);
 		goto out;
 	}
 	if (r == 0)
 		sweep_leftovers(&c);
 	if (r == 0)
 		r = read_header(&c);
+	if (r == 0 && opt->resume) {
+		bool forward;
+
+		r = resume_decide(&c, &forward);
+		if (r != 0 || !forward) {
+			c.done = r >= 0;
+			if (r > 0)
+				r = 0;
+			goto out;
+		}
+	}
 	if (r == 0)
 		r = unlock(&c);
 	if (r == 0)
@@ -889,21 +1023,26 @@ int rekey_run(const struct rekey_options *opt)
 
 	/* From here on the image changes. SIGINT is noted, and honoured only where the image
 	 * opens with exactly one known key: stopping half way helps no one. */
-	/* The new key is saved first: if it cannot be, nothing has changed. */
-	r = save_new_key(&c);
-	if (r == 0)
-		r = write_backup(&c);
-	if (r < 0)
-		goto out;
-	c.slot_added = true; /* from the first header write on, what opens it is checked */
-	r = luks_add_fast_key(c.cd, &c.vk, &c.new_key, -1);
-	if (r < 0)
-		goto out;
-	c.new_slot = r;
-	r = splice_header(&c);
-	if (r < 0)
-		goto out;
-	r = fault("slot-added");
+	/* The new key is saved first: if it cannot be, nothing has changed. Resuming, it is
+	 * saved and in its slot already. */
+	if (c.resuming) {
+		c.slot_added = true;
+	} else {
+		r = save_new_key(&c);
+		if (r == 0)
+			r = write_backup(&c);
+		if (r < 0)
+			goto out;
+		c.slot_added = true; /* from the first header write on, what opens it is checked */
+		r = luks_add_fast_key(c.cd, &c.vk, &c.new_key, -1);
+		if (r < 0)
+			goto out;
+		c.new_slot = r;
+		r = splice_header(&c);
+		if (r < 0)
+			goto out;
+		r = fault("slot-added");
+	}
 	if (r == 0)
 		r = write_files(&c);
 	if (r == 0)

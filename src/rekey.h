@@ -12,6 +12,7 @@ struct rekey_options {
 	const char *new_key_out;       /* NULL: IMAGE.key (NEW.key with --reencrypt) */
 	bool json;
 	unsigned kill_slots;           /* --kill-slot N: bit N, removed with the old key's slot */
+	bool resume;                   /* finish or undo an interrupted rekey (KEY.new left) */
 
 	/* --reencrypt -o NEW: a copy with a new volume key instead of an in-place rekey */
 	const char *output;

@@ -61,6 +61,8 @@ struct secret {
 
 void secret_free(struct secret *s);
 int secret_alloc(struct secret *s, size_t size);
+/* A copy of src, wiped when freed as any secret. */
+int secret_copy(struct secret *dst, const struct secret *src);
 static inline void secret_freep(struct secret *s)
 {
 	secret_free(s);

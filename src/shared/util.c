@@ -40,6 +40,15 @@ int secret_alloc(struct secret *s, size_t size)
 	return 0;
 }
 
+int secret_copy(struct secret *dst, const struct secret *src)
+{
+	int r = secret_alloc(dst, src->size);
+
+	if (r == 0 && src->size)
+		memcpy(dst->data, src->data, src->size);
+	return r;
+}
+
 int parse_size(const char *s, uint64_t *ret)
 {
 	char *end;

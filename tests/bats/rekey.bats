@@ -694,3 +694,98 @@ PY
 	[[ "$stderr" == *"nothing changed"* ]]
 	[ -z "$(ls -A "$T/out" | grep -v '^disk\.\(img\|qcow2\)\(\.key\)\?$')" ]
 }
+
+# check_ok NAME [DETAIL]: in inspect's JSON ($output), the check NAME is ok (saying DETAIL).
+check_ok() {
+	local got
+	got=$(jq -r --arg n "$1" '.checks[] | select(.name == $n) | "\(.status) \(.detail)"' <<<"$output")
+	[[ "$got" == "ok "*"${2:-}"* ]] || { echo "check '$1': $got"; return 1; }
+}
+
+# resumed_ok IMAGE KEY: after --resume, KEY alone opens IMAGE's slot 0, the recovery slot 1 is
+# the only other, nothing was left, and inspect finds KEY in the tree and every initramfs.
+resumed_ok() {
+	local img=$1 key=$2 raw=$1
+	[ ! -e "$key.new" ] && [ ! -e "$img.luks-header-backup" ]
+	if [[ $img == *.qcow2 ]]; then
+		raw=$T/resumed.img
+		qemu-img convert -f qcow2 -O raw "$img" "$raw"
+	fi
+	[ "$(slots_enabled "$raw")" = "0 1" ]
+	cryptsetup open --test-passphrase --key-slot 0 --key-file "$key" "$T/hdr"
+	opens_with "$T/hdr" "$T/recovery.typed"
+	run --separate-stderr "$CVM_IMAGE" inspect "$img" --key-file "$key" --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ -z "$(jq -r '.checks[] | select(.status == "fail") | .name' <<<"$output")" ]
+	check_ok key-file && check_ok key-opens "slot 0" && check_ok "initramfs 6.1.0-10-amd64"
+	rm -f "$T/resumed.img"
+}
+
+@test "rekey --resume: stopped dead after any step (raw and qcow2), it finishes or undoes the rekey: one key in slot 0, the recovery slot, nothing else" {
+	local step fmt img said
+	for fmt in img qcow2; do
+		for step in key-saved backup slot-added rootfs-key initramfs files old-slot-killed key-renamed; do
+			image
+			img=$T/out/disk.$fmt
+			if [ "$fmt" = qcow2 ]; then
+				qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$img"
+				mv "$T/out/disk.img.key" "$img.key"
+				rm "$T/out/disk.img"
+			fi
+			cp "$img.key" "$T/old.key"
+			run env CVM_IMAGE_FAULT=$step "$CVM_IMAGE" -q rekey "$img" --key-file "$img.key"
+			[ "$status" -eq 99 ]
+			run --separate-stderr "$CVM_IMAGE" rekey "$img" --resume
+			echo "$fmt after $step: $stderr"
+			[ "$status" -eq 0 ]
+			case $step in
+			key-saved | backup) said="had not changed it" ;;
+			slot-added | rootfs-key | initramfs | files) said="resuming the interrupted rekey" ;;
+			old-slot-killed) said="the interrupted rekey is finished" ;;
+			key-renamed) said="was finished but for removing the header backup" ;;
+			esac
+			[[ "$stderr" == *"$said"* ]]
+			resumed_ok "$img" "$img.key"
+			# Rolled forward or finished: the old key opens nothing any more.
+			case $step in
+			key-saved | backup) cmp -s "$T/old.key" "$img.key" ;;
+			*) run ! opens_with "$T/hdr" "$T/old.key" ;;
+			esac
+			run ! grep -q cvm-image-export /proc/self/mountinfo
+			rm -f "$T"/out/* "$T"/out/.cvm* 2>/dev/null || true
+		done
+	done
+}
+
+@test "rekey --resume: e2fsck clean in the appliance after a resume from half-written key copies" {
+	requires guestfs
+	image
+	run env CVM_IMAGE_FAULT=rootfs-key "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 99 ]
+	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --resume
+	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
+	[[ "$output" == *e2fsck-exit=0* ]] || { echo "$output"; false; }
+}
+
+@test "rekey --resume: what it refuses: usage, neither key opening, a tree holding a third key" {
+	image
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --resume --reencrypt -o "$T/x.img"
+	[ "$status" -eq 2 ]
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --resume --recovery-passphrase-file "$T/recovery"
+	[ "$status" -eq 2 ]
+	# A plain rekey with KEY.new there points to --resume.
+	printf 'leftover' > "$T/out/disk.img.key.new"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'cvm-image rekey $T/out/disk.img --resume' finishes or undoes it"* ]]
+	# Neither KEY nor KEY.new opens it: nothing changes, both stay.
+	local sum
+	sum=$(sha256sum < "$T/out/disk.img")
+	printf 'not the key either' > "$T/other.key"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --resume --key-file "$T/other.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"neither the key in '$T/other.key' nor the one in '$T/out/disk.img.key.new' opens"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	[ -f "$T/out/disk.img.key.new" ]
+}

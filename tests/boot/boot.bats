@@ -286,19 +286,26 @@ rekeyed() {
 	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
 }
 
-@test "boot: a rekey stopped dead after the initramfs step still boots, with the old key" {
-	# qcow2: the original is replaced only at the end, so stop a raw copy instead.
+@test "boot: a rekey stopped dead after the initramfs step still boots, with the old key; resumed, with the new one" {
 	local img
 	img=$(image initramfs-tools)
-	qemu-img convert -O raw "$img" "$T/rk.img"
+	cp --sparse=always "$img" "$T/rk.qcow2"
 	cp "$img.key" "$T/old.key"
-	run env CVM_IMAGE_FAULT=initramfs "$CVM_IMAGE" -q rekey "$T/rk.img" --key-file "$T/old.key"
+	run env CVM_IMAGE_FAULT=initramfs "$CVM_IMAGE" -q rekey "$T/rk.qcow2" --key-file "$T/old.key"
 	[ "$status" -eq 99 ]
 	# Both slots are there; the initramfs already holds the new key: grub takes the old one,
 	# the initramfs unlocks with the new one, without asking.
-	boot "$T/rk.img" "$T/old.key"
+	boot "$T/rk.qcow2" "$T/old.key"
 	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
 	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	# --resume finishes it: the new key alone (slot 0) boots it, the pin still holds.
+	"$CVM_IMAGE" rekey "$T/rk.qcow2" --resume --key-file "$T/old.key"
+	[ ! -e "$T/rk.qcow2.key.new" ]
+	boot "$T/rk.qcow2" "$T/rk.qcow2.key"
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .slot <<<"$R")" = 0 ]
+	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	[ "$(out 'dmesg | grep -c "cvm-image: the root device .* matches its pin"')" = 1 ]
 }
 
 @test "boot: --reencrypt --new-uuid copies boot with their key, pinned to their own volume key; the original key is refused (initramfs-tools and dracut)" {
