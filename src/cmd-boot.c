@@ -140,14 +140,8 @@ static int do_boot(int argc, char *argv[])
 			return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc) {
-		log_error("missing IMAGE; see 'cvm-image boot --help'");
+	if (cmd_one_operand(argc, argv, "boot", "IMAGE", &o.image) < 0)
 		return EXIT_USAGE;
-	}
-	if (optind + 1 < argc) {
-		log_error("unexpected argument '%s'", argv[optind + 1]);
-		return EXIT_USAGE;
-	}
 	if (!o.key_file) {
 		log_error("--key-file KEY is needed: it is what is typed at grub's prompt");
 		return EXIT_USAGE;
@@ -161,7 +155,6 @@ static int do_boot(int argc, char *argv[])
 			  "--then-reboot and --try-menu");
 		return EXIT_USAGE;
 	}
-	o.image = argv[optind];
 	return exit_status_from_errno(boot_run(&o));
 }
 

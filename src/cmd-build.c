@@ -234,19 +234,12 @@ static int do_build(int argc, char *argv[])
 			return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc) {
-		log_error("missing ROOTFS tarball; see 'cvm-image build --help'");
+	if (cmd_one_operand(argc, argv, "build", "ROOTFS tarball", &o.rootfs) < 0)
 		return EXIT_USAGE;
-	}
-	if (optind + 1 < argc) {
-		log_error("unexpected argument '%s'", argv[optind + 1]);
-		return EXIT_USAGE;
-	}
 	if (!o.output) {
 		log_error("missing -o IMAGE; see 'cvm-image build --help'");
 		return EXIT_USAGE;
 	}
-	o.rootfs = argv[optind];
 	/* Read now: a bad password file is a usage error, before anything runs. */
 	if (grub_password_file) {
 		if (keys_read_passphrase_file(grub_password_file, &grub_password) < 0)

@@ -74,14 +74,8 @@ static int do_inspect(int argc, char *argv[])
 			return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc) {
-		log_error("missing IMAGE; see 'cvm-image inspect --help'");
+	if (cmd_one_operand(argc, argv, "inspect", "IMAGE", &o.image) < 0)
 		return EXIT_USAGE;
-	}
-	if (optind + 1 < argc) {
-		log_error("unexpected argument '%s'", argv[optind + 1]);
-		return EXIT_USAGE;
-	}
 	if (o.key_file && o.recovery_file) {
 		log_error("give at most one of --key-file and --recovery-passphrase-file");
 		return EXIT_USAGE;
@@ -90,7 +84,6 @@ static int do_inspect(int argc, char *argv[])
 		log_error("--deep needs --key-file or --recovery-passphrase-file");
 		return EXIT_USAGE;
 	}
-	o.image = argv[optind];
 	return exit_status_from_errno(inspect_run(&o));
 }
 

@@ -136,14 +136,8 @@ static int do_rekey(int argc, char *argv[])
 			return EXIT_USAGE;
 		}
 	}
-	if (optind >= argc) {
-		log_error("missing IMAGE; see 'cvm-image rekey --help'");
+	if (cmd_one_operand(argc, argv, "rekey", "IMAGE", &o.image) < 0)
 		return EXIT_USAGE;
-	}
-	if (optind + 1 < argc) {
-		log_error("unexpected argument '%s'", argv[optind + 1]);
-		return EXIT_USAGE;
-	}
 	if (o.resume && (reencrypt || o.recovery_file || o.kill_slots)) {
 		log_error("--resume goes with none of --reencrypt, --recovery-passphrase-file and "
 			  "--kill-slot");
@@ -165,7 +159,6 @@ static int do_rekey(int argc, char *argv[])
 		log_error("--new-uuid goes with --reencrypt -o NEW_IMAGE");
 		return EXIT_USAGE;
 	}
-	o.image = argv[optind];
 	return exit_status_from_errno(rekey_run(&o));
 }
 

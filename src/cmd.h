@@ -14,3 +14,7 @@ extern const struct cvm_cmd cvm_cmd_hooks;
 extern const struct cvm_cmd cvm_cmd_inspect;
 extern const struct cvm_cmd cvm_cmd_rekey;
 extern const struct cvm_cmd cvm_cmd_secret;
+
+/* After getopt_long: exactly one operand (what, e.g. "IMAGE", for the message) into *ret.
+ * Logs and returns -EINVAL otherwise: the caller exits with EXIT_USAGE. */
+int cmd_one_operand(int argc, char *argv[], const char *cmd, const char *what, const char **ret);

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "luks.h"
 #include "run.h"
+#include "shared/fault.h"
 #include "shared/interrupt.h"
 #include "shared/qemulock.h"
 #include "shared/spawn.h"
@@ -130,7 +131,7 @@ static void stop_export(struct image *im)
  * qcow2; an NBD client library would need a second one for each. The daemon dies with us
  * (PR_SET_PDEATHSIG); a mount left by a SIGKILL is swept by the next run (leftovers.c).
  */
-static int export_qcow2(struct image *im)
+static int export_qcow2(struct image *im, char *why, size_t why_len)
 {
 	_cleanup_free_ char *file = NULL, *blk_file = NULL, *blk_qcow2 = NULL, *exp = NULL;
 	_cleanup_free_ char *log_path = NULL;
@@ -138,6 +139,12 @@ static int export_qcow2(struct image *im)
 	double deadline;
 	pid_t pid;
 	int status;
+
+	/* For tests: a machine without FUSE. */
+	if (fault_requested("no-fuse")) {
+		snprintf(why, why_len, "CVM_IMAGE_FAULT=no-fuse");
+		return -ENOTSUP;
+	}
 
 	im->export_dir = strdupf("%s/cvm-image-export.%d.XXXXXX", tmp_dir(), (int)getpid());
 	if (!im->export_dir)
@@ -198,11 +205,10 @@ static int export_qcow2(struct image *im)
 			if (read_small_file(log_path, &out, &len) == 0)
 				log_child_output("qemu-storage-daemon", out);
 			if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && (!out || !*out))
-				return log_error_errno(ENOENT, "cannot run 'qemu-storage-daemon' "
+				return log_error_errno(ENOPKG, "cannot run 'qemu-storage-daemon' "
 						       "(package qemu-system-common)");
-			return log_error_errno(ENOTSUP, "qemu-storage-daemon cannot export '%s'%s%s",
-					       im->path, out && *out ? ": " : "",
-					       out && *out ? last_lines(out, 1) : "");
+			snprintf(why, why_len, "%s", out && *out ? last_lines(out, 1) : "it exited");
+			return -ENOTSUP; /* the caller says what it does instead */
 		}
 		if (interrupt_pending())
 			return log_error_errno(EINTR, "interrupted");
@@ -232,7 +238,6 @@ static int copy_qcow2(struct image *im)
 		return log_error_errno(errno, "cannot create a file in '%s': %m", tmp_dir());
 	close(tfd);
 	im->export_copied = true;
-	log_warning("'%s': no FUSE export here, reading a temporary raw copy", im->path);
 	char *argv[] = { "qemu-img", "convert", "-q", "-U", "-f", "qcow2", "-O", "raw",
 			 im->path, im->raw_path, NULL };
 	r = run_program(argv, NULL);
@@ -305,9 +310,16 @@ int image_open(const char *path, unsigned flags, struct image **ret)
 		r = check_qcow2(path);
 	if (r < 0)
 		return r;
-	r = export_qcow2(im);
-	if (r == -ENOTSUP && !im->writable)
+	char why[256] = "";
+	r = export_qcow2(im, why, sizeof(why));
+	if (r == -ENOTSUP && im->writable)
+		return log_error_errno(r, "'%s' cannot be edited in place: qemu-storage-daemon cannot "
+				       "export it through FUSE (%s): nothing changed", path, why);
+	if (r == -ENOTSUP) {
+		log_warning("'%s': qemu-storage-daemon cannot export it (%s): reading a temporary raw "
+			    "copy instead", path, why);
 		r = copy_qcow2(im);
+	}
 	if (r < 0)
 		return r;
 	im->fd = open(im->raw_path, (im->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);

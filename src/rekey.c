@@ -146,15 +146,13 @@ static int read_header(struct rekey_ctx *c)
 
 static int write_backup(struct rekey_ctx *c)
 {
-	_cleanup_close_ int fd = -1, hfd = -1;
-	_cleanup_free_ unsigned char *hdr = malloc(c->hdr_size);
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ unsigned char *hdr = NULL;
 	int r;
 
-	if (!hdr)
-		return log_error_errno(ENOMEM, "out of memory");
-	r = pread_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
+	r = image_read_header(c->im, &hdr);
 	if (r < 0)
-		return log_error_errno(r, "cannot read '%s': %m", c->raw_path);
+		return r;
 	c->backup_path = strdupf("%s.luks-header-backup", c->opt->image);
 	if (!c->backup_path)
 		return log_error_errno(ENOMEM, "out of memory");

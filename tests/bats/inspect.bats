@@ -246,6 +246,17 @@ put_header_region() { dd if="$T/hdr" of="$1" bs=1M seek=100 conv=notrunc status=
 	assert_no_leftovers "$T/out"
 }
 
+@test "inspect: a qcow2 image where FUSE is missing is read through a temporary raw copy, said, removed" {
+	image
+	qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
+	run --separate-stderr env CVM_IMAGE_FAULT=no-fuse "$CVM_IMAGE" inspect "$T/out/disk.qcow2" --key-file "$T/out/disk.img.key" --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"'$T/out/disk.qcow2': qemu-storage-daemon cannot export it (CVM_IMAGE_FAULT=no-fuse): reading a temporary raw copy instead"* ]]
+	[ "$(jq -r .passed <<<"$output")" = true ]
+	[ -z "$(ls -A "$TMPDIR")" ]
+}
+
 @test "inspect --deep: in the appliance, dm-crypt opens it, e2fsck -fn clean, the same files as offline (qcow2)" {
 	requires guestfs
 	image

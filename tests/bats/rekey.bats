@@ -758,6 +758,20 @@ resumed_ok() {
 	done
 }
 
+@test "rekey: a qcow2 image where FUSE is missing is refused, exit 3, unchanged" {
+	image
+	qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
+	cp "$T/out/disk.img.key" "$T/out/disk.qcow2.key"
+	local sum
+	sum=$(sha256sum < "$T/out/disk.qcow2")
+	run --separate-stderr env CVM_IMAGE_FAULT=no-fuse "$CVM_IMAGE" rekey "$T/out/disk.qcow2" --key-file "$T/out/disk.qcow2.key"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"'$T/out/disk.qcow2' cannot be edited in place: qemu-storage-daemon cannot export it through FUSE (CVM_IMAGE_FAULT=no-fuse): nothing changed"* ]]
+	[ "$(sha256sum < "$T/out/disk.qcow2")" = "$sum" ]
+	[ ! -e "$T/out/disk.qcow2.key.new" ]
+	assert_no_leftovers "$T/out"
+}
+
 @test "rekey --resume: e2fsck clean in the appliance after a resume from half-written key copies" {
 	requires guestfs
 	image
