@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,17 +36,6 @@
 #include "shared/util.h"
 #include "xts.h"
 
-const char *const rekey_steps[] = {
-	"key-saved",       /* the new key is in KEY.new (before any change: nothing is lost) */
-	"backup",          /* header backup written next to the image */
-	"slot-added",      /* the new key is in a free slot: both keys open the image */
-	"rootfs-key",      /* the key file in the root filesystem holds the new key */
-	"initramfs",       /* every initramfs holds the new key */
-	"files",           /* the filesystem is flushed and synced */
-	"old-slot-killed", /* the old key opens nothing; the new key is in the old key's slot */
-	"key-renamed",     /* KEY.new renamed to KEY */
-	NULL,
-};
 
 struct initrd {
 	char *path;
@@ -88,7 +78,8 @@ struct rekey_ctx {
 
 /* After each step: CVM_IMAGE_FAULT=STEP stops dead there (as if killed: no cleanup, exit 99),
  * CVM_IMAGE_FAULT=fail-after-STEP fails there as an error would (the messages after a
- * failure are tested against what the image then opens with). */
+ * failure are tested against what the image then opens with), signal-after-STEP sends us
+ * SIGINT there (a ^C between steps). */
 static int fault(const char *step)
 {
 	char fail[64];
@@ -101,6 +92,9 @@ static int fault(const char *step)
 	snprintf(fail, sizeof(fail), "fail-after-%s", step);
 	if (fault_requested(fail))
 		return log_error_errno(EIO, "CVM_IMAGE_FAULT=%s: failing here", fail);
+	snprintf(fail, sizeof(fail), "signal-after-%s", step);
+	if (fault_requested(fail))
+		kill(getpid(), SIGINT);
 	return 0;
 }
 
@@ -169,7 +163,7 @@ static int write_backup(struct rekey_ctx *c)
 	if (r < 0 || fsync(fd) < 0)
 		return log_error_errno(r < 0 ? r : -errno, "cannot write '%s': %m", c->backup_path);
 	c->backup_done = true;
-	return fault("backup");
+	return 0;
 }
 
 /* The header copy, as libcryptsetup left it, back into the image; synced. */
@@ -553,36 +547,54 @@ static int save_new_key(struct rekey_ctx *c)
 	if (r < 0 || fsync(fd) < 0)
 		return log_error_errno(r < 0 ? r : -errno, "cannot write '%s': %m", c->key_new);
 	(void)fsync_dir_of(c->key_new);
-	return fault("key-saved");
+	return 0;
 }
 
-/* The new key into the root filesystem and every initramfs of fs. */
-static int replace_key_copies(struct rekey_ctx *c, struct cryptfs *fs)
+/* The key file in the root filesystem fs. */
+static int write_rootfs_key(struct rekey_ctx *c, struct cryptfs *fs)
 {
-	int r = cryptfs_write_file(fs, c->fs_key_path, c->new_key.data, c->new_key.size);
+	return cryptfs_write_file(fs, c->fs_key_path, c->new_key.data, c->new_key.size);
+}
 
-	if (r == 0)
-		r = fault("rootfs-key");
-	if (r < 0)
-		return r;
+/* Every initramfs of fs, as prepared. */
+static int write_initramfs(struct rekey_ctx *c, struct cryptfs *fs)
+{
 	for (size_t i = 0; i < c->n_initrds; i++) {
-		r = cryptfs_write_file(fs, c->initrds[i].path, c->initrds[i].data, c->initrds[i].len);
+		int r = cryptfs_write_file(fs, c->initrds[i].path, c->initrds[i].data, c->initrds[i].len);
+
 		if (r < 0)
 			return r;
 		log_info("rekey: %s: %u key cop%s replaced", c->initrds[i].path, c->initrds[i].keys,
 			 c->initrds[i].keys == 1 ? "y" : "ies");
 	}
-	return fault("initramfs");
+	return 0;
 }
 
-static int write_files(struct rekey_ctx *c)
+/* --reencrypt: both into the copy's filesystem. */
+static int replace_key_copies(struct rekey_ctx *c, struct cryptfs *fs)
+{
+	int r = write_rootfs_key(c, fs);
+
+	return r < 0 ? r : write_initramfs(c, fs);
+}
+
+/* The steps of an in-place rekey on the image's own filesystem. */
+static int step_rootfs_key(struct rekey_ctx *c)
+{
+	return write_rootfs_key(c, c->fs);
+}
+
+static int step_initramfs(struct rekey_ctx *c)
+{
+	return write_initramfs(c, c->fs);
+}
+
+/* The filesystem flushed, closed and synced. */
+static int step_files(struct rekey_ctx *c)
 {
 	uint64_t rd, wr;
 	int r;
 
-	r = replace_key_copies(c, c->fs);
-	if (r < 0)
-		return r;
 	cryptfs_stats(c->fs, &rd, &wr);
 	c->bytes_read += rd;
 	c->bytes_written += wr;
@@ -592,7 +604,21 @@ static int write_files(struct rekey_ctx *c)
 		return r;
 	if (fsync(c->fd) < 0)
 		return log_error_errno(errno, "cannot write '%s': %m", c->raw_path);
-	return fault("files");
+	return 0;
+}
+
+/* The new key in a free slot; from this first header write on, what opens the image is tried
+ * after a failure. */
+static int add_slot(struct rekey_ctx *c)
+{
+	int r;
+
+	c->slot_added = true;
+	r = luks_add_fast_key(c->cd, &c->vk, &c->new_key, -1);
+	if (r < 0)
+		return r;
+	c->new_slot = r;
+	return splice_header(c);
 }
 
 /* The retired slots removed and the new key moved into slot 0 (if it was among them) or the
@@ -622,7 +648,7 @@ static int retire_old_slot(struct rekey_ctx *c)
 		log_info("rekey: slot%s %s removed; the new key is in slot %d",
 			 strchr(list, ',') ? "s" : "", list, c->new_slot);
 	}
-	return fault("old-slot-killed");
+	return 0;
 }
 
 static int rename_key(struct rekey_ctx *c)
@@ -632,7 +658,48 @@ static int rename_key(struct rekey_ctx *c)
 				       c->key_new, c->key_out, c->key_new);
 	c->new_key_saved = false;
 	(void)fsync_dir_of(c->key_out);
-	return fault("key-renamed");
+	return 0;
+}
+
+/*
+ * An in-place rekey, in order. After each step the runner calls fault() (CVM_IMAGE_FAULT) and,
+ * where stopping changes nothing (interruptible), honours SIGINT/SIGTERM; after a failure,
+ * rekey_ctx_done() says what opens the image by trying the keys on its header, and
+ * "rekey --resume" finishes or undoes it from there (resume_decide()).
+ */
+static const struct rekey_step {
+	const char *name;
+	int (*run)(struct rekey_ctx *c);
+	bool interruptible;
+	const char *after; /* what opens the image, and what holds which key, after it */
+} steps[] = {
+	{ "key-saved", save_new_key, true, "the new key is in KEY.new; the image is unchanged" },
+	{ "backup", write_backup, true, "the header is backed up beside the image; unchanged" },
+	{ "slot-added", add_slot, false, "both keys open the image; the tree holds the old key" },
+	{ "rootfs-key", step_rootfs_key, false, "both keys open it; the tree's key file is new" },
+	{ "initramfs", step_initramfs, false, "both keys open it; every initramfs holds the new key" },
+	{ "files", step_files, false, "both keys open it; the filesystem is flushed and synced" },
+	{ "old-slot-killed", retire_old_slot, false, "only the new key (slot 0) opens it" },
+	{ "key-renamed", rename_key, false, "KEY holds the new key; KEY.new is gone" },
+};
+
+/* The first step a resumed rekey runs: the new key is saved and in its slot already. */
+#define RESUME_FROM 3
+
+static int run_steps(struct rekey_ctx *c, size_t first)
+{
+	for (size_t i = first; i < ELEMENTSOF(steps); i++) {
+		int r = steps[i].run(c);
+
+		if (r == 0)
+			r = fault(steps[i].name);
+		if (r < 0)
+			return r;
+		log_debug("rekey: %s: %s", steps[i].name, steps[i].after);
+		if (steps[i].interruptible && interrupt_pending())
+			return log_error_errno(EINTR, "interrupted after step %s", steps[i].name);
+	}
+	return 0;
 }
 
 static void print_json(const struct rekey_ctx *c)
@@ -1019,34 +1086,9 @@ int rekey_run(const struct rekey_options *opt)
 		goto out;
 	}
 
-	/* From here on the image changes. SIGINT is noted, and honoured only where the image
-	 * opens with exactly one known key: stopping half way helps no one. */
-	/* The new key is saved first: if it cannot be, nothing has changed. Resuming, it is
-	 * saved and in its slot already. */
-	if (c.resuming) {
-		c.slot_added = true;
-	} else {
-		r = save_new_key(&c);
-		if (r == 0)
-			r = write_backup(&c);
-		if (r < 0)
-			goto out;
-		c.slot_added = true; /* from the first header write on, what opens it is checked */
-		r = luks_add_fast_key(c.cd, &c.vk, &c.new_key, -1);
-		if (r < 0)
-			goto out;
-		c.new_slot = r;
-		r = splice_header(&c);
-		if (r < 0)
-			goto out;
-		r = fault("slot-added");
-	}
-	if (r == 0)
-		r = write_files(&c);
-	if (r == 0)
-		r = retire_old_slot(&c);
-	if (r == 0)
-		r = rename_key(&c);
+	/* From here on the image changes: the steps, from the first one (resuming: from the
+	 * key copies on). */
+	r = run_steps(&c, c.resuming ? RESUME_FROM : 0);
 	if (r < 0)
 		goto out;
 	c.done = true;

@@ -21,9 +21,6 @@ struct rekey_options {
 	uint32_t recovery_iter_ms;     /* for the copy's recovery slot (opened by recovery) */
 };
 
-/* The steps, in order; CVM_IMAGE_FAULT=<step> makes the process die right after one. */
-extern const char *const rekey_steps[];
-
 /* The slot cvm-image build gives the recovery passphrase: never taken for a leftover. */
 #define REKEY_RECOVERY_SLOT 1
 

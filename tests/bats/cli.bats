@@ -84,7 +84,7 @@ options_in_man() {
 
 @test "man: the rekey steps in cvm-image-rekey(1) are the ones CVM_IMAGE_FAULT knows" {
 	local steps
-	steps=$(sed -n '/^const char \*const rekey_steps\[\]/,/NULL/p' "$CVM_SRCDIR/src/rekey.c" | grep -oE '^	"[a-z-]+"' | tr -d '\t"' | tr '\n' ' ')
+	steps=$(sed -n '/^} steps\[\] = {/,/^};/p' "$CVM_SRCDIR/src/rekey.c" | grep -oE '^	\{ "[a-z-]+"' | grep -oE '[a-z-]+' | tr '\n' ' ')
 	[ -n "$steps" ]
 	[ "$(sed -n '/^\.B CVM_IMAGE_FAULT/,/^\.SH/p' "$CVM_SRCDIR/man/cvm-image-rekey.1" | tr '\n' ' ' | grep -oE '\(([a-z-]+, )+[a-z-]+\)' | head -n 1 | tr -d '(),' ) " = "$steps" ]
 }

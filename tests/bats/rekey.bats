@@ -772,6 +772,30 @@ resumed_ok() {
 	assert_no_leftovers "$T/out"
 }
 
+@test "rekey: a ^C between the steps stops it where nothing changed yet, and only there" {
+	local sum
+	image
+	cp "$T/out/disk.img.key" "$T/old.key"
+	sum=$(sha256sum < "$T/out/disk.img")
+	for step in key-saved backup; do
+		run --separate-stderr env CVM_IMAGE_FAULT=signal-after-$step "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+		echo "$stderr"
+		[ "$status" -eq 1 ]
+		[[ "$stderr" == *"interrupted after step $step"* ]]
+		[[ "$stderr" == *"nothing in '$T/out/disk.img' changed; it opens with the old key, as before"* ]]
+		[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+		[ ! -e "$T/out/disk.img.key.new" ] && [ ! -e "$T/out/disk.img.luks-header-backup" ]
+		cmp "$T/old.key" "$T/out/disk.img.key"
+	done
+	# From the first header write on, it runs to the end.
+	run --separate-stderr env CVM_IMAGE_FAULT=signal-after-slot-added "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(slots_enabled "$T/out/disk.img")" = "0 1" ]
+	run ! opens_with "$T/hdr" "$T/old.key"
+	opens_with "$T/hdr" "$T/out/disk.img.key"
+}
+
 @test "rekey --resume: e2fsck clean in the appliance after a resume from half-written key copies" {
 	requires guestfs
 	image
