@@ -261,19 +261,29 @@ static int lookup(struct cryptfs *c, const char *path, ext2_ino_t *ino)
 	return 0;
 }
 
+/* The inode at path: -ENOENT if absent. Logs other errors. */
+static int lookup_inode(struct cryptfs *c, const char *path, ext2_ino_t *ino,
+			struct ext2_inode *inode)
+{
+	errcode_t err;
+	int r = lookup(c, path, ino);
+
+	if (r < 0)
+		return r;
+	err = ext2fs_read_inode(c->fs, *ino, inode);
+	if (err)
+		return log_error_errno(EIO, "cannot read the inode of '%s': %s", path, error_message(err));
+	return 0;
+}
+
 int cryptfs_stat(struct cryptfs *c, const char *path, uint32_t *ret_mode, uint64_t *ret_size)
 {
 	struct ext2_inode inode;
 	ext2_ino_t ino;
-	errcode_t err;
-	int r;
+	int r = lookup_inode(c, path, &ino, &inode);
 
-	r = lookup(c, path, &ino);
 	if (r < 0)
 		return r;
-	err = ext2fs_read_inode(c->fs, ino, &inode);
-	if (err)
-		return log_error_errno(EIO, "cannot read the inode of '%s': %s", path, error_message(err));
 	*ret_mode = inode.i_mode;
 	*ret_size = EXT2_I_SIZE(&inode);
 	return 0;
@@ -307,12 +317,9 @@ int cryptfs_read_file(struct cryptfs *c, const char *path, char **ret, size_t *r
 	errcode_t err;
 	int r;
 
-	r = lookup(c, path, &ino);
+	r = lookup_inode(c, path, &ino, &inode);
 	if (r < 0)
 		return r;
-	err = ext2fs_read_inode(c->fs, ino, &inode);
-	if (err)
-		return log_error_errno(EIO, "cannot read the inode of '%s': %s", path, error_message(err));
 	if (!LINUX_S_ISREG(inode.i_mode))
 		return log_error_errno(EINVAL, "'%s' in the root filesystem is not a regular file", path);
 	size = EXT2_I_SIZE(&inode);

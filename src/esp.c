@@ -244,32 +244,27 @@ int esp_replace_uuid(const char *image, uint64_t offset, const char *path, const
 	_cleanup_free_ char *src = strdupf("::/%s", path), *tmp = strdupf("%s/esp-file", tmpdir);
 	_cleanup_free_ unsigned char *buf = NULL;
 	_cleanup_close_ int fd = -1;
-	struct stat st;
+	size_t len;
 	unsigned n;
 	int r;
 
 	if (!img || !src || !tmp)
 		return log_error_errno(ENOMEM, "out of memory");
-	/* mtools takes "image@@offset": the partition inside the disk image. */
-	char *get[] = { "mcopy", "-n", "-i", img, src, tmp, NULL };
-	r = run_program(get, mtools_env);
+	r = esp_read_file(image, offset, path, tmpdir, &buf, &len);
+	if (r == -ENOENT)
+		return log_error_errno(r, "'%s' is not on the ESP", path);
 	if (r < 0)
 		return r;
-	fd = open(tmp, O_RDWR | O_CLOEXEC);
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return log_error_errno(errno, "cannot open '%s': %m", tmp);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return log_error_errno(ENOMEM, "out of memory");
-	r = pread_all(fd, buf, (size_t)st.st_size, 0);
-	if (r < 0)
-		return log_error_errno(r, "cannot read '%s': %m", tmp);
-	n = uuid_replace_all(buf, (size_t)st.st_size, old, new_uuid);
+	n = uuid_replace_all(buf, len, old, new_uuid);
 	if (n == 0)
 		return 0;
-	r = pwrite_all(fd, buf, (size_t)st.st_size, 0);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", tmp);
+	r = pwrite_all(fd, buf, len, 0);
 	if (r < 0)
 		return log_error_errno(r, "cannot write '%s': %m", tmp);
+	/* mtools takes "image@@offset": the partition inside the disk image. */
 	char *put[] = { "mcopy", "-o", "-n", "-i", img, tmp, src, NULL };
 	r = run_program(put, mtools_env);
 	unlink(tmp);
