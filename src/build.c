@@ -18,6 +18,7 @@
 #include "build.h"
 #include "distro.h"
 #include "hooks.h"
+#include "initramfs.h"
 #include "esp.h"
 #include "ext4.h"
 #include "gpt.h"
@@ -771,6 +772,71 @@ static int stage_finalize(struct build_ctx *c)
 	return run_phase(c, "finalize");
 }
 
+/*
+ * The key out of the distro's archives into one of its own at the end of each initramfs
+ * (initramfs_move_key()), so that a rekey rewrites a few bytes at the end of the file
+ * instead of decompressing and compressing again the main archive (seconds and a few hundred
+ * MiB for a large one). An initramfs without the key, or with it in a compression cvm-image
+ * cannot write (xz, lz4, bzip2), stays as the tool made it: inspect and rekey say what they
+ * find there.
+ */
+static int stage_key_archive(struct build_ctx *c)
+{
+	char **versions = NULL;
+	int r;
+
+	/* CVM_IMAGE_FAULT=no-key-archive: as an image whose initramfs the guest's own tools made
+	 * again, for the tests of rekey's whole-file path. */
+	if (!c->distro || fault_requested("no-key-archive"))
+		return 0;
+	r = target_kernel_versions(c->rootfd, &versions);
+	for (size_t i = 0; r == 0 && versions && versions[i]; i++) {
+		for (int k = 0; r == 0 && k < 2; k++) {
+			_cleanup_free_ char *path = k == 0 ? strdupf("/boot/initrd.img-%s", versions[i]) :
+							     strdupf("/boot/initramfs-%s.img", versions[i]);
+			_cleanup_free_ char *data = NULL;
+			_cleanup_free_ void *moved = NULL;
+			size_t len, moved_len;
+			unsigned n;
+			mode_t mode;
+
+			if (!path) {
+				r = log_error_errno(ENOMEM, "out of memory");
+				break;
+			}
+			r = target_read_file_max(c->rootfd, path, 1024 * MiB, &data, &len, &mode);
+			if (r == -ENOENT) {
+				r = 0;
+				continue;
+			}
+			if (r < 0)
+				break;
+			r = initramfs_move_key(path, data, len, c->key.data, c->key.size, &moved,
+					       &moved_len, &n);
+			explicit_bzero(data, len);
+			if (r == -EMEDIUMTYPE) {
+				log_warning("%s: the key stays in the distro's archive; a rekey will "
+					    "refuse this compression", path);
+				r = 0;
+				continue;
+			}
+			if (r < 0)
+				break;
+			if (n == 0) {
+				log_debug("%s holds no copy of the key: left as it is", path);
+				continue;
+			}
+			r = target_write_file(c->rootfd, path, moved, moved_len, mode & 07777);
+			explicit_bzero(moved, moved_len);
+			if (r == 0)
+				log_debug("%s: %u key cop%s moved into its own archive at the end", path,
+					  n, n == 1 ? "y" : "ies");
+		}
+	}
+	strv_free(versions);
+	return r;
+}
+
 static uint64_t fs_offset(const struct build_ctx *c)
 {
 	return c->plan.root_start + LUKS1_PAYLOAD_OFFSET;
@@ -967,6 +1033,8 @@ static const struct stage stages[] = {
 	{ "initramfs", "the distro's initramfs hooks", stage_initramfs },
 	{ "bootloader", "the distro's bootloader hooks", stage_bootloader },
 	{ "finalize", "the distro's finalize hooks", stage_finalize },
+	{ "key-archive", "the key into its own archive at the end of each initramfs",
+	  stage_key_archive },
 	{ "esp", "making the EFI System Partition", stage_esp },
 	{ "mkfs", "making the ext4 root filesystem", stage_mkfs },
 	{ "luks", "writing the LUKS1 header", stage_luks },
@@ -976,7 +1044,7 @@ static const struct stage stages[] = {
 };
 
 const char *const build_stage_names[] = {
-	"prepare", "unpack", "configure", "initramfs", "bootloader", "finalize", "esp",
+	"prepare", "unpack", "configure", "initramfs", "bootloader", "finalize", "key-archive", "esp",
 	"mkfs", "luks", "encrypt", "assemble", "output", NULL,
 };
 

@@ -4,6 +4,7 @@
  * with no device-mapper, no loop device and no mount. */
 #include <errno.h>
 #include <fnmatch.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +377,58 @@ int cryptfs_write_file(struct cryptfs *c, const char *path, const void *data, si
 	if (err)
 		return log_error_errno(EIO, "cannot write the filesystem back: %s", error_message(err));
 	return 0;
+}
+
+/* A byte range of a regular file, read or (within its size, no block allocated) written. */
+static int file_range(struct cryptfs *c, const char *path, uint64_t off, void *buf, size_t len,
+		      bool write)
+{
+	struct ext2_inode inode;
+	ext2_file_t file = NULL;
+	ext2_ino_t ino;
+	size_t done = 0;
+	unsigned n = 0;
+	errcode_t err, err2;
+	int r;
+
+	r = lookup_inode(c, path, &ino, &inode);
+	if (r < 0)
+		return r == -ENOENT ? log_error_errno(r, "'%s' is not in the root filesystem", path) : r;
+	if (!LINUX_S_ISREG(inode.i_mode))
+		return log_error_errno(EINVAL, "'%s' in the root filesystem is not a regular file", path);
+	if (off > EXT2_I_SIZE(&inode) || len > EXT2_I_SIZE(&inode) - off)
+		return log_error_errno(ERANGE, "'%s': bytes %" PRIu64 "+%zu are beyond its end", path,
+				       off, len);
+	err = ext2fs_file_open(c->fs, ino, write ? EXT2_FILE_WRITE : 0, &file);
+	if (!err)
+		err = ext2fs_file_llseek(file, off, EXT2_SEEK_SET, NULL);
+	while (!err && done < len) {
+		if (write)
+			err = ext2fs_file_write(file, (const char *)buf + done, (unsigned)(len - done), &n);
+		else
+			err = ext2fs_file_read(file, (char *)buf + done, (unsigned)(len - done), &n);
+		if (!err && n == 0)
+			break;
+		done += n;
+	}
+	if (!err && write)
+		err = ext2fs_file_flush(file);
+	err2 = file ? ext2fs_file_close(file) : 0;
+	if (err || err2 || done != len)
+		return log_error_errno(EIO, "cannot %s '%s' in the root filesystem: %s",
+				       write ? "write" : "read", path,
+				       err || err2 ? error_message(err ? err : err2) : "short read");
+	return 0;
+}
+
+int cryptfs_pread(struct cryptfs *c, const char *path, uint64_t off, void *buf, size_t len)
+{
+	return file_range(c, path, off, buf, len, false);
+}
+
+int cryptfs_pwrite(struct cryptfs *c, const char *path, uint64_t off, const void *data, size_t len)
+{
+	return file_range(c, path, off, (void *)data, len, true);
 }
 
 int cryptfs_rename(struct cryptfs *c, const char *dir, const char *old, const char *new_name)

@@ -26,6 +26,11 @@ void cryptfs_abort(struct cryptfs *c);
 int cryptfs_read_file(struct cryptfs *c, const char *path, char **ret, size_t *ret_len);
 /* Replace an existing regular file's contents, keeping its inode, owner and mode. Logs. */
 int cryptfs_write_file(struct cryptfs *c, const char *path, const void *data, size_t len);
+/* len bytes of a regular file from off, all inside the file. Logs. */
+int cryptfs_pread(struct cryptfs *c, const char *path, uint64_t off, void *buf, size_t len);
+/* Overwrite len bytes of a regular file from off, all inside the file: its size, inode and
+ * blocks stay; only the blocks holding the range are written. Logs. */
+int cryptfs_pwrite(struct cryptfs *c, const char *path, uint64_t off, const void *data, size_t len);
 /* Rename a file within its directory (dir/old to dir/new). Logs. */
 int cryptfs_rename(struct cryptfs *c, const char *dir, const char *old, const char *new_name);
 /* Names in a directory matching an fnmatch(3) glob, NULL-terminated. Logs. */

@@ -81,6 +81,46 @@ static size_t newc_end(const unsigned char *p, size_t len)
 	return r == 0 ? off : 0;
 }
 
+/* Whether p[s, len) is cvm-image's key archive: one uncompressed newc archive of regular
+ * members named *.key (at least one), then only zero padding to the end. */
+static bool is_key_archive(const unsigned char *p, size_t len, size_t s)
+{
+	size_t off = s;
+	unsigned keys = 0;
+	struct newc m;
+	int r;
+
+	while ((r = newc_next(p, len, &off, &m)) > 0) {
+		if ((m.mode & 0170000) != 0100000 || m.namesize < 5 || p[m.name + m.namesize - 1] != 0 ||
+		    memcmp(p + m.name + m.namesize - 5, ".key", 4) != 0)
+			return false;
+		keys++;
+	}
+	if (r < 0 || keys == 0)
+		return false;
+	for (; off < len; off++)
+		if (p[off] != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Where the key archive that ends p starts (at a multiple of 4 from p, at or after from), or
+ * len if p does not end with one. The earliest start that parses as one wins: a later
+ * "start" would be one of its own members. Our own scan, because a compressed archive does
+ * not say where it ends without decompressing all of it, and this is what lets rekey read
+ * and write only the end of the file.
+ */
+static size_t key_archive_start(const unsigned char *p, size_t len, size_t from)
+{
+	size_t s = len > INITRAMFS_KEY_ARCHIVE_MAX ? len - INITRAMFS_KEY_ARCHIVE_MAX : 0;
+
+	for (s = round_up(s > from ? s : from, 4); s < len && len - s >= NEWC_HEADER; s += 4)
+		if (memcmp(p + s, "07070", 5) == 0 && is_key_archive(p, len, s))
+			return s;
+	return len;
+}
+
 struct segment {
 	size_t start, end; /* end: where the next segment may start */
 	bool plain;
@@ -106,9 +146,10 @@ static int split(const unsigned char *p, size_t len, struct segment *segs, size_
 				end++;
 			segs[(*n)++] = (struct segment){ off, end, true };
 		} else {
-			/* A compressed archive: the kernel reads it to the end of the image. */
-			segs[(*n)++] = (struct segment){ off, len, false };
-			end = len;
+			/* A compressed archive: to the end of the image, or to the key archive
+			 * cvm-image build put after it. */
+			end = key_archive_start(p, len, off + 1);
+			segs[(*n)++] = (struct segment){ off, end, false };
 		}
 		off = end;
 	}
@@ -433,6 +474,11 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 		unsigned found = 0;
 		struct membuf seg = {};
 
+		/* An archive after one written again starts where the kernel looks for it: at a
+		 * multiple of 4 (zeros are skipped). */
+		while (out && segs[i].plain && out->len % 4)
+			if (mem_write(NULL, out, "", 1) < 0)
+				return log_error_errno(ENOMEM, "out of memory");
 		/* Changed in place where the compression allows it. */
 		r = process_in_place(what, p, len, segs[i].plain, old, old_len, new_key, new_len, out,
 				     &found, u);
@@ -507,6 +553,19 @@ int initramfs_count_key(const char *what, const void *in, size_t in_len, const v
 	return walk(what, in, in_len, key, key_len, NULL, 0, NULL, ret_count, NULL);
 }
 
+/* A member's path as the kernel resolves it from '/': without a leading "./" or "/". */
+static const char *member_path(const char *name)
+{
+	for (;;) {
+		if (name[0] == '/')
+			name++;
+		else if (name[0] == '.' && name[1] == '/')
+			name += 2;
+		else
+			return name;
+	}
+}
+
 void initramfs_members_done(struct initramfs_member *m, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -543,10 +602,22 @@ int initramfs_key_members(const char *what, const void *in, size_t in_len, const
 			unsigned char buf[1024];
 			la_ssize_t got;
 
+			size_t slot;
+
 			if (!str_ends_with(name, ".key"))
 				continue; /* libarchive skips the data */
-			if (found == max)
+			/* What the kernel unpacks: a later member of the same name replaces the
+			 * earlier one (its contents, owner and mode). */
+			for (slot = 0; slot < found; slot++)
+				if (strcmp(member_path(ret[slot].name), member_path(name)) == 0)
+					break;
+			if (slot < found) {
+				free(ret[slot].name);
+				ret[slot] = ret[found - 1];
+				found--;
+			} else if (found == max) {
 				return log_error_errno(E2BIG, "%s: more than %zu key members", what, max);
+			}
 			ret[found] = (struct initramfs_member){
 				.name = strdup(name),
 				.mode = archive_entry_perm(e),
@@ -567,4 +638,97 @@ int initramfs_key_members(const char *what, const void *in, size_t in_len, const
 	}
 	*ret_n = found;
 	return 0;
+}
+
+/* One newc member (or the trailer: name "TRAILER!!!", no data) appended to out. */
+static int newc_append(struct membuf *out, unsigned ino, unsigned mode, const char *name,
+		       const void *data, size_t size)
+{
+	static const unsigned char zeros[4];
+	char hdr[NEWC_HEADER + 1];
+	size_t namesize = strlen(name) + 1;
+
+	snprintf(hdr, sizeof(hdr),
+		 "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", ino & 0xffffffffu,
+		 mode & 0xffffffffu, 0u, 0u, mode ? 1u : 0u, 0u, (unsigned)size & 0xffffffffu, 0u, 0u,
+		 0u, 0u, (unsigned)namesize & 0xffffffffu, 0u);
+	if (mem_write(NULL, out, hdr, NEWC_HEADER) < 0 || mem_write(NULL, out, name, namesize) < 0 ||
+	    mem_write(NULL, out, zeros, round_up(NEWC_HEADER + namesize, 4) - NEWC_HEADER - namesize) < 0 ||
+	    (size && mem_write(NULL, out, data, size) < 0) ||
+	    mem_write(NULL, out, zeros, round_up(size, 4) - size) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int initramfs_move_key(const char *what, const void *in, size_t in_len, const void *key,
+		       size_t key_len, void **ret, size_t *ret_len, unsigned *ret_moved)
+{
+	struct initramfs_member m[16];
+	_cleanup_free_ void *zeros = calloc(1, key_len ?: 1);
+	struct membuf out = {};
+	size_t n, moved = 0;
+	unsigned replaced;
+	int r;
+
+	*ret = NULL;
+	*ret_len = 0;
+	*ret_moved = 0;
+	if (!zeros)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = initramfs_key_members(what, in, in_len, key, key_len, m, ELEMENTSOF(m), &n);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		moved += m[i].holds_key && m[i].regular;
+	if (moved == 0)
+		goto done;
+	/* Every copy in the distro's archives zeroed (same length: plain and gzip are changed
+	 * in place), then the key once more in an archive of its own after them. */
+	r = initramfs_replace_key(what, in, in_len, key, key_len, zeros, key_len,
+				  (void **)&out.data, &out.len, &replaced);
+	if (r < 0)
+		goto done;
+	out.cap = out.len;
+	while (r == 0 && out.len % 512)
+		r = mem_write(NULL, &out, "", 1) < 0 ? -ENOMEM : 0;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		if (m[i].holds_key && m[i].regular)
+			r = newc_append(&out, 0xc0de0000u + (unsigned)i, 0100000u | (m[i].mode & 07777),
+					m[i].name, key, key_len);
+	if (r == 0)
+		r = newc_append(&out, 0, 0, "TRAILER!!!", NULL, 0);
+	while (r == 0 && out.len % 512)
+		r = mem_write(NULL, &out, "", 1) < 0 ? -ENOMEM : 0;
+	if (r < 0) {
+		r = log_error_errno(r, "out of memory");
+		goto done;
+	}
+	*ret = TAKE_PTR(out.data);
+	*ret_len = out.len;
+	*ret_moved = (unsigned)moved;
+done:
+	if (out.data)
+		explicit_bzero(out.data, out.cap);
+	free(out.data);
+	initramfs_members_done(m, n);
+	return r;
+}
+
+int initramfs_key_archive(const void *tail, size_t len, size_t key_len, size_t *ret_offs,
+			  size_t max)
+{
+	const unsigned char *p = tail;
+	size_t s = key_archive_start(p, len, 0), off, n = 0;
+	struct newc m;
+
+	if (s == len)
+		return 0;
+	off = s;
+	while (newc_next(p, len, &off, &m) > 0) {
+		/* Written by initramfs_move_key(): no checksum to keep, the key's length. */
+		if (m.checksum || m.size != key_len || n == max)
+			return 0;
+		ret_offs[n++] = m.data;
+	}
+	return (int)n;
 }

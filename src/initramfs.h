@@ -47,3 +47,26 @@ struct initramfs_member {
 int initramfs_key_members(const char *what, const void *in, size_t in_len, const void *key,
 			  size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n);
 void initramfs_members_done(struct initramfs_member *m, size_t n);
+
+/*
+ * cvm-image build's key archive: every member of the initramfs image in (in_len bytes) that
+ * holds exactly key is zeroed where it is (same length, same compression: see
+ * initramfs_replace_key()) and the key is written once more, under each such name and mode,
+ * into an uncompressed newc archive appended at a 512-byte boundary (the kernel unpacks the
+ * archives in order; a later regular file replaces an earlier one). rekey then changes only
+ * the end of the file (initramfs_key_archive()), and the key is nowhere else in it.
+ * *ret (NULL and *ret_moved 0 when no member holds the key) is the new image. Logs.
+ */
+int initramfs_move_key(const char *what, const void *in, size_t in_len, const void *key,
+		       size_t key_len, void **ret, size_t *ret_len, unsigned *ret_moved);
+
+/* How far from the end of an initramfs its key archive may start. */
+#define INITRAMFS_KEY_ARCHIVE_MAX (64 * 1024)
+
+/*
+ * Whether tail, the last len bytes of an initramfs read from a file offset that is a multiple
+ * of 4, ends with such a key archive whose members are all key_len bytes long: the number of
+ * members (at most max), each one's data at ret_offs[i] in tail; 0 if it does not.
+ */
+int initramfs_key_archive(const void *tail, size_t len, size_t key_len, size_t *ret_offs,
+			  size_t max);

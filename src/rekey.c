@@ -39,8 +39,10 @@
 
 struct initrd {
 	char *path;
-	void *data;
+	void *data; /* the whole new file, or (in_place) the bytes from off on */
 	size_t len;
+	uint64_t off;
+	bool in_place; /* only its key archive changes (initramfs_key_archive()) */
 	unsigned keys;
 };
 
@@ -284,6 +286,61 @@ static int choose_retired_slots(struct rekey_ctx *c)
 	return 0;
 }
 
+/*
+ * An initramfs that ends with the key archive cvm-image build put there, every member of it
+ * holding the old key (or, resuming, the new one): only those bytes are read and will be
+ * written, the distro's archives before it hold no copy. Returns 1 when d is prepared so,
+ * 0 when the file is not like that (the caller reads it whole), -errno.
+ */
+static int prepare_key_archive(struct rekey_ctx *c, struct initrd *d, uint64_t size)
+{
+	size_t offs[16], len, first, end;
+	_cleanup_free_ unsigned char *tail = NULL;
+	uint64_t start;
+	int n, r;
+
+	/* Only the key changes: a new UUID or pin is in the distro's archives too. */
+	if (c->new_uuid[0] || c->new_pin[0] || size == 0)
+		return 0;
+	start = size > INITRAMFS_KEY_ARCHIVE_MAX ? (size - INITRAMFS_KEY_ARCHIVE_MAX) & ~UINT64_C(511) : 0;
+	len = (size_t)(size - start);
+	tail = malloc(len);
+	if (!tail)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = cryptfs_pread(c->fs, d->path, start, tail, len);
+	if (r < 0)
+		return r;
+	n = initramfs_key_archive(tail, len, c->old_key.size, offs, ELEMENTSOF(offs));
+	for (int i = 0; i < n; i++) {
+		const unsigned char *k = tail + offs[i];
+
+		if (memcmp(k, c->old_key.data, c->old_key.size) != 0 &&
+		    !(c->resuming && c->new_key.size == c->old_key.size &&
+		      memcmp(k, c->new_key.data, c->new_key.size) == 0))
+			n = 0; /* some other key: let the whole-file path say so */
+	}
+	if (n <= 0 || c->new_key.size != c->old_key.size) {
+		explicit_bzero(tail, len);
+		return 0;
+	}
+	first = offs[0];
+	end = offs[n - 1] + c->new_key.size;
+	for (int i = 0; i < n; i++)
+		memcpy(tail + offs[i], c->new_key.data, c->new_key.size);
+	d->data = malloc(end - first);
+	if (!d->data) {
+		explicit_bzero(tail, len);
+		return log_error_errno(ENOMEM, "out of memory");
+	}
+	memcpy(d->data, tail + first, end - first);
+	explicit_bzero(tail, len);
+	d->len = end - first;
+	d->off = start + first;
+	d->in_place = true;
+	d->keys = (unsigned)n;
+	return 1;
+}
+
 /* The key inside the image, the slot it opens, and the new contents of every initramfs:
  * all worked out before the first write, so a problem leaves the image untouched. */
 static int prepare_files(struct rekey_ctx *c)
@@ -360,13 +417,15 @@ static int prepare_files(struct rekey_ctx *c)
 							     strdupf("/boot/initramfs-%s.img", v);
 			_cleanup_free_ char *old = NULL;
 			size_t old_len;
+			uint64_t size;
+			uint32_t mode;
 			struct initrd *d;
 
 			if (!path) {
 				r = log_error_errno(ENOMEM, "out of memory");
 				break;
 			}
-			r = cryptfs_read_file(c->fs, path, &old, &old_len);
+			r = cryptfs_stat(c->fs, path, &mode, &size);
 			if (r == -ENOENT) {
 				r = 0;
 				continue;
@@ -381,6 +440,16 @@ static int prepare_files(struct rekey_ctx *c)
 			c->initrds = d;
 			d = &c->initrds[c->n_initrds++];
 			*d = (struct initrd){ .path = TAKE_PTR(path) };
+			r = prepare_key_archive(c, d, size);
+			if (r != 0) {
+				r = r < 0 ? r : 0;
+				continue;
+			}
+			/* Not as cvm-image build left it (the guest's own tools made it again):
+			 * the whole file, read, changed and written back. */
+			r = cryptfs_read_file(c->fs, d->path, &old, &old_len);
+			if (r < 0)
+				break;
 			r = initramfs_replace_key_uuid(d->path, old, old_len, c->old_key.data,
 						       c->old_key.size, c->new_key.data, c->new_key.size,
 						       c->new_uuid[0] ? luks_uuid(c->cd) : NULL,
@@ -560,12 +629,14 @@ static int write_rootfs_key(struct rekey_ctx *c, struct cryptfs *fs)
 static int write_initramfs(struct rekey_ctx *c, struct cryptfs *fs)
 {
 	for (size_t i = 0; i < c->n_initrds; i++) {
-		int r = cryptfs_write_file(fs, c->initrds[i].path, c->initrds[i].data, c->initrds[i].len);
+		const struct initrd *d = &c->initrds[i];
+		int r = d->in_place ? cryptfs_pwrite(fs, d->path, d->off, d->data, d->len) :
+				      cryptfs_write_file(fs, d->path, d->data, d->len);
 
 		if (r < 0)
 			return r;
-		log_info("rekey: %s: %u key cop%s replaced", c->initrds[i].path, c->initrds[i].keys,
-			 c->initrds[i].keys == 1 ? "y" : "ies");
+		log_info("rekey: %s: %u key cop%s replaced%s", d->path, d->keys,
+			 d->keys == 1 ? "y" : "ies", d->in_place ? " in its key archive" : "");
 	}
 	return 0;
 }
@@ -806,6 +877,8 @@ static void rekey_ctx_done(struct rekey_ctx *c)
 	}
 	for (size_t i = 0; i < c->n_initrds; i++) {
 		free(c->initrds[i].path);
+		if (c->initrds[i].data)
+			explicit_bzero(c->initrds[i].data, c->initrds[i].len);
 		free(c->initrds[i].data);
 	}
 	free(c->initrds);

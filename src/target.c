@@ -150,6 +150,12 @@ int target_write_file(int rootfd, const char *path, const void *data, size_t len
 
 int target_read_file(int rootfd, const char *path, char **ret, size_t *ret_len)
 {
+	return target_read_file_max(rootfd, path, TARGET_READ_MAX, ret, ret_len, NULL);
+}
+
+int target_read_file_max(int rootfd, const char *path, size_t max, char **ret, size_t *ret_len,
+			 mode_t *ret_mode)
+{
 	_cleanup_close_ int pfd = -1, fd = -1;
 	_cleanup_free_ char *buf = NULL;
 	struct stat st;
@@ -166,9 +172,9 @@ int target_read_file(int rootfd, const char *path, char **ret, size_t *ret_len)
 	if (!S_ISREG(st.st_mode))
 		return log_error_errno(EPERM, "refusing to read '%s' in the rootfs: it is %s, not a "
 				       "regular file", path, type_name(st.st_mode));
-	if (st.st_size > TARGET_READ_MAX)
+	if ((uint64_t)st.st_size > max)
 		return log_error_errno(EFBIG, "refusing to read '%s' in the rootfs: %lld bytes, "
-				       "more than %d", path, (long long)st.st_size, TARGET_READ_MAX);
+				       "more than %zu", path, (long long)st.st_size, max);
 	/* Nothing else changes the tree while cvm-image reads it: no sandbox is running. */
 	fd = target_open(rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
 	if (fd < 0)
@@ -183,6 +189,8 @@ int target_read_file(int rootfd, const char *path, char **ret, size_t *ret_len)
 	*ret = TAKE_PTR(buf);
 	if (ret_len)
 		*ret_len = (size_t)st.st_size;
+	if (ret_mode)
+		*ret_mode = st.st_mode;
 	return 0;
 }
 

@@ -26,6 +26,10 @@ int target_write_file(int rootfd, const char *path, const void *data, size_t len
  * -ENOENT, not logged, if it is absent; refuses (and logs) anything but a regular file. */
 int target_read_file(int rootfd, const char *path, char **ret, size_t *ret_len);
 
+/* The same, at most max bytes, and its mode (ret_mode may be NULL). */
+int target_read_file_max(int rootfd, const char *path, size_t max, char **ret, size_t *ret_len,
+			 mode_t *ret_mode);
+
 /* /etc/cryptsetup-keys.d/luks-<uuid>.key (0600, directory 0700). Returns the path. Logs. */
 int target_write_key_file(int rootfd, const char *luks_uuid, const struct secret *key,
 			  char **ret_path);

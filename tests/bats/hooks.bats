@@ -93,6 +93,49 @@ golden() {
 	grep -q "^etc/cryptsetup-keys.d/luks-$(jq -r .luks.uuid <<<"$J").key 0600 $(sha256sum < "$T/out/a.img.key" | cut -c1-16)$" "$T/members"
 }
 
+@test "hooks: key-archive: each initramfs ends with the key alone in a plain archive; the tool's copy is zeroed" {
+	local tool img key zeros name last
+	key=$T/out/a.img.key
+	zeros=$(head -c 44 /dev/zero | sha256sum | cut -c1-16)
+	for tool in initramfs-tools dracut; do
+		rm -rf --one-file-system "$T/work" "$T/out/a.img" "$key"
+		build_kept "$(tree_tar "$tool")" -o "$T/out/a.img"
+		[[ "$stderr" == *"key-archive: the key into its own archive at the end of each initramfs"* ]]
+		[ "$tool" = dracut ] && name=etc/cryptsetup-keys.d/luks-$(jq -r .luks.uuid <<<"$J").key ||
+			name=cryptroot/keyfiles/cr_root.key
+		for img in "$W"/boot/initrd.img-*-amd64; do
+			"$CVM_SRCDIR/tests/lib/initrd-members" --archives "$img" > "$T/archives"
+			cat "$T/archives"
+			# (initramfs-tools' early archive,) the tool's gzip one with the key zeroed, the
+			# key archive at a multiple of 512 holding the key under the same name, 0600.
+			[[ "$(cut -d' ' -f1,2 "$T/archives" | uniq | cut -d' ' -f2 | tr '\n' ' ')" == *"gzip plain " ]]
+			last=$(tail -n 1 "$T/archives" | cut -d' ' -f1)
+			[ $((last % 512)) -eq 0 ]
+			grep -qx "[0-9]* gzip $name 0600 $zeros" "$T/archives"
+			[ "$(grep -c "^$last " "$T/archives")" -eq 1 ]
+			grep -qx "$last plain $name 0600 $(sha256sum < "$key" | cut -c1-16)" "$T/archives"
+			# The key itself in the file only once, in the clear at the end: the gzip
+			# archive decompressed holds no copy.
+			[ "$(grep -c "$(cat "$key")" <(python3 -c 'import sys, zlib; d = open(sys.argv[1], "rb").read(); i = d.index(b"\x1f\x8b"); sys.stdout.buffer.write(zlib.decompressobj(31).decompress(d[i:]))' "$img"))" -eq 0 ]
+			[ "$(stat -c %a "$img")" = 600 ]
+		done
+		# What the kernel unpacks: the key, where the tool looks for it.
+		"$CVM_SRCDIR/tests/lib/initrd-members" "$W/boot/initrd.img-6.1.0-10-amd64" > "$T/members"
+		grep -qx "$name 0600 $(sha256sum < "$key" | cut -c1-16)" "$T/members"
+		# inspect agrees.
+		run "$CVM_IMAGE" inspect "$T/out/a.img" --key-file "$key"
+		[ "$status" -eq 0 ] || { echo "$output"; false; }
+		[[ "$output" == *"initramfs 6.1.0-10-amd64"*"1 key member (mode 0600) holding the key"* ]]
+	done
+	# CVM_IMAGE_FAULT=no-key-archive: left as the tool made it (what rekey's tests of the
+	# whole-file path start from).
+	rm -rf --one-file-system "$T/work" "$T/out/a.img" "$key"
+	CVM_IMAGE_FAULT=no-key-archive build_kept "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	"$CVM_SRCDIR/tests/lib/initrd-members" --archives "$W/boot/initrd.img-6.1.0-10-amd64" > "$T/archives"
+	[ "$(cut -d' ' -f2 "$T/archives" | uniq | tr '\n' ' ')" = "plain gzip " ]
+	grep -qx "[0-9]* gzip cryptroot/keyfiles/cr_root.key 0600 $(sha256sum < "$key" | cut -c1-16)" "$T/archives"
+}
+
 @test "hooks: fedora-like rootfs: grub2 paths and tool prefix, dracut" {
 	local d=$T/fedora
 	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" dracut rhel

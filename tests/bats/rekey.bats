@@ -18,10 +18,14 @@ teardown() {
 	common_teardown
 }
 
-# image [TOOL] [COMPRESS]: a copy of an image built once per file: $T/out/disk.img, its key
-# in $T/out/disk.img.key, the build's JSON in $T/build.json.
+# image [TOOL] [COMPRESS] [no-key-archive]: a copy of an image built once per file:
+# $T/out/disk.img, its key in $T/out/disk.img.key, the build's JSON in $T/build.json. With
+# no-key-archive, each initramfs is left as its tool made it (the key in the distro's own
+# archive, as after a kernel update in the guest) instead of ending with cvm-image's key
+# archive.
 image() {
-	local tool=${1:-initramfs-tools} comp=${2:-gzip} base=$BATS_FILE_TMPDIR/img-${1:-initramfs-tools}-${2:-gzip}
+	local tool=${1:-initramfs-tools} comp=${2:-gzip} fault=${3:-}
+	local base=$BATS_FILE_TMPDIR/img-$tool-$comp${fault:+-$fault}
 	if [ ! -f "$base/disk.img" ]; then
 		mkdir -p "$base"
 		"$CVM_SRCDIR/tests/lib/boot-tree" "$base/tree" "$tool"
@@ -29,7 +33,7 @@ image() {
 		# busybox has no zstd compressor: the host's, with the libraries it loads.
 		[ "$comp" != zstd ] || install_program "$base/tree" zstd
 		tar --numeric-owner -C "$base/tree" -cf "$base/tree.tar" .
-		"$CVM_IMAGE" -q build --size 300M --recovery-passphrase-file "$T/recovery" \
+		CVM_IMAGE_FAULT=$fault "$CVM_IMAGE" -q build --size 300M --recovery-passphrase-file "$T/recovery" \
 			--recovery-iter-time 50 --json "$base/tree.tar" -o "$base/disk.img" > "$base/build.json"
 	fi
 	cp --sparse=always "$base/disk.img" "$base/disk.img.key" "$T/out/"
@@ -111,9 +115,63 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	[ "$changed" -lt $((2 * initrd_blocks + 64)) ]
 }
 
-@test "rekey: in the appliance: opens with the new key, e2fsck clean, every copy of the key is new" {
+# initrd_archives IMAGE: every member of every archive of IMAGE, as OFFSET COMPRESSION NAME
+# MODE SHA256[:16], into $T/archives (and the log).
+initrd_archives() {
+	"$CVM_SRCDIR/tests/lib/initrd-members" --archives "$1" > "$T/archives"
+	cat "$T/archives"
+}
+
+# key_archive_holds FILE SHA COMPRESSION: the archives in $T/archives end with cvm-image's key
+# archive (plain, at a multiple of 512, the key file alone, 0600, holding the key of digest SHA);
+# the key member in the distro's COMPRESSION archive before it is zeroed (44 zero bytes); no
+# other member holds a key.
+key_archive_holds() {
+	local zeros last
+	zeros=$(head -c 44 /dev/zero | sha256sum | cut -c1-16)
+	last=$(tail -n 1 "$T/archives" | cut -d' ' -f1)
+	[ $((last % 512)) -eq 0 ]
+	[ "$(grep -c "^$last " "$T/archives")" -eq 1 ]
+	grep -qx "$last plain $1 0600 $2" "$T/archives"
+	grep -qx "[0-9]* $3 $1 0600 $zeros" "$T/archives"
+	[ "$(grep -c '\.key ' "$T/archives")" -eq 2 ]
+}
+
+@test "rekey: in the appliance: opens with the new key, e2fsck clean; of each initramfs only the key archive at its end changed" {
 	requires guestfs
 	image
+	cp "$T/out/disk.img.key" "$T/old.key"
+	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
+	[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in its key archive$' "$T/log")" -eq 2 ]
+	run ! grep -q "compressed again" "$T/log"
+	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *e2fsck-exit=0* ]]
+	mkdir "$T/root"
+	tar --numeric-owner -xpf "$T/root.tar" -C "$T/root"
+	local uuid new old
+	uuid=$(jq -r .luks.uuid "$T/build.json")
+	new=$(sha256sum < "$T/out/disk.img.key" | cut -c1-16)
+	old=$(sha256sum < "$T/old.key" | cut -c1-16)
+	cmp "$T/root/etc/cryptsetup-keys.d/luks-$uuid.key" "$T/out/disk.img.key"
+	for img in "$T"/root/boot/initrd.img-*[0-9]; do
+		"$CVM_SRCDIR/tests/lib/initrd-members" "$img" > "$T/members"
+		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
+		grep -qx "init 0600 $(echo 'fake init' | sha256sum | cut -c1-16)" "$T/members"
+		grep -qx "usr/lib/modules/fake.ko 0600 $(seq 1 200000 | sed 's/^/module data /' | sha256sum | cut -c1-16)" "$T/members"
+		# Archive by archive: the old key is in none of them (the build zeroed the distro's
+		# copy), the new one only in the key archive.
+		initrd_archives "$img"
+		run ! grep -q "$old" "$T/archives"
+		key_archive_holds cryptroot/keyfiles/cr_root.key "$new" gzip
+		[ "$(stat -c %a "$img")" = 600 ]
+	done
+}
+
+@test "rekey: an initramfs the guest's tools made again (no key archive): its gzip archive changed in place" {
+	requires guestfs
+	image initramfs-tools gzip no-key-archive
 	cp "$T/out/disk.img.key" "$T/old.key"
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	# Each gzip archive was changed in place: the blocks around the key compressed again,
@@ -150,9 +208,32 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	done
 }
 
-@test "rekey: a zstd initramfs is written again whole, still zstd, every other member unchanged" {
+@test "rekey: a zstd initramfs: zeroed in its zstd archive at build, only the key archive rewritten" {
 	requires guestfs zstd
 	image initramfs-tools zstd
+	cp "$T/out/disk.img.key" "$T/old.key"
+	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
+	[ "$(grep -c 'key copy replaced in its key archive$' "$T/log")" -eq 2 ]
+	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
+	[ "$status" -eq 0 ] || { echo "$output"; false; }
+	mkdir "$T/root"
+	tar --numeric-owner -xpf "$T/root.tar" -C "$T/root"
+	local new old
+	new=$(sha256sum < "$T/out/disk.img.key" | cut -c1-16)
+	old=$(sha256sum < "$T/old.key" | cut -c1-16)
+	for img in "$T"/root/boot/initrd.img-*[0-9]; do
+		"$CVM_SRCDIR/tests/lib/initrd-members" "$img" > "$T/members"
+		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
+		grep -qx "usr/lib/modules/fake.ko 0600 $(seq 1 200000 | sed 's/^/module data /' | sha256sum | cut -c1-16)" "$T/members"
+		initrd_archives "$img"
+		run ! grep -q "$old" "$T/archives"
+		key_archive_holds cryptroot/keyfiles/cr_root.key "$new" zstd
+	done
+}
+
+@test "rekey: a zstd initramfs the guest's tools made again is written again whole, still zstd, every other member unchanged" {
+	requires guestfs zstd
+	image initramfs-tools zstd no-key-archive
 	cp "$T/out/disk.img.key" "$T/old.key"
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	run ! grep -q "changed in place" "$T/log"
@@ -193,6 +274,9 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	uuid=$(jq -r .luks.uuid "$T/build.json")
 	"$CVM_SRCDIR/tests/lib/initrd-members" "$T/root/boot/initrd.img-6.1.0-10-amd64" > "$T/members"
 	grep -q "^etc/cryptsetup-keys.d/luks-$uuid.key 0600 $(sha256sum < "$T/new.key" | cut -c1-16)$" "$T/members"
+	initrd_archives "$T/root/boot/initrd.img-6.1.0-10-amd64"
+	key_archive_holds "etc/cryptsetup-keys.d/luks-$uuid.key" "$(sha256sum < "$T/new.key" | cut -c1-16)" gzip
+	run ! grep -q "$(sha256sum < "$T/out/disk.img.key" | cut -c1-16)" "$T/archives"
 }
 
 @test "rekey: with the recovery passphrase; twice in a row" {
