@@ -97,9 +97,19 @@ static void help(void)
 	       "                            command line (default: locked, no password opens them)\n"
 	       "  -h, --help                show this help\n"
 	       "\n"
-	       "Stages: prepare, unpack, configure, initramfs, bootloader, finalize, esp, mkfs,\n"
-	       "luks, encrypt, assemble, output.\n"
-	       "See cvm-image-build(1).\n");
+	       "Stages:");
+	/* From the table the build runs, so that the list cannot go stale. */
+	for (size_t i = 0, col = 7; build_stage_names[i]; i++) {
+		size_t w = strlen(build_stage_names[i]) + 2;
+
+		if (col + w > 80) {
+			fputs("\n", stdout);
+			col = 0;
+		}
+		printf("%s%s%s", col ? " " : "", build_stage_names[i], build_stage_names[i + 1] ? "," : ".");
+		col += w;
+	}
+	printf("\nSee cvm-image-build(1).\n");
 }
 
 static bool valid_mapper_name(const char *s)

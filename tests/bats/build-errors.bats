@@ -338,7 +338,7 @@ fails_with() {
 @test "errors: a build killed in any stage leaves no process or mount; the next one removes its files and says so" {
 	local stage
 	synthetic_tar
-	for stage in unpack configure initramfs bootloader finalize esp mkfs luks encrypt assemble output; do
+	for stage in unpack configure initramfs bootloader finalize key-archive esp mkfs luks encrypt assemble output; do
 		run env CVM_IMAGE_FAULT=kill-in-$stage "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
 		[ "$status" -eq 137 ]
 		[ -n "$(ls -A "$TMPDIR")" ]

@@ -168,7 +168,9 @@ teardown() {
 		--recovery-iter-time 100 "$TAR" -o "$T/out/a.img"
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .format <<<"$output")" = raw ]
-	[ "$(jq -r '.stages | keys_unsorted | join(",")' <<<"$output")" = prepare,unpack,configure,initramfs,bootloader,finalize,esp,mkfs,luks,encrypt,assemble,output ]
+	[ "$(jq -r '.stages | keys_unsorted | join(",")' <<<"$output")" = prepare,unpack,configure,initramfs,bootloader,finalize,key-archive,esp,mkfs,luks,encrypt,assemble,output ]
+	# build --help lists the stages the build runs, in order.
+	[ "$("$CVM_IMAGE" build --help | sed -n '/^Stages:/,/\.$/p' | sed 's/Stages://' | grep -oE '[a-z-]+' | paste -sd,)" = "$(jq -r '.stages | keys_unsorted | join(",")' <<<"$output")" ]
 	[ "$(jq '.luks.key_slots | map(.slot) | join(",")' <<<"$output")" = '"0,1"' ]
 	jq -e '.root_filesystem.uuid and .esp.volume_id and .partition_table.uuid' <<<"$output"
 	# Neither the key nor the recovery passphrase on stdout or in the debug log.

@@ -44,7 +44,7 @@ options_in_man() {
 @test "cli: build --help lists every option and every stage" {
 	run "$CVM_IMAGE" build --help
 	[ "$status" -eq 0 ]
-	[[ "$(tr '\n' ' ' <<<"$output")" == *"Stages: prepare, unpack, configure, initramfs, bootloader, finalize, esp, mkfs, luks, encrypt, assemble, output."* ]]
+	[[ "$(tr '\n' ' ' <<<"$output")" == *"Stages: prepare, unpack, configure, initramfs, bootloader, finalize, key-archive, esp, mkfs, luks, encrypt, assemble, output."* ]]
 }
 
 @test "man: cvm-image(1) documents exactly the global options of --help" {
@@ -121,7 +121,7 @@ options_in_man() {
 
 @test "man: the stages in cvm-image-build(1) are the ones the build runs" {
 	local s
-	for s in $("$CVM_IMAGE" build --help | sed -n '/^Stages:/,/\.$/p' | sed 's/Stages://' | grep -oE '[a-z]+'); do
+	for s in $("$CVM_IMAGE" build --help | sed -n '/^Stages:/,/\.$/p' | sed 's/Stages://' | grep -oE '[a-z-]+'); do
 		grep -q "fB$s\\\\fR" "$CVM_SRCDIR/man/cvm-image-build.1" || { echo "stage $s undocumented"; return 1; }
 	done
 }
