@@ -238,17 +238,10 @@ static int choose_ids(struct build_ctx *c)
 
 static int make_workdir(struct build_ctx *c, const char *parent)
 {
-	/* Absolute: the sandbox is given paths below it. */
-	_cleanup_free_ char *abs = realpath(parent, NULL);
-	_cleanup_free_ char *tmpl = abs ? strdupf("%s/cvm-image.%d.XXXXXX", abs, (int)getpid()) : NULL;
+	int r = output_workdir(parent, "cvm-image", &c->workdir);
 
-	if (!abs)
-		return log_error_errno(errno, "cannot create a work directory in '%s': %m", parent);
-	if (!tmpl)
-		return log_error_errno(ENOMEM, "out of memory");
-	if (!mkdtemp(tmpl))
-		return log_error_errno(errno, "cannot create a work directory in '%s': %m", parent);
-	c->workdir = TAKE_PTR(tmpl);
+	if (r < 0)
+		return r;
 	c->rootdir = strdupf("%s/root", c->workdir);
 	c->hdr_path = strdupf("%s/luks.hdr", c->workdir);
 	c->esp_path = strdupf("%s/esp.fat", c->workdir);
@@ -1011,13 +1004,9 @@ static int stage_output(struct build_ctx *c)
 	int r;
 
 	if (c->format == IMAGE_FORMAT_QCOW2) {
-		char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2",
-				 c->raw_path, c->out.image.path, NULL };
-
-		r = run_program(argv, NULL);
+		r = output_convert_qcow2(&c->out, c->raw_path);
 		if (r < 0)
 			return r;
-		unlink(c->raw_path);
 	}
 	if (fstat(c->out.image.fd, &st) < 0)
 		return log_error_errno(errno, "cannot stat '%s': %m", c->out.image.path);

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "output.h"
+#include "run.h"
 #include "shared/fault.h"
 #include "shared/util.h"
 
@@ -123,6 +124,34 @@ int output_commit(struct output *o, const struct secret *key)
 	/* With an exchange, the key's temporary name holds the old key: discard removes it. */
 	(void)fsync_dir_of(kpath);
 	(void)fsync_dir_of(ipath);
+	return 0;
+}
+
+int output_workdir(const char *parent, const char *prefix, char **ret)
+{
+	/* Absolute: the sandbox is given paths below it. */
+	_cleanup_free_ char *abs = realpath(parent, NULL);
+	_cleanup_free_ char *tmpl = abs ? strdupf("%s/%s.%d.XXXXXX", abs, prefix, (int)getpid()) : NULL;
+
+	if (!abs)
+		return log_error_errno(errno, "cannot create a work directory in '%s': %m", parent);
+	if (!tmpl)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (!mkdtemp(tmpl))
+		return log_error_errno(errno, "cannot create a work directory in '%s': %m", parent);
+	*ret = TAKE_PTR(tmpl);
+	return 0;
+}
+
+int output_convert_qcow2(struct output *o, const char *raw)
+{
+	char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", (char *)raw,
+			 o->image.path, NULL };
+	int r = run_program(argv, NULL);
+
+	if (r < 0)
+		return r;
+	unlink(raw);
 	return 0;
 }
 

@@ -37,5 +37,15 @@ int output_begin(struct output *o, const char *image, const char *key, bool forc
  */
 int output_commit(struct output *o, const struct secret *key);
 
+/*
+ * A work directory PARENT/PREFIX.<pid>.XXXXXX (mode 0700, absolute path): the process id in
+ * its name lets a later run remove it if this one is killed (leftovers_sweep()). Logs.
+ */
+int output_workdir(const char *parent, const char *prefix, char **ret);
+
+/* The raw disk image at raw written into o's image as qcow2 (qemu-img convert), then raw
+ * removed. Logs. */
+int output_convert_qcow2(struct output *o, const char *raw);
+
 /* Remove what was not committed and drop the locks. Safe to call twice. */
 void output_discard(struct output *o);

@@ -76,6 +76,27 @@ struct rekey_ctx {
 					* slot added already; old_key is the given KEY */
 	struct secret given_old;       /* --resume: the key in KEY (the rekey's old key) */
 	unsigned uuid_edits;
+	struct reencrypt {     /* --reencrypt: the copy being written */
+		struct output dest;
+		char *workdir, *hdr, *raw; /* raw: the copy as a raw disk (dest's image, or a
+					    * file in workdir converted to qcow2 at the end) */
+		int out;
+		uint64_t size;
+		struct luks_header lh;
+		struct xts *nx;
+		struct cryptfs *nfs;
+		bool begun;            /* the output was begun: a failure says what is left */
+	} re;
+};
+
+/* A step of a table (the in-place rekey's, --reencrypt's): its name (in CVM_IMAGE_FAULT and
+ * the debug log), its action, whether an interruption is honoured after it, and what is true
+ * after it. */
+struct rekey_step {
+	const char *name;
+	int (*run)(struct rekey_ctx *c);
+	bool interruptible;
+	const char *after; /* what opens the image, and what holds which key, after it */
 };
 
 /* After each step: CVM_IMAGE_FAULT=STEP stops dead there (as if killed: no cleanup, exit 99),
@@ -118,12 +139,16 @@ static int open_image(struct rekey_ctx *c)
 static void sweep_leftovers(struct rekey_ctx *c)
 {
 	_cleanup_free_ char *dir = path_dirname(c->opt->image);
+	_cleanup_free_ char *outdir = c->opt->output ? path_dirname(c->opt->output) : NULL;
 
 	leftovers_sweep(getenv("TMPDIR") ?: "/var/tmp", leftovers_workdirs);
 	if (!getenv("TMPDIR"))
 		leftovers_sweep("/tmp", leftovers_workdirs); /* the header copies' default */
 	if (dir)
 		leftovers_sweep(dir, leftovers_outputs);
+	/* --reencrypt's temporary output, when it is elsewhere */
+	if (outdir && (!dir || !streq(outdir, dir)))
+		leftovers_sweep(outdir, leftovers_outputs);
 }
 
 /* The LUKS partition, its header's size, and the copy of the header libcryptsetup edits. */
@@ -738,12 +763,7 @@ static int rename_key(struct rekey_ctx *c)
  * rekey_ctx_done() says what opens the image by trying the keys on its header, and
  * "rekey --resume" finishes or undoes it from there (resume_decide()).
  */
-static const struct rekey_step {
-	const char *name;
-	int (*run)(struct rekey_ctx *c);
-	bool interruptible;
-	const char *after; /* what opens the image, and what holds which key, after it */
-} steps[] = {
+static const struct rekey_step steps[] = {
 	{ "key-saved", save_new_key, true, "the new key is in KEY.new; the image is unchanged" },
 	{ "backup", write_backup, true, "the header is backed up beside the image; unchanged" },
 	{ "slot-added", add_slot, false, "both keys open the image; the tree holds the old key" },
@@ -757,18 +777,19 @@ static const struct rekey_step {
 /* The first step a resumed rekey runs: the new key is saved and in its slot already. */
 #define RESUME_FROM 3
 
-static int run_steps(struct rekey_ctx *c, size_t first)
+static int run_steps(struct rekey_ctx *c, const struct rekey_step *table, size_t n, size_t first)
 {
-	for (size_t i = first; i < ELEMENTSOF(steps); i++) {
-		int r = steps[i].run(c);
+	for (size_t i = first; i < n; i++) {
+		const struct rekey_step *step = &table[i];
+		int r = step->run(c);
 
 		if (r == 0)
-			r = fault(steps[i].name);
+			r = fault(step->name);
 		if (r < 0)
 			return r;
-		log_debug("rekey: %s: %s", steps[i].name, steps[i].after);
-		if (steps[i].interruptible && interrupt_pending())
-			return log_error_errno(EINTR, "interrupted after step %s", steps[i].name);
+		log_debug("rekey: %s: %s", step->name, step->after);
+		if (step->interruptible && interrupt_pending())
+			return log_error_errno(EINTR, "interrupted after step %s", step->name);
 	}
 	return 0;
 }
@@ -938,168 +959,228 @@ static int change_uuid_in_files(struct rekey_ctx *c, struct cryptfs *fs)
 }
 
 /*
- * --reencrypt: a copy with a new volume key. The header is made anew (same LUKS UUID, the new
- * key in slot 0, the recovery passphrase in slot 1 if it is what opened the image), every block
- * the filesystem uses is decrypted with the old volume key and encrypted with the new one, the
- * key copies inside are replaced, and the output appears only when all of it succeeded.
+ * --reencrypt: a copy with a new volume key, as its own table of steps over the part of the
+ * context they share (struct reencrypt in rekey_ctx, freed by reencrypt_done() even half
+ * made). The header is made anew (same LUKS UUID or --new-uuid's, the new key in slot 0, the
+ * recovery passphrase in slot 1 if it is what opened the image), every block the filesystem
+ * uses is decrypted with the old volume key and encrypted with the new one, the key copies
+ * inside are replaced, and the output appears only at the last step (the output module: a
+ * temporary name and a lock, then key and image committed). The original is only read, so
+ * every step may be interrupted: the output is discarded and nothing is left.
  */
-static int reencrypt(struct rekey_ctx *c)
+static int re_begin(struct rekey_ctx *c)
 {
 	const struct rekey_options *o = c->opt;
-	_cleanup_free_ char *workdir = NULL, *hdr = NULL, *raw = NULL;
-	_cleanup_(recrypt_freep) struct recrypt *job = NULL;
-	_cleanup_close_ int out = -1, hfd = -1;
-	struct output dest = OUTPUT_INIT;
-	struct luks_header lh = {};
-	struct xts *nx = NULL;
-	struct cryptfs *nfs = NULL;
-	uint64_t size, rd, wr, done = 0;
+	struct reencrypt *re = &c->re;
 	struct stat st;
-	double t;
 	int r;
 
 	if (fstat(c->fd, &st) < 0)
 		return log_error_errno(errno, "cannot stat '%s': %m", c->raw_path);
-	size = (uint64_t)st.st_size;
-
-	r = output_begin(&dest, o->output, c->key_out, o->force, 0644);
+	re->size = (uint64_t)st.st_size;
+	r = output_begin(&re->dest, o->output, c->key_out, o->force, 0644);
 	if (r < 0)
-		goto out;
-	workdir = strdupf("%s/cvm-image-reencrypt.%d.XXXXXX", getenv("TMPDIR") ?: "/var/tmp",
-			  (int)getpid());
-	if (!workdir || !mkdtemp(workdir)) {
-		r = log_error_errno(workdir ? errno : ENOMEM, "cannot create a work directory: %m");
-		free(workdir);
-		workdir = NULL;
-		goto out;
-	}
-	hdr = strdupf("%s/luks.hdr", workdir);
-	raw = str_ends_with(o->output, ".qcow2") ? strdupf("%s/disk.raw", workdir) :
-						   strdup(dest.image.path);
-	if (!hdr || !raw) {
-		r = log_error_errno(ENOMEM, "out of memory");
-		goto out;
-	}
-	out = open(raw, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (out < 0 || ftruncate(out, (off_t)size) < 0) {
-		r = log_error_errno(errno, "cannot create '%s': %m", raw);
-		goto out;
-	}
-	/* Everything outside the LUKS partition (GPT, ESP, backup GPT) as it is. */
-	r = copy_range_sparse(c->fd, 0, out, 0, c->part_off);
+		return r;
+	re->begun = true; /* from here on a failure says what was left */
+	r = output_workdir(getenv("TMPDIR") ?: "/var/tmp", "cvm-image-reencrypt", &re->workdir);
+	if (r < 0)
+		return r;
+	re->hdr = strdupf("%s/luks.hdr", re->workdir);
+	re->raw = str_ends_with(o->output, ".qcow2") ? strdupf("%s/disk.raw", re->workdir) :
+						       strdup(re->dest.image.path);
+	if (!re->hdr || !re->raw)
+		return log_error_errno(ENOMEM, "out of memory");
+	re->out = open(re->raw, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (re->out < 0 || ftruncate(re->out, (off_t)re->size) < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", re->raw);
+	return 0;
+}
+
+/* Everything outside the LUKS partition (GPT, ESP, backup GPT) as it is. */
+static int re_copy_outside(struct rekey_ctx *c)
+{
+	struct reencrypt *re = &c->re;
+	uint64_t end = c->part_off + c->part_size;
+	int r = copy_range_sparse(c->fd, 0, re->out, 0, c->part_off);
+
 	if (r == 0)
-		r = copy_range_sparse(c->fd, (off_t)(c->part_off + c->part_size), out,
-				      (off_t)(c->part_off + c->part_size), size - c->part_off - c->part_size);
-	if (r < 0) {
-		log_error_errno(r, "cannot copy '%s': %m", c->raw_path);
-		goto out;
-	}
-	/* A new header: new volume key, same UUID. */
-	hfd = open(hdr, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (hfd < 0 || ftruncate(hfd, 4096) < 0) {
-		r = log_error_errno(errno, "cannot create '%s': %m", hdr);
-		goto out;
-	}
-	r = luks_format(hdr, c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd), &c->new_vk, &c->new_key,
-			o->recovery_file ? &c->secret : NULL, o->recovery_iter_ms, &lh);
+		r = copy_range_sparse(c->fd, (off_t)end, re->out, (off_t)end, re->size - end);
 	if (r < 0)
-		goto out;
-	if (lh.payload_offset != c->hdr_size) {
-		r = log_error_errno(EMEDIUMTYPE, "the image's LUKS payload starts at %" PRIu64 ", a new "
-						 "header's at %" PRIu64 ": cannot re-encrypt it in place",
-				    c->hdr_size, lh.payload_offset);
-		goto out;
-	}
-	r = copy_range_sparse(hfd, 0, out, (off_t)c->part_off, lh.payload_offset);
-	if (r < 0) {
-		log_error_errno(r, "cannot write the new header: %m");
-		goto out;
-	}
-	r = xts_new(lh.volume_key.data, lh.volume_key.size, &nx);
-	if (r < 0) {
-		log_error_errno(r, "cannot set up AES-XTS: %m");
-		goto out;
-	}
+		return log_error_errno(r, "cannot copy '%s': %m", c->raw_path);
+	return 0;
+}
 
-	t = now_seconds();
-	r = recrypt_new(c->fd, out, c->part_off + c->hdr_size, c->xts, nx, &job);
+/* A new header: the new volume key, the new key in slot 0. */
+static int re_header(struct rekey_ctx *c)
+{
+	const struct rekey_options *o = c->opt;
+	struct reencrypt *re = &c->re;
+	_cleanup_close_ int hfd = open(re->hdr, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int r;
+
+	if (hfd < 0 || ftruncate(hfd, 4096) < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", re->hdr);
+	r = luks_format(re->hdr, c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd), &c->new_vk,
+			&c->new_key, o->recovery_file ? &c->secret : NULL, o->recovery_iter_ms, &re->lh);
+	if (r < 0)
+		return r;
+	if (re->lh.payload_offset != c->hdr_size)
+		return log_error_errno(EMEDIUMTYPE, "the image's LUKS payload starts at %" PRIu64
+				       ", a new header's at %" PRIu64 ": cannot re-encrypt it in place",
+				       c->hdr_size, re->lh.payload_offset);
+	r = copy_range_sparse(hfd, 0, re->out, (off_t)c->part_off, re->lh.payload_offset);
+	if (r < 0)
+		return log_error_errno(r, "cannot write the new header: %m");
+	r = xts_new(re->lh.volume_key.data, re->lh.volume_key.size, &re->nx);
+	if (r < 0)
+		return log_error_errno(r, "cannot set up AES-XTS: %m");
+	return 0;
+}
+
+/* Every block the filesystem uses, decrypted with the old volume key and encrypted with the
+ * new one, on every core. */
+static int re_data(struct rekey_ctx *c)
+{
+	struct reencrypt *re = &c->re;
+	_cleanup_(recrypt_freep) struct recrypt *job = NULL;
+	double t = now_seconds();
+	uint64_t done = 0;
+	int r;
+
+	r = recrypt_new(c->fd, re->out, c->part_off + c->hdr_size, c->xts, re->nx, &job);
 	if (r == 0)
 		r = cryptfs_for_each_allocated(c->fs, recrypt_add, job, NULL);
 	if (r == 0)
 		r = recrypt_run(job, &done);
 	if (r < 0)
-		goto out;
+		return r;
 	t = now_seconds() - t;
 	c->bytes_read += done;
 	c->bytes_written += done;
+	c->reencrypt_rate = t > 0 ? (double)done / t : 0;
 	log_info("reencrypt: %" PRIu64 " MiB in %.2fs (%.0f MB/s)", done / MiB, t,
-		 t > 0 ? (double)done / t / 1e6 : 0.0);
+		 c->reencrypt_rate / 1e6);
+	return 0;
+}
 
-	/* The copy's own key, inside it. */
-	r = cryptfs_open(out, c->part_off + c->hdr_size, nx, true, &nfs);
+/* The copy's own key inside it: the key file, every initramfs, the pin, and with --new-uuid
+ * the names and configuration that name the UUID. */
+static int re_key_copies(struct rekey_ctx *c)
+{
+	struct reencrypt *re = &c->re;
+	uint64_t rd, wr;
+	int r;
+
+	r = cryptfs_open(re->out, c->part_off + c->hdr_size, re->nx, true, &re->nfs);
 	if (r < 0)
-		goto out;
-	r = replace_key_copies(c, nfs);
+		return r;
+	r = replace_key_copies(c, re->nfs);
 	if (r == 0 && c->new_uuid[0])
-		r = change_uuid_in_files(c, nfs);
+		r = change_uuid_in_files(c, re->nfs);
 	if (r == 0)
-		r = replace_pin(c, nfs);
-	if (r < 0) {
-		cryptfs_abort(nfs);
-		goto out;
-	}
-	cryptfs_stats(nfs, &rd, &wr);
+		r = replace_pin(c, re->nfs);
+	if (r < 0)
+		return r;
+	cryptfs_stats(re->nfs, &rd, &wr);
 	c->bytes_read += rd;
 	c->bytes_written += wr;
-	r = cryptfs_close(nfs);
-	if (r < 0)
-		goto out;
-	if (c->new_uuid[0]) {
-		uint64_t esp_off, esp_size;
-
-		/* grub's early config, embedded in BOOTX64.EFI: cryptomount -u <UUID>. */
-		r = gpt_find_esp(raw, &esp_off, &esp_size);
-		if (r == 0)
-			r = esp_replace_uuid(raw, esp_off, "EFI/BOOT/BOOTX64.EFI", luks_uuid(c->cd),
-					     c->new_uuid, workdir);
-		if (r == 0)
-			log_warning("'EFI/BOOT/BOOTX64.EFI' on the ESP does not name the old LUKS UUID");
-		if (r < 0)
-			goto out;
-		c->uuid_edits += (unsigned)r;
-	}
-	if (fsync(out) < 0) {
-		r = log_error_errno(errno, "cannot write '%s': %m", raw);
-		goto out;
-	}
-	if (!streq(raw, dest.image.path)) {
-		char *argv[] = { "qemu-img", "convert", "-q", "-f", "raw", "-O", "qcow2", raw,
-				 dest.image.path, NULL };
-
-		r = run_program(argv, NULL);
-		if (r < 0)
-			goto out;
-	}
-	r = output_commit(&dest, &c->new_key);
-	if (r < 0)
-		goto out;
-	c->new_slot = 0;
-	c->reencrypt_rate = t > 0 ? (double)done / t : 0;
-out:
-	if (nx)
-		xts_free(nx);
-	luks_header_done(&lh);
-	output_discard(&dest);
-	if (workdir)
-		rm_rf(workdir);
+	r = cryptfs_close(re->nfs);
+	re->nfs = NULL;
 	return r;
 }
+
+/* --new-uuid: grub's early config, embedded in BOOTX64.EFI (cryptomount -u <UUID>). */
+static int re_esp_uuid(struct rekey_ctx *c)
+{
+	struct reencrypt *re = &c->re;
+	uint64_t esp_off, esp_size;
+	int r;
+
+	if (!c->new_uuid[0])
+		return 0;
+	r = gpt_find_esp(re->raw, &esp_off, &esp_size);
+	if (r == 0)
+		r = esp_replace_uuid(re->raw, esp_off, "EFI/BOOT/BOOTX64.EFI", luks_uuid(c->cd),
+				     c->new_uuid, re->workdir);
+	if (r == 0)
+		log_warning("'EFI/BOOT/BOOTX64.EFI' on the ESP does not name the old LUKS UUID");
+	if (r < 0)
+		return r;
+	c->uuid_edits += (unsigned)r;
+	return 0;
+}
+
+/* The copy synced, and converted when the output is a qcow2 one. */
+static int re_image(struct rekey_ctx *c)
+{
+	struct reencrypt *re = &c->re;
+
+	if (fsync(re->out) < 0)
+		return log_error_errno(errno, "cannot write '%s': %m", re->raw);
+	if (streq(re->raw, re->dest.image.path))
+		return 0;
+	return output_convert_qcow2(&re->dest, re->raw);
+}
+
+static int re_commit(struct rekey_ctx *c)
+{
+	int r = output_commit(&c->re.dest, &c->new_key);
+
+	if (r == 0)
+		c->new_slot = 0;
+	return r;
+}
+
+/* What a failed or interrupted --reencrypt leaves: the original only read; the output
+ * discarded (its temporary files, the work directory). Then said as checked. */
+static void reencrypt_done(struct rekey_ctx *c, bool failed)
+{
+	struct reencrypt *re = &c->re;
+	struct stat st;
+
+	if (re->nfs)
+		cryptfs_abort(re->nfs);
+	if (re->nx)
+		xts_free(re->nx);
+	luks_header_done(&re->lh);
+	if (re->out >= 0)
+		close(re->out);
+	output_discard(&re->dest);
+	if (re->workdir && rm_rf(re->workdir) < 0)
+		log_warning("cannot remove work directory '%s'", re->workdir);
+	if (failed && re->begun) {
+		bool image = lstat(c->opt->output, &st) == 0, key = lstat(c->key_out, &st) == 0;
+
+		if (!image && !key)
+			log_error("no copy was written: neither '%s' nor '%s' exists; '%s' was only "
+				  "read", c->opt->output, c->key_out, c->opt->image);
+		else
+			log_error("no copy was written: '%s' and '%s' are as they were before (--force "
+				  "replaces them only at the end); '%s' was only read",
+				  c->opt->output, c->key_out, c->opt->image);
+	}
+	free(re->workdir);
+	free(re->hdr);
+	free(re->raw);
+}
+
+static const struct rekey_step reencrypt_steps[] = {
+	{ "output-begun", re_begin, true, "the output locked, under a temporary name" },
+	{ "outside-copied", re_copy_outside, true, "GPT, ESP and backup GPT copied" },
+	{ "header-written", re_header, true, "the copy's header: the new volume key, the key in slot 0" },
+	{ "data-reencrypted", re_data, true, "every allocated block under the new volume key" },
+	{ "copies-written", re_key_copies, true, "the key file, initramfs, pin (and UUID) in the copy" },
+	{ "esp-renamed", re_esp_uuid, true, "with --new-uuid, grub's early config names it" },
+	{ "image-written", re_image, true, "the copy synced (converted to qcow2)" },
+	{ "committed", re_commit, false, "the key file, then the image, in place" },
+};
 
 int rekey_run(const struct rekey_options *opt)
 {
 	struct rekey_ctx c = {
 		.opt = opt, .t0 = now_seconds(), .fd = -1,
 		.old_slot = -1, .new_slot = -1,
+		.re = { .dest = OUTPUT_INIT, .out = -1 },
 	};
 	struct stat st;
 	int r;
@@ -1148,7 +1229,8 @@ int rekey_run(const struct rekey_options *opt)
 		goto out;
 	if (opt->output) {
 		/* A new image; the original is only read. */
-		r = reencrypt(&c);
+		r = run_steps(&c, reencrypt_steps, ELEMENTSOF(reencrypt_steps), 0);
+		reencrypt_done(&c, r < 0);
 		if (r < 0)
 			goto out;
 		c.done = true;
@@ -1161,7 +1243,7 @@ int rekey_run(const struct rekey_options *opt)
 
 	/* From here on the image changes: the steps, from the first one (resuming: from the
 	 * key copies on). */
-	r = run_steps(&c, c.resuming ? RESUME_FROM : 0);
+	r = run_steps(&c, steps, ELEMENTSOF(steps), c.resuming ? RESUME_FROM : 0);
 	if (r < 0)
 		goto out;
 	c.done = true;

@@ -82,11 +82,21 @@ options_in_man() {
 	[ "$(options_in_help secret | wc -l)" -ge 20 ]
 }
 
-@test "man: the rekey steps in cvm-image-rekey(1) are the ones CVM_IMAGE_FAULT knows" {
-	local steps
-	steps=$(sed -n '/^} steps\[\] = {/,/^};/p' "$CVM_SRCDIR/src/rekey.c" | grep -oE '^	\{ "[a-z-]+"' | grep -oE '[a-z-]+' | tr '\n' ' ')
-	[ -n "$steps" ]
-	[ "$(sed -n '/^\.B CVM_IMAGE_FAULT/,/^\.SH/p' "$CVM_SRCDIR/man/cvm-image-rekey.1" | tr '\n' ' ' | grep -oE '\(([a-z-]+, )+[a-z-]+\)' | head -n 1 | tr -d '(),' ) " = "$steps" ]
+@test "man: the rekey and --reencrypt steps in cvm-image-rekey(1) are the ones CVM_IMAGE_FAULT knows" {
+	local table steps lists
+	# The two parenthesised lists of the CVM_IMAGE_FAULT entry: the in-place steps, then
+	# --reencrypt's.
+	lists=$(sed -n '/^\.B CVM_IMAGE_FAULT/,/^\.SH/p' "$CVM_SRCDIR/man/cvm-image-rekey.1" | tr '\n' ' ' |
+		grep -oE '\(([a-z-]+, )+[a-z-]+\)' | tr -d '(),')
+	[ "$(echo "$lists" | wc -l)" -eq 2 ]
+	for table in steps reencrypt_steps; do
+		steps=$(sed -n "/^static const struct rekey_step $table\[\] = {/,/^};/p" "$CVM_SRCDIR/src/rekey.c" |
+			grep -oE '^	\{ "[a-z-]+"' | grep -oE '[a-z-]+' | tr '\n' ' ')
+		[ -n "$steps" ]
+		echo "$table: $steps"
+		[ "$table" = steps ] && [ "$(echo "$lists" | sed -n 1p) " = "$steps" ]
+		[ "$table" = steps ] || [ "$(echo "$lists" | sed -n 2p) " = "$steps" ]
+	done
 }
 
 @test "man: cvm-image-hooks(7) documents every CVM_ variable a hook gets" {

@@ -655,6 +655,59 @@ PY
 	assert_no_leftovers "$T/out"
 }
 
+# The steps of --reencrypt, as its table in src/rekey.c names them.
+reencrypt_steps() {
+	sed -n '/^static const struct rekey_step reencrypt_steps\[\] = {/,/^};/p' "$CVM_SRCDIR/src/rekey.c" |
+		grep -oE '^	\{ "[a-z-]+"' | grep -oE '[a-z-]+'
+}
+
+@test "rekey --reencrypt: wherever it fails, stops dead or is interrupted, no copy appears, the original is only read, and it says so" {
+	local sum step steps out
+	image
+	sum=$(sha256sum < "$T/out/disk.img")
+	steps=$(reencrypt_steps)
+	[ "$(echo "$steps" | wc -l)" -ge 6 ]
+	for out in copy.img copy.qcow2; do
+		for step in $steps; do
+			[ "$step" = committed ] && continue # its failures are output_commit's (build's tests)
+			run --separate-stderr env CVM_IMAGE_FAULT=fail-after-$step "$CVM_IMAGE" rekey "$T/out/disk.img" \
+				--key-file "$T/out/disk.img.key" --reencrypt -o "$T/out/$out"
+			echo "$step $out: $stderr"
+			[ "$status" -eq 1 ]
+			[[ "$stderr" == *"CVM_IMAGE_FAULT=fail-after-$step: failing here"* ]]
+			[[ "$stderr" == *"no copy was written: neither '$T/out/$out' nor '$T/out/$out.key' exists; '$T/out/disk.img' was only read"* ]]
+			[ ! -e "$T/out/$out" ] && [ ! -e "$T/out/$out.key" ]
+			assert_no_leftovers "$T/out"
+			[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+
+			run --separate-stderr env CVM_IMAGE_FAULT=signal-after-$step "$CVM_IMAGE" rekey "$T/out/disk.img" \
+				--key-file "$T/out/disk.img.key" --reencrypt -o "$T/out/$out"
+			[ "$status" -eq 1 ]
+			[[ "$stderr" == *"interrupted after step $step"* ]]
+			[[ "$stderr" == *"no copy was written"* ]]
+			[ ! -e "$T/out/$out" ] && [ ! -e "$T/out/$out.key" ]
+			assert_no_leftovers "$T/out"
+		done
+	done
+	# Stopped dead (as by SIGKILL) in the middle: the next run removes what it left, says so,
+	# and writes the copy.
+	run --separate-stderr env CVM_IMAGE_FAULT=data-reencrypted "$CVM_IMAGE" rekey "$T/out/disk.img" \
+		--key-file "$T/out/disk.img.key" --reencrypt -o "$T/out/copy.qcow2"
+	[ "$status" -eq 99 ]
+	[ -n "$(ls -A "$TMPDIR")" ]
+	[ -n "$(find "$T/out" -maxdepth 1 -name '.*.tmp-*')" ]
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
+		--reencrypt -o "$T/out/copy.qcow2"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"removed"*"cvm-image-reencrypt."* ]]
+	assert_no_leftovers "$T/out"
+	qemu-img convert -O raw "$T/out/copy.qcow2" "$T/copy.raw"
+	header "$T/copy.raw"
+	opens_with "$T/hdr" "$T/out/copy.qcow2.key"
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+}
+
 @test "rekey: a qcow2 image is rekeyed in place, with no room for a raw copy beside it" {
 	requires mount
 	image
