@@ -379,9 +379,10 @@ int cryptfs_write_file(struct cryptfs *c, const char *path, const void *data, si
 	return 0;
 }
 
-/* A byte range of a regular file, read or (within its size, no block allocated) written. */
+/* A byte range of a regular file, read or written: within its size (no block allocated), or
+ * with grow also past its end (the file made longer first, its blocks allocated). */
 static int file_range(struct cryptfs *c, const char *path, uint64_t off, void *buf, size_t len,
-		      bool write)
+		      bool write, bool grow)
 {
 	struct ext2_inode inode;
 	ext2_file_t file = NULL;
@@ -396,10 +397,12 @@ static int file_range(struct cryptfs *c, const char *path, uint64_t off, void *b
 		return r == -ENOENT ? log_error_errno(r, "'%s' is not in the root filesystem", path) : r;
 	if (!LINUX_S_ISREG(inode.i_mode))
 		return log_error_errno(EINVAL, "'%s' in the root filesystem is not a regular file", path);
-	if (off > EXT2_I_SIZE(&inode) || len > EXT2_I_SIZE(&inode) - off)
+	if (!grow && (off > EXT2_I_SIZE(&inode) || len > EXT2_I_SIZE(&inode) - off))
 		return log_error_errno(ERANGE, "'%s': bytes %" PRIu64 "+%zu are beyond its end", path,
 				       off, len);
 	err = ext2fs_file_open(c->fs, ino, write ? EXT2_FILE_WRITE : 0, &file);
+	if (!err && grow && off + len > EXT2_I_SIZE(&inode))
+		err = ext2fs_file_set_size2(file, off + len);
 	if (!err)
 		err = ext2fs_file_llseek(file, off, EXT2_SEEK_SET, NULL);
 	while (!err && done < len) {
@@ -418,17 +421,26 @@ static int file_range(struct cryptfs *c, const char *path, uint64_t off, void *b
 		return log_error_errno(EIO, "cannot %s '%s' in the root filesystem: %s",
 				       write ? "write" : "read", path,
 				       err || err2 ? error_message(err ? err : err2) : "short read");
+	/* A longer file: its inode and the bitmaps now, as cryptfs_write_file() does. */
+	if (grow && (err = ext2fs_flush(c->fs)))
+		return log_error_errno(EIO, "cannot write the filesystem back: %s", error_message(err));
 	return 0;
 }
 
 int cryptfs_pread(struct cryptfs *c, const char *path, uint64_t off, void *buf, size_t len)
 {
-	return file_range(c, path, off, buf, len, false);
+	return file_range(c, path, off, buf, len, false, false);
 }
 
 int cryptfs_pwrite(struct cryptfs *c, const char *path, uint64_t off, const void *data, size_t len)
 {
-	return file_range(c, path, off, (void *)data, len, true);
+	return file_range(c, path, off, (void *)data, len, true, false);
+}
+
+int cryptfs_pwrite_grow(struct cryptfs *c, const char *path, uint64_t off, const void *data,
+			size_t len)
+{
+	return file_range(c, path, off, (void *)data, len, true, true);
 }
 
 int cryptfs_rename(struct cryptfs *c, const char *dir, const char *old, const char *new_name)

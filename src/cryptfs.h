@@ -31,6 +31,9 @@ int cryptfs_pread(struct cryptfs *c, const char *path, uint64_t off, void *buf, 
 /* Overwrite len bytes of a regular file from off, all inside the file: its size, inode and
  * blocks stay; only the blocks holding the range are written. Logs. */
 int cryptfs_pwrite(struct cryptfs *c, const char *path, uint64_t off, const void *data, size_t len);
+/* The same, but the range may go past the file's end: the file is made longer. Logs. */
+int cryptfs_pwrite_grow(struct cryptfs *c, const char *path, uint64_t off, const void *data,
+			size_t len);
 /* Rename a file within its directory (dir/old to dir/new). Logs. */
 int cryptfs_rename(struct cryptfs *c, const char *dir, const char *old, const char *new_name);
 /* Names in a directory matching an fnmatch(3) glob, NULL-terminated. Logs. */

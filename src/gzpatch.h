@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* A byte range of the uncompressed data: [start, end). */
 struct gz_range {
@@ -29,3 +30,58 @@ int gzip_inflate(const void *in, size_t in_len, size_t max_out, void **ret, size
 int gzip_patch(const void *member, size_t member_len, const void *data, size_t data_len,
 	       const struct gz_range *changed, size_t n_changed, void **ret, size_t *ret_len,
 	       size_t *ret_recompressed);
+
+/*
+ * The same change with bounded memory, for a member inside a file too large to hold (an
+ * initramfs of hundreds of MiB): the member is read and decompressed in pieces, twice (a
+ * scan that finds the block boundaries and hands each piece of the data to a visitor, then
+ * a pass up to the last change that compresses the regions around the changes again), and
+ * written back from the first change on. Memory: a few pieces of 256 KiB, the regions, and
+ * one entry per deflate block.
+ */
+
+/* The file that holds the member: reads and writes of whole ranges (0 or -errno); a write
+ * past size makes the file longer. */
+struct gz_file {
+	int (*pread)(void *userdata, uint64_t off, void *buf, size_t len);
+	int (*pwrite)(void *userdata, uint64_t off, const void *buf, size_t len);
+	void *userdata;
+	uint64_t size;
+};
+
+/* Each piece of the uncompressed data, in order, with its offset in it. 0 or -errno. */
+typedef int (*gz_visit_fn)(void *userdata, uint64_t off, const unsigned char *data, size_t len);
+
+struct gz_stream;
+
+/*
+ * Decompress the gzip member at off in f, piece by piece into visit, checking its CRC and
+ * length. *ret: what the changes below need. Returns 0, -EBADMSG (not one valid member),
+ * -ENOMEM, or what the reader or visit returned. Does not log.
+ */
+int gz_stream_scan(const struct gz_file *f, uint64_t off, gz_visit_fn visit, void *userdata,
+		   struct gz_stream **ret);
+/* The member's length in f, its trailer included. */
+uint64_t gz_stream_member_len(const struct gz_stream *s);
+void gz_stream_free(struct gz_stream *s);
+
+/* The uncompressed bytes [start, start + len) become data (as long). */
+struct gz_change {
+	uint64_t start;
+	const void *data;
+	size_t len;
+};
+
+/*
+ * Work out the member with changes (ascending, without overlap) made: the regions around them
+ * compressed again (as gzip_patch() does), the new CRC, the new length. Nothing is written.
+ * The member may get a few bytes shorter (zeros then fill its old end: the kernel skips zeros
+ * between archives) or longer, which needs as many zeros after it in f, or nothing but zeros
+ * up to the end of f (it then grows): -EOPNOTSUPP otherwise. *ret_recompressed: bytes of data
+ * compressed again. Does not log.
+ */
+int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz_change *changes,
+		   size_t n_changes, size_t *ret_recompressed);
+
+/* Write the planned member over the old one in f, from the first changed byte on. */
+int gz_stream_apply(struct gz_stream *s, const struct gz_file *f);

@@ -732,3 +732,340 @@ int initramfs_key_archive(const void *tail, size_t len, size_t key_len, size_t *
 	}
 	return (int)n;
 }
+
+/* ---- Streaming: an initramfs read and changed in pieces (initramfs.h) ---- */
+
+#define PIECE (256u * 1024u)
+
+/* A member holding a key: where its data is, in the file (plain archive) or in the gzip
+ * member's uncompressed data, and where its header is (for a 070702 checksum). */
+struct key_hit {
+	uint64_t data, hdr;
+	bool checksum, is_new;
+};
+
+#define MAX_HITS 16
+
+/* A newc archive (or, after zero padding, several) parsed as its bytes come. */
+struct newc_scan {
+	const unsigned char *old_key, *new_key;
+	size_t key_len;
+	bool plain;               /* an archive in the file itself: done at its trailer */
+	enum { NS_GAP, NS_HEADER, NS_NAME, NS_NAME_PAD, NS_DATA, NS_DATA_PAD, NS_DONE } state;
+	unsigned char hdr[NEWC_HEADER];
+	char name[4096];
+	size_t have;              /* of the header, the name or the data kept */
+	uint64_t left;            /* bytes of the current state still to come */
+	uint64_t hdr_off, data_off, size, end;
+	unsigned long mode, namesize;
+	bool checksum, candidate, trailer;
+	unsigned char data[64];   /* a candidate's data (a key is 44 bytes) */
+	struct key_hit hits[MAX_HITS];
+	size_t n_hits;
+};
+
+/* The transitions that take no byte. */
+static int newc_settle(struct newc_scan *s, uint64_t pos)
+{
+	for (;;) {
+		switch (s->state) {
+		case NS_NAME_PAD:
+			if (s->left)
+				return 0;
+			s->state = NS_DATA;
+			s->left = s->size;
+			s->have = 0;
+			break;
+		case NS_DATA:
+			if (s->left)
+				return 0;
+			if (s->candidate && s->have == s->key_len) {
+				bool old = memcmp(s->data, s->old_key, s->key_len) == 0;
+				bool new = s->new_key && memcmp(s->data, s->new_key, s->key_len) == 0;
+
+				if (old || new) {
+					if (s->n_hits == MAX_HITS)
+						return -E2BIG;
+					s->hits[s->n_hits++] = (struct key_hit){
+						s->data_off, s->hdr_off, s->checksum, !old,
+					};
+				}
+			}
+			s->state = NS_DATA_PAD;
+			s->left = round_up(s->data_off + s->size, 4) - (s->data_off + s->size);
+			break;
+		case NS_DATA_PAD:
+			if (s->left)
+				return 0;
+			if (s->trailer && s->plain) {
+				s->state = NS_DONE;
+				s->end = pos;
+			} else {
+				s->state = s->trailer ? NS_GAP : NS_HEADER;
+				s->have = 0;
+				s->hdr_off = pos;
+			}
+			break;
+		default:
+			return 0;
+		}
+	}
+}
+
+/* A gz_visit_fn, and the reader of plain archives: the bytes at off of the stream. */
+static int newc_feed(void *userdata, uint64_t off, const unsigned char *p, size_t len)
+{
+	struct newc_scan *s = userdata;
+	size_t i = 0, n;
+	int r;
+
+	while ((r = newc_settle(s, off + i)) == 0 && i < len && s->state != NS_DONE) {
+		switch (s->state) {
+		case NS_GAP:
+			/* Zeros between archives; the next one starts at a multiple of 4. */
+			if (p[i] == 0) {
+				i++;
+				break;
+			}
+			if ((off + i) % 4)
+				return -EBADMSG;
+			s->state = NS_HEADER;
+			s->have = 0;
+			s->hdr_off = off + i;
+			break;
+		case NS_HEADER:
+			n = MIN(NEWC_HEADER - s->have, len - i);
+			memcpy(s->hdr + s->have, p + i, n);
+			s->have += n;
+			i += n;
+			if (s->have < NEWC_HEADER)
+				break;
+			if (memcmp(s->hdr, "07070", 5) != 0 || (s->hdr[5] != '1' && s->hdr[5] != '2'))
+				return -EBADMSG;
+			s->namesize = newc_field(s->hdr, 11);
+			s->size = newc_field(s->hdr, 6);
+			s->mode = newc_field(s->hdr, 1);
+			s->checksum = s->hdr[5] == '2';
+			if (s->namesize == 0 || s->namesize > sizeof(s->name))
+				return -EBADMSG;
+			s->state = NS_NAME;
+			s->have = 0;
+			break;
+		case NS_NAME:
+			n = MIN(s->namesize - s->have, len - i);
+			memcpy(s->name + s->have, p + i, n);
+			s->have += n;
+			i += n;
+			if (s->have < s->namesize)
+				break;
+			if (s->name[s->namesize - 1] != 0)
+				return -EBADMSG;
+			s->trailer = streq(s->name, "TRAILER!!!");
+			s->candidate = (s->mode & 0170000) == 0100000 && s->size == s->key_len &&
+				       s->key_len <= sizeof(s->data) && str_ends_with(s->name, ".key");
+			s->data_off = round_up(s->hdr_off + NEWC_HEADER + s->namesize, 4);
+			s->left = s->data_off - (s->hdr_off + NEWC_HEADER + s->namesize);
+			s->state = NS_NAME_PAD;
+			break;
+		case NS_NAME_PAD:
+		case NS_DATA_PAD:
+			n = (size_t)MIN(s->left, (uint64_t)(len - i));
+			i += n;
+			s->left -= n;
+			break;
+		case NS_DATA:
+			n = (size_t)MIN(s->left, (uint64_t)(len - i));
+			if (s->candidate)
+				memcpy(s->data + (s->size - s->left), p + i, n);
+			s->have += n;
+			i += n;
+			s->left -= n;
+			break;
+		case NS_DONE:
+			break;
+		}
+	}
+	return r;
+}
+
+struct initramfs_edit {
+	uint64_t plain[MAX_HITS * 2]; /* file offsets of what changes in plain archives */
+	const void *plain_data[MAX_HITS * 2];
+	size_t plain_len[MAX_HITS * 2], n_plain;
+	struct gz_stream *gz;         /* the gzip archive holding the key, planned */
+	size_t recompressed;
+	char sums[MAX_HITS][9];       /* 070702 checksums of the new key */
+	size_t n_sums;
+	unsigned char *new_key;
+	size_t key_len;
+};
+
+void initramfs_edit_free(struct initramfs_edit *e)
+{
+	if (!e)
+		return;
+	gz_stream_free(e->gz);
+	if (e->new_key)
+		explicit_bzero(e->new_key, e->key_len);
+	free(e->new_key);
+	free(e);
+}
+
+/* The changes a scan's hits of the old key ask for: the key, and a 070702 header's sum. */
+static int hit_changes(struct initramfs_edit *e, const struct newc_scan *s, struct gz_change *c,
+		       size_t *n)
+{
+	for (size_t i = 0; i < s->n_hits; i++) {
+		const struct key_hit *h = &s->hits[i];
+		uint32_t v = 0;
+		char *sum;
+
+		if (h->is_new)
+			continue;
+		if (h->checksum) {
+			if (e->n_sums == MAX_HITS)
+				return -E2BIG;
+			sum = e->sums[e->n_sums++];
+			for (size_t k = 0; k < e->key_len; k++)
+				v += e->new_key[k];
+			snprintf(sum, sizeof(e->sums[0]), "%08X", v);
+			c[(*n)++] = (struct gz_change){ h->hdr + 6 + 8 * 12, sum, 8 };
+		}
+		c[(*n)++] = (struct gz_change){ h->data, e->new_key, e->key_len };
+	}
+	return 0;
+}
+
+int initramfs_stream_plan(const char *what, const struct gz_file *f, const void *old,
+			  const void *new_key, size_t key_len, struct initramfs_edit **ret,
+			  unsigned *ret_old, unsigned *ret_new)
+{
+	_cleanup_free_ unsigned char *buf = malloc(PIECE);
+	struct initramfs_edit *e = calloc(1, sizeof(*e));
+	struct gz_change gzc[MAX_HITS * 2];
+	size_t n_gzc = 0;
+	unsigned n_old = 0, n_new = 0;
+	uint64_t off = 0;
+	int r = 0;
+
+	*ret = NULL;
+	if (!buf || !e || !(e->new_key = malloc(key_len ?: 1))) {
+		initramfs_edit_free(e);
+		return log_error_errno(ENOMEM, "out of memory");
+	}
+	memcpy(e->new_key, new_key, key_len);
+	e->key_len = key_len;
+	for (unsigned segments = 0; r == 0 && off < f->size; segments++) {
+		size_t n = (size_t)MIN(f->size - off, (uint64_t)4096), z = 0;
+		struct newc_scan s = { .old_key = old, .new_key = new_key, .key_len = key_len };
+
+		if (segments > 64) {
+			r = -EOPNOTSUPP;
+			break;
+		}
+		r = f->pread(f->userdata, off, buf, n);
+		if (r < 0)
+			break;
+		while (z < n && buf[z] == 0)
+			z++;
+		if (z == n) {
+			off += n;
+			segments--;
+			continue;
+		}
+		off += z;
+		if (n - z >= 5 && memcmp(buf + z, "07070", 5) == 0) {
+			/* An uncompressed archive, in place in the file. */
+			s.plain = true;
+			s.state = NS_GAP;
+			for (uint64_t at = off; r == 0 && s.state != NS_DONE;) {
+				size_t m = (size_t)MIN(f->size - at, (uint64_t)PIECE);
+
+				if (m == 0) {
+					r = -EBADMSG;
+					break;
+				}
+				r = f->pread(f->userdata, at, buf, m);
+				if (r == 0)
+					r = newc_feed(&s, at, buf, m);
+				at += m;
+			}
+			if (r < 0)
+				break;
+			for (size_t i = 0; i < s.n_hits; i++) {
+				n_new += s.hits[i].is_new;
+				n_old += !s.hits[i].is_new;
+			}
+			{
+				struct gz_change c[MAX_HITS * 2];
+				size_t nc = 0;
+
+				r = hit_changes(e, &s, c, &nc);
+				for (size_t i = 0; r == 0 && i < nc && e->n_plain < ELEMENTSOF(e->plain); i++) {
+					e->plain[e->n_plain] = c[i].start;
+					e->plain_data[e->n_plain] = c[i].data;
+					e->plain_len[e->n_plain++] = c[i].len;
+				}
+			}
+			off = s.end;
+		} else if (n - z >= 3 && buf[z] == 0x1f && buf[z + 1] == 0x8b && buf[z + 2] == 8) {
+			struct gz_stream *gz = NULL;
+			size_t before = n_gzc;
+
+			s.state = NS_GAP;
+			r = gz_stream_scan(f, off, newc_feed, &s, &gz);
+			if (r < 0)
+				break;
+			off += gz_stream_member_len(gz);
+			for (size_t i = 0; i < s.n_hits; i++) {
+				n_new += s.hits[i].is_new;
+				n_old += !s.hits[i].is_new;
+			}
+			r = hit_changes(e, &s, gzc, &n_gzc);
+			if (r < 0 || n_gzc == before) {
+				gz_stream_free(gz);
+			} else if (e->gz) {
+				/* The key in two gzip archives: no initramfs tool does that. */
+				gz_stream_free(gz);
+				r = -EOPNOTSUPP;
+			} else {
+				e->gz = gz;
+			}
+		} else {
+			/* zstd, xz, ...: the whole-file path knows them. */
+			r = -EOPNOTSUPP;
+		}
+	}
+	if (r == 0 && e->gz)
+		r = gz_stream_plan(e->gz, f, gzc, n_gzc, &e->recompressed);
+	if (r == -EBADMSG || r == -E2BIG)
+		r = -EOPNOTSUPP; /* the whole-file path says what is wrong with it */
+	if (r < 0) {
+		initramfs_edit_free(e);
+		return r == -EOPNOTSUPP ? r : log_error_errno(r, "cannot read %s: %m", what);
+	}
+	*ret_old = n_old;
+	*ret_new = n_new;
+	if (n_old == 0) {
+		initramfs_edit_free(e);
+		e = NULL;
+	}
+	*ret = e;
+	return 0;
+}
+
+int initramfs_stream_apply(const char *what, struct initramfs_edit *e, const struct gz_file *f,
+			   size_t *ret_recompressed)
+{
+	int r = 0;
+
+	for (size_t i = 0; r == 0 && i < e->n_plain; i++)
+		r = f->pwrite(f->userdata, e->plain[i], e->plain_data[i], e->plain_len[i]);
+	if (r == 0 && e->gz)
+		r = gz_stream_apply(e->gz, f);
+	if (r < 0)
+		return log_error_errno(r, "cannot write %s: %m", what);
+	if (ret_recompressed)
+		*ret_recompressed = e->recompressed;
+	return 0;
+}

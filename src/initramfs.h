@@ -70,3 +70,23 @@ int initramfs_move_key(const char *what, const void *in, size_t in_len, const vo
  */
 int initramfs_key_archive(const void *tail, size_t len, size_t key_len, size_t *ret_offs,
 			  size_t max);
+
+/*
+ * The key members of an initramfs too large to hold in memory, changed with bounded memory:
+ * read in pieces through f (gzpatch.h's struct gz_file), its uncompressed archives and one
+ * gzip archive holding the key, whose deflate blocks around the key are compressed again
+ * (gz_stream_*). Counts the members holding old (*ret_old, to be changed) and, when new_key
+ * is given, those holding new_key already (*ret_new: a resumed rekey). Returns 0 with *ret
+ * the plan (NULL when nothing holds old), -EOPNOTSUPP when this initramfs needs the
+ * whole-file path (another compression, a key of another length, no room for a longer gzip
+ * member; nothing logged), or -errno (logged). Nothing is written.
+ */
+struct gz_file;
+struct initramfs_edit;
+int initramfs_stream_plan(const char *what, const struct gz_file *f, const void *old,
+			  const void *new_key, size_t key_len, struct initramfs_edit **ret,
+			  unsigned *ret_old, unsigned *ret_new);
+/* Write it through f. *ret_recompressed: the bytes of data compressed again. Logs. */
+int initramfs_stream_apply(const char *what, struct initramfs_edit *e, const struct gz_file *f,
+			   size_t *ret_recompressed);
+void initramfs_edit_free(struct initramfs_edit *e);

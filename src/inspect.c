@@ -29,7 +29,6 @@
 #include "xts.h"
 
 #define MAX_KEY_MEMBERS 16
-#define MIN(a, b) ((a) < (b) ? (a) : (b))
 
 struct kernel {
 	char version[96];

@@ -16,6 +16,7 @@
 #include "cryptfs.h"
 #include "esp.h"
 #include "gpt.h"
+#include "gzpatch.h"
 #include "image.h"
 #include "initramfs.h"
 #include "json.h"
@@ -43,8 +44,29 @@ struct initrd {
 	size_t len;
 	uint64_t off;
 	bool in_place; /* only its key archive changes (initramfs_key_archive()) */
+	struct initramfs_edit *edit; /* or changed in pieces (initramfs_stream_plan()) */
 	unsigned keys;
 };
+
+/* An initramfs in the root filesystem as a struct gz_file, for the streaming functions. */
+struct fs_file {
+	struct cryptfs *fs;
+	const char *path;
+};
+
+static int fs_pread(void *userdata, uint64_t off, void *buf, size_t len)
+{
+	const struct fs_file *ff = userdata;
+
+	return cryptfs_pread(ff->fs, ff->path, off, buf, len);
+}
+
+static int fs_pwrite(void *userdata, uint64_t off, const void *buf, size_t len)
+{
+	const struct fs_file *ff = userdata;
+
+	return cryptfs_pwrite_grow(ff->fs, ff->path, off, buf, len);
+}
 
 struct rekey_ctx {
 	const struct rekey_options *opt;
@@ -366,6 +388,42 @@ static int prepare_key_archive(struct rekey_ctx *c, struct initrd *d, uint64_t s
 	return 1;
 }
 
+/*
+ * An initramfs the guest's own tools made (no key archive): where its uncompressed and gzip
+ * archives hold the key, planned in pieces of it, so that rekey's memory stays bounded
+ * whatever its size (one pass decompresses it, a second one up to the key; of the gzip
+ * archive only the blocks around the key are compressed again when it is written). Returns
+ * 1 when d is prepared so, 0 when the whole-file path must do it (another compression, or a
+ * member it cannot find: that path says what is wrong), -errno.
+ */
+static int prepare_streamed(struct rekey_ctx *c, struct initrd *d, uint64_t size)
+{
+	struct fs_file ff = { c->fs, d->path };
+	struct gz_file f = { fs_pread, fs_pwrite, &ff, size };
+	unsigned n_old = 0, n_new = 0;
+	int r;
+
+	/* A new UUID or pin changes the distro's members too: the whole-file path. */
+	if (c->new_uuid[0] || c->new_pin[0] || c->new_key.size != c->old_key.size)
+		return 0;
+	r = initramfs_stream_plan(d->path, &f, c->old_key.data, c->new_key.data,
+				  c->old_key.size, &d->edit, &n_old, &n_new);
+	if (r == -EOPNOTSUPP)
+		return 0;
+	if (r < 0)
+		return r;
+	if (n_old > 0) {
+		d->keys = n_old;
+		return 1;
+	}
+	/* Resuming, an initramfs written before the stop holds the new key already. */
+	if (c->resuming && n_new > 0) {
+		d->keys = n_new;
+		return 1;
+	}
+	return 0;
+}
+
 /* The key inside the image, the slot it opens, and the new contents of every initramfs:
  * all worked out before the first write, so a problem leaves the image untouched. */
 static int prepare_files(struct rekey_ctx *c)
@@ -471,7 +529,13 @@ static int prepare_files(struct rekey_ctx *c)
 				continue;
 			}
 			/* Not as cvm-image build left it (the guest's own tools made it again):
-			 * the whole file, read, changed and written back. */
+			 * in pieces where it can be, else the whole file, read, changed and
+			 * written back. */
+			r = prepare_streamed(c, d, size);
+			if (r != 0) {
+				r = r < 0 ? r : 0;
+				continue;
+			}
 			r = cryptfs_read_file(c->fs, d->path, &old, &old_len);
 			if (r < 0)
 				break;
@@ -655,9 +719,23 @@ static int write_initramfs(struct rekey_ctx *c, struct cryptfs *fs)
 {
 	for (size_t i = 0; i < c->n_initrds; i++) {
 		const struct initrd *d = &c->initrds[i];
-		int r = d->in_place ? cryptfs_pwrite(fs, d->path, d->off, d->data, d->len) :
-				      cryptfs_write_file(fs, d->path, d->data, d->len);
+		struct fs_file ff = { fs, d->path };
+		struct gz_file f = { fs_pread, fs_pwrite, &ff, 0 };
+		size_t redone = 0;
+		int r;
 
+		if (d->edit) {
+			r = initramfs_stream_apply(d->path, d->edit, &f, &redone);
+			if (r < 0)
+				return r;
+			log_info("rekey: %s: %u key cop%s replaced in pieces (%zu bytes compressed again)",
+				 d->path, d->keys, d->keys == 1 ? "y" : "ies", redone);
+			continue;
+		}
+		if (!d->data)
+			continue; /* resumed: it holds the new key already */
+		r = d->in_place ? cryptfs_pwrite(fs, d->path, d->off, d->data, d->len) :
+				  cryptfs_write_file(fs, d->path, d->data, d->len);
 		if (r < 0)
 			return r;
 		log_info("rekey: %s: %u key cop%s replaced%s", d->path, d->keys,
@@ -898,6 +976,7 @@ static void rekey_ctx_done(struct rekey_ctx *c)
 	}
 	for (size_t i = 0; i < c->n_initrds; i++) {
 		free(c->initrds[i].path);
+		initramfs_edit_free(c->initrds[i].edit);
 		if (c->initrds[i].data)
 			explicit_bzero(c->initrds[i].data, c->initrds[i].len);
 		free(c->initrds[i].data);

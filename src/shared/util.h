@@ -22,6 +22,8 @@ int parse_size(const char *s, uint64_t *ret);
 /* Format bytes as "1.5 GiB" into buf. */
 const char *format_size(uint64_t bytes, char *buf, size_t len);
 
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
 static inline uint64_t round_up(uint64_t v, uint64_t align)
 {
 	return (v + align - 1) / align * align;

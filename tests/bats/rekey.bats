@@ -169,18 +169,19 @@ key_archive_holds() {
 	done
 }
 
-@test "rekey: an initramfs the guest's tools made again (no key archive): its gzip archive changed in place" {
+@test "rekey: an initramfs the guest's tools made again (no key archive): its gzip archive changed in place, in pieces" {
 	requires guestfs
 	image initramfs-tools gzip no-key-archive
 	cp "$T/out/disk.img.key" "$T/old.key"
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
-	# Each gzip archive was changed in place: the blocks around the key compressed again,
-	# not the 3.7 MB module after it (the decoded members are checked below). How much
-	# depends on where the random key's block boundaries fall: once more than a quarter.
+	# Each gzip archive was changed in place, read in pieces: the blocks around the key
+	# compressed again, not the 3.7 MB module after it (the decoded members are checked
+	# below). How much depends on where the random key's block boundaries fall: once more
+	# than a quarter of it.
 	grep "compressed again" "$T/log"
-	[ "$(grep -c 'gzip archive changed in place' "$T/log")" -eq 2 ]
-	sed -n 's/.*changed in place: \([0-9]*\) of \([0-9]*\) bytes compressed again$/\1 \2/p' "$T/log" |
-		awk '{ print } $2 < 3000000 || $1 > $2 / 3 { bad = 1 } END { exit NR != 2 || bad }'
+	[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in pieces' "$T/log")" -eq 2 ]
+	sed -n 's/.*replaced in pieces (\([0-9]*\) bytes compressed again)$/\1/p' "$T/log" |
+		awk '{ print } $1 > 3700000 / 3 { bad = 1 } END { exit NR != 2 || bad }'
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -206,6 +207,28 @@ key_archive_holds() {
 		head -c 6 "$img" | grep -q 070701
 		python3 -c 'import sys; d = open(sys.argv[1], "rb").read(); sys.exit(b"\x1f\x8b" not in d[:4096])' "$img"
 	done
+}
+
+@test "rekey: a 256 MiB initramfs the guest's tools made (no key archive): peak memory under 64 MiB, every copy of the key new" {
+	local tree=$T/big
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$tree" initramfs-tools
+	echo 256 > "$tree/etc/fake-initrd-pad-mb"
+	tar --numeric-owner -C "$tree" -cf "$T/big.tar" .
+	CVM_IMAGE_FAULT=no-key-archive "$CVM_IMAGE" -q build --size 300M --json "$T/big.tar" -o "$T/out/big.img" > "$T/build.json"
+	cp "$T/out/big.img.key" "$T/old.key"
+	/usr/bin/time -f %M -o "$T/rss" "$CVM_IMAGE" --debug rekey "$T/out/big.img" --key-file "$T/old.key" 2> "$T/log" ||
+		{ cat "$T/log"; false; }
+	echo "peak RSS: $(cat "$T/rss") KiB"
+	[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in pieces' "$T/log")" -eq 2 ]
+	[ "$(cat "$T/rss")" -lt $((64 * 1024)) ]
+	# What the image holds now, read offline: the new key opens slot 0 only, and every
+	# initramfs decodes (its CRC checked) to the new key where the tool put it.
+	run "$CVM_IMAGE" inspect "$T/out/big.img" --key-file "$T/out/big.img.key"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^ok  *initramfs 6.1.0-.*1 key member (mode 0600) holding the key' <<<"$output")" -eq 2 ]
+	run "$CVM_IMAGE" inspect "$T/out/big.img" --key-file "$T/old.key"
+	[ "$status" -eq 1 ]
 }
 
 @test "rekey: a zstd initramfs: zeroed in its zstd archive at build, only the key archive rewritten" {
@@ -931,6 +954,37 @@ resumed_ok() {
 	[ "$(slots_enabled "$T/out/disk.img")" = "0 1" ]
 	run ! opens_with "$T/hdr" "$T/old.key"
 	opens_with "$T/hdr" "$T/out/disk.img.key"
+}
+
+@test "rekey --resume: an initramfs the guest's tools made (changed in pieces), stopped dead around its write, raw and qcow2" {
+	local step fmt img
+	for fmt in img qcow2; do
+		for step in slot-added rootfs-key initramfs files; do
+			image initramfs-tools gzip no-key-archive
+			img=$T/out/disk.$fmt
+			if [ "$fmt" = qcow2 ]; then
+				qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$img"
+				mv "$T/out/disk.img.key" "$img.key"
+				rm "$T/out/disk.img"
+			fi
+			cp "$img.key" "$T/old.key"
+			run env CVM_IMAGE_FAULT=$step "$CVM_IMAGE" -q rekey "$img" --key-file "$img.key"
+			[ "$status" -eq 99 ]
+			run --separate-stderr "$CVM_IMAGE" --debug rekey "$img" --resume
+			echo "$fmt after $step: $stderr" | grep -v '^cvm-image: debug' || true
+			[ "$status" -eq 0 ]
+			[[ "$stderr" == *"resuming the interrupted rekey"* ]]
+			# Before the initramfs step the copies are changed now; after it they hold
+			# the new key already and are left as they are.
+			case $step in
+			slot-added | rootfs-key) [[ "$stderr" == *"1 key copy replaced in pieces"* ]] ;;
+			*) run ! grep -q "replaced in pieces" <<<"$stderr" ;;
+			esac
+			resumed_ok "$img" "$img.key"
+			run ! opens_with "$T/hdr" "$T/old.key"
+			rm -f "$T"/out/* "$T"/out/.cvm* 2>/dev/null || true
+		done
+	done
 }
 
 @test "rekey --resume: e2fsck clean in the appliance after a resume from half-written key copies" {
