@@ -443,6 +443,29 @@ int cryptfs_pwrite_grow(struct cryptfs *c, const char *path, uint64_t off, const
 	return file_range(c, path, off, (void *)data, len, true, true);
 }
 
+int cryptfs_truncate(struct cryptfs *c, const char *path, uint64_t size)
+{
+	struct ext2_inode inode;
+	ext2_file_t file = NULL;
+	ext2_ino_t ino;
+	errcode_t err, err2;
+	int r;
+
+	r = lookup_inode(c, path, &ino, &inode);
+	if (r < 0)
+		return r == -ENOENT ? log_error_errno(r, "'%s' is not in the root filesystem", path) : r;
+	err = ext2fs_file_open(c->fs, ino, EXT2_FILE_WRITE, &file);
+	if (!err)
+		err = ext2fs_file_set_size2(file, size);
+	err2 = file ? ext2fs_file_close(file) : 0;
+	if (!err && !err2)
+		err = ext2fs_flush(c->fs);
+	if (err || err2)
+		return log_error_errno(EIO, "cannot truncate '%s' in the root filesystem: %s", path,
+				       error_message(err ? err : err2));
+	return 0;
+}
+
 int cryptfs_rename(struct cryptfs *c, const char *dir, const char *old, const char *new_name)
 {
 	_cleanup_free_ char *path = strdupf("%s/%s", dir, old);

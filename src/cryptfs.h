@@ -34,6 +34,8 @@ int cryptfs_pwrite(struct cryptfs *c, const char *path, uint64_t off, const void
 /* The same, but the range may go past the file's end: the file is made longer. Logs. */
 int cryptfs_pwrite_grow(struct cryptfs *c, const char *path, uint64_t off, const void *data,
 			size_t len);
+/* Cut a regular file to size bytes (its blocks past it freed). Logs. */
+int cryptfs_truncate(struct cryptfs *c, const char *path, uint64_t size);
 /* Rename a file within its directory (dir/old to dir/new). Logs. */
 int cryptfs_rename(struct cryptfs *c, const char *dir, const char *old, const char *new_name);
 /* Names in a directory matching an fnmatch(3) glob, NULL-terminated. Logs. */

@@ -41,12 +41,13 @@ int gzip_patch(const void *member, size_t member_len, const void *data, size_t d
  */
 
 /* The file that holds the member: reads and writes of whole ranges (0 or -errno); a write
- * past size makes the file longer. */
+ * past size makes the file longer; truncate (may be NULL where nothing needs it) shortens it. */
 struct gz_file {
 	int (*pread)(void *userdata, uint64_t off, void *buf, size_t len);
 	int (*pwrite)(void *userdata, uint64_t off, const void *buf, size_t len);
 	void *userdata;
 	uint64_t size;
+	int (*truncate)(void *userdata, uint64_t size);
 };
 
 /* Each piece of the uncompressed data, in order, with its offset in it. 0 or -errno. */

@@ -3,11 +3,13 @@
  * main one, ...): find members and replace the key file in it, keeping each archive's
  * compression and every other member's contents, owner and mode. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -889,6 +891,8 @@ static int newc_feed(void *userdata, uint64_t off, const unsigned char *p, size_
 }
 
 struct initramfs_edit {
+	int zfd;                      /* a zstd archive written again (rewrite_zstd()), or -1 */
+	uint64_t zoff, zlen, size;    /* where it goes, its length, the file's length now */
 	uint64_t plain[MAX_HITS * 2]; /* file offsets of what changes in plain archives */
 	const void *plain_data[MAX_HITS * 2];
 	size_t plain_len[MAX_HITS * 2], n_plain;
@@ -904,6 +908,8 @@ void initramfs_edit_free(struct initramfs_edit *e)
 {
 	if (!e)
 		return;
+	if (e->zfd >= 0)
+		close(e->zfd);
 	gz_stream_free(e->gz);
 	if (e->new_key)
 		explicit_bzero(e->new_key, e->key_len);
@@ -936,6 +942,137 @@ static int hit_changes(struct initramfs_edit *e, const struct newc_scan *s, stru
 	return 0;
 }
 
+/* libarchive's reader of f from pos to its end, a piece at a time. */
+struct stream_in {
+	const struct gz_file *f;
+	uint64_t pos;
+	unsigned char *buf;
+};
+
+static la_ssize_t stream_read(struct archive *a, void *userdata, const void **buf)
+{
+	struct stream_in *in = userdata;
+	size_t n = (size_t)MIN(in->f->size - in->pos, (uint64_t)PIECE);
+	int r;
+
+	if (n == 0)
+		return 0;
+	r = in->f->pread(in->f->userdata, in->pos, in->buf, n);
+	if (r < 0) {
+		archive_set_error(a, -r, "cannot read: %s", strerror(-r));
+		return -1;
+	}
+	in->pos += n;
+	*buf = in->buf;
+	return (la_ssize_t)n;
+}
+
+/* libarchive's writer into fd, from its start. */
+struct stream_out {
+	int fd;
+	uint64_t len;
+	uint64_t data; /* uncompressed bytes written */
+};
+
+static la_ssize_t stream_write(struct archive *a, void *userdata, const void *buf, size_t n)
+{
+	struct stream_out *out = userdata;
+	int r = pwrite_all(out->fd, buf, n, (off_t)out->len);
+
+	if (r < 0) {
+		archive_set_error(a, -r, "cannot write a temporary file: %s", strerror(-r));
+		return -1;
+	}
+	out->len += n;
+	return (la_ssize_t)n;
+}
+
+/*
+ * The zstd archive at off in f (to the end of f, as split() takes a compressed archive), read
+ * and written again into out through libarchive a piece at a time (zstd at level 1 on every
+ * core, as process() does), members holding old given new_key; counts them. Only a candidate
+ * key's data is held whole. -EOPNOTSUPP if it is not zstd.
+ */
+static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off, const void *old,
+			const void *new_key, size_t key_len, struct stream_out *out,
+			unsigned *n_old, unsigned *n_new)
+{
+	_cleanup_(archive_read_freep) struct archive *r = archive_read_new();
+	_cleanup_(archive_write_freep) struct archive *w = archive_write_new();
+	_cleanup_free_ unsigned char *inbuf = malloc(PIECE), *buf = malloc(PIECE);
+	struct stream_in in = { f, off, inbuf };
+	struct archive_entry *e;
+	bool opened = false;
+	int ar;
+
+	if (!r || !w || !inbuf || !buf)
+		return log_error_errno(ENOMEM, "out of memory");
+	archive_read_support_filter_all(r);
+	archive_read_support_format_cpio(r);
+	if (archive_read_open(r, &in, NULL, stream_read, NULL) != ARCHIVE_OK)
+		return -EOPNOTSUPP;
+	while ((ar = archive_read_next_header(r, &e)) == ARCHIVE_OK) {
+		bool regular = archive_entry_filetype(e) == AE_IFREG;
+		la_int64_t size = regular ? archive_entry_size(e) : 0;
+		const char *name = archive_entry_pathname(e) ?: "";
+		unsigned char k[64];
+		bool key = false;
+		la_ssize_t got;
+
+		if (!opened) {
+			if (archive_filter_code(r, 0) != ARCHIVE_FILTER_ZSTD)
+				return -EOPNOTSUPP;
+			if (archive_write_set_format_cpio_newc(w) != ARCHIVE_OK ||
+			    archive_write_add_filter(w, ARCHIVE_FILTER_ZSTD) != ARCHIVE_OK ||
+			    archive_write_set_filter_option(w, NULL, "compression-level", "1") < ARCHIVE_WARN ||
+			    archive_write_set_filter_option(w, NULL, "threads", "0") < ARCHIVE_WARN ||
+			    archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK ||
+			    archive_write_open(w, out, NULL, stream_write, NULL) != ARCHIVE_OK)
+				return log_error_errno(EIO, "%s: cannot write an archive: %s", what,
+						       archive_error_string(w));
+			opened = true;
+		}
+		if (size < 0)
+			return -EOPNOTSUPP;
+		if (regular && (size_t)size == key_len && key_len <= sizeof(k) &&
+		    str_ends_with(name, ".key")) {
+			if (archive_read_data(r, k, key_len) != (la_ssize_t)key_len)
+				return log_error_errno(EBADMSG, "%s: cannot read '%s': %s", what, name,
+						       archive_error_string(r));
+			key = memcmp(k, old, key_len) == 0;
+			*n_old += key;
+			*n_new += !key && new_key && memcmp(k, new_key, key_len) == 0;
+			if (key)
+				memcpy(k, new_key, key_len);
+			if (archive_write_header(w, e) != ARCHIVE_OK ||
+			    archive_write_data(w, k, key_len) != (la_ssize_t)key_len) {
+				explicit_bzero(k, sizeof(k));
+				return log_error_errno(EIO, "%s: cannot write '%s': %s", what, name,
+						       archive_error_string(w));
+			}
+			explicit_bzero(k, sizeof(k));
+			continue;
+		}
+		if (archive_write_header(w, e) != ARCHIVE_OK)
+			return log_error_errno(EIO, "%s: cannot write '%s': %s", what, name,
+					       archive_error_string(w));
+		while (regular && (got = archive_read_data(r, buf, PIECE)) != 0) {
+			if (got < 0)
+				return log_error_errno(EBADMSG, "%s: cannot read '%s': %s", what, name,
+						       archive_error_string(r));
+			if (archive_write_data(w, buf, (size_t)got) != got)
+				return log_error_errno(EIO, "%s: cannot write '%s': %s", what, name,
+						       archive_error_string(w));
+		}
+	}
+	if (ar != ARCHIVE_EOF || !opened)
+		return -EOPNOTSUPP; /* the whole-file path says what is wrong */
+	out->data = (uint64_t)archive_filter_bytes(w, 0);
+	if (archive_write_close(w) != ARCHIVE_OK)
+		return log_error_errno(EIO, "%s: cannot write an archive: %s", what, archive_error_string(w));
+	return 0;
+}
+
 int initramfs_stream_plan(const char *what, const struct gz_file *f, const void *old,
 			  const void *new_key, size_t key_len, struct initramfs_edit **ret,
 			  unsigned *ret_old, unsigned *ret_new)
@@ -949,10 +1086,13 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 	int r = 0;
 
 	*ret = NULL;
+	if (e)
+		e->zfd = -1;
 	if (!buf || !e || !(e->new_key = malloc(key_len ?: 1))) {
 		initramfs_edit_free(e);
 		return log_error_errno(ENOMEM, "out of memory");
 	}
+	e->size = f->size;
 	memcpy(e->new_key, new_key, key_len);
 	e->key_len = key_len;
 	for (unsigned segments = 0; r == 0 && off < f->size; segments++) {
@@ -1031,13 +1171,41 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 			} else {
 				e->gz = gz;
 			}
+		} else if (n - z >= 4 && !memcmp(buf + z, "\x28\xb5\x2f\xfd", 4) && f->truncate &&
+			   e->zfd < 0) {
+			/* zstd: written again whole, in pieces, into an unnamed file (0600, gone
+			 * with us) now, so that writing it back later can only fail at I/O. */
+			struct stream_out o = { .fd = open(getenv("TMPDIR") ?: "/var/tmp",
+							   O_TMPFILE | O_RDWR | O_CLOEXEC, 0600) };
+			unsigned before_old = n_old;
+
+			if (o.fd < 0) {
+				r = log_error_errno(errno, "cannot create a temporary file in '%s': %m",
+						    getenv("TMPDIR") ?: "/var/tmp");
+				break;
+			}
+			r = rewrite_zstd(what, f, off, old, new_key, key_len, &o, &n_old, &n_new);
+			if (r == 0 && n_old > before_old) {
+				e->zfd = o.fd;
+				e->zoff = off;
+				e->zlen = o.len;
+				e->recompressed += (size_t)o.data;
+			} else {
+				close(o.fd);
+			}
+			off = f->size;
 		} else {
-			/* zstd, xz, ...: the whole-file path knows them. */
+			/* xz, lz4, bzip2, ...: the whole-file path says what it can do. */
 			r = -EOPNOTSUPP;
 		}
 	}
 	if (r == 0 && e->gz)
-		r = gz_stream_plan(e->gz, f, gzc, n_gzc, &e->recompressed);
+	{
+		size_t redone = 0;
+
+		r = gz_stream_plan(e->gz, f, gzc, n_gzc, &redone);
+		e->recompressed += redone;
+	}
 	if (r == -EBADMSG || r == -E2BIG)
 		r = -EOPNOTSUPP; /* the whole-file path says what is wrong with it */
 	if (r < 0) {
@@ -1063,6 +1231,24 @@ int initramfs_stream_apply(const char *what, struct initramfs_edit *e, const str
 		r = f->pwrite(f->userdata, e->plain[i], e->plain_data[i], e->plain_len[i]);
 	if (r == 0 && e->gz)
 		r = gz_stream_apply(e->gz, f);
+	if (r == 0 && e->zfd >= 0) {
+		/* The zstd archive written again, over the old one, and the file cut after it. */
+		_cleanup_free_ unsigned char *buf = malloc(PIECE);
+
+		if (!buf)
+			return log_error_errno(ENOMEM, "out of memory");
+		for (uint64_t at = 0; r == 0 && at < e->zlen;) {
+			size_t n = (size_t)MIN(e->zlen - at, (uint64_t)PIECE);
+
+			r = pread_all(e->zfd, buf, n, (off_t)at);
+			if (r == 0)
+				r = f->pwrite(f->userdata, e->zoff + at, buf, n);
+			at += n;
+		}
+		if (r == 0 && e->zoff + e->zlen < e->size)
+			r = f->truncate(f->userdata, e->zoff + e->zlen);
+		explicit_bzero(buf, PIECE);
+	}
 	if (r < 0)
 		return log_error_errno(r, "cannot write %s: %m", what);
 	if (ret_recompressed)

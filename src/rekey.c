@@ -68,6 +68,13 @@ static int fs_pwrite(void *userdata, uint64_t off, const void *buf, size_t len)
 	return cryptfs_pwrite_grow(ff->fs, ff->path, off, buf, len);
 }
 
+static int fs_truncate(void *userdata, uint64_t size)
+{
+	const struct fs_file *ff = userdata;
+
+	return cryptfs_truncate(ff->fs, ff->path, size);
+}
+
 struct rekey_ctx {
 	const struct rekey_options *opt;
 	double t0;
@@ -399,7 +406,7 @@ static int prepare_key_archive(struct rekey_ctx *c, struct initrd *d, uint64_t s
 static int prepare_streamed(struct rekey_ctx *c, struct initrd *d, uint64_t size)
 {
 	struct fs_file ff = { c->fs, d->path };
-	struct gz_file f = { fs_pread, fs_pwrite, &ff, size };
+	struct gz_file f = { fs_pread, fs_pwrite, &ff, size, fs_truncate };
 	unsigned n_old = 0, n_new = 0;
 	int r;
 
@@ -720,7 +727,7 @@ static int write_initramfs(struct rekey_ctx *c, struct cryptfs *fs)
 	for (size_t i = 0; i < c->n_initrds; i++) {
 		const struct initrd *d = &c->initrds[i];
 		struct fs_file ff = { fs, d->path };
-		struct gz_file f = { fs_pread, fs_pwrite, &ff, 0 };
+		struct gz_file f = { fs_pread, fs_pwrite, &ff, 0, fs_truncate };
 		size_t redone = 0;
 		int r;
 
