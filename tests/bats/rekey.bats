@@ -137,24 +137,31 @@ key_archive_holds() {
 	[ "$(grep -c '\.key ' "$T/archives")" -eq 2 ]
 }
 
-@test "rekey: in the appliance: opens with the new key, e2fsck clean; of each initramfs only the key archive at its end changed" {
-	requires guestfs
-	image
-	cp "$T/out/disk.img.key" "$T/old.key"
-	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
-	[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in its key archive$' "$T/log")" -eq 2 ]
-	run ! grep -q "compressed again" "$T/log"
+# rekeyed_tree: $T/out/disk.img (rekeyed from $T/old.key) opened in the appliance: e2fsck
+# clean, its tree in $T/root, its key file the new key; sets uuid, and new and old (the keys'
+# digests as initrd-members prints them).
+rekeyed_tree() {
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *e2fsck-exit=0* ]]
 	mkdir "$T/root"
 	tar --numeric-owner -xpf "$T/root.tar" -C "$T/root"
-	local uuid new old
 	uuid=$(jq -r .luks.uuid "$T/build.json")
 	new=$(sha256sum < "$T/out/disk.img.key" | cut -c1-16)
 	old=$(sha256sum < "$T/old.key" | cut -c1-16)
 	cmp "$T/root/etc/cryptsetup-keys.d/luks-$uuid.key" "$T/out/disk.img.key"
+}
+
+@test "rekey: in the appliance: opens with the new key, e2fsck clean; of each initramfs only the key archive at its end changed" {
+	requires guestfs
+	local uuid new old
+	image
+	cp "$T/out/disk.img.key" "$T/old.key"
+	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
+	[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in its key archive$' "$T/log")" -eq 2 ]
+	run ! grep -q "compressed again" "$T/log"
+	rekeyed_tree
 	for img in "$T"/root/boot/initrd.img-*[0-9]; do
 		"$CVM_SRCDIR/tests/lib/initrd-members" "$img" > "$T/members"
 		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
@@ -171,6 +178,7 @@ key_archive_holds() {
 
 @test "rekey: an initramfs the guest's tools made again (no key archive): its gzip archive changed in place, in pieces" {
 	requires guestfs
+	local uuid new old
 	image initramfs-tools gzip no-key-archive
 	cp "$T/out/disk.img.key" "$T/old.key"
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
@@ -182,17 +190,7 @@ key_archive_holds() {
 	[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in pieces' "$T/log")" -eq 2 ]
 	sed -n 's/.*replaced in pieces (\([0-9]*\) bytes compressed again)$/\1/p' "$T/log" |
 		awk '{ print } $1 > 3700000 / 3 { bad = 1 } END { exit NR != 2 || bad }'
-	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
-	echo "$output"
-	[ "$status" -eq 0 ]
-	[[ "$output" == *e2fsck-exit=0* ]]
-	mkdir "$T/root"
-	tar --numeric-owner -xpf "$T/root.tar" -C "$T/root"
-	local uuid new old
-	uuid=$(jq -r .luks.uuid "$T/build.json")
-	new=$(sha256sum < "$T/out/disk.img.key" | cut -c1-16)
-	old=$(sha256sum < "$T/old.key" | cut -c1-16)
-	cmp "$T/root/etc/cryptsetup-keys.d/luks-$uuid.key" "$T/out/disk.img.key"
+	rekeyed_tree
 	[ "$(stat -c %a "$T/root/etc/cryptsetup-keys.d/luks-$uuid.key")" = 600 ]
 	for img in "$T"/root/boot/initrd.img-*[0-9]; do
 		"$CVM_SRCDIR/tests/lib/initrd-members" "$img" > "$T/members"
@@ -245,13 +243,8 @@ key_archive_holds() {
 	cp "$T/out/disk.img.key" "$T/old.key"
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	[ "$(grep -c 'key copy replaced in its key archive$' "$T/log")" -eq 2 ]
-	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
-	[ "$status" -eq 0 ] || { echo "$output"; false; }
-	mkdir "$T/root"
-	tar --numeric-owner -xpf "$T/root.tar" -C "$T/root"
-	local new old
-	new=$(sha256sum < "$T/out/disk.img.key" | cut -c1-16)
-	old=$(sha256sum < "$T/old.key" | cut -c1-16)
+	local uuid new old
+	rekeyed_tree
 	for img in "$T"/root/boot/initrd.img-*[0-9]; do
 		"$CVM_SRCDIR/tests/lib/initrd-members" "$img" > "$T/members"
 		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
@@ -269,14 +262,8 @@ key_archive_holds() {
 	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	# Written again in pieces (through an unnamed temporary file), not held whole.
 	[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in pieces' "$T/log")" -eq 2 ]
-	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
-	[ "$status" -eq 0 ] || { echo "$output"; false; }
-	[[ "$output" == *e2fsck-exit=0* ]]
-	mkdir "$T/root"
-	tar --numeric-owner -xpf "$T/root.tar" -C "$T/root"
-	local new old
-	new=$(sha256sum < "$T/out/disk.img.key" | cut -c1-16)
-	old=$(sha256sum < "$T/old.key" | cut -c1-16)
+	local uuid new old
+	rekeyed_tree
 	for img in "$T"/root/boot/initrd.img-*[0-9]; do
 		"$CVM_SRCDIR/tests/lib/initrd-members" "$img" > "$T/members"
 		grep -q "^cryptroot/keyfiles/cr_root.key 0600 $new$" "$T/members"
@@ -891,20 +878,28 @@ resumed_ok() {
 	rm -f "$T/resumed.img"
 }
 
+# stopped_dead FORMAT STEP [IMAGE-ARGS]: a copy of image (IMAGE-ARGS) as $img, raw (img) or
+# qcow2, its key also in $T/old.key, rekeyed and stopped dead after STEP (exit 99).
+stopped_dead() {
+	local fmt=$1 step=$2
+	shift 2
+	image "$@"
+	img=$T/out/disk.$fmt
+	if [ "$fmt" = qcow2 ]; then
+		qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$img"
+		mv "$T/out/disk.img.key" "$img.key"
+		rm "$T/out/disk.img"
+	fi
+	cp "$img.key" "$T/old.key"
+	run env CVM_IMAGE_FAULT=$step "$CVM_IMAGE" -q rekey "$img" --key-file "$img.key"
+	[ "$status" -eq 99 ]
+}
+
 @test "rekey --resume: stopped dead after any step (raw and qcow2), it finishes or undoes the rekey: one key in slot 0, the recovery slot, nothing else" {
 	local step fmt img said
 	for fmt in img qcow2; do
 		for step in key-saved backup slot-added rootfs-key initramfs files old-slot-killed key-renamed; do
-			image
-			img=$T/out/disk.$fmt
-			if [ "$fmt" = qcow2 ]; then
-				qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$img"
-				mv "$T/out/disk.img.key" "$img.key"
-				rm "$T/out/disk.img"
-			fi
-			cp "$img.key" "$T/old.key"
-			run env CVM_IMAGE_FAULT=$step "$CVM_IMAGE" -q rekey "$img" --key-file "$img.key"
-			[ "$status" -eq 99 ]
+			stopped_dead "$fmt" "$step"
 			run --separate-stderr "$CVM_IMAGE" rekey "$img" --resume
 			echo "$fmt after $step: $stderr"
 			[ "$status" -eq 0 ]
@@ -969,16 +964,7 @@ resumed_ok() {
 	local step fmt img
 	for fmt in img qcow2; do
 		for step in slot-added rootfs-key initramfs files; do
-			image initramfs-tools gzip no-key-archive
-			img=$T/out/disk.$fmt
-			if [ "$fmt" = qcow2 ]; then
-				qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$img"
-				mv "$T/out/disk.img.key" "$img.key"
-				rm "$T/out/disk.img"
-			fi
-			cp "$img.key" "$T/old.key"
-			run env CVM_IMAGE_FAULT=$step "$CVM_IMAGE" -q rekey "$img" --key-file "$img.key"
-			[ "$status" -eq 99 ]
+			stopped_dead "$fmt" "$step" initramfs-tools gzip no-key-archive
 			run --separate-stderr "$CVM_IMAGE" --debug rekey "$img" --resume
 			echo "$fmt after $step: $stderr" | grep -v '^cvm-image: debug' || true
 			[ "$status" -eq 0 ]
