@@ -1210,7 +1210,9 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 		r = -EOPNOTSUPP; /* the whole-file path says what is wrong with it */
 	if (r < 0) {
 		initramfs_edit_free(e);
-		return r == -EOPNOTSUPP ? r : log_error_errno(r, "cannot read %s: %m", what);
+		/* The reader's errors are its own to log (cryptfs does); what is left, here. */
+		return r == -ENOMEM ? log_error_errno(r, "%s: out of memory", what) :
+		       r == -EINVAL ? log_error_errno(r, "%s: cannot plan its changes", what) : r;
 	}
 	*ret_old = n_old;
 	*ret_new = n_new;
@@ -1249,8 +1251,11 @@ int initramfs_stream_apply(const char *what, struct initramfs_edit *e, const str
 			r = f->truncate(f->userdata, e->zoff + e->zlen);
 		explicit_bzero(buf, PIECE);
 	}
-	if (r < 0)
+	/* The writer's errors are logged where they happened (cryptfs); what is left, here. */
+	if (r == -ENOMEM || r == -EINVAL)
 		return log_error_errno(r, "cannot write %s: %m", what);
+	if (r < 0)
+		return r;
 	if (ret_recompressed)
 		*ret_recompressed = e->recompressed;
 	return 0;

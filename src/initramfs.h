@@ -79,14 +79,16 @@ int initramfs_key_archive(const void *tail, size_t len, size_t key_len, size_t *
  * is given, those holding new_key already (*ret_new: a resumed rekey). Returns 0 with *ret
  * the plan (NULL when nothing holds old), -EOPNOTSUPP when this initramfs needs the
  * whole-file path (another compression, a key of another length, no room for a longer gzip
- * member; nothing logged), or -errno (logged). Nothing is written.
+ * member; nothing logged), or -errno (logged here, or by f's reader for its own errors).
+ * Nothing is written.
  */
 struct gz_file;
 struct initramfs_edit;
 int initramfs_stream_plan(const char *what, const struct gz_file *f, const void *old,
 			  const void *new_key, size_t key_len, struct initramfs_edit **ret,
 			  unsigned *ret_old, unsigned *ret_new);
-/* Write it through f. *ret_recompressed: the bytes of data compressed again. Logs. */
+/* Write it through f. *ret_recompressed: the bytes of data compressed again. Logs, but for
+ * f's own errors (its writer logs them). */
 int initramfs_stream_apply(const char *what, struct initramfs_edit *e, const struct gz_file *f,
 			   size_t *ret_recompressed);
 void initramfs_edit_free(struct initramfs_edit *e);
