@@ -306,102 +306,32 @@ void cryptfs_info(struct cryptfs *c, struct cryptfs_info *ret)
 		 (const char *)sb->s_volume_name);
 }
 
-int cryptfs_read_file(struct cryptfs *c, const char *path, char **ret, size_t *ret_len)
+/* What file_range() does with the range: read it, write it within the file, write it and
+ * make the file longer if it goes past the end, or write it and make the file end there. */
+enum range_mode { RANGE_READ, RANGE_WRITE, RANGE_GROW, RANGE_RESIZE };
+
+/* One path for every access to a regular file's bytes (reads and writes by range, whole
+ * contents, truncation): the range within its size for RANGE_READ and RANGE_WRITE (no block
+ * allocated); a size change written back at once with the bitmaps, so that each file is whole
+ * on its own. */
+static int inode_range(struct cryptfs *c, const char *path, ext2_ino_t ino,
+		       const struct ext2_inode *inode, uint64_t off, void *buf, size_t len,
+		       enum range_mode mode)
 {
-	_cleanup_free_ char *buf = NULL;
-	struct ext2_inode inode;
+	bool write = mode != RANGE_READ;
+	uint64_t size = EXT2_I_SIZE(inode);
 	ext2_file_t file = NULL;
-	ext2_ino_t ino;
-	uint64_t size;
-	unsigned got = 0;
-	size_t len = 0;
-	errcode_t err;
-	int r;
-
-	r = lookup_inode(c, path, &ino, &inode);
-	if (r < 0)
-		return r;
-	if (!LINUX_S_ISREG(inode.i_mode))
-		return log_error_errno(EINVAL, "'%s' in the root filesystem is not a regular file", path);
-	size = EXT2_I_SIZE(&inode);
-	if (size > 512 * MiB)
-		return log_error_errno(EFBIG, "'%s' is too large", path);
-	buf = malloc(size + 1);
-	if (!buf)
-		return log_error_errno(ENOMEM, "out of memory");
-	err = ext2fs_file_open(c->fs, ino, 0, &file);
-	while (!err && len < size) {
-		err = ext2fs_file_read(file, buf + len, (unsigned)(size - len), &got);
-		if (!err && got == 0)
-			break;
-		len += got;
-	}
-	if (file)
-		ext2fs_file_close(file);
-	if (err || len != size)
-		return log_error_errno(EIO, "cannot read '%s': %s", path,
-				       err ? error_message(err) : "short read");
-	buf[len] = '\0';
-	*ret = TAKE_PTR(buf);
-	*ret_len = len;
-	return 0;
-}
-
-int cryptfs_write_file(struct cryptfs *c, const char *path, const void *data, size_t len)
-{
-	ext2_file_t file = NULL;
-	ext2_ino_t ino;
-	size_t done = 0;
-	unsigned wrote;
-	errcode_t err, err2;
-	int r;
-
-	r = lookup(c, path, &ino);
-	if (r < 0)
-		return r == -ENOENT ? log_error_errno(r, "'%s' is not in the root filesystem", path) : r;
-	err = ext2fs_file_open(c->fs, ino, EXT2_FILE_WRITE, &file);
-	if (!err)
-		err = ext2fs_file_set_size2(file, len);
-	while (!err && done < len) {
-		err = ext2fs_file_write(file, (const char *)data + done, (unsigned)(len - done), &wrote);
-		done += wrote;
-	}
-	if (!err)
-		err = ext2fs_file_flush(file);
-	err2 = file ? ext2fs_file_close(file) : 0;
-	if (err || err2)
-		return log_error_errno(EIO, "cannot write '%s' in the root filesystem: %s", path,
-				       error_message(err ? err : err2));
-	/* Inode and bitmaps now, not only at close: each file is whole on its own. */
-	err = ext2fs_flush(c->fs);
-	if (err)
-		return log_error_errno(EIO, "cannot write the filesystem back: %s", error_message(err));
-	return 0;
-}
-
-/* A byte range of a regular file, read or written: within its size (no block allocated), or
- * with grow also past its end (the file made longer first, its blocks allocated). */
-static int file_range(struct cryptfs *c, const char *path, uint64_t off, void *buf, size_t len,
-		      bool write, bool grow)
-{
-	struct ext2_inode inode;
-	ext2_file_t file = NULL;
-	ext2_ino_t ino;
 	size_t done = 0;
 	unsigned n = 0;
 	errcode_t err, err2;
-	int r;
 
-	r = lookup_inode(c, path, &ino, &inode);
-	if (r < 0)
-		return r == -ENOENT ? log_error_errno(r, "'%s' is not in the root filesystem", path) : r;
-	if (!LINUX_S_ISREG(inode.i_mode))
+	if (!LINUX_S_ISREG(inode->i_mode))
 		return log_error_errno(EINVAL, "'%s' in the root filesystem is not a regular file", path);
-	if (!grow && (off > EXT2_I_SIZE(&inode) || len > EXT2_I_SIZE(&inode) - off))
+	if ((mode == RANGE_READ || mode == RANGE_WRITE) && (off > size || len > size - off))
 		return log_error_errno(ERANGE, "'%s': bytes %" PRIu64 "+%zu are beyond its end", path,
 				       off, len);
 	err = ext2fs_file_open(c->fs, ino, write ? EXT2_FILE_WRITE : 0, &file);
-	if (!err && grow && off + len > EXT2_I_SIZE(&inode))
+	if (!err && (mode == RANGE_RESIZE || (mode == RANGE_GROW && off + len > size)))
 		err = ext2fs_file_set_size2(file, off + len);
 	if (!err)
 		err = ext2fs_file_llseek(file, off, EXT2_SEEK_SET, NULL);
@@ -421,49 +351,79 @@ static int file_range(struct cryptfs *c, const char *path, uint64_t off, void *b
 		return log_error_errno(EIO, "cannot %s '%s' in the root filesystem: %s",
 				       write ? "write" : "read", path,
 				       err || err2 ? error_message(err ? err : err2) : "short read");
-	/* A longer file: its inode and the bitmaps now, as cryptfs_write_file() does. */
-	if (grow && (err = ext2fs_flush(c->fs)))
-		return log_error_errno(EIO, "cannot write the filesystem back: %s", error_message(err));
+	if (mode == RANGE_RESIZE || (mode == RANGE_GROW && off + len > size)) {
+		err = ext2fs_flush(c->fs);
+		if (err)
+			return log_error_errno(EIO, "cannot write the filesystem back: %s",
+					       error_message(err));
+	}
+	return 0;
+}
+
+/* The same on the file at path. */
+static int file_range(struct cryptfs *c, const char *path, uint64_t off, void *buf, size_t len,
+		      enum range_mode mode)
+{
+	struct ext2_inode inode;
+	ext2_ino_t ino;
+	int r = lookup_inode(c, path, &ino, &inode);
+
+	if (r < 0)
+		return r == -ENOENT ? log_error_errno(r, "'%s' is not in the root filesystem", path) : r;
+	return inode_range(c, path, ino, &inode, off, buf, len, mode);
+}
+
+int cryptfs_write_file(struct cryptfs *c, const char *path, const void *data, size_t len)
+{
+	return file_range(c, path, 0, (void *)data, len, RANGE_RESIZE);
+}
+
+int cryptfs_read_file(struct cryptfs *c, const char *path, char **ret, size_t *ret_len)
+{
+	_cleanup_free_ char *buf = NULL;
+	struct ext2_inode inode;
+	ext2_ino_t ino;
+	uint64_t size;
+	int r;
+
+	/* -ENOENT unlogged: the callers say what a missing file means. */
+	r = lookup_inode(c, path, &ino, &inode);
+	if (r < 0)
+		return r;
+	size = EXT2_I_SIZE(&inode);
+	if (size > 512 * MiB)
+		return log_error_errno(EFBIG, "'%s' is too large", path);
+	buf = malloc(size + 1);
+	if (!buf)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = inode_range(c, path, ino, &inode, 0, buf, (size_t)size, RANGE_READ);
+	if (r < 0)
+		return r;
+	buf[size] = '\0';
+	*ret = TAKE_PTR(buf);
+	*ret_len = (size_t)size;
 	return 0;
 }
 
 int cryptfs_pread(struct cryptfs *c, const char *path, uint64_t off, void *buf, size_t len)
 {
-	return file_range(c, path, off, buf, len, false, false);
+	return file_range(c, path, off, buf, len, RANGE_READ);
 }
 
 int cryptfs_pwrite(struct cryptfs *c, const char *path, uint64_t off, const void *data, size_t len)
 {
-	return file_range(c, path, off, (void *)data, len, true, false);
+	return file_range(c, path, off, (void *)data, len, RANGE_WRITE);
 }
 
 int cryptfs_pwrite_grow(struct cryptfs *c, const char *path, uint64_t off, const void *data,
 			size_t len)
 {
-	return file_range(c, path, off, (void *)data, len, true, true);
+	return file_range(c, path, off, (void *)data, len, RANGE_GROW);
 }
 
 int cryptfs_truncate(struct cryptfs *c, const char *path, uint64_t size)
 {
-	struct ext2_inode inode;
-	ext2_file_t file = NULL;
-	ext2_ino_t ino;
-	errcode_t err, err2;
-	int r;
-
-	r = lookup_inode(c, path, &ino, &inode);
-	if (r < 0)
-		return r == -ENOENT ? log_error_errno(r, "'%s' is not in the root filesystem", path) : r;
-	err = ext2fs_file_open(c->fs, ino, EXT2_FILE_WRITE, &file);
-	if (!err)
-		err = ext2fs_file_set_size2(file, size);
-	err2 = file ? ext2fs_file_close(file) : 0;
-	if (!err && !err2)
-		err = ext2fs_flush(c->fs);
-	if (err || err2)
-		return log_error_errno(EIO, "cannot truncate '%s' in the root filesystem: %s", path,
-				       error_message(err ? err : err2));
-	return 0;
+	return file_range(c, path, size, NULL, 0, RANGE_RESIZE);
 }
 
 int cryptfs_rename(struct cryptfs *c, const char *dir, const char *old, const char *new_name)
