@@ -779,14 +779,13 @@ static int stage_key_archive(struct build_ctx *c)
 	int r;
 
 	/* CVM_IMAGE_FAULT=no-key-archive: as an image whose initramfs the guest's own tools made
-	 * again, for the tests of rekey's whole-file path. */
+	 * again, for the tests and the benchmark of rekey on such an initramfs. */
 	if (!c->distro || fault_requested("no-key-archive"))
 		return 0;
 	r = target_kernel_versions(c->rootfd, &versions);
 	for (size_t i = 0; r == 0 && versions && versions[i]; i++) {
-		for (int k = 0; r == 0 && k < 2; k++) {
-			_cleanup_free_ char *path = k == 0 ? strdupf("/boot/initrd.img-%s", versions[i]) :
-							     strdupf("/boot/initramfs-%s.img", versions[i]);
+		for (unsigned k = 0; r == 0 && k < INITRAMFS_NAMES; k++) {
+			_cleanup_free_ char *path = initramfs_path(versions[i], k);
 			_cleanup_free_ char *data = NULL;
 			_cleanup_free_ void *moved = NULL;
 			size_t len, moved_len;

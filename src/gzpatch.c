@@ -125,6 +125,17 @@ static int push(struct boundaries *bs, uint64_t bit, size_t out)
 	return 0;
 }
 
+/* Whether inflate(Z_BLOCK) stopped at a block boundary (but not after the last block), and
+ * *ret_bit, where in the member the next block's header starts: data_type & 7 bits before the
+ * end of the input consumed. */
+static bool at_boundary(const z_stream *z, size_t hdr, uint64_t *ret_bit)
+{
+	if (!(z->data_type & 128) || (z->data_type & 64))
+		return false;
+	*ret_bit = (uint64_t)(hdr + z->total_in) * 8 - (unsigned)(z->data_type & 7);
+	return true;
+}
+
 /*
  * Block boundaries of the deflate stream at member + hdr, up to the first one at or past
  * need (in uncompressed bytes) that a region may end at (see region_end()); the stream's end
@@ -135,6 +146,7 @@ static int find_boundaries(const unsigned char *member, size_t member_len, size_
 {
 	_cleanup_free_ unsigned char *scratch = malloc(256 * 1024);
 	z_stream z = {};
+	uint64_t bit;
 	int r, zr;
 
 	if (!scratch || inflateInit2(&z, -15) != Z_OK)
@@ -156,11 +168,7 @@ static int find_boundaries(const unsigned char *member, size_t member_len, size_
 			r = -EBADMSG;
 			break;
 		}
-		/* At a block boundary (but not after the last block): the next block's header
-		 * starts data_type & 7 bits before the end of the input consumed. */
-		if ((z.data_type & 128) && !(z.data_type & 64)) {
-			uint64_t bit = (uint64_t)(hdr + z.total_in) * 8 - (unsigned)(z.data_type & 7);
-
+		if (at_boundary(&z, hdr, &bit)) {
 			r = push(bs, bit, z.total_out);
 			if (r == 0 && z.total_out >= need && bit % 2 == 0)
 				break;
@@ -449,6 +457,7 @@ int gz_stream_scan(const struct gz_file *f, uint64_t off, gz_visit_fn visit, voi
 	unsigned char trailer[GZIP_TRAILER];
 	z_stream z = {};
 	uint32_t crc = 0;
+	uint64_t bit;
 	int r, zr;
 
 	if (!in || !out || !s) {
@@ -488,10 +497,8 @@ int gz_stream_scan(const struct gz_file *f, uint64_t off, gz_visit_fn visit, voi
 			r = push(&s->bs, s->bs.end_bit, z.total_out);
 			break;
 		}
-		/* At a block boundary, as in find_boundaries(). */
-		if ((z.data_type & 128) && !(z.data_type & 64))
-			r = push(&s->bs, (uint64_t)(s->hdr + z.total_in) * 8 - (unsigned)(z.data_type & 7),
-				 z.total_out);
+		if (at_boundary(&z, s->hdr, &bit))
+			r = push(&s->bs, bit, z.total_out);
 	}
 	s->data_len = z.total_out;
 	s->len = s->hdr + z.total_in + GZIP_TRAILER;
@@ -578,7 +585,6 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 	struct reader rd = { .f = f, .end = f->size, .buf = in };
 	size_t n_reg = 0, recompressed = 0, k = 0, ci = 0, oldlen = 0;
 	_cleanup_free_ unsigned char *prev = NULL; /* the previous region's data, changed */
-	const unsigned char *prev_data = NULL;
 	uint64_t prev_from = 0, prev_to = 0;
 	int64_t growth = 0;
 	z_stream z = {};
@@ -643,7 +649,7 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 		 * least a window long, so that one holds it, as changed): from there; the rest
 		 * decompressed, stopping exactly at the region's end. */
 		if (from < prev_to)
-			memcpy(data, prev_data + (from - prev_from), (size_t)(prev_to - from));
+			memcpy(data, prev + (from - prev_from), (size_t)(prev_to - from));
 		free(prev);
 		prev = data;
 		while (r == 0 && z.total_out < to) {
@@ -677,7 +683,6 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 			memcpy((unsigned char *)old[ci], data + (changes[ci].start - from), changes[ci].len);
 			memcpy(data + (changes[ci].start - from), changes[ci].data, changes[ci].len);
 		}
-		prev_data = data;
 		prev_from = from;
 		prev_to = to;
 		g->bytes = calloc(1, cap);

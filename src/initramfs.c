@@ -25,6 +25,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free);
 
 #define NEWC_HEADER 110
 
+char *initramfs_path(const char *version, unsigned which)
+{
+	return which == 0 ? strdupf("/boot/initrd.img-%s", version) :
+			    strdupf("/boot/initramfs-%s.img", version);
+}
+
 /* One member of a newc archive; offsets from the archive's start. */
 struct newc {
 	size_t hdr, name, namesize, data, size;
@@ -208,6 +214,24 @@ static bool is_pin(const char *name, size_t name_len, bool regular, const unsign
 	       memcmp(data, u->old_pin, size) == 0;
 }
 
+/* w set up to write a newc archive compressed with code into callback. */
+static int open_writer(struct archive *w, int code, void *userdata, archive_write_callback *callback)
+{
+	/* Level 1: the kernel unpacks any level, and rekey should take a second, not the time
+	 * of gzip -6 over 100 MiB. */
+	if (archive_write_set_format_cpio_newc(w) != ARCHIVE_OK ||
+	    archive_write_add_filter(w, code) != ARCHIVE_OK ||
+	    (code != ARCHIVE_FILTER_NONE &&
+	     archive_write_set_filter_option(w, NULL, "compression-level", "1") < ARCHIVE_WARN) ||
+	    /* zstd on every core (0: one thread per core). */
+	    (code == ARCHIVE_FILTER_ZSTD &&
+	     archive_write_set_filter_option(w, NULL, "threads", "0") < ARCHIVE_WARN) ||
+	    archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK ||
+	    archive_write_open(w, userdata, NULL, callback, NULL) != ARCHIVE_OK)
+		return -EIO;
+	return 0;
+}
+
 /*
  * Read one archive; with out != NULL write it again with the same filter, members holding
  * old replaced by new_key (and the UUID changed, if asked). Counts the key members in *count.
@@ -248,21 +272,11 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 			}
 			if (out) {
 				w = archive_write_new();
-				/* Level 1: the kernel unpacks any level, and rekey should take a
-				 * second, not the time of gzip -6 over 100 MiB. */
-				if (!w || archive_write_set_format_cpio_newc(w) != ARCHIVE_OK ||
-				    archive_write_add_filter(w, code) != ARCHIVE_OK ||
-				    (code != ARCHIVE_FILTER_NONE &&
-				     archive_write_set_filter_option(w, NULL, "compression-level", "1") <
-					     ARCHIVE_WARN) ||
-				    /* zstd on every core (0: one thread per core). */
-				    (code == ARCHIVE_FILTER_ZSTD &&
-				     archive_write_set_filter_option(w, NULL, "threads", "0") <
-					     ARCHIVE_WARN) ||
-				    archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK ||
-				    archive_write_open(w, out, NULL, mem_write, NULL) != ARCHIVE_OK)
+				if (!w)
+					return log_error_errno(ENOMEM, "out of memory");
+				if (open_writer(w, code, out, mem_write) < 0)
 					return log_error_errno(EIO, "%s: cannot write an archive: %s", what,
-							       w ? archive_error_string(w) : "out of memory");
+							       archive_error_string(w));
 			}
 		}
 		if (size < 0 || size > 256 * (la_int64_t)MiB)
@@ -893,9 +907,9 @@ static int newc_feed(void *userdata, uint64_t off, const unsigned char *p, size_
 struct initramfs_edit {
 	int zfd;                      /* a zstd archive written again (rewrite_zstd()), or -1 */
 	uint64_t zoff, zlen, size;    /* where it goes, its length, the file's length now */
-	uint64_t plain[MAX_HITS * 2]; /* file offsets of what changes in plain archives */
-	const void *plain_data[MAX_HITS * 2];
-	size_t plain_len[MAX_HITS * 2], n_plain;
+	struct gz_change plain[MAX_HITS * 2]; /* in plain archives: at file offsets */
+	size_t n_plain;
+	bool key_archive;             /* only in cvm-image build's key archive at the end */
 	struct gz_stream *gz;         /* the gzip archive holding the key, planned */
 	size_t recompressed;
 	char sums[MAX_HITS][9];       /* 070702 checksums of the new key */
@@ -917,17 +931,22 @@ void initramfs_edit_free(struct initramfs_edit *e)
 	free(e);
 }
 
-/* The changes a scan's hits of the old key ask for: the key, and a 070702 header's sum. */
+/* The changes a scan's hits of the old key ask for, appended to c (room for MAX_HITS * 2):
+ * the key, and a 070702 header's sum; the hits counted. */
 static int hit_changes(struct initramfs_edit *e, const struct newc_scan *s, struct gz_change *c,
-		       size_t *n)
+		       size_t *n, unsigned *n_old, unsigned *n_new)
 {
 	for (size_t i = 0; i < s->n_hits; i++) {
 		const struct key_hit *h = &s->hits[i];
 		uint32_t v = 0;
 		char *sum;
 
+		*n_new += h->is_new;
+		*n_old += !h->is_new;
 		if (h->is_new)
 			continue;
+		if (*n + 2 > MAX_HITS * 2)
+			return -E2BIG;
 		if (h->checksum) {
 			if (e->n_sums == MAX_HITS)
 				return -E2BIG;
@@ -1022,12 +1041,7 @@ static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off,
 		if (!opened) {
 			if (archive_filter_code(r, 0) != ARCHIVE_FILTER_ZSTD)
 				return -EOPNOTSUPP;
-			if (archive_write_set_format_cpio_newc(w) != ARCHIVE_OK ||
-			    archive_write_add_filter(w, ARCHIVE_FILTER_ZSTD) != ARCHIVE_OK ||
-			    archive_write_set_filter_option(w, NULL, "compression-level", "1") < ARCHIVE_WARN ||
-			    archive_write_set_filter_option(w, NULL, "threads", "0") < ARCHIVE_WARN ||
-			    archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK ||
-			    archive_write_open(w, out, NULL, stream_write, NULL) != ARCHIVE_OK)
+			if (open_writer(w, ARCHIVE_FILTER_ZSTD, out, stream_write) < 0)
 				return log_error_errno(EIO, "%s: cannot write an archive: %s", what,
 						       archive_error_string(w));
 			opened = true;
@@ -1073,6 +1087,50 @@ static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off,
 	return 0;
 }
 
+bool initramfs_edit_in_key_archive(const struct initramfs_edit *e)
+{
+	return e->key_archive;
+}
+
+/*
+ * cvm-image build's layout: the file ends with its key archive (initramfs_key_archive()),
+ * every member holding old or new_key; the distro's archives before it hold the key zeroed.
+ * Then only the last INITRAMFS_KEY_ARCHIVE_MAX bytes are read and the key members are all
+ * that changes: 1. 0 when the file is not like that (the caller reads all of it).
+ */
+static int plan_key_archive(const struct gz_file *f, struct initramfs_edit *e, const void *old,
+			    const void *new_key, unsigned *n_old, unsigned *n_new)
+{
+	uint64_t start = f->size > INITRAMFS_KEY_ARCHIVE_MAX ?
+				 (f->size - INITRAMFS_KEY_ARCHIVE_MAX) & ~UINT64_C(511) : 0;
+	size_t len = (size_t)(f->size - start), offs[MAX_HITS];
+	_cleanup_free_ unsigned char *tail = malloc(len ?: 1);
+	int n, r;
+
+	if (!tail)
+		return -ENOMEM;
+	r = f->pread(f->userdata, start, tail, len);
+	if (r < 0)
+		return r;
+	n = initramfs_key_archive(tail, len, e->key_len, offs, ELEMENTSOF(offs));
+	for (int i = 0; i < n; i++)
+		if (memcmp(tail + offs[i], old, e->key_len) != 0 &&
+		    memcmp(tail + offs[i], new_key, e->key_len) != 0)
+			n = 0; /* some other key: the whole file says what it holds */
+	for (int i = 0; i < n; i++) {
+		bool is_old = memcmp(tail + offs[i], old, e->key_len) == 0;
+
+		*n_old += is_old;
+		*n_new += !is_old;
+		if (is_old)
+			e->plain[e->n_plain++] = (struct gz_change){ start + offs[i], e->new_key,
+								     e->key_len };
+	}
+	explicit_bzero(tail, len);
+	e->key_archive = n > 0;
+	return n > 0;
+}
+
 int initramfs_stream_plan(const char *what, const struct gz_file *f, const void *old,
 			  const void *new_key, size_t key_len, struct initramfs_edit **ret,
 			  unsigned *ret_old, unsigned *ret_new)
@@ -1095,6 +1153,11 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 	e->size = f->size;
 	memcpy(e->new_key, new_key, key_len);
 	e->key_len = key_len;
+	/* As cvm-image build left it: its end alone. */
+	r = plan_key_archive(f, e, old, new_key, &n_old, &n_new);
+	if (r > 0)
+		off = f->size;
+	r = r > 0 ? 0 : r;
 	for (unsigned segments = 0; r == 0 && off < f->size; segments++) {
 		size_t n = (size_t)MIN(f->size - off, (uint64_t)4096), z = 0;
 		struct newc_scan s = { .old_key = old, .new_key = new_key, .key_len = key_len };
@@ -1130,23 +1193,8 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 					r = newc_feed(&s, at, buf, m);
 				at += m;
 			}
-			if (r < 0)
-				break;
-			for (size_t i = 0; i < s.n_hits; i++) {
-				n_new += s.hits[i].is_new;
-				n_old += !s.hits[i].is_new;
-			}
-			{
-				struct gz_change c[MAX_HITS * 2];
-				size_t nc = 0;
-
-				r = hit_changes(e, &s, c, &nc);
-				for (size_t i = 0; r == 0 && i < nc && e->n_plain < ELEMENTSOF(e->plain); i++) {
-					e->plain[e->n_plain] = c[i].start;
-					e->plain_data[e->n_plain] = c[i].data;
-					e->plain_len[e->n_plain++] = c[i].len;
-				}
-			}
+			if (r == 0)
+				r = hit_changes(e, &s, e->plain, &e->n_plain, &n_old, &n_new);
 			off = s.end;
 		} else if (n - z >= 3 && buf[z] == 0x1f && buf[z + 1] == 0x8b && buf[z + 2] == 8) {
 			struct gz_stream *gz = NULL;
@@ -1157,11 +1205,7 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 			if (r < 0)
 				break;
 			off += gz_stream_member_len(gz);
-			for (size_t i = 0; i < s.n_hits; i++) {
-				n_new += s.hits[i].is_new;
-				n_old += !s.hits[i].is_new;
-			}
-			r = hit_changes(e, &s, gzc, &n_gzc);
+			r = hit_changes(e, &s, gzc, &n_gzc, &n_old, &n_new);
 			if (r < 0 || n_gzc == before) {
 				gz_stream_free(gz);
 			} else if (e->gz) {
@@ -1230,7 +1274,7 @@ int initramfs_stream_apply(const char *what, struct initramfs_edit *e, const str
 	int r = 0;
 
 	for (size_t i = 0; r == 0 && i < e->n_plain; i++)
-		r = f->pwrite(f->userdata, e->plain[i], e->plain_data[i], e->plain_len[i]);
+		r = f->pwrite(f->userdata, e->plain[i].start, e->plain[i].data, e->plain[i].len);
 	if (r == 0 && e->gz)
 		r = gz_stream_apply(e->gz, f);
 	if (r == 0 && e->zfd >= 0) {

@@ -6,6 +6,12 @@
 
 #include <stddef.h>
 
+/* An installed kernel's initramfs, by the names the tools give it: which 0 is Debian's
+ * (/boot/initrd.img-VERSION), 1 dracut's default (/boot/initramfs-VERSION.img). NULL when
+ * out of memory. */
+#define INITRAMFS_NAMES 2
+char *initramfs_path(const char *version, unsigned which);
+
 /*
  * Replace the contents of every member whose name ends in ".key" and whose contents are
  * exactly old (the disk key, wherever the initramfs tool put it: cryptroot/keyfiles/ for
@@ -72,8 +78,9 @@ int initramfs_key_archive(const void *tail, size_t len, size_t key_len, size_t *
 			  size_t max);
 
 /*
- * The key members of an initramfs too large to hold in memory, changed with bounded memory:
- * read in pieces through f (gzpatch.h's struct gz_file), its uncompressed archives and one
+ * The key members of an initramfs too large to hold in memory, changed with bounded memory.
+ * When it ends with cvm-image build's key archive, that alone is read and planned. Otherwise
+ * it is read in pieces through f (gzpatch.h's struct gz_file), its uncompressed archives and one
  * gzip archive holding the key, whose deflate blocks around the key are compressed again
  * (gz_stream_*). Counts the members holding old (*ret_old, to be changed) and, when new_key
  * is given, those holding new_key already (*ret_new: a resumed rekey). Returns 0 with *ret
@@ -87,6 +94,9 @@ struct initramfs_edit;
 int initramfs_stream_plan(const char *what, const struct gz_file *f, const void *old,
 			  const void *new_key, size_t key_len, struct initramfs_edit **ret,
 			  unsigned *ret_old, unsigned *ret_new);
+/* Whether the plan changes only cvm-image build's key archive at the end of the file: then
+ * only its last INITRAMFS_KEY_ARCHIVE_MAX bytes were read, and only the key is written. */
+bool initramfs_edit_in_key_archive(const struct initramfs_edit *e);
 /* Write it through f. *ret_recompressed: the bytes of data compressed again. Logs, but for
  * f's own errors (its writer logs them). */
 int initramfs_stream_apply(const char *what, struct initramfs_edit *e, const struct gz_file *f,

@@ -40,11 +40,9 @@
 
 struct initrd {
 	char *path;
-	void *data; /* the whole new file, or (in_place) the bytes from off on */
+	struct initramfs_edit *edit; /* changed in pieces (initramfs_stream_plan()), or */
+	void *data;                  /* the whole new file */
 	size_t len;
-	uint64_t off;
-	bool in_place; /* only its key archive changes (initramfs_key_archive()) */
-	struct initramfs_edit *edit; /* or changed in pieces (initramfs_stream_plan()) */
 	unsigned keys;
 };
 
@@ -341,67 +339,13 @@ static int choose_retired_slots(struct rekey_ctx *c)
 }
 
 /*
- * An initramfs that ends with the key archive cvm-image build put there, every member of it
- * holding the old key (or, resuming, the new one): only those bytes are read and will be
- * written, the distro's archives before it hold no copy. Returns 1 when d is prepared so,
- * 0 when the file is not like that (the caller reads it whole), -errno.
- */
-static int prepare_key_archive(struct rekey_ctx *c, struct initrd *d, uint64_t size)
-{
-	size_t offs[16], len, first, end;
-	_cleanup_free_ unsigned char *tail = NULL;
-	uint64_t start;
-	int n, r;
-
-	/* Only the key changes: a new UUID or pin is in the distro's archives too. */
-	if (c->new_uuid[0] || c->new_pin[0] || size == 0)
-		return 0;
-	start = size > INITRAMFS_KEY_ARCHIVE_MAX ? (size - INITRAMFS_KEY_ARCHIVE_MAX) & ~UINT64_C(511) : 0;
-	len = (size_t)(size - start);
-	tail = malloc(len);
-	if (!tail)
-		return log_error_errno(ENOMEM, "out of memory");
-	r = cryptfs_pread(c->fs, d->path, start, tail, len);
-	if (r < 0)
-		return r;
-	n = initramfs_key_archive(tail, len, c->old_key.size, offs, ELEMENTSOF(offs));
-	for (int i = 0; i < n; i++) {
-		const unsigned char *k = tail + offs[i];
-
-		if (memcmp(k, c->old_key.data, c->old_key.size) != 0 &&
-		    !(c->resuming && c->new_key.size == c->old_key.size &&
-		      memcmp(k, c->new_key.data, c->new_key.size) == 0))
-			n = 0; /* some other key: let the whole-file path say so */
-	}
-	if (n <= 0 || c->new_key.size != c->old_key.size) {
-		explicit_bzero(tail, len);
-		return 0;
-	}
-	first = offs[0];
-	end = offs[n - 1] + c->new_key.size;
-	for (int i = 0; i < n; i++)
-		memcpy(tail + offs[i], c->new_key.data, c->new_key.size);
-	d->data = malloc(end - first);
-	if (!d->data) {
-		explicit_bzero(tail, len);
-		return log_error_errno(ENOMEM, "out of memory");
-	}
-	memcpy(d->data, tail + first, end - first);
-	explicit_bzero(tail, len);
-	d->len = end - first;
-	d->off = start + first;
-	d->in_place = true;
-	d->keys = (unsigned)n;
-	return 1;
-}
-
-/*
- * An initramfs the guest's own tools made (no key archive): where its uncompressed and gzip
- * archives hold the key, planned in pieces of it, so that rekey's memory stays bounded
- * whatever its size (one pass decompresses it, a second one up to the key; of the gzip
- * archive only the blocks around the key are compressed again when it is written). Returns
- * 1 when d is prepared so, 0 when the whole-file path must do it (another compression, or a
- * member it cannot find: that path says what is wrong), -errno.
+ * An initramfs planned in pieces of it, so that rekey's memory stays bounded whatever its
+ * size: as cvm-image build left it, only the key archive at its end is read and will be
+ * written; one the guest's own tools made has its archives read in pieces (of a gzip one,
+ * only the blocks around the key are compressed again; a zstd one is written again into a
+ * temporary file). Returns 1 when d is prepared so, 0 when the whole-file path must do it
+ * (a compression it cannot stream, or a member it cannot find: that path says what is
+ * wrong), -errno.
  */
 static int prepare_streamed(struct rekey_ctx *c, struct initrd *d, uint64_t size)
 {
@@ -502,9 +446,8 @@ static int prepare_files(struct rekey_ctx *c)
 	for (size_t i = 0; r == 0 && kernels && kernels[i]; i++) {
 		const char *v = kernels[i] + strlen("vmlinuz-");
 
-		for (int k = 0; r == 0 && k < 2; k++) {
-			_cleanup_free_ char *path = k == 0 ? strdupf("/boot/initrd.img-%s", v) :
-							     strdupf("/boot/initramfs-%s.img", v);
+		for (unsigned k = 0; r == 0 && k < INITRAMFS_NAMES; k++) {
+			_cleanup_free_ char *path = initramfs_path(v, k);
 			_cleanup_free_ char *old = NULL;
 			size_t old_len;
 			uint64_t size;
@@ -530,13 +473,7 @@ static int prepare_files(struct rekey_ctx *c)
 			c->initrds = d;
 			d = &c->initrds[c->n_initrds++];
 			*d = (struct initrd){ .path = TAKE_PTR(path) };
-			r = prepare_key_archive(c, d, size);
-			if (r != 0) {
-				r = r < 0 ? r : 0;
-				continue;
-			}
-			/* Not as cvm-image build left it (the guest's own tools made it again):
-			 * in pieces where it can be, else the whole file, read, changed and
+			/* In pieces where it can be, else the whole file, read, changed and
 			 * written back. */
 			r = prepare_streamed(c, d, size);
 			if (r != 0) {
@@ -735,18 +672,22 @@ static int write_initramfs(struct rekey_ctx *c, struct cryptfs *fs)
 			r = initramfs_stream_apply(d->path, d->edit, &f, &redone);
 			if (r < 0)
 				return r;
-			log_info("rekey: %s: %u key cop%s replaced in pieces (%zu bytes compressed again)",
-				 d->path, d->keys, d->keys == 1 ? "y" : "ies", redone);
+			if (initramfs_edit_in_key_archive(d->edit))
+				log_info("rekey: %s: %u key cop%s replaced in its key archive", d->path,
+					 d->keys, d->keys == 1 ? "y" : "ies");
+			else
+				log_info("rekey: %s: %u key cop%s replaced in pieces (%zu bytes "
+					 "compressed again)", d->path, d->keys,
+					 d->keys == 1 ? "y" : "ies", redone);
 			continue;
 		}
 		if (!d->data)
 			continue; /* resumed: it holds the new key already */
-		r = d->in_place ? cryptfs_pwrite(fs, d->path, d->off, d->data, d->len) :
-				  cryptfs_write_file(fs, d->path, d->data, d->len);
+		r = cryptfs_write_file(fs, d->path, d->data, d->len);
 		if (r < 0)
 			return r;
-		log_info("rekey: %s: %u key cop%s replaced%s", d->path, d->keys,
-			 d->keys == 1 ? "y" : "ies", d->in_place ? " in its key archive" : "");
+		log_info("rekey: %s: %u key cop%s replaced", d->path, d->keys,
+			 d->keys == 1 ? "y" : "ies");
 	}
 	return 0;
 }
