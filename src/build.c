@@ -80,6 +80,8 @@ struct build_ctx {
 	char *cmdline, *extra_cmdline;
 	char **hook_env;
 	unsigned hooks_run;
+	char **warnings;  /* what hooks said in $CVM_STATE/warnings, printable */
+	size_t n_warnings;
 
 	uint64_t fs_allocated, image_allocated;
 	double encrypt_seconds;
@@ -629,6 +631,42 @@ static int make_hook_env(struct build_ctx *c)
 	return 0;
 }
 
+/*
+ * A hook that leaves the image working but less than it should be (cvm-image-hooks(7): a lock
+ * that the guest's own tools will drop, say) writes one line per warning to
+ * $CVM_STATE/warnings. They are printed after the hook as warnings, in --json too. The file is
+ * the target's to write, so it is read with a bound and its control characters replaced.
+ */
+static int take_hook_warnings(struct build_ctx *c, const struct hook *h)
+{
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r;
+
+	r = target_read_file_max(c->rundirfd, "/state/warnings", 64 * 1024, &text, &len, NULL);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (unlinkat(c->rundirfd, "state/warnings", 0) < 0)
+		return log_error_errno(errno, "cannot remove the hooks' warnings file: %m");
+	for (char *line = text, *next; line && line < text + len; line = next) {
+		next = memchr(line, '\n', (size_t)(text + len - line));
+		if (next)
+			*next++ = '\0';
+		for (char *p = line; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = '?';
+		if (!*line)
+			continue;
+		log_warning("hook %s/%s: %s", h->phase, h->name, line);
+		r = strv_push(&c->warnings, &c->n_warnings, strdup(line));
+		if (r < 0)
+			return log_error_errno(r, "out of memory");
+	}
+	return 0;
+}
+
 static int run_phase(struct build_ctx *c, const char *phase)
 {
 	size_t last = 0;
@@ -666,6 +704,9 @@ static int run_phase(struct build_ctx *c, const char *phase)
 		if (r < 0)
 			return r;
 		c->hooks_run++;
+		r = take_hook_warnings(c, h);
+		if (r < 0)
+			return r;
 		if (status == 77) {
 			log_info("hook %s/%s: not applicable", phase, h->name);
 			continue;
@@ -1055,6 +1096,7 @@ static void build_ctx_done(struct build_ctx *c)
 	output_discard(&c->out);
 	luks_header_done(&c->luks);
 	strv_free(c->hook_env);
+	strv_free(c->warnings);
 	free(c->cmdline);
 	free(c->extra_cmdline);
 	free(c->key_path_in_target);
@@ -1118,6 +1160,12 @@ static void print_json(const struct build_ctx *c)
 		}
 		fputs("],\"kernel_cmdline\":", f);
 		json_string(f, c->cmdline);
+		fputs(",\"warnings\":[", f);
+		for (size_t i = 0; i < c->n_warnings; i++) {
+			fputs(i ? "," : "", f);
+			json_string(f, c->warnings[i]);
+		}
+		fputs("]", f);
 	} else {
 		fputs("null", f);
 	}

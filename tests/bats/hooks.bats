@@ -449,6 +449,73 @@ pbkdf2_matches() {
 	grep -q '^GRUB_CMDLINE_LINUX=".*panic=-1"$' "$W/etc/default/grub"
 }
 
+@test "hooks: Debian: the guest's own update-grub keeps grub locked and bootable (10_linux diverted and wrapped, the lock in /etc/grub.d)" {
+	build_kept "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	local cfg=$W/boot/grub/grub.cfg
+	# grub-common's 10_linux diverted (package upgrades put theirs there), a wrapper in its place.
+	grep -qx 'dpkg-divert --quiet --local --rename --divert /usr/lib/cvm-image/grub.d/10_linux --add /etc/grub.d/10_linux' \
+		"$W/var/log/fake/dpkg-divert"
+	grep -q 'Generating grub configuration' "$W/usr/lib/cvm-image/grub.d/10_linux"
+	[ "$(stat -c %a "$W/etc/grub.d/10_linux")" = 755 ]
+	[ "$(stat -c %a "$W/etc/grub.d/01_cvm-image-lock")" = 700 ]
+	# What update-grub would write with them: the lock (grub.cfg's own), then the distro's
+	# entries, each --unrestricted but the recovery one.
+	"$CVM_SRCDIR/tests/lib/in-target" "$W" /etc/grub.d/01_cvm-image-lock > "$T/lock"
+	diff -u <(grep -E '^(set superusers|export superusers|password_pbkdf2)' "$cfg") "$T/lock"
+	"$CVM_SRCDIR/tests/lib/in-target" "$W" /etc/grub.d/10_linux > "$T/entries"
+	cat "$T/entries"
+	[ "$(grep -cE '^\s*(menuentry|submenu) ' "$T/entries")" -eq 4 ]
+	[ "$(grep -cE '^\s*(menuentry|submenu) .* --unrestricted \{$' "$T/entries")" -eq 3 ]
+	grep -qE "^menuentry 'Synthetic GNU/Linux' .*'gnulinux-simple-x' --unrestricted \{$" "$T/entries"
+	grep -qE "^\s+menuentry .*'gnulinux-6.1.0-10-amd64-recovery-x' \{$" "$T/entries"
+	# A failing generator fails update-grub as before.
+	printf '#!/bin/sh\nexit 3\n' > "$W/usr/lib/cvm-image/grub.d/10_linux"
+	run "$CVM_SRCDIR/tests/lib/in-target" "$W" /etc/grub.d/10_linux
+	[ "$status" -eq 3 ]
+	# grub's postinst: grub-install writes the removable path too and leaves NVRAM alone, and
+	# runs at all, since the ESP has EFI/debian.
+	grep -qx 'grub-efi-amd64 grub2/force_efi_extra_removable boolean true' "$W/var/log/fake/debconf-selections"
+	grep -qx 'grub-efi-amd64 grub2/update_nvram boolean false' "$W/var/log/fake/debconf-selections"
+	extract_region "$T/out/a.img" 1 99 "$T/esp"
+	MTOOLS_SKIP_CHECK=1 mdir -i "$T/esp" ::/EFI/debian
+	# The early config locks too, and the build did not warn.
+	grep -qx 'set superusers="root"' "$W/var/log/fake/early.cfg"
+	[ "$(jq -c .warnings <<<"$J")" = '[]' ]
+	[[ "$stderr" != *warning* ]]
+}
+
+@test "hooks: a distro whose grub-mkconfig cannot be made to write --unrestricted entries: bootable, unlocked early, and the build says so" {
+	local d=$T/fedora
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" dracut rhel
+	mv "$d/usr/bin/grub-mkimage" "$d/usr/bin/grub2-mkimage"
+	printf 'ID="rhel"\nID_LIKE="fedora"\n' > "$d/etc/os-release"
+	tar --numeric-owner -C "$d" -cf "$T/fedora.tar" .
+	build_kept "$T/fedora.tar" -o "$T/out/a.img"
+	[[ "$stderr" == *"warning: hook bootloader/50-grub-efi: grub's menu editor and command line are locked only until the guest's own grub-mkconfig"* ]]
+	[ "$(jq -r '.warnings | length' <<<"$J")" -eq 1 ]
+	[[ "$(jq -r '.warnings[0]' <<<"$J")" == *"no hook of distro 'fedora' makes its boot entries --unrestricted"* ]]
+	# Nothing in the early config that a regenerated grub.cfg would trip on; no lock in grub.d.
+	run ! grep -q superusers "$W/var/log/fake/early.cfg"
+	[ ! -e "$W/etc/grub.d/01_cvm-image-lock" ]
+	# The grub.cfg written at build still locks, its entries unrestricted.
+	grep -qx 'set superusers="root"' "$W/boot/grub2/grub.cfg"
+	[ "$(grep -c '^menuentry .* --unrestricted ' "$W/boot/grub2/grub.cfg")" -eq 2 ]
+}
+
+@test "hooks: what a hook says in \$CVM_STATE/warnings: printed as a warning, control characters replaced, in --json" {
+	local h=$T/hooks
+	mkdir -p "$h/hooks/configure"
+	printf '#!/bin/sh\nprintf "first one\\n\\033[31mred\\n" >> "$CVM_STATE/warnings"\n' > "$h/hooks/configure/90-warn"
+	chmod 0755 "$h/hooks/configure/90-warn"
+	build_kept --hooks-dir "$h" "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
+	[[ "$stderr" == *"warning: hook configure/90-warn: first one"* ]]
+	[[ "$stderr" == *"warning: hook configure/90-warn: ?[31mred"* ]]
+	[[ "$stderr" != *$'\033'* ]]
+	[ "$(jq -c .warnings <<<"$J")" = '["first one","?[31mred"]' ]
+	# Taken once: no later hook repeats them.
+	[ "$(grep -c 'first one' <<<"$stderr")" -eq 1 ]
+}
+
 @test "hooks: --grub-password-file: grub.cfg's hash opens with it, the ESP's early config's does not" {
 	printf 'grub secret\n' > "$T/gpw"
 	build_kept --grub-password-file "$T/gpw" "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
