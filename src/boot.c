@@ -34,6 +34,9 @@
 /* A second unlock request, from the initramfs (initramfs-tools' or systemd's). */
 #define RE_SECOND "Please unlock disk|Enter passphrase for disk|Please enter passphrase for disk"
 #define RE_MENU "to edit the commands|selected OS"
+/* grub wants a superuser to boot the entry: a restricted entry under a lock (nobody knows the
+ * password of the lock cvm-image makes), as after a grub.cfg written without --unrestricted. */
+#define RE_BOOT_LOCKED "Enter username:"
 
 static inline double MIN_D(double a, double b)
 {
@@ -293,7 +296,8 @@ static int boot_once(struct console *c, const struct boot_options *o, const stru
 	static const char *const grub[] = { RE_GRUB_PROMPT, NULL };
 	static const char *const answer[] = { "Slot ([0-9]+) opened", "access denied|Invalid passphrase", NULL };
 	static const char *const after_deny[] = { "Linux version", RE_SECOND, NULL };
-	static const char *const kernel[] = { "Linux version", "login: ", RE_SECOND, RE_GRUB_PROMPT, NULL };
+	static const char *const kernel[] = { "Linux version", "login: ", RE_SECOND, RE_GRUB_PROMPT,
+					      RE_BOOT_LOCKED, NULL };
 	static const char *const login[] = { "login: ", RE_SECOND, RE_GRUB_PROMPT, NULL };
 	static const char *const pw[] = { "Password: ", NULL };
 	static const char *const shell[] = { "# ", NULL };
@@ -334,6 +338,12 @@ static int boot_once(struct console *c, const struct boot_options *o, const stru
 			return r;
 	}
 	r = expect(c, kernel, c->deadline - now_seconds(), m);
+	if (r == 4) {
+		res->outcome = "boot-needs-password";
+		log_error("[%7.1fs] grub asks for a user name and password to boot its default entry: "
+			  "the entry is not --unrestricted under grub's lock", elapsed(c));
+		return 0;
+	}
 	if (r == 0) {
 		res->kernel_s = elapsed(c);
 		log_info("[%7.1fs] the kernel starts", res->kernel_s);
@@ -453,7 +463,8 @@ static int start_qemu(struct console *c, const struct boot_options *o, const cha
 	if (read(fd, magic, 4) != 4)
 		memset(magic, 0, 4);
 	close(fd);
-	/* The format given, never probed; snapshot: the image is never written. Commas in
+	/* The format given, never probed; snapshot: the image is never written (unless
+	 * --persist). Commas in
 	 * the name are doubled, as QEMU's option syntax wants. */
 	{
 		_cleanup_free_ char *esc = malloc(2 * strlen(o->image) + 1);
@@ -467,8 +478,9 @@ static int start_qemu(struct console *c, const struct boot_options *o, const cha
 				*p++ = ',';
 		}
 		*p = '\0';
-		disk = strdupf("file=%s,format=%s,if=virtio,snapshot=on", esc,
-			       memcmp(magic, "QFI\xfb", 4) == 0 ? "qcow2" : "raw");
+		disk = strdupf("file=%s,format=%s,if=virtio%s", esc,
+			       memcmp(magic, "QFI\xfb", 4) == 0 ? "qcow2" : "raw",
+			       o->persist ? "" : ",snapshot=on");
 	}
 	if (!code || !varsd || !disk)
 		return log_error_errno(ENOMEM, "out of memory");
@@ -513,6 +525,25 @@ static void stop_qemu(struct console *c)
 		close(c->in);
 	if (c->out >= 0)
 		close(c->out);
+}
+
+/* With --persist, a guest we are logged in to is powered off, so that what it wrote reaches
+ * the image whole (a killed qemu may leave a qcow2 with leaked clusters). Waits at most 300 s
+ * for qemu to exit; stop_qemu() kills it after that. */
+static void power_off(struct console *c)
+{
+	double end = now_seconds() + 300;
+	int r;
+
+	log_info("[%7.1fs] powering the guest off (--persist)", elapsed(c));
+	if (send_str(c, "sync; poweroff\r") < 0)
+		return;
+	do
+		r = console_read(c, 1.0);
+	while (r >= 0 && now_seconds() < end && !interrupt_pending());
+	if (r != -EPIPE)
+		log_warning("the guest did not power off within 300 s: qemu is stopped, what it "
+			    "had not written yet is lost");
 }
 
 static bool went_well(const struct boot_options *o, const struct boot_result *r)
@@ -600,7 +631,8 @@ int boot_run(const struct boot_options *o)
 			again.command_status = atoi(c.buf + m[1].rm_so);
 			log_info("[%7.1fs] the command exited with %d; rebooting", elapsed(&c),
 				 again.command_status);
-			r = boot_once(&c, o, &key, o->password_file ? &password : NULL, &again, false);
+			r = boot_once(&c, o, &key, o->password_file ? &password : NULL, &again,
+				      o->try_menu);
 			if (r == 0 && again.outcome) {
 				static char outcome[64];
 
@@ -624,6 +656,8 @@ int boot_run(const struct boot_options *o)
 	}
 	if (r < 0)
 		goto out;
+	if (o->persist && streq((rebooted ? &again : &res)->outcome ?: "", "logged-in"))
+		power_off(&c);
 	if (o->json) {
 		print_result(o, &res);
 		if (rebooted) {

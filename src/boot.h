@@ -2,7 +2,7 @@
 /* boot: an image booted under qemu + OVMF (KVM when /dev/kvm opens, TCG otherwise), its serial
  * console driven as a person would: the key typed at grub's prompt (never on a command line),
  * the login prompt awaited, optionally a login and commands, then qemu stopped. The image is
- * never written (qemu's snapshot=on). */
+ * never written (qemu's snapshot=on) unless persist is set. */
 #pragma once
 
 #include <stdbool.h>
@@ -22,6 +22,7 @@ struct boot_options {
 	bool try_menu;              /* grub's editor and command line must ask for the superuser */
 	bool json;
 	bool kvm;                   /* -accel kvm instead of TCG */
+	bool persist;               /* the guest's writes reach the image (no snapshot) */
 	unsigned timeout;           /* seconds, for the whole run */
 };
 

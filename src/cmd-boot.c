@@ -25,6 +25,7 @@ enum {
 	ARG_TRY_MENU,
 	ARG_JSON,
 	ARG_KVM,
+	ARG_PERSIST,
 };
 
 static const struct option options[] = {
@@ -39,6 +40,7 @@ static const struct option options[] = {
 	{ "try-menu", no_argument, NULL, ARG_TRY_MENU },
 	{ "json", no_argument, NULL, ARG_JSON },
 	{ "kvm", no_argument, NULL, ARG_KVM },
+	{ "persist", no_argument, NULL, ARG_PERSIST },
 	{ "help", no_argument, NULL, 'h' },
 	{},
 };
@@ -47,10 +49,11 @@ static void help(void)
 {
 	printf("Usage: cvm-image boot IMAGE --key-file KEY [--root-password-file FILE [--run CMD]...\n"
 	       "                     [--then-reboot CMD]] [--timeout S] [--serial] [--log FILE]\n"
-	       "                     [--expect boot|denied] [--try-menu] [--kvm] [--json]\n"
+	       "                     [--expect boot|denied] [--try-menu] [--persist] [--kvm]\n"
+	       "                     [--json]\n"
 	       "Boot an image under qemu + OVMF (TCG, or KVM with --kvm), type the key at\n"
 	       "grub's prompt over the serial line and wait for the login prompt. The image is\n"
-	       "never written (qemu's snapshot mode).\n"
+	       "never written (qemu's snapshot mode) unless --persist is given.\n"
 	       "\n"
 	       "Options:\n"
 	       "      --key-file KEY        the key to type at grub's passphrase prompt\n"
@@ -64,7 +67,10 @@ static void help(void)
 	       "      --log FILE            write the serial console to FILE (the key left out)\n"
 	       "      --expect WHAT         boot (default) or denied: grub must refuse the key\n"
 	       "      --try-menu            grub's menu editor and command line must ask for the\n"
-	       "                            superuser and refuse a wrong password\n"
+	       "                            superuser and refuse a wrong password (after\n"
+	       "                            --then-reboot's reboot too)\n"
+	       "      --persist             keep what the guest writes (its package upgrades, say)\n"
+	       "                            in the image instead of discarding it\n"
 	       "      --kvm                 use KVM (where /dev/kvm works) instead of TCG\n"
 	       "      --json                print the milestones (seconds), outcome and outputs\n"
 	       "  -h, --help                show this help\n"
@@ -131,6 +137,9 @@ static int do_boot(int argc, char *argv[])
 			break;
 		case ARG_KVM:
 			o.kvm = true;
+			break;
+		case ARG_PERSIST:
+			o.persist = true;
 			break;
 		case 'h':
 			help();
