@@ -16,6 +16,7 @@
 #include "deep.h"
 #include "esp.h"
 #include "gpt.h"
+#include "grub.h"
 #include "image.h"
 #include "initramfs.h"
 #include "inspect.h"
@@ -48,6 +49,7 @@ struct inspect_ctx {
 	int esp_index, luks_index; /* into gpt.parts, -1: none */
 	char **esp_files;
 	char grub_uuid[40];        /* the UUID BOOTX64.EFI's early config unlocks */
+	bool grub_early_locked;    /* and it sets superusers */
 	struct luks_desc luks;
 	bool have_luks;
 	struct crypt_device *cd;
@@ -211,6 +213,7 @@ static int check_esp(struct inspect_ctx *c)
 	if (r < 0)
 		return r;
 	find_grub_uuid(efi, len, c->grub_uuid);
+	c->grub_early_locked = memmem(efi, len, "set superusers=", 15) != NULL;
 	if (len < 2 || memcmp(efi, "MZ", 2) != 0)
 		inspect_add(c, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI is no EFI binary");
 	else if (!c->grub_uuid[0])
@@ -506,6 +509,68 @@ static bool shell_var(const char *text, const char *name, char *buf, size_t size
 	return found;
 }
 
+/* The grub.cfg in use boots its default entry without a password: a restricted entry under
+ * a lock stops at "Enter username:" and nobody knows the password of cvm-image's lock. */
+static void check_grub_boots(struct inspect_ctx *c, const char *cfg, const char *cfg_path)
+{
+	struct grub_cfg_lock g;
+
+	grub_cfg_lock_scan(cfg, &g);
+	if (!g.superusers && !c->grub_early_locked)
+		inspect_add(c, "grub-boots", CHECK_WARN, "%s boots, but grub's menu editor and command "
+			    "line are not locked (no superusers)", cfg_path);
+	else if (!g.has_entry)
+		inspect_add(c, "grub-boots", CHECK_FAIL, "%s has no menu entry", cfg_path);
+	else if (!g.first_unrestricted)
+		inspect_add(c, "grub-boots", CHECK_FAIL, "'%s', the first entry of %s%s, is not "
+			    "--unrestricted under grub's lock: the guest stops at 'Enter username:'",
+			    g.first_title, cfg_path, g.generated ? " (written by grub-mkconfig)" : "");
+	else
+		inspect_add(c, "grub-boots", CHECK_OK, "'%s', the first entry of %s%s, boots without a "
+			    "password; the editor and command line are locked", g.first_title, cfg_path,
+			    g.generated ? " (written by grub-mkconfig)" : "");
+}
+
+/* What the guest's own update-grub (every kernel and grub package upgrade runs it) would write:
+ * the boot entries --unrestricted (the 10_linux wrapper over the diverted original) and the
+ * lock (01_cvm-image-lock), or it bricks the guest at its next boot. Only where /etc/grub.d
+ * has a 10_linux, as Debian's and Ubuntu's grub-common install it. */
+static int check_grub_update(struct inspect_ctx *c)
+{
+	_cleanup_free_ char *linux_ = NULL, *lock = NULL, *diverted = NULL;
+	uint32_t mode;
+	size_t len;
+	int r;
+
+	r = read_tree_file(c, "/etc/grub.d/10_linux", &linux_, &len, &mode);
+	if (r == 0)
+		r = read_tree_file(c, "/etc/grub.d/01_cvm-image-lock", &lock, &len, &mode);
+	if (r == 0)
+		r = read_tree_file(c, "/usr/lib/cvm-image/grub.d/10_linux", &diverted, &len, &mode);
+	if (r < 0)
+		return r;
+	bool wrapper = linux_ && strstr(linux_, "--unrestricted");
+	bool locked = lock && strstr(lock, "superusers");
+
+	if (!linux_ && diverted)
+		inspect_add(c, "grub-update", CHECK_FAIL, "/etc/grub.d/10_linux is missing while grub's "
+			    "own is diverted: update-grub in the guest would write a grub.cfg without "
+			    "Linux entries");
+	else if (!linux_)
+		return 0;
+	else if (!wrapper && (locked || c->grub_early_locked))
+		inspect_add(c, "grub-update", CHECK_FAIL, "update-grub in the guest (run by every "
+			    "kernel upgrade) would write entries that ask for grub's superuser password: "
+			    "/etc/grub.d/10_linux does not make them --unrestricted");
+	else if (!locked)
+		inspect_add(c, "grub-update", CHECK_WARN, "update-grub in the guest would write a "
+			    "grub.cfg without grub's lock (no /etc/grub.d/01_cvm-image-lock)");
+	else
+		inspect_add(c, "grub-update", CHECK_OK, "update-grub in the guest keeps the entries "
+			    "--unrestricted and grub locked");
+	return 0;
+}
+
 static int check_config(struct inspect_ctx *c)
 {
 	_cleanup_free_ char *crypttab = NULL, *hook = NULL, *conf = NULL, *dracut = NULL;
@@ -595,7 +660,9 @@ static int check_config(struct inspect_ctx *c)
 	else
 		inspect_add(c, "grub-cfg", CHECK_OK, "%s finds the root filesystem %s", cfg_path,
 			    c->fsinfo.uuid);
-	return 0;
+	if (cfg)
+		check_grub_boots(c, cfg, cfg_path);
+	return check_grub_update(c);
 }
 
 /* The path the tool puts the key at, inside the initramfs. */
