@@ -247,7 +247,7 @@ static int check_luks(struct inspect_ctx *c)
 	const struct gpt_part *p = &c->gpt.parts[c->luks_index];
 	_cleanup_free_ unsigned char *hdr = NULL;
 	struct luks_desc *d = &c->luks;
-	char slots[128] = "";
+	char slots[8 * 32] = ""; /* 8 × "7 (4294967295 iterations), " */
 	size_t n = 0;
 	int r;
 
@@ -286,10 +286,17 @@ static int check_luks(struct inspect_ctx *c)
 	else if (c->grub_uuid[0])
 		inspect_add(c, "grub-early-config", CHECK_OK, "unlocks this LUKS UUID");
 
-	for (int i = 0; i < 8; i++)
-		if (d->slots[i].active)
-			n += (size_t)snprintf(slots + n, sizeof(slots) - n, "%s%d (%" PRIu32 " iterations)",
-					      n ? ", " : "", i, d->slots[i].iterations);
+	for (int i = 0; i < 8; i++) {
+		int k;
+
+		if (!d->slots[i].active)
+			continue;
+		k = snprintf(slots + n, sizeof(slots) - n, "%s%d (%" PRIu32 " iterations)",
+			     n ? ", " : "", i, d->slots[i].iterations);
+		if (k < 0 || (size_t)k >= sizeof(slots) - n)
+			break; /* cannot happen with the size below; never past the buffer */
+		n += (size_t)k;
+	}
 	if (!d->slots[0].active)
 		inspect_add(c, "key-slots", CHECK_FAIL, "slot 0 (the image's key) is not in use; in use: %s",
 			    n ? slots : "none");
