@@ -53,6 +53,9 @@ enum {
 	ARG_QMP,
 	ARG_NO_CONT,
 	ARG_JSON,
+	ARG_MIN_API,
+	ARG_MIN_BUILD,
+	ARG_TIMEOUT,
 };
 
 static const struct option options[] = {
@@ -78,6 +81,9 @@ static const struct option options[] = {
 	{ "qmp-json", required_argument, NULL, ARG_QMP_JSON },
 	{ "qmp", required_argument, NULL, ARG_QMP },
 	{ "no-cont", no_argument, NULL, ARG_NO_CONT },
+	{ "min-api", required_argument, NULL, ARG_MIN_API },
+	{ "min-build", required_argument, NULL, ARG_MIN_BUILD },
+	{ "timeout", required_argument, NULL, ARG_TIMEOUT },
 	{ "json", no_argument, NULL, ARG_JSON },
 	{ "help", no_argument, NULL, 'h' },
 	{},
@@ -96,7 +102,9 @@ static void help(void)
 	       "                             [--qmp-json FILE] [MEASURE OPTIONS] HEADER PAYLOAD\n"
 	       "       cvm-image secret inject --qmp SOCKET --tik FILE --tek FILE\n"
 	       "                             (--firmware OVMF.fd [...] | --launch-digest B64)\n"
-	       "                             (--key-file KEY | --table TABLE) [--no-cont] [--json]\n"
+	       "                             (--key-file KEY | --table TABLE) [--policy N]\n"
+	       "                             [--min-api MAJOR.MINOR] [--min-build N] [--timeout S]\n"
+	       "                             [--no-cont] [--json]\n"
 	       "Give an AMD SEV guest its disk key: the EFI secret table grub's efisecret reads, the\n"
 	       "launch measurement check, the LAUNCH_SECRET packet, and QMP injection.\n"
 	       "\n"
@@ -121,6 +129,14 @@ static void help(void)
 	       "      --qmp-json FILE       also write the sev-inject-launch-secret command\n"
 	       "      --qmp SOCKET          QEMU's QMP socket; QEMU started paused (-S)\n"
 	       "      --no-cont             do not resume the guest after the injection\n"
+	       "  inject: the host's query-sev must match, or nothing is sent:\n"
+	       "      --policy N            the guest policy required, exactly (default: any with\n"
+	       "                            NODBG and NOKS set: no SEV debugging, no key sharing)\n"
+	       "      --min-api MAJOR.MINOR the lowest SEV firmware API version accepted\n"
+	       "      --min-build N         the lowest firmware build accepted (with --min-api:\n"
+	       "                            at that version)\n"
+	       "      --timeout S           give up on QEMU after S seconds in all (default 120;\n"
+	       "                            each answer within 30)\n"
 	       "      --json                print what was done as JSON on stdout\n"
 	       "  -h, --help                show this help\n"
 	       "\n"
@@ -135,6 +151,8 @@ struct secret_options {
 	size_t n_entries;
 	long api_major, api_minor, build_id;
 	int64_t policy;
+	long min_api_major, min_api_minor, min_build;  /* inject: -1, none required */
+	unsigned timeout;                               /* inject: seconds in all */
 	bool force, no_cont, json;
 };
 
@@ -561,13 +579,47 @@ static int verb_build(const struct secret_options *o)
 	return r;
 }
 
-static int get_u(json_object *o, const char *key, int64_t *ret)
+/* A number of the host's query-sev answer, in 0..max. */
+static int get_u(json_object *o, const char *key, int64_t max, int64_t *ret)
 {
 	json_object *v;
+	int64_t n;
 
 	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
 		return -EPROTO;
-	*ret = json_object_get_int64(v);
+	n = json_object_get_int64(v);
+	if (n < 0 || n > max)
+		return -ERANGE;
+	*ret = n;
+	return 0;
+}
+
+/* The host's report of the platform and the guest against what the guest owner requires:
+ * the policy (exactly --policy; without it NODBG and NOKS set), and the firmware version. */
+static int check_platform(const struct secret_options *o, int64_t major, int64_t minor,
+			  int64_t build, int64_t policy)
+{
+	const int64_t safe = SEV_POLICY_NODBG | SEV_POLICY_NOKS;
+
+	if (o->policy >= 0 && policy != o->policy)
+		return log_error_errno(EPERM, "the host reports the guest policy 0x%" PRIx64 ", not the "
+				       "0x%" PRIx64 " required by --policy: nothing was injected",
+				       policy, o->policy);
+	if (o->policy < 0 && (policy & safe) != safe)
+		return log_error_errno(EPERM, "the host reports the guest policy 0x%" PRIx64 ", which "
+				       "allows %s: nothing was injected (--policy N accepts exactly N)",
+				       policy, !(policy & SEV_POLICY_NODBG) ? "SEV debugging (NODBG, "
+				       "0x01, is not set)" : "key sharing (NOKS, 0x02, is not set)");
+	if (o->min_api_major >= 0 &&
+	    (major < o->min_api_major || (major == o->min_api_major && minor < o->min_api_minor)))
+		return log_error_errno(EPERM, "the host reports SEV API %" PRId64 ".%" PRId64 ", older "
+				       "than --min-api %ld.%ld: nothing was injected", major, minor,
+				       o->min_api_major, o->min_api_minor);
+	if (o->min_build >= 0 &&
+	    (o->min_api_major < 0 || (major == o->min_api_major && minor == o->min_api_minor)) &&
+	    build < o->min_build)
+		return log_error_errno(EPERM, "the host reports SEV firmware build %" PRId64 ", older "
+				       "than --min-build %ld: nothing was injected", build, o->min_build);
 	return 0;
 }
 
@@ -584,34 +636,47 @@ static int verb_inject(const struct secret_options *o)
 	bool injected = false, continued = false;
 
 	log_notice("secret: asking QEMU at '%s' for the SEV platform and the guest's state", o->qmp);
-	r = qmp_open(&q, o->qmp);
+	r = qmp_open(&q, o->qmp, o->timeout);
 	if (r == 0)
 		r = qmp_execute(&q, "query-sev", NULL, &sev);
 	if (r < 0)
 		goto out;
-	if (get_u(sev, "api-major", &major) < 0 || get_u(sev, "api-minor", &minor) < 0 ||
-	    get_u(sev, "build-id", &build) < 0 || get_u(sev, "policy", &policy) < 0 ||
-	    !json_object_object_get_ex(sev, "state", &state)) {
-		r = log_error_errno(EPROTO, "'%s': query-sev did not say the API version, build, policy "
-				    "and state", o->qmp);
+	r = get_u(sev, "api-major", 255, &major);
+	r = r ?: get_u(sev, "api-minor", 255, &minor);
+	r = r ?: get_u(sev, "build-id", 255, &build);
+	r = r ?: get_u(sev, "policy", UINT32_MAX, &policy);
+	if (r == 0 && (!json_object_object_get_ex(sev, "state", &state) ||
+		       !json_object_is_type(state, json_type_string)))
+		r = -EPROTO;
+	if (r < 0) {
+		r = log_error_errno(EPROTO, "'%s': query-sev did not say the API version, build (0 to "
+				    "255), policy (32 bits) and state (a string)%s: nothing was "
+				    "injected", o->qmp, r == -ERANGE ? ", in range" : "");
 		goto out;
 	}
 	if (!streq(json_object_get_string(state), "launch-secret")) {
+		_cleanup_free_ char *st = str_printable(json_object_get_string(state), 64);
+
 		r = log_error_errno(EBUSY, "the guest is in the SEV state '%s', not 'launch-secret': "
 				    "start QEMU paused (-S) and inject before it runs; nothing was "
-				    "injected", json_object_get_string(state));
+				    "injected", st ?: "?");
 		goto out;
 	}
 	p.api_major = major, p.api_minor = minor, p.build_id = build, p.policy = policy;
 	log_notice("secret: SEV API %" PRId64 ".%" PRId64 " build %" PRId64 ", policy 0x%" PRIx64
-		   "; checking the launch measurement", major, minor, build, policy);
+		   "; checking the policy, the firmware and the launch measurement", major, minor,
+		   build, policy);
+	r = check_platform(o, major, minor, build, policy);
+	if (r < 0)
+		goto out;
 	r = qmp_execute(&q, "query-sev-launch-measure", NULL, &meas);
 	if (r < 0)
 		goto out;
 	if (!json_object_object_get_ex(meas, "data", &data) ||
+	    !json_object_is_type(data, json_type_string) ||
 	    base64_decode(json_object_get_string(data), blob, sizeof(blob), &n) < 0 || n != SEV_BLOB_LEN) {
 		r = log_error_errno(EPROTO, "'%s': query-sev-launch-measure did not give 48 bytes of "
-				    "base64", o->qmp);
+				    "base64: nothing was injected", o->qmp);
 		goto out;
 	}
 	r = read_bytes_file(o->tik, "TIK", tik, SEV_KEY_LEN);
@@ -626,8 +691,17 @@ static int verb_inject(const struct secret_options *o)
 	log_notice("secret: the measurement matches; injecting the secret (%d bytes)", len);
 	r = qmp_execute(&q, "sev-inject-launch-secret", args, NULL);
 	args = NULL;
-	if (r < 0)
+	if (r == -EIO) {
+		log_error("QEMU refused the secret: nothing was injected");
 		goto out;
+	}
+	if (r < 0) {
+		/* Sent, or partly: whether it went in is the host's to say, and it did not. */
+		log_error("the secret was sent to '%s', but QEMU's answer never came: it may be in "
+			  "the guest already. The guest stays paused unless the host resumes it: see "
+			  "whether it boots; do not send this key to another host", o->qmp);
+		goto out;
+	}
 	injected = true;
 	if (!o->no_cont) {
 		r = qmp_execute(&q, "cont", NULL, NULL);
@@ -682,6 +756,8 @@ static int check_options(struct secret_options *o, int argc, char **argv)
 	bool key_ok = !!o->key_file + !!o->image + !!o->table == 1;
 	const char *v = o->verb;
 
+	if (!streq(v, "inject") && (o->min_api_major >= 0 || o->min_build >= 0))
+		return usage("%s: --min-api and --min-build go with inject", v);
 	if (o->kernel && (!o->initrd || !o->cmdline))
 		return usage("%s: --kernel needs --initrd and --cmdline", v);
 	if ((o->initrd || o->cmdline) && !o->kernel)
@@ -778,6 +854,25 @@ static int parse_options(int argc, char *argv[], struct secret_options *o)
 		case ARG_QMP_JSON: o->qmp_json = optarg; break;
 		case ARG_QMP: o->qmp = optarg; break;
 		case ARG_NO_CONT: o->no_cont = true; break;
+		case ARG_MIN_API: {
+			unsigned a, b;
+			char tail;
+
+			if (sscanf(optarg, "%u.%u%c", &a, &b, &tail) != 2 || a > 255 || b > 255)
+				return usage("invalid --min-api '%s': expected MAJOR.MINOR, each 0 to 255", optarg);
+			o->min_api_major = a, o->min_api_minor = b;
+			break;
+		}
+		case ARG_MIN_BUILD:
+			if (parse_number(optarg, "--min-build", 255, &n) < 0)
+				return -EINVAL;
+			o->min_build = (long)n;
+			break;
+		case ARG_TIMEOUT:
+			if (parse_number(optarg, "--timeout", 86400, &n) < 0 || n == 0)
+				return n == 0 ? usage("invalid --timeout '%s': at least 1 second", optarg) : -EINVAL;
+			o->timeout = (unsigned)n;
+			break;
 		case ARG_JSON: o->json = true; break;
 		case 'h':
 			help();
@@ -802,7 +897,9 @@ static const struct {
 /* cvm-image secret VERB [OPTIONS]: argv[0] is "secret". */
 static int do_secret(int argc, char *argv[])
 {
-	struct secret_options o = { .api_major = -1, .api_minor = -1, .build_id = -1, .policy = -1 };
+	struct secret_options o = { .api_major = -1, .api_minor = -1, .build_id = -1, .policy = -1,
+				    .min_api_major = -1, .min_api_minor = -1, .min_build = -1,
+				    .timeout = 120 };
 	int r;
 
 	if (argc < 2) {

@@ -10,13 +10,12 @@
 
 #include "log.h"
 #include "qmp.h"
+#include "shared/cleanup.h"
 #include "shared/interrupt.h"
 #include "shared/util.h"
 
-#define QMP_TIMEOUT_MS 30000
-
-/* One JSON message: QMP sends each on a line of its own. */
-static int read_message(struct qmp *q, json_object **ret)
+/* One JSON message: QMP sends each on a line of its own. It must be whole by end. */
+static int read_message(struct qmp *q, double end, json_object **ret)
 {
 	for (;;) {
 		char *nl = memchr(q->buf, '\n', q->len);
@@ -39,15 +38,20 @@ static int read_message(struct qmp *q, json_object **ret)
 		if (q->len >= sizeof(q->buf) - 1)
 			return log_error_errno(EPROTO, "'%s': a QMP message longer than %zu bytes",
 					       q->path, sizeof(q->buf));
-		pr = poll(&p, 1, QMP_TIMEOUT_MS);
+		double left = (end < q->deadline ? end : q->deadline) - now_seconds();
+
+		if (left <= 0)
+			return log_error_errno(ETIMEDOUT, "'%s': %s", q->path, end < q->deadline ?
+					       "no whole answer from QEMU within 30 s" :
+					       "the conversation with QEMU went past its deadline (--timeout)");
+		pr = poll(&p, 1, (int)(left * 1000) + 1);
 		if (pr < 0 && errno == EINTR && !interrupt_pending())
 			continue;
 		if (pr < 0)
 			return log_error_errno(interrupt_pending() ? EINTR : errno,
 					       "'%s': %m", q->path);
 		if (pr == 0)
-			return log_error_errno(ETIMEDOUT, "'%s': no answer from QEMU in %d s", q->path,
-					       QMP_TIMEOUT_MS / 1000);
+			continue; /* the time is checked above */
 		n = read(q->fd, q->buf + q->len, sizeof(q->buf) - 1 - q->len);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -96,22 +100,28 @@ int qmp_execute(struct qmp *q, const char *command, json_object *args, json_obje
 	json_object_put(cmd);
 	if (r < 0)
 		return log_error_errno(r, "cannot send '%s' to '%s': %m", command, q->path);
-	for (;;) {
-		r = read_message(q, &msg);
+	double end = now_seconds() + QMP_ANSWER_TIMEOUT_S;
+
+	for (unsigned events = 0;; events++) {
+		r = read_message(q, end, &msg);
 		if (r < 0)
 			return r;
-		if (json_object_object_get_ex(msg, "event", NULL)) {
-			json_object_put(msg);
-			continue;
-		}
-		break;
+		if (!json_object_object_get_ex(msg, "event", NULL))
+			break;
+		json_object_put(msg);
+		if (events == QMP_MAX_EVENTS)
+			return log_error_errno(EPROTO, "'%s': more than %d events and no answer to '%s'",
+					       q->path, QMP_MAX_EVENTS, command);
 	}
 	if (json_object_object_get_ex(msg, "error", &v)) {
+		_cleanup_free_ char *said = NULL;
 		json_object *desc = NULL;
 
 		json_object_object_get_ex(v, "desc", &desc);
-		log_error("QEMU refused '%s': %s", command,
-			  desc ? json_object_get_string(desc) : json_object_to_json_string(v));
+		/* QEMU's words, from the host: printable, and not a screenful. */
+		said = str_printable(desc && json_object_is_type(desc, json_type_string) ?
+				     json_object_get_string(desc) : json_object_to_json_string(v), 200);
+		log_error("QEMU refused '%s': %s", command, said ?: "(out of memory)");
 		json_object_put(msg);
 		return -EIO;
 	}
@@ -126,7 +136,7 @@ int qmp_execute(struct qmp *q, const char *command, json_object *args, json_obje
 	return 0;
 }
 
-int qmp_open(struct qmp *q, const char *path)
+int qmp_open(struct qmp *q, const char *path, double timeout_s)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	json_object *greeting = NULL;
@@ -134,6 +144,7 @@ int qmp_open(struct qmp *q, const char *path)
 
 	memset(q, 0, sizeof(*q));
 	q->fd = -1;
+	q->deadline = now_seconds() + timeout_s;
 	q->path = strdup(path);
 	if (!q->path)
 		return log_error_errno(ENOMEM, "out of memory");
@@ -145,7 +156,7 @@ int qmp_open(struct qmp *q, const char *path)
 		return log_error_errno(errno, "cannot create a socket: %m");
 	if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return log_error_errno(errno, "cannot connect to the QMP socket '%s': %m", path);
-	r = read_message(q, &greeting);
+	r = read_message(q, now_seconds() + QMP_ANSWER_TIMEOUT_S, &greeting);
 	if (r < 0)
 		return r;
 	r = json_object_object_get_ex(greeting, "QMP", NULL) ? 0 : -EPROTO;

@@ -15,6 +15,8 @@
 #define SEV_DIGEST_LEN 32
 #define SEV_PACKET_HEADER_LEN (4 + SEV_IV_LEN + 32)    /* flags, IV, HMAC */
 #define SEV_SECRET_AREA_MAX 4096                       /* OVMF's secret page */
+#define SEV_POLICY_NODBG 0x01 /* no SEV debugging commands */
+#define SEV_POLICY_NOKS 0x02  /* no key sharing with other guests */
 #define SEV_POLICY_ES 0x04
 
 /* The secret table's own GUID, and the disk passphrase entry grub's efisecret reads. */

@@ -353,6 +353,22 @@ char *strdupf(const char *fmt, ...)
 	return r < 0 ? NULL : s;
 }
 
+char *str_printable(const char *s, size_t max)
+{
+	size_t n;
+	char *out;
+
+	s = s ?: "(null)";
+	n = strnlen(s, max + 1);
+	out = malloc((n > max ? max : n) + 4);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n && i < max; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	strcpy(out + (n > max ? max : n), n > max ? "..." : "");
+	return out;
+}
+
 bool str_ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);

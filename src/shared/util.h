@@ -69,6 +69,10 @@ char *strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 bool str_ends_with(const char *s, const char *suffix);
 
+/* A copy of s (NULL: "(null)") fit for a terminal: control characters (C0, DEL) as '?', cut
+ * after max bytes with "...". For text from an untrusted peer or image. */
+char *str_printable(const char *s, size_t max);
+
 /* Look a program up in $PATH; true if found and executable. */
 bool find_program(const char *name);
 /* The same, returning its path (newly allocated), or NULL. */

@@ -220,7 +220,9 @@ start_qmp() {
 	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
 	wait "$QMP_PID" || true
 	[ "$status" -eq 1 ]
-	[[ "$stderr" == *"QEMU refused 'query-sev': SEV feature is not available"* ]]
+	[[ "$stderr" == *"QEMU refused 'query-sev': SEV feature is not available?[2J?]0;owned?"* ]]
+	# The host's words reach the terminal without their escape sequences.
+	[[ "$stderr" != *$'\e'* ]]
 	start_qmp running
 	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
 	wait "$QMP_PID" || true
@@ -230,6 +232,114 @@ start_qmp() {
 	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/none.sock" --tik tik --tek tek --firmware fw.fd --key-file key
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"cannot connect to the QMP socket '$T/none.sock': No such file or directory"* ]]
+}
+
+# inject_with MODE [FAKE-QMP OPTIONS...] -- [INJECT OPTIONS...]: secret inject against the
+# stand-in; status, output and stderr as run sets them.
+inject_with() {
+	local mode=$1 fake=() extra=()
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do fake+=("$1"); shift; done
+	[ $# -gt 0 ] && shift
+	extra=("$@")
+	mkdir -p "$T/rec"
+	rm -f "$T/qmp.sock" "$T/rec/inject.json" "$T/rec/commands"
+	"$CVM_SRCDIR/tests/lib/fake-qmp" "$T/qmp.sock" --tik tik --firmware fw.fd --record "$T/rec" \
+		--mode "$mode" "${fake[@]}" &
+	QMP_PID=$!
+	local i
+	for i in $(seq 100); do
+		[ -S "$T/qmp.sock" ] && break
+		sleep 0.05
+	done
+	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek \
+		--firmware fw.fd --key-file key "${extra[@]}"
+	echo "$stderr"
+	kill "$QMP_PID" 2>/dev/null || true
+	wait "$QMP_PID" 2>/dev/null || true
+}
+
+@test "secret inject: a host that lies (null state or data, numbers out of range): exit 1, nothing sent, no crash" {
+	inject_with null-state
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"query-sev did not say the API version, build (0 to 255), policy (32 bits) and state (a string): nothing was injected"* ]]
+	[ ! -e "$T/rec/inject.json" ]
+	inject_with null-data
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"query-sev-launch-measure did not give 48 bytes of base64: nothing was injected"* ]]
+	[ ! -e "$T/rec/inject.json" ]
+	inject_with api-256 -- --json
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"policy (32 bits) and state (a string), in range: nothing was injected"* ]]
+	[ -z "$output" ]
+	[ ! -e "$T/rec/inject.json" ]
+	inject_with negative-policy -- --json
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *", in range: nothing was injected"* ]]
+	[[ "$stderr" != *0xffffffff* ]]
+	[ ! -e "$T/rec/inject.json" ]
+}
+
+@test "secret inject: the guest owner's policy and firmware: the host's report must match, or nothing is sent" {
+	# SEV debugging allowed (policy 0): refused by default; key sharing (NOKS unset) too.
+	inject_with ok --policy 0 -- --json
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the host reports the guest policy 0x0, which allows SEV debugging (NODBG, 0x01, is not set): nothing was injected"* ]]
+	[ ! -e "$T/rec/inject.json" ]
+	[ -z "$output" ]
+	inject_with ok --policy 0x1
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"allows key sharing (NOKS, 0x02, is not set)"* ]]
+	# --policy is required exactly, not replaced by the host's.
+	inject_with ok --policy 0x3 -- --policy 0x1
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the host reports the guest policy 0x3, not the 0x1 required by --policy: nothing was injected"* ]]
+	[ ! -e "$T/rec/inject.json" ]
+	inject_with ok --policy 0x1 -- --policy 0x1 --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r .policy <<<"$output")" = 1 ]
+	[ -e "$T/rec/inject.json" ]
+	# The firmware: API version, then the build at that version.
+	inject_with ok --api 1.52 --build 4 -- --min-api 1.53
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the host reports SEV API 1.52, older than --min-api 1.53: nothing was injected"* ]]
+	inject_with ok --api 1.52 --build 4 -- --min-api 1.52 --min-build 5
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the host reports SEV firmware build 4, older than --min-build 5"* ]]
+	[ ! -e "$T/rec/inject.json" ]
+	inject_with ok --api 1.52 --build 4 -- --min-api 1.51 --min-build 9
+	[ "$status" -eq 0 ]
+	inject_with ok --api 1.52 --build 4 -- --min-api 1.52 --min-build 4
+	[ "$status" -eq 0 ]
+	run --separate-stderr "$CVM_IMAGE" secret measure --tik tik --launch-measure-blob x --min-api 1.2 --firmware fw.fd
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"--min-api and --min-build go with inject"* ]]
+}
+
+@test "secret inject: a host that stalls or floods is given up on: exit 1, nothing sent" {
+	local t0
+	t0=$(date +%s)
+	# One byte every 5 s: the overall --timeout ends it (not each byte's wait).
+	inject_with trickle -- --timeout 6
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the conversation with QEMU went past its deadline (--timeout)"* ]]
+	[ "$(( $(date +%s) - t0 ))" -lt 30 ]
+	[ ! -e "$T/rec/inject.json" ]
+	inject_with flood
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"more than 1000 events and no answer to 'query-sev'"* ]]
+	[ ! -e "$T/rec/inject.json" ]
+	run --separate-stderr "$CVM_IMAGE" secret inject --qmp x --tik tik --tek tek --firmware fw.fd --key-file key --timeout 0
+	[ "$status" -eq 2 ]
+}
+
+@test "secret inject: the connection drops right after the secret was sent: said that it may be in" {
+	inject_with drop-after-inject
+	[ "$status" -eq 1 ]
+	[ -e "$T/rec/inject.json" ]
+	[[ "$stderr" == *"the secret was sent to '$T/qmp.sock', but QEMU's answer never came: it may be in the guest already"* ]]
+	[[ "$stderr" == *"do not send this key to another host"* ]]
+	run ! grep -qx cont "$T/rec/commands"
 }
 
 @test "secret: bad input names the input, exits 1 or 2, writes nothing" {
