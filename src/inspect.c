@@ -272,8 +272,12 @@ static int check_luks(struct inspect_ctx *c)
 		return r;
 	}
 	c->have_luks = true;
-	if (!streq(d->cipher, "aes") || !streq(d->mode, "xts-plain64") || d->key_bits != 512 ||
-	    !streq(d->hash, "sha256"))
+	/* A gate: a header that encrypts with anything but AES-XTS (cipher_null-ecb encrypts
+	 * nothing, and opens with any key) fails; other parameters are a warning. */
+	if (!streq(d->cipher, "aes") || !streq(d->mode, "xts-plain64"))
+		inspect_add(c, "luks-header", CHECK_FAIL, "LUKS1 %s-%s: not aes-xts-plain64, the only "
+			    "cipher an image may use; UUID %s", d->cipher, d->mode, d->uuid);
+	else if (d->key_bits != 512 || !streq(d->hash, "sha256"))
 		inspect_add(c, "luks-header", CHECK_WARN, "LUKS1 %s-%s, %u-bit key, %s: not what "
 			    "cvm-image makes (aes-xts-plain64, 512, sha256); UUID %s", d->cipher,
 			    d->mode, d->key_bits, d->hash, d->uuid);

@@ -259,6 +259,13 @@ static uint32_t be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+static void printable_field(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = '?';
+}
+
 int luks_describe(const unsigned char *hdr, size_t len, struct luks_desc *ret)
 {
 	struct luks_desc d = {};
@@ -285,6 +292,12 @@ int luks_describe(const unsigned char *hdr, size_t len, struct luks_desc *ret)
 		d.slots[i].active = be32(s) == 0x00AC71F3;
 		d.slots[i].iterations = be32(s + 4);
 	}
+	/* The names are the image's to choose: printable, or they could drive the terminal
+	 * they are printed on. */
+	printable_field(d.cipher);
+	printable_field(d.mode);
+	printable_field(d.hash);
+	printable_field(d.uuid);
 	*ret = d;
 	return 0;
 }

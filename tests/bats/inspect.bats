@@ -218,6 +218,24 @@ regrub_hook() {
 	[ "$(jq '.luks.slots | length' <<<"$output")" -eq 8 ]
 }
 
+@test "inspect: a header whose cipher is cipher_null-ecb (it encrypts nothing) fails luks-header, exit 1; its names printed without control characters" {
+	image
+	header_region "$T/out/disk.img"
+	# The cipher name and mode fields of the LUKS1 header, NUL-padded to 32 bytes each.
+	python3 - "$T/hdr" <<-'EOF'
+	import sys
+	f = open(sys.argv[1], "r+b")
+	f.seek(8); f.write(b"cipher_null".ljust(32, b"\0"))
+	f.seek(40); f.write(b"ecb\x1b[2J".ljust(32, b"\0"))
+	EOF
+	put_header_region "$T/out/disk.img"
+	inspect "$T/out/disk.img"
+	[ "$status" -eq 1 ]
+	check_is luks-header fail "LUKS1 cipher_null-ecb?[2J: not aes-xts-plain64"
+	[[ "$output$stderr" != *$'\e'* ]]
+	[[ "$stderr" == *"checks failed: luks-header"* ]]
+}
+
 @test "inspect: an extra key slot, and slot 0 at high iterations, are warnings (exit 0)" {
 	image
 	header_region "$T/out/disk.img"
