@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <et/com_err.h>
@@ -70,9 +71,19 @@ int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid
 	argv[n] = NULL;
 
 	r = run_program(argv, env);
-	if (r < 0 && r != -EINTR)
-		log_error("the root filesystem of %" PRIu64 " MiB could not be made; if it is full, "
-			  "give a larger --size", size / MiB);
+	if (r < 0 && r != -EINTR) {
+		_cleanup_free_ char *dir = path_dirname(path);
+		struct statvfs sv;
+
+		/* Whose room ran out: the build host's (the output's filesystem), or the image's. */
+		if (dir && statvfs(dir, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < 16 * MiB)
+			log_error("the root filesystem of %" PRIu64 " MiB could not be made: the filesystem "
+				  "holding '%s' is full (%" PRIu64 " KiB free); free room there", size / MiB,
+				  path, (uint64_t)sv.f_bavail * sv.f_frsize / 1024);
+		else
+			log_error("the root filesystem of %" PRIu64 " MiB could not be made; if it is full, "
+				  "give a larger --size", size / MiB);
+	}
 	return r;
 }
 

@@ -386,6 +386,7 @@ static int read_tree_file(struct inspect_ctx *c, const char *path, char **ret, s
 
 	*ret = NULL;
 	*ret_len = 0;
+	*ret_mode = 0;
 	r = cryptfs_stat(c->fs, path, ret_mode, &size);
 	if (r == -ENOENT)
 		return 0;
@@ -398,6 +399,23 @@ static int read_tree_file(struct inspect_ctx *c, const char *path, char **ret, s
 		return r;
 	note_file(c, path, *ret_mode, *ret, *ret_len);
 	return 0;
+}
+
+/* Why read_tree_file() gave no contents, from the mode it found (0: nothing there). */
+static const char *not_a_file(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case 0:
+		return "missing";
+	case S_IFLNK:
+		return "a symbolic link (not followed: it may point anywhere)";
+	case S_IFDIR:
+		return "a directory, not a file";
+	case S_IFIFO:
+		return "a FIFO, not a file";
+	default:
+		return "not a regular file";
+	}
 }
 
 static int check_key_file(struct inspect_ctx *c)
@@ -415,8 +433,8 @@ static int check_key_file(struct inspect_ctx *c)
 	if (r < 0)
 		return r;
 	if (!data) {
-		inspect_add(c, "key-file", CHECK_FAIL, "%s: %s", path, mode ? "not a regular file" :
-			    "missing (not an image made by cvm-image build?)");
+		inspect_add(c, "key-file", CHECK_FAIL, "%s: %s", path, mode ? not_a_file(mode) :
+			    "missing (an image built with --distro none, or not by cvm-image?)");
 		return 0;
 	}
 	struct secret tree = { (unsigned char *)data, len };
@@ -609,7 +627,8 @@ static int check_config(struct inspect_ctx *c)
 		inspect_add(c, "crypttab", CHECK_OK, "/etc/crypttab opens %s with the key file", uuid_eq);
 	else
 		inspect_add(c, "crypttab", CHECK_FAIL, "/etc/crypttab %s", crypttab ?
-			    "has no line opening this LUKS UUID with the key file" : "missing");
+			    "has no line opening this LUKS UUID with the key file" :
+			    not_a_file(mode));
 
 	r = read_tree_file(c, "/etc/cryptsetup-initramfs/conf-hook", &hook, &len, &mode);
 	if (r == 0)
@@ -652,16 +671,18 @@ static int check_config(struct inspect_ctx *c)
 		inspect_add(c, "default-grub", CHECK_OK, "/etc/default/grub: GRUB_ENABLE_CRYPTODISK=y");
 	else
 		inspect_add(c, "default-grub", CHECK_FAIL, "/etc/default/grub %s", grub ?
-			    "does not set GRUB_ENABLE_CRYPTODISK=y" : "missing");
+			    "does not set GRUB_ENABLE_CRYPTODISK=y" : not_a_file(mode));
 
 	r = read_tree_file(c, cfg_path, &cfg, &len, &mode);
-	if (r == 0 && !cfg) {
+	if (r == 0 && !cfg && !mode) {
 		cfg_path = "/boot/grub2/grub.cfg";
 		r = read_tree_file(c, cfg_path, &cfg, &len, &mode);
 	}
 	if (r < 0)
 		return r;
-	if (!cfg)
+	if (!cfg && mode)
+		inspect_add(c, "grub-cfg", CHECK_FAIL, "%s is %s", cfg_path, not_a_file(mode));
+	else if (!cfg)
 		inspect_add(c, "grub-cfg", CHECK_FAIL, "no /boot/grub/grub.cfg or /boot/grub2/grub.cfg");
 	else if (!strstr(cfg, c->fsinfo.uuid))
 		inspect_add(c, "grub-cfg", CHECK_FAIL, "%s does not name the root filesystem %s",

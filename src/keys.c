@@ -88,6 +88,28 @@ int keys_read_passphrase_file(const char *path, struct secret *ret)
 	return 0;
 }
 
+int keys_check_private_file(const char *path, const char *what)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : log_error_errno(errno, "cannot stat %s '%s': %m", what, path);
+	if (!S_ISREG(st.st_mode))
+		return log_error_errno(EPERM, "%s '%s' is not a regular file: nothing changed", what, path);
+	if (st.st_mode & 0077)
+		return log_error_errno(EPERM, "%s '%s' has mode %04o, open to others: nothing changed "
+				       "('chmod 0600 %s' first)", what, path, (unsigned)(st.st_mode & 07777),
+				       path);
+	if (st.st_nlink != 1)
+		return log_error_errno(EPERM, "%s '%s' has %lu names (hard links), which would keep or "
+				       "show the key: nothing changed (remove the others first)", what, path,
+				       (unsigned long)st.st_nlink);
+	if (st.st_uid != geteuid())
+		return log_error_errno(EPERM, "%s '%s' belongs to uid %u, not to us: nothing changed",
+				       what, path, (unsigned)st.st_uid);
+	return 0;
+}
+
 int keys_read_key_file(const char *path, struct secret *ret)
 {
 	_cleanup_secret_ struct secret s = {};

@@ -21,3 +21,10 @@ int keys_read_passphrase_file(const char *path, struct secret *ret);
 /* Read a key file byte for byte (no newline stripping: as cryptsetup --key-file). Logs. */
 int keys_read_key_file(const char *path, struct secret *ret);
 
+/*
+ * A file a key is read from or written to must be the key's alone: a regular file, no access
+ * for group or others, one link (another name would keep or show the key), owned by us.
+ * Missing is fine (what == NULL: not said). Logs, naming what it is for.
+ */
+int keys_check_private_file(const char *path, const char *what);
+

@@ -393,8 +393,10 @@ static int prepare_files(struct rekey_ctx *c)
 		return log_error_errno(ENOMEM, "out of memory");
 	r = cryptfs_read_file(c->fs, c->fs_key_path, &data, &len);
 	if (r == -ENOENT)
-		return log_error_errno(r, "'%s' has no key file %s in its root filesystem (not an image "
-					  "made by cvm-image build?)", c->opt->image, c->fs_key_path);
+		return log_error_errno(r, "'%s' has no key file %s in its root filesystem (built with "
+					  "--distro none, or not by cvm-image build): rekey keeps the key's "
+					  "copies inside an image in step and finds none; nothing changed",
+				       c->opt->image, c->fs_key_path);
 	if (r < 0)
 		return r;
 	c->old_key = (struct secret){ (unsigned char *)data, len };
@@ -1223,6 +1225,12 @@ int rekey_run(const struct rekey_options *opt)
 		log_error_errno(r, "cannot get random bytes: %m");
 		goto out;
 	}
+	/* Where the new key goes (IMAGE.key, usually the key file given too): a mode open to
+	 * others would show the new key, a second name of the file would go on showing the
+	 * old one as if it were the image's. */
+	r = keys_check_private_file(c.key_out, "key file");
+	if (r < 0)
+		goto out;
 	r = open_image(&c);
 	/* After the lock: a KEY.new of a rekey that still runs is not a leftover. */
 	if (r == 0 && !opt->resume && lstat(c.key_new, &st) == 0) {

@@ -177,6 +177,20 @@ fails_with() {
 	mount -t tmpfs -o size=24m tmpfs "$T/small"
 	fails_with 3 "No space left on device" "$T/big.tar" -o "$T/small/a.img"
 	[[ "$stderr" != *"not enough space in"* ]]
+
+	[ -z "$(ls -A "$T/small")" ]
+	assert_no_leftovers "$T/small"
+}
+
+@test "errors: the output filesystem fills up during mkfs: the host's filesystem is named full, not the image" {
+	requires mount
+	mkdir -p "$T/small"
+	big_tar 20M
+	# Just over the 20 MiB of files of the early check: mke2fs runs out of room on the host.
+	mount -t tmpfs -o size=20500k tmpfs "$T/small"
+	fails_with 3 "the root filesystem of" "$T/big.tar" -o "$T/small/a.img"
+	[[ "$stderr" == *"could not be made: the filesystem holding '$T/small/"*"' is full ("*" KiB free); free room there"* ]]
+	[[ "$stderr" != *"give a larger --size"* ]]
 	[ -z "$(ls -A "$T/small")" ]
 	assert_no_leftovers "$T/small"
 }

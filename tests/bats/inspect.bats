@@ -182,6 +182,24 @@ regrub_hook() {
 	[[ "$stderr" == *"2 of "*" checks failed: grub-boots, grub-update"* ]]
 }
 
+@test "inspect: a symlinked crypttab and a FIFO grub.cfg are called what they are, not missing" {
+	mkdir -p "$T/site/hooks/finalize"
+	cat > "$T/site/hooks/finalize/90-spoil" <<-'EOF'
+	#!/bin/sh
+	set -e
+	mv /etc/crypttab /etc/crypttab.real
+	ln -s crypttab.real /etc/crypttab
+	rm /boot/grub/grub.cfg
+	busybox mkfifo /boot/grub/grub.cfg
+	EOF
+	chmod +x "$T/site/hooks/finalize/90-spoil"
+	image initramfs-tools "$T/site"
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	check_is crypttab fail "/etc/crypttab a symbolic link (not followed: it may point anywhere)"
+	check_is grub-cfg fail "/boot/grub/grub.cfg is a FIFO, not a file"
+}
+
 @test "inspect: an initramfs without the key (a finalize hook rewrites it) fails that kernel's check" {
 	mkdir -p "$T/site/hooks/finalize"
 	# The newest kernel's initramfs made again, without the key file in it.

@@ -366,11 +366,46 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 	assert_no_leftovers "$T/out"
 }
 
+@test "rekey: an image built with --distro none: refused, saying so (not 'not made by cvm-image'), unchanged" {
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
+	tar --numeric-owner -C "$T/tree" -cf "$T/tree.tar" .
+	"$CVM_IMAGE" -q build --distro none --size 300M "$T/tree.tar" -o "$T/none.img"
+	refused_unchanged "$T/none.img" "$T/none.img.key" "has no key file /etc/cryptsetup-keys.d/luks-"
+	[[ "$stderr" == *"(built with --distro none, or not by cvm-image build): rekey keeps the key's copies inside an image in step and finds none; nothing changed"* ]]
+	[[ "$stderr" != *"not an image made by"* ]]
+}
+
 @test "rekey: an initramfs compression it cannot write back: refused before any change" {
 	image initramfs-tools bzip2
 	refused_unchanged "$T/out/disk.img" "$T/out/disk.img.key" \
 		"the key is in a bzip2-compressed archive, which cvm-image cannot write back"
 	assert_no_leftovers "$T/out"
+}
+
+@test "rekey: a key file open to others, with a second name, or not a regular file: refused before any change" {
+	image
+	local sum key
+	key=$(cat "$T/out/disk.img.key")
+	chmod 0644 "$T/out/disk.img.key"
+	refused_unchanged "$T/out/disk.img" "$T/out/disk.img.key" "key file '$T/out/disk.img.key' has mode 0644, open to others: nothing changed ('chmod 0600 $T/out/disk.img.key' first)"
+	chmod 0600 "$T/out/disk.img.key"
+	mkdir -p "$T/www"
+	ln "$T/out/disk.img.key" "$T/www/key.txt"
+	refused_unchanged "$T/out/disk.img" "$T/out/disk.img.key" "key file '$T/out/disk.img.key' has 2 names (hard links)"
+	[ "$(cat "$T/www/key.txt")" = "$key" ]
+	rm "$T/www/key.txt"
+	# --new-key-out names a FIFO: not written through.
+	mkfifo "$T/out/fifo"
+	sum=$(sha256sum < "$T/out/disk.img")
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-key-out "$T/out/fifo"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"key file '$T/out/fifo' is not a regular file: nothing changed"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	[ "$(cat "$T/out/disk.img.key")" = "$key" ]
+	# Fixed, it goes through.
+	run "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 0 ]
+	[ "$(stat -c '%a %h' "$T/out/disk.img.key")" = "600 1" ]
 }
 
 @test "rekey: a read-only image, a locked image, usage errors" {
