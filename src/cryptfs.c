@@ -181,11 +181,48 @@ static errcode_t xio_open(const char *name, int flags, io_channel *channel)
 	return 0;
 }
 
+/* What libext2fs takes from the superblock on trust, checked against the ext4 layout. */
+static int check_geometry(ext2_filsys fs)
+{
+	struct ext2_super_block *sb = fs->super;
+	uint64_t blocks = ext2fs_blocks_count(sb), groups;
+	unsigned bs = EXT2_BLOCK_SIZE(sb);
+	const char *what = NULL;
+
+	if (sb->s_log_block_size > 6)
+		what = "a block size over 64 KiB";
+	else if (sb->s_first_data_block != (bs == 1024 ? 1u : 0u))
+		what = "a first data block that is not the one of its block size";
+	else if (sb->s_log_cluster_size != sb->s_log_block_size)
+		what = "clusters (bigalloc), which cvm-image never makes";
+	else if (sb->s_blocks_per_group == 0 || sb->s_blocks_per_group > 8 * bs ||
+		 sb->s_blocks_per_group % 8)
+		what = "a number of blocks per group its bitmaps cannot hold";
+	else if (sb->s_inodes_per_group == 0 || sb->s_inodes_per_group > 8 * bs ||
+		 sb->s_inodes_per_group % 8)
+		what = "a number of inodes per group its bitmaps cannot hold";
+	else if (blocks <= sb->s_first_data_block)
+		what = "no blocks";
+	if (!what) {
+		groups = (blocks - sb->s_first_data_block + sb->s_blocks_per_group - 1) /
+			 sb->s_blocks_per_group;
+		if (groups != fs->group_desc_count)
+			what = "a number of groups that its block count does not give";
+		else if ((uint64_t)sb->s_inodes_per_group * groups != sb->s_inodes_count)
+			what = "an inode count that its groups do not give";
+	}
+	if (what)
+		return log_error_errno(EUCLEAN, "the root filesystem's superblock says %s: damaged or "
+				       "made to harm its reader; nothing is read from it", what);
+	return 0;
+}
+
 int cryptfs_open(int fd, uint64_t payload_offset, struct xts *xts, bool writable,
 		 struct cryptfs **ret)
 {
 	_cleanup_free_ struct cryptfs *c = calloc(1, sizeof(*c));
 	errcode_t err;
+	int r;
 
 	if (!c || !(c->io = calloc(1, sizeof(*c->io))))
 		return log_error_errno(ENOMEM, "out of memory");
@@ -201,6 +238,22 @@ int cryptfs_open(int fd, uint64_t payload_offset, struct xts *xts, bool writable
 	if (err) {
 		free(c->io);
 		return log_error_errno(EIO, "the LUKS payload holds no ext4 filesystem: %s",
+				       error_message(err));
+	}
+	/* The image's guest knows the key and can write any metadata: the superblock and the
+	 * group descriptors are checked before libext2fs sizes bitmaps from them (1.47.0's
+	 * ext2fs_read_bitmaps() overflows its heap on a wrong s_first_data_block). */
+	r = check_geometry(c->fs);
+	if (r < 0) {
+		ext2fs_close_free(&c->fs);
+		free(c->io);
+		return r;
+	}
+	err = ext2fs_check_desc(c->fs);
+	if (err) {
+		ext2fs_close_free(&c->fs);
+		free(c->io);
+		return log_error_errno(EUCLEAN, "the root filesystem's group descriptors are damaged: %s",
 				       error_message(err));
 	}
 	err = ext2fs_read_bitmaps(c->fs);

@@ -254,6 +254,42 @@ regrub_hook() {
 	[[ "$stderr" == *"checks failed: luks-header"* ]]
 }
 
+# hostile_root PYTHON: the image's root replaced by a fresh small ext4 that PYTHON (run on the
+# plain filesystem file, sys.argv[1]) then spoils, encrypted under the image's own volume key:
+# what the guest, which knows the key, can write.
+hostile_root() {
+	header_region "$T/out/disk.img"
+	rm -f "$T/vk"
+	cryptsetup luksDump --batch-mode --dump-volume-key --volume-key-file "$T/vk" \
+		--key-file "$T/out/disk.img.key" "$T/hdr" > /dev/null
+	rm -f "$T/root.ext4"
+	mke2fs -q -F -t ext4 -O ^metadata_csum "$T/root.ext4" 64M # no checksum to mend
+	python3 -c "$1" "$T/root.ext4"
+	"$(dirname "$CVM_IMAGE")/tests/lib/xts-encrypt" "$T/vk" "$T/root.ext4" "$T/out/disk.img" $((102 * 1024 * 1024))
+}
+
+@test "inspect and rekey: a root filesystem whose superblock lies (s_first_data_block 100): refused, named, no crash" {
+	image
+	# s_first_data_block, le32 at byte 20 of the superblock (at 1024).
+	hostile_root 'import sys, struct; f = open(sys.argv[1], "r+b"); f.seek(1024 + 20); f.write(struct.pack("<I", 100))'
+	local sum
+	sum=$(sha256sum < "$T/out/disk.img")
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the root filesystem's superblock says a first data block that is not the one of its block size"* ]]
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the root filesystem's superblock says a first data block"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	# Inodes per group beyond what a bitmap block holds (1024-byte blocks: 8192 at most).
+	hostile_root 'import sys, struct; f = open(sys.argv[1], "r+b"); f.seek(1024 + 40); f.write(struct.pack("<I", 16384))'
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	check_is rootfs fail
+	[[ "$stderr" == *"the root filesystem's superblock says"* || "$stderr" == *"the LUKS payload holds no ext4 filesystem"* ]]
+}
+
 @test "inspect: an extra key slot, and slot 0 at high iterations, are warnings (exit 0)" {
 	image
 	header_region "$T/out/disk.img"
