@@ -3,7 +3,9 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -11,6 +13,7 @@
 
 #include <blkid/blkid.h>
 #include <libfdisk/libfdisk.h>
+#include <zlib.h>
 
 #include "gpt.h"
 #include "log.h"
@@ -134,11 +137,96 @@ static int probe_region(int fd, uint64_t off, uint64_t size, char *type, size_t 
 	return 0;
 }
 
+static uint32_t le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+/* One GPT header at lba: 0 not one (no signature), 1 sound, 2 damaged (why in damage);
+ * -errno for claims beyond the bounds (logged). The header is ours to parse: the point is to
+ * look before libblkid, with bounds of our own. */
+static int check_header(const char *path, int fd, uint64_t lba, const char *which, char *damage,
+			size_t damage_len)
+{
+	_cleanup_free_ unsigned char *entries = NULL;
+	unsigned char h[SECTOR];
+	uint32_t hsize, n, esize, crc;
+	uint64_t eslba;
+
+	if (pread(fd, h, sizeof(h), (off_t)(lba * SECTOR)) != (ssize_t)sizeof(h) ||
+	    memcmp(h, "EFI PART", 8) != 0)
+		return 0;
+	hsize = le32(h + 12);
+	n = le32(h + 80);
+	esize = le32(h + 84);
+	eslba = le64(h + 72);
+	if (n > GPT_MAX_ENTRIES || esize < 128 || esize > GPT_MAX_ENTRY_SIZE || esize % 128)
+		return log_error_errno(EMEDIUMTYPE, "'%s': its %s GPT header claims %" PRIu32 " partition "
+				       "entries of %" PRIu32 " bytes: more than a disk image's GPT holds "
+				       "(at most %d of 128 to %d bytes); not read", path, which, n, esize,
+				       GPT_MAX_ENTRIES, GPT_MAX_ENTRY_SIZE);
+	if (hsize < 92 || hsize > SECTOR) {
+		snprintf(damage, damage_len, "its %s GPT header's size is %" PRIu32, which, hsize);
+		return 2;
+	}
+	crc = le32(h + 16);
+	memset(h + 16, 0, 4);
+	if (crc32(0, h, hsize) != crc) {
+		snprintf(damage, damage_len, "its %s GPT header's CRC does not match", which);
+		return 2;
+	}
+	entries = malloc((size_t)n * esize + 1);
+	if (!entries)
+		return log_error_errno(ENOMEM, "out of memory");
+	if (pread(fd, entries, (size_t)n * esize, (off_t)(eslba * SECTOR)) != (ssize_t)((size_t)n * esize) ||
+	    crc32(0, entries, n * esize) != le32(h + 88)) {
+		snprintf(damage, damage_len, "its %s GPT's partition entries do not match their CRC", which);
+		return 2;
+	}
+	return 1;
+}
+
+int gpt_check_headers(const char *path, int fd, char *damage, size_t damage_len)
+{
+	char backup_damage[96] = "";
+	struct stat st;
+	int r;
+
+	damage[0] = '\0';
+	r = check_header(path, fd, 1, "primary", damage, damage_len);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		snprintf(damage, damage_len, "no primary GPT header");
+	if (fstat(fd, &st) < 0)
+		return log_error_errno(errno, "cannot stat '%s': %m", path);
+	if (st.st_size >= 2 * SECTOR) {
+		int b = check_header(path, fd, (uint64_t)st.st_size / SECTOR - 1, "backup",
+				     backup_damage, sizeof(backup_damage));
+		if (b < 0)
+			return b;
+	}
+	if (r == 1)
+		damage[0] = '\0';
+	return 0;
+}
+
 /* Probe the partition table of the image open as fd. Logs. */
 static int probe_partitions(const char *path, int fd, blkid_probe *ret_pr, blkid_partlist *ret_ls)
 {
-	_cleanup_(blkid_free_probep) blkid_probe pr = blkid_new_probe();
+	_cleanup_(blkid_free_probep) blkid_probe pr = NULL;
+	char damage[96];
+	int r;
 
+	r = gpt_check_headers(path, fd, damage, sizeof(damage));
+	if (r < 0)
+		return r;
+	pr = blkid_new_probe();
 	if (!pr || blkid_probe_set_device(pr, fd, 0, 0) < 0)
 		return log_error_errno(ENOMEM, "cannot probe '%s'", path);
 	blkid_probe_enable_superblocks(pr, 0);
@@ -300,6 +388,8 @@ int gpt_read_table(const char *path, const char *name, struct gpt_table *ret)
 	tab = ls ? blkid_partlist_get_table(ls) : NULL;
 	if (n <= 0 || !tab)
 		return no_table_error(name, fd);
+	if (gpt_check_headers(name, fd, t.primary_damage, sizeof(t.primary_damage)) < 0)
+		return -EMEDIUMTYPE;
 	snprintf(t.type, sizeof(t.type), "%s", blkid_parttable_get_type(tab) ?: "");
 	snprintf(t.ptuuid, sizeof(t.ptuuid), "%s", blkid_parttable_get_id(tab) ?: "");
 	for (int i = 0; i < n && t.n < ELEMENTSOF(t.parts); i++) {

@@ -62,7 +62,23 @@ struct gpt_table {
 	char ptuuid[37];
 	unsigned n;
 	struct gpt_part parts[16];
+	char primary_damage[96]; /* "" or what is wrong with the primary GPT (the backup served) */
 };
+
+/* The most partition entries (of 128 bytes) a GPT may claim before anything reads them: the
+ * usual 128, and room for tools that reserve more. libblkid reads and holds the whole array
+ * a header claims (a 1 GiB one: 31 s, 1 GB of memory, twice). */
+#define GPT_MAX_ENTRIES 1024
+#define GPT_MAX_ENTRY_SIZE 512
+
+/*
+ * Check the GPT headers of the image open as fd (the primary at LBA 1, and the backup at the
+ * last LBA) before libblkid or libfdisk reads them: entry counts and sizes within bounds (an
+ * error naming path otherwise). The primary's own damage (signature, header or entries CRC)
+ * is put in damage (damage_len bytes, "" when it is sound): libblkid then takes the backup.
+ * Logs on error.
+ */
+int gpt_check_headers(const char *path, int fd, char *damage, size_t damage_len);
 
 /* Read the partition table of the image at path; messages name the image as name. Logs when
  * there is none (truncated, or not a disk image). */

@@ -154,6 +154,11 @@ static int check_gpt(struct inspect_ctx *c)
 			    c->esp_index < 0 ? "no EFI System Partition" : "no LUKS partition");
 		return -EMEDIUMTYPE;
 	}
+	if (t->primary_damage[0]) {
+		inspect_add(c, "gpt", CHECK_FAIL, "%s (the backup was read): damaged, or changed "
+			    "by something that did not mend it", t->primary_damage);
+		return 0;
+	}
 	inspect_add(c, "gpt", CHECK_OK, "GPT %s: ESP partition %u (%s), LUKS partition %u (%s)",
 		    t->ptuuid, t->parts[c->esp_index].number,
 		    format_size(t->parts[c->esp_index].size, a, sizeof(a)),
