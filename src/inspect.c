@@ -306,7 +306,11 @@ static int check_luks(struct inspect_ctx *c)
 			break; /* cannot happen with the size below; never past the buffer */
 		n += (size_t)k;
 	}
-	if (!d->slots[0].active)
+	if (d->digest_iterations > LUKS_MAX_TRY_ITERATIONS)
+		inspect_add(c, "key-slots", CHECK_FAIL, "the volume key digest asks for %" PRIu32 " PBKDF2 "
+			    "iterations (more than %u: every try of a key would take minutes); in use: %s",
+			    d->digest_iterations, LUKS_MAX_TRY_ITERATIONS, n ? slots : "none");
+	else if (!d->slots[0].active)
 		inspect_add(c, "key-slots", CHECK_FAIL, "slot 0 (the image's key) is not in use; in use: %s",
 			    n ? slots : "none");
 	else if (d->slots[0].iterations != LUKS_FAST_ITERATIONS)
@@ -322,9 +326,10 @@ static int check_luks(struct inspect_ctx *c)
 
 		for (int i = 2; i < 8; i++)
 			extra |= d->slots[i].active;
-		inspect_add(c, "key-slots", extra ? CHECK_WARN : CHECK_OK, "%s%s", extra ?
+		inspect_add(c, "key-slots", extra ? CHECK_WARN : CHECK_OK, "%s%s; volume key digest at "
+			    "%" PRIu32 " iterations", extra ?
 			    "slots beyond 0 and 1 in use (a key nobody may hold; rekey --kill-slot "
-			    "removes one): " : "in use: ", slots);
+			    "removes one): " : "in use: ", slots, d->digest_iterations);
 	}
 	return 0;
 }

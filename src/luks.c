@@ -2,8 +2,10 @@
 /* LUKS1 headers through libcryptsetup, on a header file (no device-mapper, no loop device). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <unistd.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libcryptsetup.h>
 #include <openssl/crypto.h>
@@ -12,6 +14,7 @@
 
 #include "log.h"
 #include "luks.h"
+#include "shared/cleanup.h"
 #include "shared/util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
@@ -159,27 +162,74 @@ void luks_free(struct crypt_device *cd)
 	crypt_free(cd);
 }
 
+static uint32_t be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* The volume key digest's PBKDF2 iterations, from the header file cd was loaded from. */
+static int digest_iterations(struct crypt_device *cd, uint32_t *ret)
+{
+	const char *path = crypt_get_metadata_device_name(cd) ?: crypt_get_device_name(cd);
+	_cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	unsigned char b[4];
+
+	if (fd < 0 || pread(fd, b, 4, 164) != 4)
+		return log_error_errno(EIO, "cannot read the LUKS header's digest");
+	*ret = be32(b);
+	return 0;
+}
+
 int luks_unlock(struct crypt_device *cd, const struct secret *pass, struct secret *ret_vk,
 		int *ret_slot)
 {
+	/* Said once per header (rekey and inspect try several keys on the same one). */
+	static const void *warned_for;
 	_cleanup_secret_ struct secret vk = {};
 	size_t vk_size = LUKS_VOLUME_KEY_BYTES;
+	uint32_t digest = 0;
+	bool warn = warned_for != cd;
 	int r;
 
+	r = digest_iterations(cd, &digest);
+	if (r < 0)
+		return r;
+	if (digest > LUKS_MAX_TRY_ITERATIONS)
+		return log_error_errno(E2BIG, "the LUKS header's volume key digest asks for %" PRIu32
+				       " PBKDF2 iterations, more than the %u any key is tried against: "
+				       "no key was tried", digest, LUKS_MAX_TRY_ITERATIONS);
+	warned_for = cd;
 	r = secret_alloc(&vk, LUKS_VOLUME_KEY_BYTES);
 	if (r < 0)
 		return log_error_errno(r, "out of memory");
-	r = crypt_volume_key_get(cd, CRYPT_ANY_SLOT, (char *)vk.data, &vk_size,
-				 (const char *)pass->data, pass->size);
-	if (r == -EPERM || r == -ENOENT)
-		return -EPERM;
-	if (r < 0)
-		return log_error_errno(r, "cannot unlock the LUKS header: %m");
-	vk.size = vk_size;
-	*ret_slot = r;
-	*ret_vk = vk;
-	vk.data = NULL;
-	return 0;
+	for (int slot = 0; slot < 8; slot++) { /* LUKS1 has 8 */
+		struct crypt_pbkdf_type pbkdf = {};
+		crypt_keyslot_info st = crypt_keyslot_status(cd, slot);
+
+		if (st != CRYPT_SLOT_ACTIVE && st != CRYPT_SLOT_ACTIVE_LAST)
+			continue;
+		if (crypt_keyslot_get_pbkdf(cd, slot, &pbkdf) < 0 ||
+		    pbkdf.iterations > LUKS_MAX_TRY_ITERATIONS) {
+			if (warn)
+				log_warning("key slot %d asks for %" PRIu32 " PBKDF2 iterations, more than the "
+					    "%u a key is tried against: not tried", slot, pbkdf.iterations,
+					    LUKS_MAX_TRY_ITERATIONS);
+			continue;
+		}
+		vk_size = LUKS_VOLUME_KEY_BYTES;
+		r = crypt_volume_key_get(cd, slot, (char *)vk.data, &vk_size, (const char *)pass->data,
+					 pass->size);
+		if (r == -EPERM || r == -ENOENT)
+			continue;
+		if (r < 0)
+			return log_error_errno(r, "cannot unlock the LUKS header: %m");
+		vk.size = vk_size;
+		*ret_slot = r;
+		*ret_vk = vk;
+		vk.data = NULL;
+		return 0;
+	}
+	return -EPERM;
 }
 
 int luks_add_fast_key(struct crypt_device *cd, const struct secret *vk, const struct secret *key,
@@ -254,10 +304,6 @@ int luks_pin(const char *uuid, const struct secret *volume_key, char out[LUKS_PI
 	return j == LUKS_PIN_LEN ? 0 : -EIO;
 }
 
-static uint32_t be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void printable_field(char *s)
 {

@@ -15,6 +15,9 @@
 #define LUKS_FAST_ITERATIONS 1000 /* PBKDF2 minimum: one fast unlock in grub */
 #define LUKS_KEY_SLOT 0
 #define LUKS_RECOVERY_SLOT 1
+/* The most PBKDF2 iterations a key is tried against (a slot's, or the volume key digest's):
+ * about 5 s here. The header is the image's to write, and 2^31 costs 20 minutes a try. */
+#define LUKS_MAX_TRY_ITERATIONS (1u << 23)
 #define LUKS_PIN_LEN (32 + 1 + 15 + 1 + 3 + 1 + 64 + 1)
 
 struct luks_slot_info {
@@ -56,8 +59,10 @@ int luks_header_size(int fd, uint64_t off, uint64_t *ret);
 int luks_load(const char *path, struct crypt_device **ret);
 void luks_free(struct crypt_device *cd);
 
-/* The volume key that pass opens, and the slot it opened: -EPERM if it opens none. Logs
- * nothing for a wrong key, the caller says what was wrong. */
+/* The volume key that pass opens, and the slot it opened: -EPERM if it opens none. Slots (and
+ * a volume key digest) asking for more than LUKS_MAX_TRY_ITERATIONS are not tried: said once
+ * per header, as a warning (the digest: an error, -E2BIG). Logs nothing for a wrong key, the
+ * caller says what was wrong. */
 int luks_unlock(struct crypt_device *cd, const struct secret *pass, struct secret *ret_vk,
 		int *ret_slot);
 

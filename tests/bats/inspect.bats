@@ -318,6 +318,37 @@ hostile_root() {
 	check_is gpt fail "its primary GPT header's CRC does not match (the backup was read)"
 }
 
+@test "inspect and rekey: PBKDF2 iteration counts a key is not tried against: a slot's skipped (said), the digest's refused" {
+	image
+	header_region "$T/out/disk.img"
+	printf 'a slow key' > "$T/slow"
+	# 2^23 + 1: just over the bound (about 5 s here; 2^31 would take 20 minutes a try).
+	cryptsetup luksAddKey --batch-mode --key-file "$T/out/disk.img.key" --pbkdf-force-iterations 8388609 \
+		--key-slot 2 "$T/hdr" "$T/slow"
+	put_header_region "$T/out/disk.img"
+	printf 'not the key' > "$T/wrong"
+	inspect "$T/out/disk.img" --key-file "$T/wrong"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"warning: key slot 2 asks for 8388609 PBKDF2 iterations, more than the 8388608 a key is tried against: not tried"* ]]
+	[ "$(grep -c 'key slot 2 asks for' <<<"$stderr")" -eq 1 ]
+	check_is key-opens fail
+	# The slot's own key is not tried either: nothing opens.
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/slow" --new-key-out "$T/new.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"key slot 2 asks for 8388609 PBKDF2 iterations"* ]]
+	# The volume key digest's count (be32 at 164): every try would pay it; refused, and shown.
+	image
+	python3 -c 'import sys, struct; f = open(sys.argv[1], "r+b"); f.seek(100 * 1048576 + 164); f.write(struct.pack(">I", 2**31))' "$T/out/disk.img"
+	run --separate-stderr timeout 60 "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key" --json
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the LUKS header's volume key digest asks for 2147483648 PBKDF2 iterations, more than the 8388608 any key is tried against: no key was tried"* ]]
+	check_is key-slots fail "the volume key digest asks for 2147483648 PBKDF2 iterations"
+	run --separate-stderr timeout 60 "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"no key was tried"* ]]
+}
+
 @test "inspect: an extra key slot, and slot 0 at high iterations, are warnings (exit 0)" {
 	image
 	header_region "$T/out/disk.img"
