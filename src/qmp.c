@@ -136,11 +136,11 @@ int qmp_execute(struct qmp *q, const char *command, json_object *args, json_obje
 	return 0;
 }
 
+static int handshake(struct qmp *q);
+
 int qmp_open(struct qmp *q, const char *path, double timeout_s)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	json_object *greeting = NULL;
-	int r;
 
 	memset(q, 0, sizeof(*q));
 	q->fd = -1;
@@ -156,13 +156,33 @@ int qmp_open(struct qmp *q, const char *path, double timeout_s)
 		return log_error_errno(errno, "cannot create a socket: %m");
 	if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		return log_error_errno(errno, "cannot connect to the QMP socket '%s': %m", path);
+	return handshake(q);
+}
+
+int qmp_open_fd(struct qmp *q, int fd, const char *name, double timeout_s)
+{
+	memset(q, 0, sizeof(*q));
+	q->fd = fd;
+	q->deadline = now_seconds() + timeout_s;
+	q->path = strdup(name);
+	if (!q->path)
+		return log_error_errno(ENOMEM, "out of memory");
+	return handshake(q);
+}
+
+/* The greeting, then capabilities negotiated. */
+static int handshake(struct qmp *q)
+{
+	json_object *greeting = NULL;
+	int r;
+
 	r = read_message(q, now_seconds() + QMP_ANSWER_TIMEOUT_S, &greeting);
 	if (r < 0)
 		return r;
 	r = json_object_object_get_ex(greeting, "QMP", NULL) ? 0 : -EPROTO;
 	json_object_put(greeting);
 	if (r < 0)
-		return log_error_errno(r, "'%s' does not speak QMP: no greeting", path);
+		return log_error_errno(r, "'%s' does not speak QMP: no greeting", q->path);
 	return qmp_execute(q, "qmp_capabilities", NULL, NULL);
 }
 

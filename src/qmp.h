@@ -21,6 +21,8 @@ struct qmp {
 /* Connect, read the greeting, negotiate capabilities; everything on q, until qmp_close(), ends
  * within timeout_s seconds. Logs, naming the socket. */
 int qmp_open(struct qmp *q, const char *path, double timeout_s);
+/* The same over a connected socket fd (taken over: qmp_close() closes it), named name. */
+int qmp_open_fd(struct qmp *q, int fd, const char *name, double timeout_s);
 void qmp_close(struct qmp *q);
 
 /*
