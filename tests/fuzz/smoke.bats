@@ -35,7 +35,9 @@ fuzz() {
 		-artifact_prefix="$FUZZ_DIR/artifacts/$t-" "$corpus" "$FUZZ_DIR/seeds/$t" \
 		$([ -d "$regress" ] && echo "$regress")
 	echo "$output" | tail -n 30
-	echo "# fuzz-$t: $(grep -E '^#[0-9]+ +DONE' <<<"$output" | tail -n1); $(grep '^stat::number_of_executed_units' <<<"$output")" >&3
+	# The last status line (executions, coverage: cov, ft, corp) and the final stats.
+	echo "# fuzz-$t: $(grep -E '^#[0-9]+.*cov: ' <<<"$output" | tail -n1 | tr -s '\t ' ' ')" \
+		"$(grep -E '^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)' <<<"$output" | tr '\n' ' ')" >&3
 	[ "$status" -eq 0 ]
 	run ! grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' <<<"$output"
 }
