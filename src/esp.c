@@ -332,6 +332,8 @@ int esp_read_file(const char *image, uint64_t offset, const char *path, const ch
 	log_child_output("mcopy", res.output);
 	r = res.status == 0 ? 0 : strstr(res.output, "not found") ? -ENOENT : -EIO;
 	spawn_result_free(&res);
+	if (r < 0)
+		unlink(tmp); /* what mcopy wrote of it before it stopped */
 	if (r == -EIO)
 		return log_error_errno(r, "cannot read '%s' from the ESP", path);
 	if (r < 0)

@@ -215,6 +215,11 @@ static int check_esp(struct inspect_ctx *c)
 		inspect_add(c, "esp-grub", CHECK_FAIL, "no \\EFI\\BOOT\\BOOTX64.EFI (the removable path)");
 		return 0;
 	}
+	if (r == -EIO) {
+		inspect_add(c, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI cannot be read from the "
+			    "FAT filesystem (damaged)");
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	find_grub_uuid(efi, len, c->grub_uuid);

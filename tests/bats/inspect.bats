@@ -349,6 +349,26 @@ hostile_root() {
 	[[ "$stderr" == *"no key was tried"* ]]
 }
 
+@test "inspect: an ESP whose BOOTX64.EFI starts at a cluster beyond the FAT: a failed check in the table, nothing left behind" {
+	image
+	# The 8.3 directory entry of BOOTX64.EFI: its first cluster (high 16 bits at 20, low at 26).
+	python3 - "$T/out/disk.img" <<-'EOF'
+	import struct, sys
+	f = open(sys.argv[1], "r+b")
+	f.seek(1 << 20); esp = f.read(99 << 20)
+	i = esp.find(b"BOOTX64 EFI")
+	assert i >= 0
+	f.seek((1 << 20) + i + 20); f.write(struct.pack("<H", 0x0fff))
+	f.seek((1 << 20) + i + 26); f.write(struct.pack("<H", 0xfff0))
+	EOF
+	mkdir -p "$T/tmp"
+	TMPDIR=$T/tmp inspect "$T/out/disk.img"
+	[ "$status" -eq 1 ]
+	check_is esp-grub fail "\\EFI\\BOOT\\BOOTX64.EFI cannot be read from the FAT filesystem (damaged)"
+	check_is luks-header ok
+	[ -z "$(ls -A "$T/tmp")" ]
+}
+
 @test "inspect: an extra key slot, and slot 0 at high iterations, are warnings (exit 0)" {
 	image
 	header_region "$T/out/disk.img"
