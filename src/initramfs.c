@@ -1098,6 +1098,39 @@ bool initramfs_edit_in_key_archive(const struct initramfs_edit *e)
  * Then only the last INITRAMFS_KEY_ARCHIVE_MAX bytes are read and the key members are all
  * that changes: 1. 0 when the file is not like that (the caller reads all of it).
  */
+/* How many times key stands in the file's bytes as they are, read in pieces. */
+static int count_plain_copies(const struct gz_file *f, const void *key, size_t key_len,
+			      unsigned *ret)
+{
+	_cleanup_free_ unsigned char *buf = malloc(PIECE + key_len);
+	size_t have = 0, keep;
+	unsigned n = 0;
+
+	if (!buf || key_len == 0)
+		return -ENOMEM;
+	for (uint64_t at = 0; at < f->size;) {
+		size_t m = (size_t)MIN(f->size - at, (uint64_t)PIECE);
+		int r = f->pread(f->userdata, at, buf + have, m);
+
+		if (r < 0) {
+			explicit_bzero(buf, PIECE + key_len);
+			return r;
+		}
+		at += m;
+		have += m;
+		/* What is kept from the last piece is shorter than a copy: none is counted twice. */
+		for (unsigned char *p = buf, *end = buf + have;
+		     (p = memmem(p, (size_t)(end - p), key, key_len)); p++)
+			n++;
+		keep = MIN(have, key_len - 1);
+		memmove(buf, buf + have - keep, keep);
+		have = keep;
+	}
+	explicit_bzero(buf, PIECE + key_len);
+	*ret = n;
+	return 0;
+}
+
 static int plan_key_archive(const struct gz_file *f, struct initramfs_edit *e, const void *old,
 			    const void *new_key, unsigned *n_old, unsigned *n_new)
 {
@@ -1117,6 +1150,19 @@ static int plan_key_archive(const struct gz_file *f, struct initramfs_edit *e, c
 		if (memcmp(tail + offs[i], old, e->key_len) != 0 &&
 		    memcmp(tail + offs[i], new_key, e->key_len) != 0)
 			n = 0; /* some other key: the whole file says what it holds */
+	if (n > 0) {
+		unsigned in_archive = 0, in_file = 0;
+
+		for (int i = 0; i < n; i++)
+			in_archive += memcmp(tail + offs[i], old, e->key_len) == 0;
+		/* The old key nowhere else in the clear (a key archive repeated, say): or the
+		 * whole file is read, so that no copy is left behind. */
+		r = count_plain_copies(f, old, e->key_len, &in_file);
+		if (r < 0)
+			return r;
+		if (in_file != in_archive)
+			n = 0;
+	}
 	for (int i = 0; i < n; i++) {
 		bool is_old = memcmp(tail + offs[i], old, e->key_len) == 0;
 

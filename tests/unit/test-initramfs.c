@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The newc parser and the key-archive finder on initramfs images made here: a key member
+ * found with its mode; build's key archive found at the end and only there; a key archive
+ * repeated (the old key in the clear a thousand times) not taken for the whole story. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <errno.h>
+
+#include "gzpatch.h"
+#include "initramfs.h"
+#include "tap.h"
+
+static const char KEY[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; /* 44 bytes, as base64 of 33 */
+static const char NEW[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+
+struct buf {
+	unsigned char *d;
+	size_t len;
+};
+
+static void put(struct buf *b, const void *p, size_t n)
+{
+	b->d = realloc(b->d, b->len + n);
+	memcpy(b->d + b->len, p, n);
+	b->len += n;
+}
+
+static void pad4(struct buf *b)
+{
+	while (b->len % 4)
+		put(b, "", 1);
+}
+
+/* One newc member (070701), as cpio -H newc writes it. */
+static void member(struct buf *b, const char *name, unsigned mode, const void *data, size_t len)
+{
+	char h[111];
+
+	snprintf(h, sizeof(h), "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+		 1u, mode, 0u, 0u, 1u, 0u, (unsigned)len, 0u, 0u, 0u, 0u, (unsigned)strlen(name) + 1, 0u);
+	put(b, h, 110);
+	put(b, name, strlen(name) + 1);
+	pad4(b);
+	put(b, data, len);
+	pad4(b);
+}
+
+static void archive(struct buf *b, const char *keyname, unsigned mode)
+{
+	member(b, "init", 0100755, "#!/bin/sh\n", 10);
+	member(b, keyname, mode, KEY, 44);
+	member(b, "TRAILER!!!", 0, "", 0);
+}
+
+static int mem_pread(void *userdata, uint64_t off, void *out, size_t len)
+{
+	const struct buf *b = userdata;
+
+	if (off > b->len || len > b->len - off)
+		return -EIO;
+	memcpy(out, b->d + off, len);
+	return 0;
+}
+
+int main(void)
+{
+	struct initramfs_member m[4];
+	struct buf b = {};
+	size_t n = 0, offs[4];
+	unsigned count = 0;
+
+	archive(&b, "cryptroot/keyfiles/cr_root.key", 0100600);
+	ok(initramfs_key_members("t", b.d, b.len, KEY, 44, m, 4, &n) == 0 && n == 1 &&
+		   strcmp(m[0].name, "cryptroot/keyfiles/cr_root.key") == 0 && m[0].mode == 0600 &&
+		   m[0].regular && m[0].holds_key,
+	   "newc: the key member, its mode, holding the key");
+	initramfs_members_done(m, n);
+	ok(initramfs_count_key("t", b.d, b.len, KEY, 44, &count) == 0 && count == 1, "newc: one copy");
+
+	/* build: the key moved into its archive at the end. */
+	{
+		void *out = NULL;
+		size_t out_len = 0, start = 0;
+		unsigned moved = 0;
+		struct buf r = {};
+		struct initramfs_edit *e = NULL;
+		unsigned n_old = 0, n_new = 0;
+		int k;
+
+		ok(initramfs_move_key("t", b.d, b.len, KEY, 44, &out, &out_len, &moved) == 0 &&
+			   moved == 1 && out_len % 4 == 0, "build's key archive appended");
+		k = initramfs_key_archive(out, out_len, 44, offs, 4);
+		ok(k == 1 && memcmp((char *)out + offs[0], KEY, 44) == 0,
+		   "the key archive finder: build's archive at the end, its one key");
+		/* Where it starts: the last 512-byte boundary holding a newc header. */
+		for (size_t at = out_len / 512 * 512;; at -= 512) {
+			if (at + 6 <= out_len && memcmp((char *)out + at, "070701", 6) == 0) {
+				start = at;
+				break;
+			}
+			if (at == 0)
+				break;
+		}
+		ok(start > 0, "the key archive starts at a 512-byte boundary (%zu)", start);
+
+		struct gz_file f = { .pread = mem_pread, .userdata = &r };
+		put(&r, out, out_len);
+		f.size = r.len;
+		ok(initramfs_stream_plan("t", &f, KEY, NEW, 44, &e, &n_old, &n_new) == 0 && e &&
+			   initramfs_edit_in_key_archive(e) && n_old == 1 && n_new == 0,
+		   "rekey's plan: the key archive alone");
+		initramfs_edit_free(e);
+		e = NULL;
+
+		/* The key archive repeated a thousand times: the last one alone is not all. */
+		for (int i = 0; i < 999; i++)
+			put(&r, (char *)out + start, out_len - start);
+		f.size = r.len;
+		n_old = n_new = 0;
+		k = initramfs_stream_plan("t", &f, KEY, NEW, 44, &e, &n_old, &n_new);
+		ok((k == -EOPNOTSUPP) || (k == 0 && e && !initramfs_edit_in_key_archive(e) && n_old == 1000),
+		   "a repeated key archive: every copy planned, or the whole-file path (%d, %u)", k, n_old);
+		initramfs_edit_free(e);
+		free(r.d);
+		free(out);
+	}
+	free(b.d);
+	return tap_done();
+}
