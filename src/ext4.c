@@ -2,8 +2,10 @@
 /* The root filesystem: mke2fs -d into a sparse file, and its allocated blocks (libext2fs). */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
@@ -17,6 +19,87 @@
 #include "run.h"
 #include "shared/cleanup.h"
 #include "shared/util.h"
+
+/*
+ * mke2fs -d (e2fsprogs 1.47.0) keeps only the seconds of each time, and as 32 bits: every
+ * nanosecond is lost and a time past 2038 wraps (2200-01-01 becomes 1927-10-19). A pass of
+ * our own puts back each inode's mtime from the tree it was made from, in ext4's encoding:
+ * the low 32 bits of the seconds in i_mtime, the nanoseconds and two more bits of epoch in
+ * i_mtime_extra. (e2fsprogs 1.47.1 fixed it, and writes the ext4 from a
+ * tarball itself; Debian 12 has 1.47.0.) atime and ctime stay mke2fs's: the build's own
+ * reads of the tree have set atime already, and a tarball does not set ctime.
+ */
+struct times_walk {
+	ext2_filsys fs;
+	size_t root_len;
+	int r;
+};
+
+static struct times_walk *times_walk;
+
+static uint32_t time_extra(const struct timespec *ts)
+{
+	int64_t epoch = ((int64_t)ts->tv_sec - (int32_t)ts->tv_sec) >> 32;
+
+	return ((uint32_t)ts->tv_nsec << EXT4_EPOCH_BITS) | ((uint32_t)epoch & EXT4_EPOCH_MASK);
+}
+
+static int times_one(const char *fpath, const struct stat *st, int type, struct FTW *ftw)
+{
+	struct times_walk *w = times_walk;
+	struct ext2_inode_large inode;
+	const char *rel = fpath + w->root_len;
+	ext2_ino_t ino;
+	errcode_t err;
+
+	(void)type, (void)ftw;
+	if (*rel == '\0')
+		rel = "/";
+	err = ext2fs_namei(w->fs, EXT2_ROOT_INO, EXT2_ROOT_INO, rel, &ino);
+	if (err == EXT2_ET_FILE_NOT_FOUND)
+		return 0; /* not in the image (lost+found's place, say) */
+	if (!err)
+		err = ext2fs_read_inode_full(w->fs, ino, (struct ext2_inode *)&inode, sizeof(inode));
+	if (err) {
+		w->r = log_error_errno(EIO, "cannot read the inode of '%s' in the root filesystem: %s",
+				       rel, error_message(err));
+		return 1;
+	}
+	inode.i_mtime = (uint32_t)st->st_mtim.tv_sec;
+	if (EXT2_INODE_SIZE(w->fs->super) > EXT2_GOOD_OLD_INODE_SIZE &&
+	    inode.i_extra_isize >= offsetof(struct ext2_inode_large, i_crtime) -
+				   EXT2_GOOD_OLD_INODE_SIZE) {
+		inode.i_mtime_extra = time_extra(&st->st_mtim);
+	}
+	err = ext2fs_write_inode_full(w->fs, ino, (struct ext2_inode *)&inode, sizeof(inode));
+	if (err) {
+		w->r = log_error_errno(EIO, "cannot write the inode of '%s' in the root filesystem: %s",
+				       rel, error_message(err));
+		return 1;
+	}
+	return 0;
+}
+
+static int copy_times(const char *path, uint64_t offset, const char *srcdir)
+{
+	struct times_walk w = { .root_len = strlen(srcdir) };
+	char io_options[64];
+	errcode_t err;
+
+	snprintf(io_options, sizeof(io_options), "offset=%" PRIu64, offset);
+	err = ext2fs_open2(path, io_options, EXT2_FLAG_64BITS | EXT2_FLAG_RW, 0, 0, unix_io_manager,
+			   &w.fs);
+	if (err)
+		return log_error_errno(EIO, "cannot open the new root filesystem: %s", error_message(err));
+	times_walk = &w;
+	if (nftw(srcdir, times_one, 64, FTW_PHYS | FTW_MOUNT) < 0 && w.r == 0)
+		w.r = log_error_errno(errno, "cannot walk '%s': %m", srcdir);
+	times_walk = NULL;
+	err = ext2fs_close_free(&w.fs);
+	if (err && w.r == 0)
+		w.r = log_error_errno(EIO, "cannot write the root filesystem: %s", error_message(err));
+	return w.r;
+}
 
 int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid,
 	      const char *label, const char *srcdir)
@@ -71,7 +154,9 @@ int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid
 	argv[n] = NULL;
 
 	r = run_program(argv, env);
-	if (r < 0 && r != -EINTR) {
+	if (r == 0)
+		r = copy_times(path, offset, srcdir);
+	else if (r != -EINTR) {
 		_cleanup_free_ char *dir = path_dirname(path);
 		struct statvfs sv;
 

@@ -79,7 +79,10 @@ make_tree() {
 	mknod "$d/dev/null" c 1 3
 	chmod 0666 "$d/dev/null"
 	ln -s /nonexistent "$d/etc/dangling"
-	touch -d '2001-02-03 04:05:06' "$d/etc/hello"
+	touch -d '2001-02-03 04:05:06.123456789' "$d/etc/hello"
+	# Past 2038 (ext4 keeps it in two more bits of epoch), with nanoseconds.
+	echo later > "$d/etc/future"
+	touch -d '2200-01-01 00:00:00.5' "$d/etc/future"
 	printf 'x%.0s' {1..200} > "$d/etc/$(printf 'n%.0s' {1..200})"
 }
 
