@@ -123,7 +123,7 @@ put_header_region() { dd if="$T/hdr" of="$1" bs=1M seek=100 conv=notrunc status=
 	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^ok ' <<<"$output")" = "$(wc -l <<<"$output")" ]
-	[[ "$stderr" == *"'$T/out/disk.img': 17 checks passed"* ]]
+	[[ "$stderr" == *"'$T/out/disk.img': 19 checks passed"* ]]
 }
 
 @test "inspect: a wrong key says so, exit 1" {
