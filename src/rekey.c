@@ -467,6 +467,19 @@ static int prepare_files(struct rekey_ctx *c)
 			}
 			if (r < 0)
 				break;
+			/* It will hold the new key: not where others could read it. */
+			if (!S_ISREG(mode)) {
+				r = log_error_errno(EPERM, "'%s': %s is not a regular file in its root "
+						    "filesystem; nothing changed", c->opt->image, path);
+				break;
+			}
+			if (mode & 0077) {
+				r = log_error_errno(EPERM, "'%s': %s has mode %04o in its root filesystem: "
+						    "the new key would be readable by others; nothing "
+						    "changed (chmod 0600 it in the guest first)",
+						    c->opt->image, path, (unsigned)(mode & 07777));
+				break;
+			}
 			d = realloc(c->initrds, (c->n_initrds + 1) * sizeof(*d));
 			if (!d) {
 				r = log_error_errno(ENOMEM, "out of memory");

@@ -408,6 +408,17 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 	[ "$(stat -c '%a %h' "$T/out/disk.img.key")" = "600 1" ]
 }
 
+@test "rekey: an initramfs open to others in the image (the guest's own chmod): refused before any change" {
+	mkdir -p "$T/site/hooks/finalize"
+	printf '#!/bin/sh\nchmod 0644 /boot/initrd.img-6.1.0-9-amd64\n' > "$T/site/hooks/finalize/90-spoil"
+	chmod +x "$T/site/hooks/finalize/90-spoil"
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
+	tar --numeric-owner -C "$T/tree" -cf "$T/tree.tar" .
+	"$CVM_IMAGE" -q build --size 300M --hooks-dir "$T/site" "$T/tree.tar" -o "$T/spoiled.img"
+	refused_unchanged "$T/spoiled.img" "$T/spoiled.img.key" "'$T/spoiled.img': /boot/initrd.img-6.1.0-9-amd64 has mode 0644 in its root filesystem: the new key would be readable by others; nothing changed (chmod 0600 it in the guest first)"
+	[ ! -e "$T/spoiled.img.key.new" ]
+}
+
 @test "rekey: a read-only image, a locked image, usage errors" {
 	image
 	local sum
