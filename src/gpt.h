@@ -2,6 +2,7 @@
 /* The disk layout: the GPT plan, writing it with libfdisk, checking it with libblkid. */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define GPT_TYPE_ESP "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
