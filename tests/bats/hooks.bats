@@ -136,13 +136,18 @@ golden() {
 	grep -qx "[0-9]* gzip cryptroot/keyfiles/cr_root.key 0600 $(sha256sum < "$key" | cut -c1-16)" "$T/archives"
 }
 
-@test "hooks: fedora-like rootfs: grub2 paths and tool prefix, dracut" {
+# fedora_tar: a synthetic RHEL-like rootfs (grub2-mkimage, dracut, no dpkg) as a tarball.
+fedora_tar() {
 	local d=$T/fedora
 	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" dracut rhel
 	mv "$d/usr/bin/grub-mkimage" "$d/usr/bin/grub2-mkimage"
 	printf 'ID="rhel"\nID_LIKE="fedora"\n' > "$d/etc/os-release"
 	tar --numeric-owner -C "$d" -cf "$T/fedora.tar" .
-	build_kept "$T/fedora.tar" -o "$T/out/a.img"
+	echo "$T/fedora.tar"
+}
+
+@test "hooks: fedora-like rootfs: grub2 paths and tool prefix, dracut" {
+	build_kept "$(fedora_tar)" -o "$T/out/a.img"
 	[ "$(jq -r .distro <<<"$J")" = fedora ]
 	[ -f "$W/boot/grub2/grub.cfg" ]
 	[ ! -e "$W/boot/grub/grub.cfg" ]
@@ -485,12 +490,7 @@ pbkdf2_matches() {
 }
 
 @test "hooks: a distro whose grub-mkconfig cannot be made to write --unrestricted entries: bootable, unlocked early, and the build says so" {
-	local d=$T/fedora
-	"$CVM_SRCDIR/tests/lib/boot-tree" "$d" dracut rhel
-	mv "$d/usr/bin/grub-mkimage" "$d/usr/bin/grub2-mkimage"
-	printf 'ID="rhel"\nID_LIKE="fedora"\n' > "$d/etc/os-release"
-	tar --numeric-owner -C "$d" -cf "$T/fedora.tar" .
-	build_kept "$T/fedora.tar" -o "$T/out/a.img"
+	build_kept "$(fedora_tar)" -o "$T/out/a.img"
 	[[ "$stderr" == *"warning: hook bootloader/50-grub-efi: grub's menu editor and command line are locked only until the guest's own grub-mkconfig"* ]]
 	[ "$(jq -r '.warnings | length' <<<"$J")" -eq 1 ]
 	[[ "$(jq -r '.warnings[0]' <<<"$J")" == *"no hook of distro 'fedora' makes its boot entries --unrestricted"* ]]
