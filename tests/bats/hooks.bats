@@ -483,6 +483,9 @@ pbkdf2_matches() {
 	grep -qx 'grub-efi-amd64 grub2/update_nvram boolean false' "$W/var/log/fake/debconf-selections"
 	extract_region "$T/out/a.img" 1 99 "$T/esp"
 	MTOOLS_SKIP_CHECK=1 mdir -i "$T/esp" ::/EFI/debian
+	# Debian 13's postinst looks for grub-install's own copy of the core image instead.
+	MTOOLS_SKIP_CHECK=1 mtype -i "$T/esp" ::/EFI/BOOT/BOOTX64.EFI > "$T/efi"
+	cmp "$T/efi" "$W/boot/grub/x86_64-efi/core.efi"
 	# The early config locks too, and the build did not warn.
 	grep -qx 'set superusers="root"' "$W/var/log/fake/early.cfg"
 	[ "$(jq -c .warnings <<<"$J")" = '[]' ]
