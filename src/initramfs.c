@@ -588,8 +588,8 @@ void initramfs_members_done(struct initramfs_member *m, size_t n)
 		free(m[i].name);
 }
 
-int initramfs_key_members(const char *what, const void *in, size_t in_len, const void *key,
-			  size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n)
+static int key_members(const char *what, const void *in, size_t in_len, const void *key,
+		       size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n)
 {
 	struct segment segs[16];
 	size_t n, found = 0;
@@ -631,6 +631,7 @@ int initramfs_key_members(const char *what, const void *in, size_t in_len, const
 				free(ret[slot].name);
 				ret[slot] = ret[found - 1];
 				found--;
+				*ret_n = found;
 			} else if (found == max) {
 				return log_error_errno(E2BIG, "%s: more than %zu key members", what, max);
 			}
@@ -654,6 +655,19 @@ int initramfs_key_members(const char *what, const void *in, size_t in_len, const
 	}
 	*ret_n = found;
 	return 0;
+}
+
+int initramfs_key_members(const char *what, const void *in, size_t in_len, const void *key,
+			  size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n)
+{
+	int r = key_members(what, in, in_len, key, key_len, ret, max, ret_n);
+
+	/* On an error, what was found so far is freed here (the fuzzer found it leaked). */
+	if (r < 0) {
+		initramfs_members_done(ret, *ret_n);
+		*ret_n = 0;
+	}
+	return r;
 }
 
 /* One newc member (or the trailer: name "TRAILER!!!", no data) appended to out. */

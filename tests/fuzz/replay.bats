@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Every fuzz target's regression inputs (tests/fuzz/regressions/TARGET/, and the inputs that
-# crashed it, made here) and seeds, replayed with the ordinary compiler: make check's half of
-# the fuzzing (smoke.bats runs the fuzzers themselves).
+# Every fuzz target's regression inputs (tests/fuzz/regressions/TARGET/*.b64: what the fuzzers
+# found, base64 so that no binary is kept; and the inputs that crashed it before, made here)
+# and seeds, replayed with the ordinary compiler: make check's half of the fuzzing (smoke.bats
+# runs the fuzzers themselves).
 
 load ../lib/common
 
@@ -32,7 +33,11 @@ replay() {
 	for t in gpt luks-header initramfs gzip envfile grub-cfg qmp ext4; do
 		replay "$t" "$T/seeds/$t"
 		if [ -d "$CVM_SRCDIR/tests/fuzz/regressions/$t" ]; then
-			replay "$t" "$CVM_SRCDIR/tests/fuzz/regressions/$t"
+			mkdir -p "$T/regressions/$t"
+			for f in "$CVM_SRCDIR/tests/fuzz/regressions/$t"/*.b64; do
+				base64 -d < "$f" > "$T/regressions/$t/$(basename "$f" .b64)"
+			done
+			replay "$t" "$T/regressions/$t"
 		fi
 	done
 }

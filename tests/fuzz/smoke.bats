@@ -3,7 +3,8 @@
 # The libFuzzer targets of tests/fuzz, built with clang (ASan + UBSan) and run for
 # FUZZ_SECONDS each (make check-fuzz: 20; make fuzz: 600) from seeds made now from a small
 # image: a crash, a leak or a timeout fails the test, its input kept in
-# BUILDDIR/fuzz/artifacts (add it to tests/fuzz/regressions/TARGET/ as a regression case).
+# BUILDDIR/fuzz/artifacts (add it, base64, to tests/fuzz/regressions/TARGET/ as a regression
+# case: replay.bats replays those).
 # Each test prints the run's executions and coverage.
 
 load ../lib/common
@@ -28,12 +29,11 @@ teardown() {
 
 # fuzz TARGET: run it; the corpus it grows is kept in BUILDDIR/fuzz/corpus/TARGET.
 fuzz() {
-	local t=$1 corpus=$FUZZ_DIR/corpus/$1 regress=$CVM_SRCDIR/tests/fuzz/regressions/$1
+	local t=$1 corpus=$FUZZ_DIR/corpus/$1
 	mkdir -p "$corpus"
 	run "$FUZZ_DIR/fuzz-$t" -max_total_time="${FUZZ_SECONDS:-20}" -close_fd_mask=2 -timeout=10 \
 		-rss_limit_mb=2048 -max_len=1048576 -print_final_stats=1 \
-		-artifact_prefix="$FUZZ_DIR/artifacts/$t-" "$corpus" "$FUZZ_DIR/seeds/$t" \
-		$([ -d "$regress" ] && echo "$regress")
+		-artifact_prefix="$FUZZ_DIR/artifacts/$t-" "$corpus" "$FUZZ_DIR/seeds/$t"
 	echo "$output" | tail -n 30
 	# The last status line (executions, coverage: cov, ft, corp) and the final stats.
 	echo "# fuzz-$t: $(grep -E '^#[0-9]+.*cov: ' <<<"$output" | tail -n1 | tr -s '\t ' ' ')" \
