@@ -214,7 +214,8 @@ maintained() {
 	run ! grep -qF "$(cat "$T/m.qcow2.key")" "$T/serial.log"
 	# The reboot after the maintenance, as the console showed it (for the record).
 	grep -a -E "Enter passphrase for|Enter username|access denied|Loading Linux|matches its pin|login: " "$T/serial.log" |
-		tr -d '\r' | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/^ *//' | tail -n 8 | sed "s/^/# $v serial: /" >&3
+		tr -d '\r' | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/^ *//' | tr -s ' ' | cut -c1-160 |
+		tail -n 8 | sed "s/^/# $v serial: /" >&3
 	# The pipeline gate agrees: the grub.cfg update-grub wrote boots, locked.
 	run --separate-stderr "$CVM_IMAGE" inspect "$T/m.qcow2" --key-file "$T/m.qcow2.key" --json
 	echo "$output" | jq -r '.checks[] | "\(.status) \(.name): \(.detail)"'
