@@ -1,0 +1,189 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# What the boot test files share: the images (built once per file from make-rootfs's rootfs),
+# booting them through cvm-image boot, and the guest's own maintenance (maintained()).
+
+load ../lib/common
+
+setup_file() {
+	export BOOT_DIR=$BATS_FILE_TMPDIR
+	export XTS_ENCRYPT=${XTS_ENCRYPT:-$(dirname "$CVM_IMAGE")/tests/lib/xts-encrypt}
+}
+
+setup() {
+	requires root qemu-system-x86_64 debootstrap python3
+	[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || requires ovmf-missing
+	common_setup
+	printf 'cvm root password\n' > "$BOOT_DIR/root.pw"
+	printf 'the recovery passphrase\n' > "$BOOT_DIR/recovery"
+	printf 'the recovery passphrase' > "$BOOT_DIR/recovery.typed"
+}
+
+teardown() {
+	common_teardown
+}
+
+# image VARIANT: build (once per file) a qcow2 of the rootfs VARIANT (make-rootfs's names).
+image() {
+	local v=$1 img=$BOOT_DIR/$1.qcow2
+	if [ ! -f "$img" ]; then
+		local tar
+		tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" "$v")
+		# The work directory kept: its kernel and initramfs boot directly in the
+		# initramfs failure tests.
+		mkdir -p "$BOOT_DIR/work-$v"
+		"$CVM_IMAGE" build --format qcow2 --serial-console --root-password-file "$BOOT_DIR/root.pw" \
+			--recovery-passphrase-file "$BOOT_DIR/recovery" --recovery-iter-time 50 \
+			--keep-workdir --workdir "$BOOT_DIR/work-$v" \
+			--json "$tar" -o "$img" > "$BOOT_DIR/$v.json" 2> "$BOOT_DIR/$v.build.log" ||
+			{ cat "$BOOT_DIR/$v.build.log" >&2; return 1; }
+	fi
+	echo "$img"
+}
+
+# boot IMAGE KEYFILE [--expect denied]: boot and log in; sets R to cvm-image boot's JSON result.
+boot() {
+	local img=$1 key=$2
+	shift 2
+	run --separate-stderr "$CVM_IMAGE" boot "$img" --key-file "$key" --root-password-file "$BOOT_DIR/root.pw" --json \
+		--log "$T/serial.log" \
+		--run 'findmnt -no SOURCE /' \
+		--run 'stat -c %a /etc/cryptsetup-keys.d/*.key' \
+		--run 'stat -c %a /boot/initrd.img-*' \
+		--run 'cat /proc/cmdline' \
+		--run 'dmsetup table --target crypt | wc -l' \
+		--run 'dmesg | grep -c "cvm-image: the root device .* matches its pin"' "$@"
+	R=$output
+	echo "$stderr"
+	echo "$R"
+	# Times to the grub prompt and to login, for the closing figures.
+	echo "# boot $(basename "$img") $(jq -c '{grub_prompt_s, login_prompt_s}' <<<"$R")" >&3
+}
+
+# out CMD [BASE]: the output of the --run CMD (of the boot at BASE: .after_reboot).
+out() { jq -r --arg c "$1" "${2:-}.output[\$c]" <<<"$R"; }
+
+# boot_direct VARIANT EXTRA...: the image's own kernel and initramfs booted without a disk
+# (qemu -kernel/-initrd/-append with grub.cfg's command line and EXTRA), as grub would have
+# loaded them; -no-reboot, so a reboot or power-off ends qemu. Sets RC and $T/direct.log.
+boot_direct() {
+	local v=$1 w kernel initrd cmdline
+	shift
+	image "$v" >/dev/null
+	w=$(echo "$BOOT_DIR/work-$v"/cvm-image.*/root)
+	kernel=$(ls "$w"/boot/vmlinuz-* | sort -V | tail -n 1)
+	initrd=$w/boot/initrd.img-${kernel##*/vmlinuz-}
+	cmdline=$(sed -n 's/^\tlinux [^ ]* //p' "$w/boot/grub/grub.cfg" | head -n 1)
+	RC=0
+	timeout 600 qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 1536 \
+		-no-reboot -nic none -display none -monitor none -serial "file:$T/direct.log" \
+		${DISK:+-drive "file=$DISK,format=raw,if=virtio,snapshot=on"} \
+		-kernel "$kernel" -initrd "$initrd" -append "$cmdline $*" </dev/null || RC=$?
+	tail -n 15 "$T/direct.log"
+}
+
+# swap_header VARIANT OUT: a raw copy of the VARIANT image whose LUKS header a hostile host
+# replaced after grub loaded the kernel: the same UUID, slot 0 opening with the image's key
+# (as a cipher_null header takes any key: CVE-2025-59054's class), another volume key, and as
+# its payload a plain ext4 with the root's filesystem UUID whose /sbin/init announces itself.
+swap_header() {
+	local v=$1 out=$2 img uuid fsuuid start
+	img=$(image "$v")
+	uuid=$(jq -r .luks.uuid "$BOOT_DIR/$v.json")
+	fsuuid=$(jq -r .root_filesystem.uuid "$BOOT_DIR/$v.json")
+	qemu-img convert -U -f qcow2 -O raw "$img" "$out"
+	start=$(sfdisk -J "$out" | jq '.partitiontable.partitions[1].start')
+	rm -f "$T/hdr"
+	truncate -s 4M "$T/hdr" # room for a payload, or luksFormat warns
+	head -c 64 /dev/urandom > "$T/host.vk"
+	cryptsetup luksFormat --type luks1 --batch-mode --uuid "$uuid" --cipher aes-xts-plain64 \
+		--key-size 512 --hash sha256 --pbkdf-force-iterations 1000 \
+		--volume-key-file "$T/host.vk" --key-file "$img.key" "$T/hdr"
+	dd if="$T/hdr" of="$out" bs=512 count=4096 seek="$start" conv=notrunc status=none
+	rm -rf --one-file-system "$T/hostroot"
+	mkdir -p "$T/hostroot/sbin" "$T/hostroot/bin" "$T/hostroot/dev" "$T/hostroot/proc"
+	cp "$(command -v busybox)" "$T/hostroot/bin/busybox"
+	printf '#!/bin/busybox sh\necho THE HOST ROOT RUNS\n/bin/busybox poweroff -f\n' > "$T/hostroot/sbin/init"
+	chmod 0755 "$T/hostroot/sbin/init"
+	rm -f "$T/hostroot.ext4"
+	mke2fs -q -F -t ext4 -U "$fsuuid" -d "$T/hostroot" "$T/hostroot.ext4" 64M
+	"$XTS_ENCRYPT" "$T/host.vk" "$T/hostroot.ext4" "$out" $(( (start + 4096) * 512 ))
+}
+
+# No shell prompt of the initramfs (initramfs-tools' busybox/klibc sh, dracut's emergency).
+assert_no_initramfs_shell() {
+	run ! grep -qE '\(initramfs\)|Give root password for maintenance|Press Enter for maintenance|emergency shell|Entering emergency mode. Exit the shell' "$1"
+}
+
+# The guest maintained as Debian does it on a kernel or grub package upgrade: the running
+# kernel's postinst hooks (the initramfs tool, then zz-update-grub) and grub's postinst
+# (grub-install, to the removable path too, then update-grub). MAINTAIN_GRUB is the grub half
+# alone, and the kernel's grub hook: on Debian 12 the initramfs tools take over ten minutes
+# under emulation here (MODULES=most, a process per module), which CI's time cannot hold for
+# both of them; Debian 13 runs it all.
+MAINTAIN='dpkg-reconfigure -fnoninteractive linux-image-$(uname -r) && dpkg-reconfigure -fnoninteractive grub-efi-amd64'
+MAINTAIN_GRUB='DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/zz-update-grub $(uname -r) && dpkg-reconfigure -fnoninteractive grub-efi-amd64'
+PINNED='dmesg | grep -c "cvm-image: the root device .* matches its pin"'
+
+# maintained VARIANT [CMD]: a copy of the VARIANT image ($T/m.qcow2) booted with grub's menu
+# tried, maintained in the guest (CMD, default $MAINTAIN; kept: --persist) and rebooted; both boots: one prompt,
+# grub's editor and command line refused, the root pinned, the key and the initramfs 0600; the
+# second from the grub.cfg and initramfs the guest's own tools wrote. Then inspect passes it,
+# it is rekeyed offline and boots once more, with the new key. Each boot's JSON in $T/boot-N.json.
+maintained() {
+	local v=$1 cmd=${2:-$MAINTAIN} img b
+	img=$(image "$v")
+	cp --sparse=always "$img" "$T/m.qcow2"
+	cp "$img.key" "$T/m.qcow2.key"
+	boot "$T/m.qcow2" "$T/m.qcow2.key" --try-menu --persist --timeout 3000 --then-reboot "$cmd" \
+		--run 'stat -c %Y /boot/initrd.img-$(uname -r)' \
+		--run 'grep -c "^### BEGIN /etc/grub.d/10_linux ###" /boot/grub/grub.cfg' \
+		--run 'ls /boot/efi/EFI/debian'
+	echo "$R" > "$T/boot-1.json"
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .after_reboot.outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .after_reboot.command_status <<<"$R")" = 0 ]
+	for b in "" .after_reboot; do
+		[ "$(jq -r "${b}.passphrase_prompts" <<<"$R")" = 1 ]
+		[ "$(jq -c "${b}.menu" <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
+		[ "$(out 'dmsetup table --target crypt | wc -l' "$b")" = 1 ]
+		[ "$(out "$PINNED" "$b")" = 1 ]
+		[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key' "$b")" = 600 ]
+		[ "$(out 'stat -c %a /boot/initrd.img-*' "$b")" = 600 ]
+	done
+	# Before: cvm-image's grub.cfg, nothing in EFI/debian. After: update-grub's, the initramfs
+	# written again, and grub-install's EFI/debian/grubx64.efi.
+	[ "$(out 'grep -c "^### BEGIN /etc/grub.d/10_linux ###" /boot/grub/grub.cfg')" = 0 ]
+	[ "$(out 'grep -c "^### BEGIN /etc/grub.d/10_linux ###" /boot/grub/grub.cfg' .after_reboot)" = 1 ]
+	[ "$(out 'ls /boot/efi/EFI/debian' .after_reboot)" = grubx64.efi ]
+	if [ "$cmd" = "$MAINTAIN" ]; then
+		# The second boot came from the initramfs the guest's own tool wrote.
+		[ "$(out 'stat -c %Y /boot/initrd.img-$(uname -r)' .after_reboot)" -gt \
+			"$(out 'stat -c %Y /boot/initrd.img-$(uname -r)')" ]
+	fi
+	# The key never reached the serial console.
+	run ! grep -qF "$(cat "$T/m.qcow2.key")" "$T/serial.log"
+	# The reboot after the maintenance, as the console showed it (for the record).
+	grep -a -E "Enter passphrase for|Enter username|access denied|Loading Linux|matches its pin|login: " "$T/serial.log" |
+		tr -d '\r' | sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/^ *//' | tr -s ' ' | cut -c1-160 |
+		tail -n 8 | sed "s/^/# $v serial: /" >&3
+	# The pipeline gate agrees: the grub.cfg update-grub wrote boots, locked.
+	run --separate-stderr "$CVM_IMAGE" inspect "$T/m.qcow2" --key-file "$T/m.qcow2.key" --json
+	echo "$output" | jq -r '.checks[] | "\(.status) \(.name): \(.detail)"'
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.checks[] | select(.name == "grub-boots") | .status' <<<"$output")" = ok ]
+	[[ "$(jq -r '.checks[] | select(.name == "grub-boots") | .detail' <<<"$output")" == *"(written by grub-mkconfig)"* ]]
+	[ "$(jq -r '.checks[] | select(.name == "grub-update") | .status' <<<"$output")" = ok ]
+	# Rekeyed offline: the initramfs the guest's tools made is changed in pieces.
+	cp "$T/m.qcow2.key" "$T/old.key"
+	"$CVM_IMAGE" -q rekey "$T/m.qcow2" --key-file "$T/old.key"
+	run ! cmp -s "$T/m.qcow2.key" "$T/old.key"
+	boot "$T/m.qcow2" "$T/m.qcow2.key" --try-menu
+	echo "$R" > "$T/boot-2.json"
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .slot <<<"$R")" = 0 ]
+	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
+	[ "$(out "$PINNED")" = 1 ]
+	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
+}
+
