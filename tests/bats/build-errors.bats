@@ -78,7 +78,8 @@ fails_with() {
 @test "errors: an entry with '..' is refused by name, nothing written" {
 	"$CVM_SRCDIR/tests/lib/bad-tar" dotdot "$T/bad.tar"
 	fails_with 1 "refusing entry './etc/../../evil': path contains '..'" "$T/bad.tar" -o "$T/out/a.img"
-	[ ! -e "$T/evil" ] && [ ! -e "$T/../evil" ]
+	[ ! -e "$T/evil" ]
+	[ ! -e "$T/../evil" ]
 	[ -z "$(ls -A "$T/out")" ]
 	assert_no_leftovers "$T/out"
 }

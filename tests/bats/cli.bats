@@ -94,8 +94,11 @@ options_in_man() {
 			grep -oE '^	\{ "[a-z-]+"' | grep -oE '[a-z-]+' | tr '\n' ' ')
 		[ -n "$steps" ]
 		echo "$table: $steps"
-		[ "$table" = steps ] && [ "$(echo "$lists" | sed -n 1p) " = "$steps" ]
-		[ "$table" = steps ] || [ "$(echo "$lists" | sed -n 2p) " = "$steps" ]
+		if [ "$table" = steps ]; then
+			[ "$(echo "$lists" | sed -n 1p) " = "$steps" ]
+		else
+			[ "$(echo "$lists" | sed -n 2p) " = "$steps" ]
+		fi
 	done
 }
 

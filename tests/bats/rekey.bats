@@ -457,8 +457,10 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 		header "$T/out/disk.img"
 		local key=
 		opens_with "$T/hdr" "$T/old.key" && key=$T/old.key
-		[ -z "$key" ] && [ -f "$T/out/disk.img.key.new" ] && opens_with "$T/hdr" "$T/out/disk.img.key.new" &&
+		if [ -z "$key" ] && [ -f "$T/out/disk.img.key.new" ] &&
+			opens_with "$T/hdr" "$T/out/disk.img.key.new"; then
 			key=$T/out/disk.img.key.new
+		fi
 		echo "after $step: opens with ${key:-nothing}"
 		[ -n "$key" ]
 		# The backup of the original header is there from its step on; the new key before.
@@ -550,7 +552,9 @@ what_opens() {
 		# The edits reached the qcow2 image itself (no raw copy in between).
 		qemu-img check -q "$T/out/disk.qcow2"
 		qemu-img convert -O raw "$T/out/disk.qcow2" "$T/out/disk.img"
-		[ -f "$T/out/disk.qcow2.key.new" ] && cp "$T/out/disk.qcow2.key.new" "$T/out/disk.img.key.new"
+		if [ -f "$T/out/disk.qcow2.key.new" ]; then
+			cp "$T/out/disk.qcow2.key.new" "$T/out/disk.img.key.new"
+		fi
 		[ "$said" = "$(what_opens)" ]
 		[ -z "$(ls -A "$T/out" | grep cvm-image-rekey)" ]
 		rm -f "$T"/out/*
@@ -741,7 +745,8 @@ reencrypt_steps() {
 			[ "$status" -eq 1 ]
 			[[ "$stderr" == *"CVM_IMAGE_FAULT=fail-after-$step: failing here"* ]]
 			[[ "$stderr" == *"no copy was written: neither '$T/out/$out' nor '$T/out/$out.key' exists; '$T/out/disk.img' was only read"* ]]
-			[ ! -e "$T/out/$out" ] && [ ! -e "$T/out/$out.key" ]
+			[ ! -e "$T/out/$out" ]
+			[ ! -e "$T/out/$out.key" ]
 			assert_no_leftovers "$T/out"
 			[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
 
@@ -750,7 +755,8 @@ reencrypt_steps() {
 			[ "$status" -eq 1 ]
 			[[ "$stderr" == *"interrupted after step $step"* ]]
 			[[ "$stderr" == *"no copy was written"* ]]
-			[ ! -e "$T/out/$out" ] && [ ! -e "$T/out/$out.key" ]
+			[ ! -e "$T/out/$out" ]
+			[ ! -e "$T/out/$out.key" ]
 			assert_no_leftovers "$T/out"
 		done
 	done
@@ -994,7 +1000,8 @@ stopped_dead() {
 		[[ "$stderr" == *"interrupted after step $step"* ]]
 		[[ "$stderr" == *"nothing in '$T/out/disk.img' changed; it opens with the old key, as before"* ]]
 		[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
-		[ ! -e "$T/out/disk.img.key.new" ] && [ ! -e "$T/out/disk.img.luks-header-backup" ]
+		[ ! -e "$T/out/disk.img.key.new" ]
+		[ ! -e "$T/out/disk.img.luks-header-backup" ]
 		cmp "$T/old.key" "$T/out/disk.img.key"
 	done
 	# From the first header write on, it runs to the end.

@@ -141,7 +141,8 @@ parse_table() {
 		--api-major 1 --api-minor 40 --build-id 40 --policy 3 --firmware fw.fd --key-file key h p
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the launch measurement does not match"* ]]
-	[ ! -e h ] && [ ! -e p ]
+	[ ! -e h ]
+	[ ! -e p ]
 	assert_no_leftovers "$T"
 }
 
@@ -170,7 +171,8 @@ start_qmp() {
 	[ "$(jq -r .injected <<<"$output")" = true ]
 	[ "$(jq -r .continued <<<"$output")" = true ]
 	[ "$(jq -r .launch_digest <<<"$output")" = "$(openssl dgst -sha256 -binary fw.fd | base64 -w0)" ]
-	[[ "$output" != *"$(cat key)"* ]] && [[ "$stderr" != *"$(cat key)"* ]]
+	[[ "$output" != *"$(cat key)"* ]]
+	[[ "$stderr" != *"$(cat key)"* ]]
 	# The guest's side: the header's HMAC under the TIK, the payload under the TEK.
 	jq -r '."packet-header"' "$T/rec/inject.json" | base64 -d > hdr
 	jq -r .secret "$T/rec/inject.json" | base64 -d > payload
@@ -392,6 +394,8 @@ inject_with() {
 	run --separate-stderr "$CVM_IMAGE" secret inject --qmp x --tik tik --tek tek --firmware fw.fd --kernel k --key-file key
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--kernel needs --initrd and --cmdline"* ]]
-	[ ! -e h ] && [ ! -e p ] && [ ! -e t.bin ]
+	[ ! -e h ]
+	[ ! -e p ]
+	[ ! -e t.bin ]
 	assert_no_leftovers "$T"
 }

@@ -185,7 +185,8 @@ rekeyed() {
 	[ "$rc" -eq 1 ]
 	grep -q 'interrupted after step backup' "$T/stderr"
 	[ "$(sha256sum < "$T/rk.qcow2")" = "$sum" ]
-	[ ! -e "$T/rk.qcow2.key.new" ] && [ ! -e "$T/rk.qcow2.luks-header-backup" ]
+	[ ! -e "$T/rk.qcow2.key.new" ]
+	[ ! -e "$T/rk.qcow2.luks-header-backup" ]
 	cmp "$T/rk.qcow2.key" "$img.key"
 	# The export is gone with it: no mount, no qemu-storage-daemon, no directory.
 	run ! grep -q cvm-image-export /proc/self/mountinfo
