@@ -8,7 +8,7 @@
 # 'make check-boot'; about two minutes per boot here. The maintained tests of Debian 12 with
 # dracut and Debian 13 with initramfs-tools, and the streamed rekey of an initramfs the guest's
 # tools made, are in maintained.bats ('make check-boot-more'): CI's hour holds one of each
-# tool and release.
+# tool and release. So is Debian sid, which fails today (see there).
 
 load lib
 
@@ -71,19 +71,6 @@ load lib
 	R=$(cat "$T/boot-1.json")
 	[ "$(out 'findmnt -no SOURCE /' .after_reboot)" = "/dev/mapper/luks-$(jq -r .luks.uuid "$BOOT_DIR/trixie-dracut.json")" ]
 	[[ "$(out 'cat /proc/cmdline' .after_reboot)" == *"rd.shell=0 rd.emergency=poweroff panic=-1"* ]]
-}
-
-@test "boot: Debian sid (the next release: grub 2.14, dracut 11x, kernel 7.x) with dracut: one prompt, locked, pinned" {
-	local img
-	img=$(image sid-dracut)
-	boot "$img" "$img.key" --try-menu
-	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
-	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
-	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
-	[ "$(out 'findmnt -no SOURCE /')" = "/dev/mapper/luks-$(jq -r .luks.uuid "$BOOT_DIR/sid-dracut.json")" ]
-	[ "$(out "$PINNED")" = 1 ]
-	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
-	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
 }
 
 @test "boot: a wrong key gets grub's 'access denied' and nothing boots" {
