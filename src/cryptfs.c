@@ -244,24 +244,16 @@ int cryptfs_open(int fd, uint64_t payload_offset, struct xts *xts, bool writable
 	 * group descriptors are checked before libext2fs sizes bitmaps from them (1.47.0's
 	 * ext2fs_read_bitmaps() overflows its heap on a wrong s_first_data_block). */
 	r = check_geometry(c->fs);
+	if (r == 0 && (err = ext2fs_check_desc(c->fs)))
+		r = log_error_errno(EUCLEAN, "the root filesystem's group descriptors are damaged: %s",
+				    error_message(err));
+	if (r == 0 && (err = ext2fs_read_bitmaps(c->fs)))
+		r = log_error_errno(EIO, "cannot read the filesystem's bitmaps: %s",
+				    error_message(err));
 	if (r < 0) {
 		ext2fs_close_free(&c->fs);
 		free(c->io);
 		return r;
-	}
-	err = ext2fs_check_desc(c->fs);
-	if (err) {
-		ext2fs_close_free(&c->fs);
-		free(c->io);
-		return log_error_errno(EUCLEAN, "the root filesystem's group descriptors are damaged: %s",
-				       error_message(err));
-	}
-	err = ext2fs_read_bitmaps(c->fs);
-	if (err) {
-		ext2fs_close_free(&c->fs);
-		free(c->io);
-		return log_error_errno(EIO, "cannot read the filesystem's bitmaps: %s",
-				       error_message(err));
 	}
 	*ret = TAKE_PTR(c);
 	return 0;
