@@ -16,6 +16,7 @@
 
 #include "gzpatch.h"
 #include "initramfs.h"
+#include "zstdframe.h"
 #include "log.h"
 #include "shared/cleanup.h"
 #include "shared/util.h"
@@ -131,6 +132,7 @@ static size_t key_archive_start(const unsigned char *p, size_t len, size_t from)
 
 struct segment {
 	size_t start, end; /* end: where the next segment may start */
+	size_t data_end;   /* where its own bytes end: the zero padding after them not included */
 	bool plain;
 };
 
@@ -152,12 +154,22 @@ static int split(const unsigned char *p, size_t len, struct segment *segs, size_
 			end += off;
 			while (end < len && p[end] == 0)
 				end++;
-			segs[(*n)++] = (struct segment){ off, end, true };
+			segs[(*n)++] = (struct segment){ off, end, end, true };
+		} else if (len - off >= 4 && memcmp(p + off, "\x28\xb5\x2f\xfd", 4) == 0) {
+			/* zstd: its frames say where it ends (libarchive would read on into the
+			 * padding and fail), then zero padding and perhaps more archives. */
+			size_t data_end;
+
+			if (zstd_frames_end_mem(p, len, off, &data_end) < 0)
+				return -EBADMSG;
+			for (end = data_end; end < len && p[end] == 0;)
+				end++;
+			segs[(*n)++] = (struct segment){ off, end, data_end, false };
 		} else {
-			/* A compressed archive: to the end of the image, or to the key archive
-			 * cvm-image build put after it. */
+			/* Another compressed archive (gzip members carry on through padding): to
+			 * the end of the image, or to the key archive cvm-image build put after it. */
 			end = key_archive_start(p, len, off + 1);
-			segs[(*n)++] = (struct segment){ off, end, false };
+			segs[(*n)++] = (struct segment){ off, end, end, false };
 		}
 		off = end;
 	}
@@ -486,7 +498,7 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 	*count = 0;
 	for (size_t i = 0; i < n; i++) {
 		const unsigned char *p = (const unsigned char *)in + segs[i].start;
-		size_t len = segs[i].end - segs[i].start;
+		size_t len = segs[i].data_end - segs[i].start, padded = segs[i].end - segs[i].start;
 		unsigned found = 0;
 		struct membuf seg = {};
 
@@ -502,6 +514,9 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 			return log_error_errno(r, "out of memory");
 		if (r == 0) {
 			*count += found;
+			/* The zero padding after a compressed archive, as it was. */
+			if (out && mem_write(NULL, out, p + len, padded - len) < 0)
+				return log_error_errno(ENOMEM, "out of memory");
 			continue;
 		}
 		/* Otherwise in one pass through libarchive: rewritten as it is read; kept only if
@@ -517,7 +532,7 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 			continue;
 		if (!found) {
 			free(seg.data);
-			if (mem_write(NULL, out, p, len) < 0)
+			if (mem_write(NULL, out, p, padded) < 0)
 				return log_error_errno(ENOMEM, "out of memory");
 			continue;
 		}
@@ -609,7 +624,7 @@ static int key_members(const char *what, const void *in, size_t in_len, const vo
 		archive_read_support_filter_all(a);
 		archive_read_support_format_cpio(a);
 		if (archive_read_open_memory(a, (const unsigned char *)in + segs[i].start,
-					     segs[i].end - segs[i].start) != ARCHIVE_OK)
+					     segs[i].data_end - segs[i].start) != ARCHIVE_OK)
 			return log_error_errno(EBADMSG, "%s: not a cpio archive: %s", what,
 					       archive_error_string(a));
 		while ((ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
@@ -975,17 +990,17 @@ static int hit_changes(struct initramfs_edit *e, const struct newc_scan *s, stru
 	return 0;
 }
 
-/* libarchive's reader of f from pos to its end, a piece at a time. */
+/* libarchive's reader of f from pos to end, a piece at a time. */
 struct stream_in {
 	const struct gz_file *f;
-	uint64_t pos;
+	uint64_t pos, end;
 	unsigned char *buf;
 };
 
 static la_ssize_t stream_read(struct archive *a, void *userdata, const void **buf)
 {
 	struct stream_in *in = userdata;
-	size_t n = (size_t)MIN(in->f->size - in->pos, (uint64_t)PIECE);
+	size_t n = (size_t)MIN(in->end - in->pos, (uint64_t)PIECE);
 	int r;
 
 	if (n == 0)
@@ -1021,19 +1036,19 @@ static la_ssize_t stream_write(struct archive *a, void *userdata, const void *bu
 }
 
 /*
- * The zstd archive at off in f (to the end of f, as split() takes a compressed archive), read
+ * The zstd archive at [off, end) in f (its frames, as zstd_frames_end() measured them), read
  * and written again into out through libarchive a piece at a time (zstd at level 1 on every
  * core, as process() does), members holding old given new_key; counts them. Only a candidate
  * key's data is held whole. -EOPNOTSUPP if it is not zstd.
  */
-static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off, const void *old,
-			const void *new_key, size_t key_len, struct stream_out *out,
-			unsigned *n_old, unsigned *n_new)
+static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off, uint64_t end,
+			const void *old, const void *new_key, size_t key_len,
+			struct stream_out *out, unsigned *n_old, unsigned *n_new)
 {
 	_cleanup_(archive_read_freep) struct archive *r = archive_read_new();
 	_cleanup_(archive_write_freep) struct archive *w = archive_write_new();
 	_cleanup_free_ unsigned char *inbuf = malloc(PIECE), *buf = malloc(PIECE);
-	struct stream_in in = { f, off, inbuf };
+	struct stream_in in = { f, off, end, inbuf };
 	struct archive_entry *e;
 	bool opened = false;
 	int ar;
@@ -1191,6 +1206,23 @@ static int plan_key_archive(const struct gz_file *f, struct initramfs_edit *e, c
 	return n > 0;
 }
 
+/* 0 if f holds only zeros from off to its end, -EOPNOTSUPP if not; buf: PIECE bytes. */
+static int zero_to_end(const struct gz_file *f, uint64_t off, unsigned char *buf)
+{
+	while (off < f->size) {
+		size_t n = (size_t)MIN(f->size - off, (uint64_t)PIECE);
+		int r = f->pread(f->userdata, off, buf, n);
+
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n; i++)
+			if (buf[i] != 0)
+				return -EOPNOTSUPP;
+		off += n;
+	}
+	return 0;
+}
+
 int initramfs_stream_plan(const char *what, const struct gz_file *f, const void *old,
 			  const void *new_key, size_t key_len, struct initramfs_edit **ret,
 			  unsigned *ret_old, unsigned *ret_new)
@@ -1279,16 +1311,25 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 			   e->zfd < 0) {
 			/* zstd: written again whole, in pieces, into an unnamed file (0600, gone
 			 * with us) now, so that writing it back later can only fail at I/O. */
-			struct stream_out o = { .fd = open(getenv("TMPDIR") ?: "/var/tmp",
-							   O_TMPFILE | O_RDWR | O_CLOEXEC, 0600) };
+			struct stream_out o = { .fd = -1 };
 			unsigned before_old = n_old;
+			uint64_t zend;
 
+			/* Its frames, then only zero padding: the file is cut after the archive
+			 * written again, so nothing else may follow it here (the whole-file path
+			 * takes a chain with more after the zstd archive). */
+			r = zstd_frames_end(f->pread, f->userdata, off, f->size, &zend);
+			if (r == 0)
+				r = zero_to_end(f, zend, buf);
+			if (r < 0)
+				break;
+			o.fd = open(getenv("TMPDIR") ?: "/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 			if (o.fd < 0) {
 				r = log_error_errno(errno, "cannot create a temporary file in '%s': %m",
 						    getenv("TMPDIR") ?: "/var/tmp");
 				break;
 			}
-			r = rewrite_zstd(what, f, off, old, new_key, key_len, &o, &n_old, &n_new);
+			r = rewrite_zstd(what, f, off, zend, old, new_key, key_len, &o, &n_old, &n_new);
 			if (r == 0 && n_old > before_old) {
 				e->zfd = o.fd;
 				e->zoff = off;

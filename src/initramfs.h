@@ -4,6 +4,7 @@
  * compression and every other member's contents, owner and mode. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* An installed kernel's initramfs, by the names the tools give it: which 0 is Debian's

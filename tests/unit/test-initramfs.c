@@ -9,6 +9,9 @@
 
 #include <errno.h>
 
+#include <archive.h>
+#include <archive_entry.h>
+
 #include "gzpatch.h"
 #include "initramfs.h"
 #include "tap.h"
@@ -63,6 +66,85 @@ static int mem_pread(void *userdata, uint64_t off, void *out, size_t len)
 		return -EIO;
 	memcpy(out, b->d + off, len);
 	return 0;
+}
+
+static int mem_truncate(void *userdata, uint64_t size)
+{
+	((struct buf *)userdata)->len = (size_t)size;
+	return 0;
+}
+
+/* b's bytes compressed with zstd (libarchive's writer, as process() uses it), appended to z. */
+static void zstd(struct buf *z, const struct buf *b)
+{
+	struct archive *w = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	size_t cap = b->len + 4096, used = 0;
+	unsigned char *out = malloc(cap);
+
+	archive_write_set_format_raw(w);
+	archive_write_add_filter_zstd(w);
+	archive_write_set_bytes_in_last_block(w, 1);
+	archive_write_open_memory(w, out, cap, &used);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_write_header(w, e);
+	archive_write_data(w, b->d, b->len);
+	archive_write_close(w);
+	archive_write_free(w);
+	archive_entry_free(e);
+	put(z, out, used);
+	free(out);
+}
+
+/* A zstd archive holding the key, zero padding, then an uncompressed archive (as dracut 112
+ * and initramfs-tools with zstd installed leave an image before build's key archive). */
+static void zstd_chain(void)
+{
+	struct initramfs_member m[4];
+	struct buf b = {}, z = {}, tail = {};
+	size_t n = 0;
+	unsigned count = 0, moved = 0, n_old = 0, n_new = 0;
+	void *out = NULL;
+	size_t out_len = 0;
+	struct initramfs_edit *e = NULL;
+	struct gz_file f = { .pread = mem_pread, .truncate = mem_truncate, .userdata = &z };
+	int r;
+
+	archive(&b, "etc/cryptsetup-keys.d/luks-x.key", 0100600);
+	zstd(&z, &b);
+	put(&z, (unsigned char[64]){ 0 }, 64);
+	member(&tail, "etc/motd", 0100644, "hi\n", 3);
+	member(&tail, "TRAILER!!!", 0, "", 0);
+	put(&z, tail.d, tail.len);
+
+	r = initramfs_key_members("t", z.d, z.len, KEY, 44, m, 4, &n);
+	ok(r == 0 && n == 1 && m[0].holds_key, "zstd, zero padding, an archive: the key member found (%d, %zu)", r, n);
+	initramfs_members_done(m, n);
+	ok(initramfs_count_key("t", z.d, z.len, KEY, 44, &count) == 0 && count == 1,
+	   "zstd, zero padding, an archive: one copy (%u)", count);
+	r = initramfs_move_key("t", z.d, z.len, KEY, 44, &out, &out_len, &moved);
+	ok(r == 0 && moved == 1, "zstd chain: build's key archive appended (%d)", r);
+	n = 0;
+	ok(r == 0 && initramfs_key_members("t", out, out_len, KEY, 44, m, 4, &n) == 0 && n == 1 &&
+		   m[0].holds_key, "zstd chain after the move: the key member read back");
+	initramfs_members_done(m, n);
+	free(out);
+
+	/* The streamed plan cuts the file after the zstd archive it writes again: refused
+	 * while an archive follows, taken with only zero padding after it. */
+	f.size = z.len;
+	r = initramfs_stream_plan("t", &f, KEY, NEW, 44, &e, &n_old, &n_new);
+	ok(r == -EOPNOTSUPP, "zstd then an archive: the streamed plan leaves it to the whole-file path (%d)", r);
+	initramfs_edit_free(e);
+	e = NULL;
+	z.len -= tail.len;
+	f.size = z.len;
+	r = initramfs_stream_plan("t", &f, KEY, NEW, 44, &e, &n_old, &n_new);
+	ok(r == 0 && e && n_old == 1, "zstd then zero padding: the streamed plan finds the key (%d, %u)", r, n_old);
+	initramfs_edit_free(e);
+	free(b.d);
+	free(z.d);
+	free(tail.d);
 }
 
 int main(void)
@@ -128,5 +210,6 @@ int main(void)
 		free(out);
 	}
 	free(b.d);
+	zstd_chain();
 	return tap_done();
 }
