@@ -46,6 +46,7 @@ fuzz() {
 @test "fuzz: the LUKS1 header fields" { fuzz luks-header; }
 @test "fuzz: initramfs newc chains and the key archive finder" { fuzz initramfs; }
 @test "fuzz: gzip members, whole and streamed" { fuzz gzip; }
+@test "fuzz: zstd frames and the chains they end" { fuzz zstd; }
 @test "fuzz: os-release and distro.conf" { fuzz envfile; }
 @test "fuzz: grub.cfg's lock scan" { fuzz grub-cfg; }
 @test "fuzz: QMP answers" { fuzz qmp; }
