@@ -353,9 +353,20 @@ static int boot_once(struct console *c, const struct boot_options *o, const stru
 	}
 	if (r < 0)
 		return r;
+	if (r == 2) {
+		/* grub's prompt again: the guest reset before its login prompt (a kernel panic
+		 * reboots at once, panic=-1), which is not the initramfs asking. */
+		res->prompts++;
+		res->outcome = "rebooted";
+		log_error("[%7.1fs] the guest restarted before its login prompt: grub asks for the "
+			  "passphrase again (see the console log for why)", elapsed(c));
+		return 0;
+	}
 	if (r != 0) {
 		res->prompts++;
 		res->outcome = "second-prompt";
+		log_error("[%7.1fs] the initramfs asks for the passphrase: '%.*s'", elapsed(c),
+			  (int)(m[0].rm_eo - m[0].rm_so), c->buf + m[0].rm_so);
 		return 0;
 	}
 	res->login_prompt_s = elapsed(c);
