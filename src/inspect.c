@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/sha.h>
 
+#include "confine.h"
 #include "cryptfs.h"
 #include "deep.h"
 #include "esp.h"
@@ -25,6 +27,7 @@
 #include "log.h"
 #include "luks.h"
 #include "shared/cleanup.h"
+#include "shared/fault.h"
 #include "shared/interrupt.h"
 #include "shared/util.h"
 #include "xts.h"
@@ -60,6 +63,7 @@ struct inspect_ctx {
 	struct xts *xts;
 	struct cryptfs *fs;
 	struct cryptfs_info fsinfo;
+	bool unlocked;             /* c->xts set up with the volume key */
 	bool have_fs;
 	char tool[24];             /* "initramfs-tools", "dracut", "" */
 	struct kernel *kernels;
@@ -373,6 +377,17 @@ static int unlock(struct inspect_ctx *c)
 	r = xts_new(c->vk.data, c->vk.size, &c->xts);
 	if (r < 0)
 		return log_error_errno(r, "cannot set up AES-XTS: %m");
+	c->unlocked = true;
+	return 0;
+}
+
+/* The root filesystem opened (libext2fs through the XTS I/O manager): the confined child's
+ * first step. */
+static int open_rootfs(struct inspect_ctx *c)
+{
+	char a[32], b[32];
+	int r;
+
 	r = cryptfs_open(c->im->fd, c->im->luks_off + c->im->hdr_size, c->xts, false, &c->fs);
 	if (r < 0) {
 		inspect_add(c, "rootfs", CHECK_FAIL, "the LUKS payload holds no ext4 filesystem");
@@ -380,15 +395,10 @@ static int unlock(struct inspect_ctx *c)
 	}
 	cryptfs_info(c->fs, &c->fsinfo);
 	c->have_fs = true;
-	{
-		char a[32], b[32];
-
-		inspect_add(c, "rootfs", CHECK_OK, "ext4 UUID %s%s%s%s, %s free of %s", c->fsinfo.uuid,
-			    *c->fsinfo.label ? ", label '" : "", c->fsinfo.label,
-			    *c->fsinfo.label ? "'" : "",
-			    format_size(c->fsinfo.free_blocks * c->fsinfo.block_size, a, sizeof(a)),
-			    format_size(c->fsinfo.blocks * c->fsinfo.block_size, b, sizeof(b)));
-	}
+	inspect_add(c, "rootfs", CHECK_OK, "ext4 UUID %s%s%s%s, %s free of %s", c->fsinfo.uuid,
+		    *c->fsinfo.label ? ", label '" : "", c->fsinfo.label, *c->fsinfo.label ? "'" : "",
+		    format_size(c->fsinfo.free_blocks * c->fsinfo.block_size, a, sizeof(a)),
+		    format_size(c->fsinfo.blocks * c->fsinfo.block_size, b, sizeof(b)));
 	return 0;
 }
 
@@ -838,6 +848,187 @@ static int check_esp_key(struct inspect_ctx *c)
 	return 0;
 }
 
+/* ---- the root filesystem, confined --------------------------------------------------- */
+
+/*
+ * What the confined child sends back: this header, then n_checks struct check, n_kernels
+ * struct kernel (their member names after them, NAME_MAX + 1 bytes each, n_members in all),
+ * n_files struct inspect_file. The same binary on both ends (a fork), so the records are the
+ * structs themselves; the parent checks every count against the length and terminates every
+ * string, because the child may have been taken over by what it read.
+ */
+struct rootfs_answer {
+	int32_t r;
+	uint32_t have_fs;
+	struct cryptfs_info fsinfo;
+	char tool[24];
+	uint32_t n_checks, n_kernels, n_members, n_files;
+};
+
+#define MEMBER_NAME 256
+#define ANSWER_MAX (8 * MiB)
+
+static int write_answer(int fd, const struct inspect_ctx *c, size_t first_check, int r)
+{
+	struct rootfs_answer a = { .r = r, .have_fs = c->have_fs, .fsinfo = c->fsinfo,
+				   .n_checks = (uint32_t)(c->n_checks - first_check),
+				   .n_kernels = (uint32_t)c->n_kernels, .n_files = (uint32_t)c->n_files };
+	int w;
+
+	memcpy(a.tool, c->tool, sizeof(a.tool));
+	for (size_t i = 0; i < c->n_kernels; i++)
+		a.n_members += (uint32_t)c->kernels[i].n_members;
+	w = write_all(fd, &a, sizeof(a));
+	if (w == 0)
+		w = write_all(fd, c->checks + first_check, a.n_checks * sizeof(struct check));
+	if (w == 0 && c->n_kernels)
+		w = write_all(fd, c->kernels, c->n_kernels * sizeof(struct kernel));
+	for (size_t i = 0; w == 0 && i < c->n_kernels; i++)
+		for (size_t j = 0; w == 0 && j < c->kernels[i].n_members; j++) {
+			char name[MEMBER_NAME] = {};
+
+			snprintf(name, sizeof(name), "%s", c->kernels[i].members[j].name ?: "");
+			w = write_all(fd, name, sizeof(name));
+		}
+	if (w == 0 && c->n_files)
+		w = write_all(fd, c->files, c->n_files * sizeof(struct inspect_file));
+	return w;
+}
+
+#define TERMINATE(a) ((a)[sizeof(a) - 1] = '\0')
+
+/* The child's answer taken into c, every count and string checked. */
+static int read_answer(struct inspect_ctx *c, const char *p, size_t len)
+{
+	struct rootfs_answer a;
+	size_t need;
+
+	if (len < sizeof(a))
+		return -EBADMSG;
+	memcpy(&a, p, sizeof(a));
+	if (a.n_checks > 1024 || a.n_kernels > 64 || a.n_files > 1024 ||
+	    a.n_members > a.n_kernels * MAX_KEY_MEMBERS)
+		return -EBADMSG;
+	need = sizeof(a) + a.n_checks * sizeof(struct check) + a.n_kernels * sizeof(struct kernel) +
+	       a.n_members * (size_t)MEMBER_NAME + a.n_files * sizeof(struct inspect_file);
+	if (len != need)
+		return -EBADMSG;
+	p += sizeof(a);
+	for (uint32_t i = 0; i < a.n_checks; i++, p += sizeof(struct check)) {
+		struct check k;
+
+		memcpy(&k, p, sizeof(k));
+		TERMINATE(k.name);
+		TERMINATE(k.detail);
+		if ((unsigned)k.state > CHECK_FAIL)
+			return -EBADMSG;
+		inspect_add(c, k.name, k.state, "%s", k.detail);
+	}
+	c->have_fs = a.have_fs != 0;
+	c->fsinfo = a.fsinfo;
+	TERMINATE(c->fsinfo.uuid);
+	TERMINATE(c->fsinfo.label);
+	memcpy(c->tool, a.tool, sizeof(c->tool));
+	TERMINATE(c->tool);
+	c->kernels = calloc(a.n_kernels ?: 1, sizeof(*c->kernels));
+	if (!c->kernels)
+		return -ENOMEM;
+	memcpy(c->kernels, p, a.n_kernels * sizeof(struct kernel));
+	p += a.n_kernels * sizeof(struct kernel);
+	c->n_kernels = a.n_kernels;
+	for (size_t i = 0, m = 0; i < c->n_kernels; i++) {
+		struct kernel *k = &c->kernels[i];
+
+		TERMINATE(k->version);
+		TERMINATE(k->initrd);
+		for (size_t j = 0; j < MAX_KEY_MEMBERS; j++)
+			k->members[j].name = NULL; /* the child's pointers */
+		if (k->n_members > MAX_KEY_MEMBERS || m + k->n_members > a.n_members) {
+			k->n_members = 0;
+			return -EBADMSG;
+		}
+		for (size_t j = 0; j < k->n_members; j++, m++, p += MEMBER_NAME) {
+			k->members[j].name = strndup(p, MEMBER_NAME - 1);
+			if (!k->members[j].name) {
+				k->n_members = j;
+				return -ENOMEM;
+			}
+		}
+	}
+	if (a.n_files) {
+		c->files = calloc(a.n_files, sizeof(*c->files));
+		if (!c->files)
+			return -ENOMEM;
+		memcpy(c->files, p, a.n_files * sizeof(struct inspect_file));
+		c->n_files = c->cap_files = a.n_files;
+		for (size_t i = 0; i < c->n_files; i++) {
+			TERMINATE(c->files[i].path);
+			TERMINATE(c->files[i].sha256);
+		}
+	}
+	return a.r;
+}
+
+/* In the confined child: the root filesystem's checks, their findings written to out_fd. */
+static int rootfs_stage(void *userdata, int out_fd)
+{
+	struct inspect_ctx *c = userdata;
+	size_t first = c->n_checks;
+	int r;
+
+	/* For the tests: what the confinement refuses, and a reader that dies. */
+	if (fault_requested("rootfs-reader-probe")) {
+		int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC), e_open = fd < 0 ? errno : 0;
+		int e_exec = execl("/bin/true", "true", (char *)NULL) < 0 ? errno : 0;
+		int s = socket(AF_UNIX, SOCK_STREAM, 0), e_sock = s < 0 ? errno : 0;
+
+		inspect_add(c, "reader-probe", CHECK_WARN, "uid %u, open %s, exec %s, socket %s",
+			    (unsigned)geteuid(), strerrorname_np(e_open) ?: "ok",
+			    strerrorname_np(e_exec) ?: "ok", strerrorname_np(e_sock) ?: "ok");
+	}
+	if (fault_requested("rootfs-reader-crash"))
+		abort();
+	r = open_rootfs(c);
+	if (r == 0 && c->have_fs) {
+		r = check_key_file(c);
+		if (r == 0)
+			r = check_pin(c);
+		if (r == 0)
+			r = check_config(c);
+		if (r == 0)
+			r = check_kernels(c);
+		if (r == 0)
+			r = check_esp_key(c);
+	}
+	return write_answer(out_fd, c, first, r);
+}
+
+/*
+ * The root filesystem's checks (ext4, crypttab, grub.cfg, os-release, every initramfs: what
+ * the guest could write) in a confined child (confine.h), so that a memory bug a crafted
+ * filesystem finds in libext2fs or in our parsers cannot act as us.
+ */
+static int check_rootfs(struct inspect_ctx *c)
+{
+	_cleanup_free_ char *answer = NULL;
+	size_t len;
+	int sig, r;
+
+	r = confine_run(rootfs_stage, c, c->im->fd, ANSWER_MAX, &answer, &len, &sig);
+	if (r == -ECHILD) {
+		inspect_add(c, "rootfs", CHECK_FAIL, "the confined reader of the root filesystem was "
+			    "killed (%s): its contents are damaged or crafted", strsignal(sig));
+		return -EMEDIUMTYPE;
+	}
+	if (r < 0)
+		return r;
+	r = read_answer(c, answer, len);
+	if (r == -EBADMSG)
+		return log_error_errno(r, "the confined reader of the root filesystem answered "
+					  "out of bounds");
+	return r;
+}
+
 /* ---- output -------------------------------------------------------------------------- */
 
 static void print_text(const struct inspect_ctx *c)
@@ -985,17 +1176,8 @@ int inspect_run(const struct inspect_options *o)
 		r = check_luks(&c);
 	if (r == 0 && (o->key_file || o->recovery_file))
 		r = unlock(&c);
-	if (r == 0 && c.have_fs) {
-		r = check_key_file(&c);
-		if (r == 0)
-			r = check_pin(&c);
-		if (r == 0)
-			r = check_config(&c);
-		if (r == 0)
-			r = check_kernels(&c);
-		if (r == 0)
-			r = check_esp_key(&c);
-	}
+	if (r == 0 && c.unlocked)
+		r = check_rootfs(&c);
 	if (r == 0 && o->deep && c.opened_slot >= 0) {
 		_cleanup_secret_ struct secret pass = {};
 

@@ -63,7 +63,7 @@ static int read_message(struct qmp *q, double end, json_object **ret)
 	}
 }
 
-static int write_all(int fd, const char *s, size_t len)
+static int send_all(int fd, const char *s, size_t len)
 {
 	while (len > 0) {
 		ssize_t n = send(fd, s, len, MSG_NOSIGNAL);
@@ -94,9 +94,9 @@ int qmp_execute(struct qmp *q, const char *command, json_object *args, json_obje
 	if (args)
 		json_object_object_add(cmd, "arguments", args);
 	text = json_object_to_json_string_ext(cmd, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-	r = write_all(q->fd, text, strlen(text));
+	r = send_all(q->fd, text, strlen(text));
 	if (r == 0)
-		r = write_all(q->fd, "\n", 1);
+		r = send_all(q->fd, "\n", 1);
 	json_object_put(cmd);
 	if (r < 0)
 		return log_error_errno(r, "cannot send '%s' to '%s': %m", command, q->path);

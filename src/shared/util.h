@@ -42,6 +42,8 @@ int greedy_realloc(void **p, size_t *cap, size_t need, size_t size);
 double now_seconds(void);
 
 /* pwrite()/pread() the whole buffer; -errno on failure, -EIO on short read at EOF. */
+/* The whole buffer written (to a pipe, say), or -errno. */
+int write_all(int fd, const void *buf, size_t len);
 int pwrite_all(int fd, const void *buf, size_t len, off_t off);
 int pread_all(int fd, void *buf, size_t len, off_t off);
 

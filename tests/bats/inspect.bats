@@ -291,6 +291,23 @@ hostile_root() {
 	[[ "$stderr" == *"the root filesystem's superblock says"* || "$stderr" == *"the LUKS payload holds no ext4 filesystem"* ]]
 }
 
+@test "inspect: the root filesystem is read by a confined child: no files, no exec, no socket, nobody when root; its death is a failed check" {
+	image
+	# What the reader can do, from inside it (a test fault point).
+	CVM_IMAGE_FAULT=rootfs-reader-probe inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 0 ]
+	check_is reader-probe warning "uid 65534, open EPERM, exec EPERM, socket EPERM"
+	check_is key-file ok
+	check_is "initramfs 6.1.0-10-amd64" ok
+	# A reader that dies (as one would on a memory bug a crafted filesystem finds): the check
+	# table says so, exit 1, and nothing of the tree's checks is made up.
+	CVM_IMAGE_FAULT=rootfs-reader-crash inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	check_is rootfs fail "the confined reader of the root filesystem was killed"
+	[ "$(jq '[.checks[] | select(.name == "key-file")] | length' <<<"$output")" = 0 ]
+	[[ "$stderr" == *"1 of "*" checks failed: rootfs"* ]]
+}
+
 @test "inspect: a GPT claiming 8388608 partition entries (CRC mended) is refused before it is read; a damaged primary header fails gpt" {
 	image
 	local sum
