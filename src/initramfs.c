@@ -250,7 +250,7 @@ static int open_writer(struct archive *w, int code, void *userdata, archive_writ
  */
 static int process(const char *what, const unsigned char *in, size_t len, const void *old,
 		   size_t old_len, const void *new_key, size_t new_len, struct membuf *out,
-		   unsigned *count, const struct uuid_change *u)
+		   unsigned *count, unsigned *changed, const struct uuid_change *u)
 {
 	_cleanup_(archive_read_freep) struct archive *r = archive_read_new();
 	_cleanup_(archive_write_freep) struct archive *w = NULL;
@@ -304,8 +304,10 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 		name = archive_entry_pathname(e) ?: "";
 		key = is_key(name, strlen(name), regular, data, (size_t)size, old, old_len);
 		pin = is_pin(name, strlen(name), regular, data, (size_t)size, u);
-		if (pin)
+		if (pin) {
 			memcpy(data, u->new_pin, (size_t)size); /* as long: the format is fixed */
+			(*changed)++;
+		}
 		if (key)
 			(*count)++;
 		if (!out)
@@ -315,10 +317,13 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 		if (u && u->old_uuid) {
 			_cleanup_free_ char *renamed = strdup(name);
 
-			if (renamed && uuid_replace_all(renamed, strlen(renamed), u->old_uuid, u->new_uuid))
+			if (renamed && uuid_replace_all(renamed, strlen(renamed), u->old_uuid, u->new_uuid)) {
 				archive_entry_set_pathname(e, renamed);
-			if (regular && !key && !pin)
-				uuid_replace_all(data, (size_t)size, u->old_uuid, u->new_uuid);
+				(*changed)++;
+			}
+			if (regular && !key && !pin &&
+			    uuid_replace_all(data, (size_t)size, u->old_uuid, u->new_uuid))
+				(*changed)++;
 		}
 		if (archive_write_header(w, e) != ARCHIVE_OK ||
 		    (regular && archive_entry_size(e) > 0 &&
@@ -328,10 +333,11 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 	}
 	if (ar != ARCHIVE_EOF)
 		return log_error_errno(EBADMSG, "%s: %s", what, archive_error_string(r));
-	if (unwritable && *count > 0)
-		return log_error_errno(EMEDIUMTYPE, "%s: the key is in a %s-compressed archive, which "
+	if (unwritable && (*count > 0 || *changed > 0))
+		return log_error_errno(EMEDIUMTYPE, "%s: the %s is in a %s-compressed archive, which "
 						"cvm-image cannot write back (gzip and zstd only)",
-				       what, archive_filter_name(r, 0));
+				       what, *count > 0 ? "key" : "LUKS UUID or pin",
+				       archive_filter_name(r, 0));
 	if (w && archive_write_close(w) != ARCHIVE_OK)
 		return log_error_errno(EIO, "%s: cannot write an archive: %s", what, archive_error_string(w));
 	return 0;
@@ -499,7 +505,7 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 	for (size_t i = 0; i < n; i++) {
 		const unsigned char *p = (const unsigned char *)in + segs[i].start;
 		size_t len = segs[i].data_end - segs[i].start, padded = segs[i].end - segs[i].start;
-		unsigned found = 0;
+		unsigned found = 0, changed = 0;
 		struct membuf seg = {};
 
 		/* An archive after one written again starts where the kernel looks for it: at a
@@ -520,9 +526,11 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 			continue;
 		}
 		/* Otherwise in one pass through libarchive: rewritten as it is read; kept only if
-		 * it held the key, otherwise the original bytes go out unchanged. */
+		 * it held the key or another change (a new UUID or pin in a distro's member),
+		 * otherwise the original bytes go out unchanged. */
 		found = 0;
-		r = process(what, p, len, old, old_len, new_key, new_len, out ? &seg : NULL, &found, u);
+		r = process(what, p, len, old, old_len, new_key, new_len, out ? &seg : NULL, &found,
+			    &changed, u);
 		if (r < 0) {
 			free(seg.data);
 			return r;
@@ -530,7 +538,7 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 		*count += found;
 		if (!out)
 			continue;
-		if (!found) {
+		if (!found && !changed) {
 			free(seg.data);
 			if (mem_write(NULL, out, p, padded) < 0)
 				return log_error_errno(ENOMEM, "out of memory");

@@ -15,6 +15,7 @@
 #include "gzpatch.h"
 #include "initramfs.h"
 #include "tap.h"
+#include "zstdframe.h"
 
 static const char KEY[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; /* 44 bytes, as base64 of 33 */
 static const char NEW[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
@@ -145,6 +146,56 @@ static void zstd_chain(void)
 	free(b.d);
 	free(z.d);
 	free(tail.d);
+
+	/* --reencrypt --new-uuid: the key already in build's plain key archive, the old UUID in
+	 * a distro member of the zstd archive (initramfs-tools' conf/conf.d/cryptroot): that
+	 * archive is written again with the new UUID, not copied as it was. */
+	{
+		static const char OLDU[] = "11111111-2222-3333-4444-555555555555";
+		static const char NEWU[] = "66666666-7777-8888-9999-aaaaaaaaaaaa";
+		struct buf a = {}, c = {}, k = {};
+		char conf[128];
+		void *res = NULL;
+		size_t res_len = 0;
+		unsigned replaced = 0;
+		bool new_seen = false, old_seen = false;
+
+		snprintf(conf, sizeof(conf), "target=cr_root,source=UUID=%s\n", OLDU);
+		member(&a, "conf/conf.d/cryptroot", 0100644, conf, strlen(conf));
+		member(&a, "TRAILER!!!", 0, "", 0);
+		zstd(&c, &a);
+		put(&c, (unsigned char[64]){ 0 }, 64);
+		member(&k, "cryptroot/keyfiles/cr_root.key", 0100600, KEY, 44);
+		member(&k, "TRAILER!!!", 0, "", 0);
+		put(&c, k.d, k.len);
+		r = initramfs_replace_key_uuid("t", c.d, c.len, KEY, 44, NEW, 44, OLDU, NEWU, NULL,
+					       NULL, &res, &res_len, &replaced);
+		ok(r == 0 && replaced == 1, "new UUID: the key replaced (%d, %u)", r, replaced);
+		if (r == 0) {
+			struct archive *rd = archive_read_new();
+			struct archive_entry *ent;
+			char data[128] = "";
+			size_t end = res_len;
+
+			/* The zstd archive alone: libarchive stops at what follows it. */
+			(void)zstd_frames_end_mem(res, res_len, 0, &end);
+			archive_read_support_filter_all(rd);
+			archive_read_support_format_cpio(rd);
+			if (archive_read_open_memory(rd, res, end) == ARCHIVE_OK &&
+			    archive_read_next_header(rd, &ent) == ARCHIVE_OK &&
+			    archive_read_data(rd, data, sizeof(data) - 1) > 0) {
+				new_seen = strstr(data, NEWU) != NULL;
+				old_seen = strstr(data, OLDU) != NULL;
+			}
+			archive_read_free(rd);
+		}
+		ok(new_seen && !old_seen, "new UUID: the zstd archive's member carries it (new %d, old %d)",
+		   new_seen, old_seen);
+		free(res);
+		free(a.d);
+		free(c.d);
+		free(k.d);
+	}
 }
 
 int main(void)
