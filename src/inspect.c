@@ -64,6 +64,8 @@ struct inspect_ctx {
 	struct cryptfs *fs;
 	struct cryptfs_info fsinfo;
 	bool unlocked;             /* c->xts set up with the volume key */
+	size_t tree_key_check;     /* the key-file check to finish, when c->key is the tree's */
+	uint32_t tree_key_mode;
 	bool have_fs;
 	char tool[24];             /* "initramfs-tools", "dracut", "" */
 	struct kernel *kernels;
@@ -446,11 +448,10 @@ static const char *not_a_file(uint32_t mode)
 static int check_key_file(struct inspect_ctx *c)
 {
 	_cleanup_free_ char *path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", c->luks.uuid);
-	_cleanup_secret_ struct secret vk = {};
 	char *data = NULL;
 	uint32_t mode = 0;
 	size_t len;
-	int r, slot;
+	int r;
 
 	if (!path)
 		return log_error_errno(ENOMEM, "out of memory");
@@ -474,18 +475,38 @@ static int check_key_file(struct inspect_ctx *c)
 		secret_free(&tree);
 		return 0;
 	}
-	/* With the recovery passphrase: the tree's key is the one to look for elsewhere. */
-	r = luks_unlock(c->cd, &tree, &vk, &slot);
-	if (r == -EPERM)
-		inspect_add(c, "key-file", CHECK_FAIL, "%s opens no key slot", path);
-	else if (r < 0)
-		return r;
-	else if ((mode & 07777) != 0600)
-		inspect_add(c, "key-file", CHECK_FAIL, "%s opens slot %d but has mode %04o, not 0600",
-			    path, slot, mode & 07777);
-	else
-		inspect_add(c, "key-file", CHECK_OK, "%s, mode 0600, opens slot %d", path, slot);
+	/* With the recovery passphrase: the tree's key is the one to look for elsewhere. Which
+	 * slot it opens is for the parent to say (libcryptsetup reads the header file, which the
+	 * confined reader cannot open): check_tree_key(). */
 	c->key = tree;
+	c->tree_key_mode = mode;
+	c->tree_key_check = c->n_checks;
+	inspect_add(c, "key-file", CHECK_OK, "%s", path);
+	return 0;
+}
+
+/* In the parent, after the confined reader: the tree's key file tried against the slots. */
+static int check_tree_key(struct inspect_ctx *c)
+{
+	_cleanup_secret_ struct secret vk = {};
+	struct check *k = &c->checks[c->tree_key_check];
+	char path[256];
+	int r, slot;
+
+	snprintf(path, sizeof(path), "%.255s", k->detail);
+	r = luks_unlock(c->cd, &c->key, &vk, &slot);
+	if (r == -EPERM) {
+		k->state = CHECK_FAIL;
+		snprintf(k->detail, sizeof(k->detail), "%s opens no key slot", path);
+	} else if (r < 0) {
+		return r;
+	} else if ((c->tree_key_mode & 07777) != 0600) {
+		k->state = CHECK_FAIL;
+		snprintf(k->detail, sizeof(k->detail), "%s opens slot %d but has mode %04o, not 0600",
+			 path, slot, c->tree_key_mode & 07777);
+	} else {
+		snprintf(k->detail, sizeof(k->detail), "%s, mode 0600, opens slot %d", path, slot);
+	}
 	return 0;
 }
 
@@ -853,7 +874,8 @@ static int check_esp_key(struct inspect_ctx *c)
 /*
  * What the confined child sends back: this header, then n_checks struct check, n_kernels
  * struct kernel (their member names after them, NAME_MAX + 1 bytes each, n_members in all),
- * n_files struct inspect_file. The same binary on both ends (a fork), so the records are the
+ * n_files struct inspect_file, and the tree's key (read with the recovery passphrase, for
+ * check_tree_key()). The same binary on both ends (a fork), so the records are the
  * structs themselves; the parent checks every count against the length and terminates every
  * string, because the child may have been taken over by what it read.
  */
@@ -863,9 +885,11 @@ struct rootfs_answer {
 	struct cryptfs_info fsinfo;
 	char tool[24];
 	uint32_t n_checks, n_kernels, n_members, n_files;
+	uint32_t tree_key_len, tree_key_check, tree_key_mode; /* tree_key_len bytes at the end */
 };
 
 #define MEMBER_NAME 256
+#define KEY_FILE_MAX (64 * 1024)
 #define ANSWER_MAX (8 * MiB)
 
 static int write_answer(int fd, const struct inspect_ctx *c, size_t first_check, int r)
@@ -876,6 +900,11 @@ static int write_answer(int fd, const struct inspect_ctx *c, size_t first_check,
 	int w;
 
 	memcpy(a.tool, c->tool, sizeof(a.tool));
+	if (!c->opt->key_file && c->key.size) {
+		a.tree_key_len = (uint32_t)c->key.size;
+		a.tree_key_check = (uint32_t)(c->tree_key_check - first_check);
+		a.tree_key_mode = c->tree_key_mode;
+	}
 	for (size_t i = 0; i < c->n_kernels; i++)
 		a.n_members += (uint32_t)c->kernels[i].n_members;
 	w = write_all(fd, &a, sizeof(a));
@@ -892,6 +921,8 @@ static int write_answer(int fd, const struct inspect_ctx *c, size_t first_check,
 		}
 	if (w == 0 && c->n_files)
 		w = write_all(fd, c->files, c->n_files * sizeof(struct inspect_file));
+	if (w == 0 && a.tree_key_len)
+		w = write_all(fd, c->key.data, a.tree_key_len);
 	return w;
 }
 
@@ -901,16 +932,18 @@ static int write_answer(int fd, const struct inspect_ctx *c, size_t first_check,
 static int read_answer(struct inspect_ctx *c, const char *p, size_t len)
 {
 	struct rootfs_answer a;
-	size_t need;
+	size_t need, first = c->n_checks;
 
 	if (len < sizeof(a))
 		return -EBADMSG;
 	memcpy(&a, p, sizeof(a));
 	if (a.n_checks > 1024 || a.n_kernels > 64 || a.n_files > 1024 ||
-	    a.n_members > a.n_kernels * MAX_KEY_MEMBERS)
+	    a.n_members > a.n_kernels * MAX_KEY_MEMBERS || a.tree_key_len > KEY_FILE_MAX ||
+	    (a.tree_key_len && a.tree_key_check >= a.n_checks))
 		return -EBADMSG;
 	need = sizeof(a) + a.n_checks * sizeof(struct check) + a.n_kernels * sizeof(struct kernel) +
-	       a.n_members * (size_t)MEMBER_NAME + a.n_files * sizeof(struct inspect_file);
+	       a.n_members * (size_t)MEMBER_NAME + a.n_files * sizeof(struct inspect_file) +
+	       a.tree_key_len;
 	if (len != need)
 		return -EBADMSG;
 	p += sizeof(a);
@@ -965,6 +998,15 @@ static int read_answer(struct inspect_ctx *c, const char *p, size_t len)
 			TERMINATE(c->files[i].path);
 			TERMINATE(c->files[i].sha256);
 		}
+		p += a.n_files * sizeof(struct inspect_file);
+	}
+	if (a.tree_key_len) {
+		if (secret_alloc(&c->key, a.tree_key_len) < 0)
+			return -ENOMEM;
+		memcpy(c->key.data, p, a.tree_key_len);
+		c->tree_key_check = first + a.tree_key_check;
+		c->tree_key_mode = a.tree_key_mode;
+		return a.r ?: check_tree_key(c);
 	}
 	return a.r;
 }
@@ -1023,6 +1065,7 @@ static int check_rootfs(struct inspect_ctx *c)
 	if (r < 0)
 		return r;
 	r = read_answer(c, answer, len);
+	explicit_bzero(answer, len); /* it may end with the tree's key */
 	if (r == -EBADMSG)
 		return log_error_errno(r, "the confined reader of the root filesystem answered "
 					  "out of bounds");
