@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "confine.h"
 #include "cryptfs.h"
 #include "esp.h"
 #include "gpt.h"
@@ -373,6 +374,76 @@ static int prepare_streamed(struct rekey_ctx *c, struct initrd *d, uint64_t size
 		return 1;
 	}
 	return 0;
+}
+
+/*
+ * What prepare_files() and the steps parse in the root filesystem (libext2fs's open, its
+ * bitmaps and directories, the key file, every initramfs's chain of archives: the contents a
+ * guest that knows the disk key could have crafted) read first in a confined child
+ * (confine.h), which answers nothing but whether it lived. Only what that reader survived is
+ * then parsed here, with our privileges: a memory bug the contents find kills the child, not
+ * us, and nothing is changed. Its errors are left to the real pass (logged once, there).
+ */
+static int preflight_read(void *userdata, int out_fd)
+{
+	struct rekey_ctx *c = userdata;
+	_cleanup_free_ char *key_path = NULL, *key = NULL;
+	struct cryptfs *fs = NULL;
+	char **kernels = NULL;
+	size_t key_len = 0;
+	int r;
+
+	(void)out_fd;
+	close(STDERR_FILENO); /* the real pass says what is wrong */
+	if (fault_requested("rekey-reader-crash"))
+		abort();
+	r = cryptfs_open(c->fd, c->part_off + c->hdr_size, c->xts, false, &fs);
+	if (r < 0)
+		return 0;
+	key_path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", luks_uuid(c->cd));
+	if (key_path)
+		(void)cryptfs_read_file(fs, key_path, &key, &key_len);
+	if (!key)
+		return 0;
+	r = cryptfs_list(fs, "/boot", "vmlinuz-*", &kernels);
+	for (size_t i = 0; r == 0 && kernels && kernels[i]; i++)
+		for (unsigned k = 0; k < INITRAMFS_NAMES; k++) {
+			_cleanup_free_ char *path = initramfs_path(kernels[i] + strlen("vmlinuz-"), k);
+			_cleanup_free_ char *data = NULL;
+			struct initramfs_edit *e = NULL;
+			struct fs_file ff = { fs, path };
+			/* Read only: no writer, no truncate (so no zstd rewrite either). */
+			struct gz_file f = { .pread = fs_pread, .userdata = &ff };
+			unsigned n_old, n_new, count;
+			uint32_t mode;
+			size_t len;
+
+			if (!path || cryptfs_stat(fs, path, &mode, &f.size) < 0 || !S_ISREG(mode))
+				continue;
+			/* As the real pass reads it: in pieces (the key archive, plain and gzip
+			 * archives), else whole, as far as memory allows. */
+			r = initramfs_stream_plan(path, &f, key, key, key_len, &e, &n_old, &n_new);
+			initramfs_edit_free(e);
+			if (r == -EOPNOTSUPP && f.size <= 128 * MiB &&
+			    cryptfs_read_file(fs, path, &data, &len) == 0)
+				(void)initramfs_count_key(path, data, len, key, key_len, &count);
+			r = 0;
+		}
+	return 0; /* fs, kernels: the child ends here */
+}
+
+static int preflight(struct rekey_ctx *c)
+{
+	_cleanup_free_ char *answer = NULL;
+	size_t len;
+	int sig, r;
+
+	r = confine_run(preflight_read, c, c->fd, 16, &answer, &len, &sig);
+	if (r == -ECHILD)
+		return log_error_errno(EMEDIUMTYPE, "'%s': its root filesystem killed the confined "
+				       "reader that reads it first (%s): damaged or crafted contents; "
+				       "nothing changed", c->opt->image, strsignal(sig));
+	return r;
 }
 
 /* The key inside the image, the slot it opens, and the new contents of every initramfs:
@@ -1269,6 +1340,8 @@ int rekey_run(const struct rekey_options *opt)
 	}
 	if (r == 0)
 		r = unlock(&c);
+	if (r == 0)
+		r = preflight(&c);
 	if (r == 0)
 		r = prepare_files(&c);
 	if (r == 0 && interrupt_pending())

@@ -95,6 +95,18 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	[[ "$output$stderr" != *"$(cat "$T/out/disk.img.key")"* ]]
 }
 
+@test "rekey: the root filesystem is read first by a confined child; a reader that dies refuses the rekey, nothing changed" {
+	image
+	local sum
+	sum=$(sha256sum < "$T/out/disk.img")
+	run --separate-stderr env CVM_IMAGE_FAULT=rekey-reader-crash "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"its root filesystem killed the confined reader that reads it first"*"nothing changed"* ]]
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+	run ! ls "$T/out/disk.img.key.new"
+}
+
 @test "rekey: only the header, the key file, the initramfs files and their metadata change" {
 	image
 	cp --sparse=always "$T/out/disk.img" "$T/before.img"
