@@ -332,18 +332,18 @@ static int make_table(const struct secret_options *o, uint8_t *table, int *ret_l
 static int read_table(const char *path, uint8_t *table, int *ret_len)
 {
 	_cleanup_secret_ struct secret s = {};
-	uint8_t guid[SEV_GUID_LEN];
-	uint32_t len;
+	bool disk;
 	int r = read_file_max(path, "secret table", &s, SEV_SECRET_AREA_MAX);
 
 	if (r < 0)
 		return r;
-	sev_guid_parse(SEV_TABLE_GUID, guid);
-	len = s.size >= 20 ? (uint32_t)s.data[16] | (uint32_t)s.data[17] << 8 |
-				     (uint32_t)s.data[18] << 16 | (uint32_t)s.data[19] << 24 : 0;
-	if (s.size < 20 || memcmp(s.data, guid, SEV_GUID_LEN) != 0 || len > s.size || s.size % 16)
-		return log_error_errno(EINVAL, "'%s' is not a secret table (header GUID %s, length, "
-				       "padded to 16 bytes)", path, SEV_TABLE_GUID);
+	if (sev_table_check(s.data, s.size, &disk) < 0)
+		return log_error_errno(EINVAL, "'%s' is not a secret table (header GUID %s, a length "
+				       "within it, entries of at least 20 bytes that fill it, padded "
+				       "to 16 bytes)", path, SEV_TABLE_GUID);
+	if (!disk)
+		log_warning("'%s' has no disk passphrase entry (%s): grub will not find the key "
+			    "there", path, SEV_DISK_PASSPHRASE_GUID);
 	memcpy(table, s.data, s.size);
 	*ret_len = (int)s.size;
 	return 0;

@@ -90,6 +90,43 @@ int sev_table_build(const struct sev_entry *entries, size_t n, uint8_t *out)
 	return (int)padded;
 }
 
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+int sev_table_check(const uint8_t *p, size_t size, bool *ret_disk)
+{
+	uint8_t table_guid[SEV_GUID_LEN], disk_guid[SEV_GUID_LEN];
+	const size_t head = SEV_GUID_LEN + 4;
+	bool disk = false;
+	size_t len, off;
+
+	if (sev_guid_parse(SEV_TABLE_GUID, table_guid) < 0 ||
+	    sev_guid_parse(SEV_DISK_PASSPHRASE_GUID, disk_guid) < 0)
+		return -EINVAL;
+	if (size < head || size > SEV_SECRET_AREA_MAX || size % 16 ||
+	    memcmp(p, table_guid, SEV_GUID_LEN) != 0)
+		return -EINVAL;
+	len = get_u32(p + SEV_GUID_LEN);
+	if (len < head || len > size)
+		return -EINVAL;
+	for (off = head; off < len;) {
+		uint32_t elen;
+
+		if (len - off < head)
+			return -EINVAL;
+		elen = get_u32(p + off + SEV_GUID_LEN);
+		if (elen < head || elen > len - off)
+			return -EINVAL;
+		disk = disk || memcmp(p + off, disk_guid, SEV_GUID_LEN) == 0;
+		off += elen;
+	}
+	if (ret_disk)
+		*ret_disk = disk;
+	return 0;
+}
+
 /* Hash a whole file into ctx. */
 static int digest_file(EVP_MD_CTX *ctx, const char *path)
 {

@@ -42,6 +42,15 @@ struct sev_entry {
 int sev_table_build(const struct sev_entry *entries, size_t n, uint8_t *out);
 
 /*
+ * Whether p (size bytes) is such a table, read as Linux's efi_secret and grub's efisecret
+ * walk one: the header GUID, a length within size, size a multiple of 16 and at most the
+ * secret area, and entries that each fit (length at least 20, within the table's length)
+ * and fill it exactly. *ret_disk (may be NULL): whether an entry carries the disk
+ * passphrase GUID. Returns 0 or -EINVAL. Never logs.
+ */
+int sev_table_check(const uint8_t *p, size_t size, bool *ret_disk);
+
+/*
  * The launch digest: SHA-256 of the firmware file's bytes, followed (with kernel set) by
  * QEMU's SEV hash table of the kernel, initrd and command line (its NUL included), padded
  * to 16, as QEMU appends it for -kernel with kernel-hashes=on. Returns 0 or -errno. Never

@@ -377,6 +377,13 @@ inject_with() {
 	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --table bad.table h p
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'bad.table' is not a secret table"* ]]
+	# A table whose header is right but whose entry is not (length 19, under its own header):
+	# efi_secret would stop there; refused before anything is sent or built.
+	"$CVM_IMAGE" -q secret table --key-file key -o good.table
+	python3 -c 'import sys; d = bytearray(open("good.table", "rb").read()); d[36:40] = (19).to_bytes(4, "little"); open("bad-entry.table", "wb").write(d)'
+	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --table bad-entry.table h p
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'bad-entry.table' is not a secret table"* ]]
 	# Usage errors: exit 2.
 	run --separate-stderr "$CVM_IMAGE" secret
 	[ "$status" -eq 2 ]

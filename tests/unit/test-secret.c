@@ -80,6 +80,28 @@ static void test_packet(void)
 	}
 	len = sev_table_build(e, 1, table);
 	ok(table[16] == 58 && table[17] == 0 && table[36] == 38, "lengths without the padding");
+	{
+		bool disk = false;
+		uint8_t t[SEV_SECRET_AREA_MAX];
+
+		ok(sev_table_check(table, (size_t)len, &disk) == 0 && disk,
+		   "the table built passes the entry walk, its disk passphrase entry found");
+		memcpy(t, table, (size_t)len);
+		t[36] = 19; /* an entry shorter than its own header */
+		ok(sev_table_check(t, (size_t)len, NULL) == -EINVAL, "an entry length under 20: refused");
+		memcpy(t, table, (size_t)len);
+		t[36] = 39; /* past the table's length */
+		ok(sev_table_check(t, (size_t)len, NULL) == -EINVAL, "an entry past the table: refused");
+		memcpy(t, table, (size_t)len);
+		t[16] = 57; /* the entries do not fill the table's length exactly */
+		ok(sev_table_check(t, (size_t)len, NULL) == -EINVAL, "a length inside an entry: refused");
+		memcpy(t, table, (size_t)len);
+		t[16] = (uint8_t)(len + 1);
+		ok(sev_table_check(t, (size_t)len, NULL) == -EINVAL, "a length past the file: refused");
+		ok(sev_table_check(table, (size_t)len - 16, NULL) == -EINVAL, "cut short: refused");
+		t[0] ^= 1;
+		ok(sev_table_check(t, (size_t)len, NULL) == -EINVAL, "another header GUID: refused");
+	}
 
 	/* The 4 KiB secret area is the limit. */
 	{
