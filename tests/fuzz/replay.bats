@@ -30,7 +30,7 @@ replay() {
 @test "fuzz replay: seeds made from a built image, through every target" {
 	"$CVM_SRCDIR/tests/fuzz/make-seeds" "$CVM_IMAGE" "$CVM_SRCDIR" "$T/seeds"
 	local t
-	for t in gpt luks-header initramfs gzip zstd envfile grub-cfg qmp ext4; do
+	for t in gpt luks-header initramfs gzip zstd envfile grub-cfg qmp ext4 sev-table; do
 		replay "$t" "$T/seeds/$t"
 		if [ -d "$CVM_SRCDIR/tests/fuzz/regressions/$t" ]; then
 			mkdir -p "$T/regressions/$t"

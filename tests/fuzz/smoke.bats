@@ -50,4 +50,5 @@ fuzz() {
 @test "fuzz: os-release and distro.conf" { fuzz envfile; }
 @test "fuzz: grub.cfg's lock scan" { fuzz grub-cfg; }
 @test "fuzz: QMP answers" { fuzz qmp; }
+@test "fuzz: SEV secret tables" { fuzz sev-table; }
 @test "fuzz: the ext4 open path through the XTS I/O manager" { fuzz ext4; }
