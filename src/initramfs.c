@@ -134,6 +134,7 @@ struct segment {
 	size_t start, end; /* end: where the next segment may start */
 	size_t data_end;   /* where its own bytes end: the zero padding after them not included */
 	bool plain;
+	bool zeros;        /* zeros before the first archive: the kernel skips them */
 };
 
 /* Split the image into archives. Zero padding between them belongs to the previous one. */
@@ -147,7 +148,13 @@ static int split(const unsigned char *p, size_t len, struct segment *segs, size_
 
 		if (*n == max)
 			return -E2BIG;
-		if (len - off >= 6 && memcmp(p + off, "07070", 5) == 0) {
+		if (p[off] == 0) {
+			/* Zeros where an archive could start: the kernel skips them, so must we
+			 * (padding after an archive already belongs to it: these lead the file). */
+			for (end = off; end < len && p[end] == 0;)
+				end++;
+			segs[(*n)++] = (struct segment){ off, end, end, false, true };
+		} else if (len - off >= 6 && memcmp(p + off, "07070", 5) == 0) {
 			end = newc_end(p + off, len - off);
 			if (end == 0)
 				return -EBADMSG;
@@ -508,6 +515,12 @@ static int walk(const char *what, const void *in, size_t in_len, const void *old
 		unsigned found = 0, changed = 0;
 		struct membuf seg = {};
 
+		if (segs[i].zeros) {
+			if (out && mem_write(NULL, out, p, padded) < 0)
+				return log_error_errno(ENOMEM, "out of memory");
+			continue;
+		}
+
 		/* An archive after one written again starts where the kernel looks for it: at a
 		 * multiple of 4 (zeros are skipped). */
 		while (out && segs[i].plain && out->len % 4)
@@ -629,6 +642,8 @@ static int key_members(const char *what, const void *in, size_t in_len, const vo
 
 		if (!a)
 			return log_error_errno(ENOMEM, "out of memory");
+		if (segs[i].zeros)
+			continue;
 		archive_read_support_filter_all(a);
 		archive_read_support_format_cpio(a);
 		if (archive_read_open_memory(a, (const unsigned char *)in + segs[i].start,

@@ -67,6 +67,11 @@ void initramfs_members_done(struct initramfs_member *m, size_t n);
 int initramfs_move_key(const char *what, const void *in, size_t in_len, const void *key,
 		       size_t key_len, void **ret, size_t *ret_len, unsigned *ret_moved);
 
+/* The largest initramfs inspect, rekey and --reencrypt read: beyond it all three refuse it
+ * alike (the whole-file paths hold it in memory; the key archive path alone would not need
+ * to, but one image gets one verdict). */
+#define INITRAMFS_SIZE_MAX (512ULL * 1024 * 1024)
+
 /* How far from the end of an initramfs its key archive may start. */
 #define INITRAMFS_KEY_ARCHIVE_MAX (64 * 1024)
 

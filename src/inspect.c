@@ -772,7 +772,7 @@ static int check_kernels(struct inspect_ctx *c)
 	for (size_t i = 0; r == 0 && i < c->n_kernels; i++) {
 		struct kernel *k = &c->kernels[i];
 		_cleanup_free_ char *data = NULL;
-		char name[128];
+		char name[128], sizebuf[32];
 		size_t len = 0, good = 0, bad_mode = 0, bad_path = 0;
 
 		snprintf(k->version, sizeof(k->version), "%s", names[i] + strlen("vmlinuz-"));
@@ -797,6 +797,13 @@ static int check_kernels(struct inspect_ctx *c)
 		if (!k->initrd[0]) {
 			inspect_add(c, name, CHECK_FAIL, "no /boot/initrd.img-%s or "
 				    "/boot/initramfs-%s.img", k->version, k->version);
+			continue;
+		}
+		if (k->initrd_size > INITRAMFS_SIZE_MAX) {
+			inspect_add(c, name, CHECK_FAIL, "%s is %s, larger than the %llu MiB "
+				    "cvm-image reads", k->initrd,
+				    format_size(k->initrd_size, sizebuf, sizeof(sizebuf)),
+				    INITRAMFS_SIZE_MAX / MiB);
 			continue;
 		}
 		r = cryptfs_read_file(c->fs, k->initrd, &data, &len);

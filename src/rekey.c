@@ -544,6 +544,12 @@ static int prepare_files(struct rekey_ctx *c)
 						    "filesystem; nothing changed", c->opt->image, path);
 				break;
 			}
+			if (size > INITRAMFS_SIZE_MAX) {
+				r = log_error_errno(EFBIG, "'%s': %s is larger than the %llu MiB cvm-image "
+						    "reads; nothing changed", c->opt->image, path,
+						    INITRAMFS_SIZE_MAX / MiB);
+				break;
+			}
 			if (mode & 0077) {
 				r = log_error_errno(EPERM, "'%s': %s has mode %04o in its root filesystem: "
 						    "the new key would be readable by others; nothing "

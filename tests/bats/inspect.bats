@@ -269,6 +269,44 @@ hostile_root() {
 	"$(dirname "$CVM_IMAGE")/tests/lib/xts-encrypt" "$T/vk" "$T/root.ext4" "$T/out/disk.img" $((102 * 1024 * 1024))
 }
 
+# hostile_tree DIR: the image's root replaced by an ext4 made from DIR (mke2fs -d, holes
+# kept), encrypted under the image's own volume key.
+hostile_tree() {
+	header_region "$T/out/disk.img"
+	rm -f "$T/vk" "$T/root.ext4"
+	cryptsetup luksDump --batch-mode --dump-volume-key --volume-key-file "$T/vk" \
+		--key-file "$T/out/disk.img.key" "$T/hdr" > /dev/null
+	mke2fs -q -F -t ext4 -O ^metadata_csum -d "$1" "$T/root.ext4" 64M
+	"$(dirname "$CVM_IMAGE")/tests/lib/xts-encrypt" "$T/vk" "$T/root.ext4" "$T/out/disk.img" $((102 * 1024 * 1024))
+}
+
+@test "inspect, rekey and --reencrypt: a 2 GiB sparse initramfs gets one verdict (larger than cvm-image reads), nothing changed" {
+	image
+	local uuid sum
+	header_region "$T/out/disk.img"
+	uuid=$(cryptsetup luksUUID "$T/hdr")
+	mkdir -p "$T/tree/boot" "$T/tree/etc/cryptsetup-keys.d"
+	install -m 0600 "$T/out/disk.img.key" "$T/tree/etc/cryptsetup-keys.d/luks-$uuid.key"
+	echo kernel > "$T/tree/boot/vmlinuz-6.1.0-10-amd64"
+	truncate -s 2G "$T/tree/boot/initrd.img-6.1.0-10-amd64"
+	chmod 0600 "$T/tree/boot/initrd.img-6.1.0-10-amd64"
+	hostile_tree "$T/tree"
+	sum=$(sha256sum < "$T/out/disk.img")
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	check_is "initramfs 6.1.0-10-amd64" fail "larger than the 512 MiB cvm-image reads"
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"/boot/initrd.img-6.1.0-10-amd64 is larger than the 512 MiB cvm-image reads; nothing changed"* ]]
+	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt -o "$T/copy.img"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"is larger than the 512 MiB cvm-image reads; nothing changed"* ]]
+	run ! ls "$T/copy.img"
+	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
+}
+
 @test "inspect and rekey: a root filesystem whose superblock lies (s_first_data_block 100): refused, named, no crash" {
 	image
 	# s_first_data_block, le32 at byte 20 of the superblock (at 1024).

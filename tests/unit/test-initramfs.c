@@ -198,6 +198,41 @@ static void zstd_chain(void)
 	}
 }
 
+/* Zeros before the first archive (a sparse initramfs: the kernel skips them): every reader
+ * sees the key behind them, as the kernel does, so inspect, rekey and --reencrypt agree. */
+static void leading_zeros(void)
+{
+	struct initramfs_member m[4];
+	struct buf b = {}, k = {};
+	size_t n = 0;
+	unsigned count = 0, replaced = 0, n_old = 0, n_new = 0;
+	void *out = NULL;
+	size_t out_len = 0;
+	struct initramfs_edit *e = NULL;
+	struct gz_file f = { .pread = mem_pread, .userdata = &b };
+	int r;
+
+	b.d = calloc(1, 1 << 20);
+	b.len = 1 << 20;
+	archive(&k, "cryptroot/keyfiles/cr_root.key", 0100600);
+	put(&b, k.d, k.len);
+	r = initramfs_key_members("t", b.d, b.len, KEY, 44, m, 4, &n);
+	ok(r == 0 && n == 1 && m[0].holds_key, "1 MiB of zeros, then the archive: its key member (%d, %zu)", r, n);
+	initramfs_members_done(m, n);
+	ok(initramfs_count_key("t", b.d, b.len, KEY, 44, &count) == 0 && count == 1,
+	   "zeros first: one copy counted (%u)", count);
+	r = initramfs_replace_key("t", b.d, b.len, KEY, 44, NEW, 44, &out, &out_len, &replaced);
+	ok(r == 0 && replaced == 1 && out_len == b.len && memcmp(out, b.d, 1 << 20) == 0,
+	   "zeros first: the whole-file path replaces it, the zeros kept (%d, %u)", r, replaced);
+	free(out);
+	f.size = b.len;
+	r = initramfs_stream_plan("t", &f, KEY, NEW, 44, &e, &n_old, &n_new);
+	ok(r == 0 && e && n_old == 1, "zeros first: the streamed plan finds it too (%d, %u)", r, n_old);
+	initramfs_edit_free(e);
+	free(b.d);
+	free(k.d);
+}
+
 int main(void)
 {
 	struct initramfs_member m[4];
@@ -262,5 +297,6 @@ int main(void)
 	}
 	free(b.d);
 	zstd_chain();
+	leading_zeros();
 	return tap_done();
 }
