@@ -1062,7 +1062,8 @@ static la_ssize_t stream_write(struct archive *a, void *userdata, const void *bu
  * The zstd archive at [off, end) in f (its frames, as zstd_frames_end() measured them), read
  * and written again into out through libarchive a piece at a time (zstd at level 1 on every
  * core, as process() does), members holding old given new_key; counts them. Only a candidate
- * key's data is held whole. -EOPNOTSUPP if it is not zstd.
+ * key's data is held whole. -EOPNOTSUPP if it is not zstd. With out NULL, only read and
+ * counted (a read-only plan: f has no truncate).
  */
 static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off, uint64_t end,
 			const void *old, const void *new_key, size_t key_len,
@@ -1093,7 +1094,7 @@ static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off,
 		if (!opened) {
 			if (archive_filter_code(r, 0) != ARCHIVE_FILTER_ZSTD)
 				return -EOPNOTSUPP;
-			if (open_writer(w, ARCHIVE_FILTER_ZSTD, out, stream_write) < 0)
+			if (out && open_writer(w, ARCHIVE_FILTER_ZSTD, out, stream_write) < 0)
 				return log_error_errno(EIO, "%s: cannot write an archive: %s", what,
 						       archive_error_string(w));
 			opened = true;
@@ -1110,8 +1111,8 @@ static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off,
 			*n_new += !key && new_key && memcmp(k, new_key, key_len) == 0;
 			if (key)
 				memcpy(k, new_key, key_len);
-			if (archive_write_header(w, e) != ARCHIVE_OK ||
-			    archive_write_data(w, k, key_len) != (la_ssize_t)key_len) {
+			if (out && (archive_write_header(w, e) != ARCHIVE_OK ||
+			    archive_write_data(w, k, key_len) != (la_ssize_t)key_len)) {
 				explicit_bzero(k, sizeof(k));
 				return log_error_errno(EIO, "%s: cannot write '%s': %s", what, name,
 						       archive_error_string(w));
@@ -1119,20 +1120,22 @@ static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off,
 			explicit_bzero(k, sizeof(k));
 			continue;
 		}
-		if (archive_write_header(w, e) != ARCHIVE_OK)
+		if (out && archive_write_header(w, e) != ARCHIVE_OK)
 			return log_error_errno(EIO, "%s: cannot write '%s': %s", what, name,
 					       archive_error_string(w));
 		while (regular && (got = archive_read_data(r, buf, PIECE)) != 0) {
 			if (got < 0)
 				return log_error_errno(EBADMSG, "%s: cannot read '%s': %s", what, name,
 						       archive_error_string(r));
-			if (archive_write_data(w, buf, (size_t)got) != got)
+			if (out && archive_write_data(w, buf, (size_t)got) != got)
 				return log_error_errno(EIO, "%s: cannot write '%s': %s", what, name,
 						       archive_error_string(w));
 		}
 	}
 	if (ar != ARCHIVE_EOF || !opened)
 		return -EOPNOTSUPP; /* the whole-file path says what is wrong */
+	if (!out)
+		return 0;
 	out->data = (uint64_t)archive_filter_bytes(w, 0);
 	if (archive_write_close(w) != ARCHIVE_OK)
 		return log_error_errno(EIO, "%s: cannot write an archive: %s", what, archive_error_string(w));
@@ -1330,8 +1333,16 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 			} else {
 				e->gz = gz;
 			}
-		} else if (n - z >= 4 && !memcmp(buf + z, "\x28\xb5\x2f\xfd", 4) && f->truncate &&
-			   e->zfd < 0) {
+		} else if (n - z >= 4 && !memcmp(buf + z, "\x28\xb5\x2f\xfd", 4) && !f->truncate) {
+			/* Read only (f cannot be cut): the members counted, nothing planned. */
+			uint64_t zend;
+
+			r = zstd_frames_end(f->pread, f->userdata, off, f->size, &zend);
+			if (r == 0)
+				r = rewrite_zstd(what, f, off, zend, old, new_key, key_len, NULL,
+						 &n_old, &n_new);
+			off = zend;
+		} else if (n - z >= 4 && !memcmp(buf + z, "\x28\xb5\x2f\xfd", 4) && e->zfd < 0) {
 			/* zstd: written again whole, in pieces, into an unnamed file (0600, gone
 			 * with us) now, so that writing it back later can only fail at I/O. */
 			struct stream_out o = { .fd = -1 };

@@ -93,7 +93,8 @@ int initramfs_key_archive(const void *tail, size_t len, size_t key_len, size_t *
  * the plan (NULL when nothing holds old), -EOPNOTSUPP when this initramfs needs the
  * whole-file path (another compression, a key of another length, no room for a longer gzip
  * member; nothing logged), or -errno (logged here, or by f's reader for its own errors).
- * Nothing is written.
+ * Nothing is written. An f without truncate makes it a read-only count: zstd archives are read
+ * and counted but not planned, so such a plan must not be applied.
  */
 struct gz_file;
 struct initramfs_edit;

@@ -420,11 +420,11 @@ static int preflight_read(void *userdata, int out_fd)
 
 			if (!path || cryptfs_stat(fs, path, &mode, &f.size) < 0 || !S_ISREG(mode))
 				continue;
-			/* As the real pass reads it: in pieces (the key archive, plain and gzip
-			 * archives), else whole, as far as memory allows. */
+			/* As the real pass reads it: in pieces (the key archive, plain, gzip and
+			 * zstd archives), else whole (another compression) up to 32 MiB. */
 			r = initramfs_stream_plan(path, &f, key, key, key_len, &e, &n_old, &n_new);
 			initramfs_edit_free(e);
-			if (r == -EOPNOTSUPP && f.size <= 128 * MiB &&
+			if (r == -EOPNOTSUPP && f.size <= 32 * MiB &&
 			    cryptfs_read_file(fs, path, &data, &len) == 0)
 				(void)initramfs_count_key(path, data, len, key, key_len, &count);
 			r = 0;
