@@ -298,9 +298,43 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 							       archive_error_string(w));
 			}
 		}
-		if (size < 0 || size > 256 * (la_int64_t)MiB)
-			return log_error_errno(EFBIG, "%s: member '%s' is too large", what,
+		if (size < 0)
+			return log_error_errno(EBADMSG, "%s: member '%s' has a negative size", what,
 					       archive_entry_pathname(e));
+		name = archive_entry_pathname(e) ?: "";
+		/* Held whole only where it may change: a key or pin candidate by its name and
+		 * length, a member that may carry the UUID (up to 16 MiB: a config, not a
+		 * module); every other member is copied (or skipped) a piece at a time, so a
+		 * member's claimed size allocates nothing. */
+		if (!(regular && size > 0 &&
+		      ((size == (la_int64_t)old_len && str_ends_with(name, ".key")) ||
+		       (u && u->old_pin && size == (la_int64_t)strlen(u->old_pin) &&
+			str_ends_with(name, ".pin")) ||
+		       (out && u && u->old_uuid && size <= 16 * (la_int64_t)MiB)))) {
+			unsigned char piece[16384];
+			la_ssize_t got;
+
+			if (!out)
+				continue; /* libarchive skips the data */
+			if (u && u->old_uuid) {
+				_cleanup_free_ char *renamed = strdup(name);
+
+				if (renamed && uuid_replace_all(renamed, strlen(renamed), u->old_uuid,
+								u->new_uuid)) {
+					archive_entry_set_pathname(e, renamed);
+					(*changed)++;
+				}
+			}
+			if (archive_write_header(w, e) != ARCHIVE_OK)
+				return log_error_errno(EIO, "%s: cannot write '%s': %s", what,
+						       archive_entry_pathname(e), archive_error_string(w));
+			while (regular && (got = archive_read_data(r, piece, sizeof(piece))) != 0)
+				if (got < 0 || archive_write_data(w, piece, (size_t)got) != got)
+					return log_error_errno(EIO, "%s: cannot copy '%s': %s", what,
+							       archive_entry_pathname(e),
+							       archive_error_string(got < 0 ? r : w));
+			continue;
+		}
 		d = realloc(data, (size_t)size + 1);
 		if (!d)
 			return log_error_errno(ENOMEM, "out of memory");
@@ -308,7 +342,6 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 		if (size > 0 && archive_read_data(r, data, (size_t)size) != size)
 			return log_error_errno(EBADMSG, "%s: cannot read '%s': %s", what,
 					       archive_entry_pathname(e), archive_error_string(r));
-		name = archive_entry_pathname(e) ?: "";
 		key = is_key(name, strlen(name), regular, data, (size_t)size, old, old_len);
 		pin = is_pin(name, strlen(name), regular, data, (size_t)size, u);
 		if (pin) {
@@ -462,7 +495,9 @@ static int process_in_place(const char *what, const unsigned char *in, size_t le
 	} else {
 		if (len < 3 || in[0] != 0x1f || in[1] != 0x8b || in[2] != 8)
 			return -EOPNOTSUPP;
-		r = gzip_inflate(in, len, GiB, (void **)&data, &data_len, &member_len);
+		/* Whole in memory up to 256 MiB of data; a larger (or a bomb's) archive goes
+		 * through process(), a piece at a time. */
+		r = gzip_inflate(in, len, 256 * MiB, (void **)&data, &data_len, &member_len);
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <errno.h>
+#include <sys/resource.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -233,6 +234,56 @@ static void leading_zeros(void)
 	free(k.d);
 }
 
+/* A gzip archive with a 600 MiB member named *.key (zeros: 600 KiB compressed) beside the
+ * real key, as a guest could write one: --reencrypt's whole-file path copies it a piece at a
+ * time (it had allocated the claimed size, up to 256 MiB, and refused past it) and holds at
+ * most 256 MiB of the decompressed archive. */
+static void big_key_member(void)
+{
+	static const char OLDU[] = "11111111-2222-3333-4444-555555555555";
+	static const char NEWU[] = "66666666-7777-8888-9999-aaaaaaaaaaaa";
+	struct archive *w = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	size_t cap = 8 << 20, used = 0, big = (size_t)600 << 20;
+	unsigned char *gz = malloc(cap), *zeros = calloc(1, 1 << 20);
+	void *out = NULL;
+	size_t out_len = 0;
+	unsigned replaced = 0;
+	struct rusage ru;
+	int r;
+
+	archive_write_set_format_cpio_newc(w);
+	archive_write_add_filter_gzip(w);
+	archive_write_set_filter_option(w, NULL, "compression-level", "1");
+	archive_write_set_bytes_in_last_block(w, 1);
+	archive_write_open_memory(w, gz, cap, &used);
+	archive_entry_set_pathname(e, "etc/big.key");
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0600);
+	archive_entry_set_size(e, (la_int64_t)big);
+	archive_write_header(w, e);
+	for (size_t done = 0; done < big; done += 1 << 20)
+		archive_write_data(w, zeros, 1 << 20);
+	archive_entry_clear(e);
+	archive_entry_set_pathname(e, "cryptroot/keyfiles/cr_root.key");
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_entry_set_perm(e, 0600);
+	archive_entry_set_size(e, 44);
+	archive_write_header(w, e);
+	archive_write_data(w, KEY, 44);
+	archive_write_close(w);
+	archive_write_free(w);
+	archive_entry_free(e);
+	r = initramfs_replace_key_uuid("t", gz, used, KEY, 44, NEW, 44, OLDU, NEWU, NULL, NULL,
+				       &out, &out_len, &replaced);
+	getrusage(RUSAGE_SELF, &ru);
+	ok(r == 0 && replaced == 1, "a 600 MiB *.key member beside the key: rewritten (%d, %u)", r, replaced);
+	ok(ru.ru_maxrss < 320 * 1024, "... holding at most 256 MiB of it (peak RSS %ld KiB)", ru.ru_maxrss);
+	free(out);
+	free(gz);
+	free(zeros);
+}
+
 int main(void)
 {
 	struct initramfs_member m[4];
@@ -298,5 +349,6 @@ int main(void)
 	free(b.d);
 	zstd_chain();
 	leading_zeros();
+	big_key_member();
 	return tap_done();
 }
