@@ -21,6 +21,15 @@
 /* mtools refuses images whose geometry does not look like a floppy unless told not to. */
 static char *const mtools_env[] = { "MTOOLS_SKIP_CHECK=1", "MTOOLS_NO_VFAT=0", NULL };
 
+/* mtools on an ESP we did not make: a crafted FAT reaches mdir and mcopy, which run under
+ * limits (prlimit): CPU time for a looping chain, address space, no core, and what mcopy may
+ * write for a file claiming gigabytes. */
+#define ESP_FILE_MAX 67108864 /* 64 MiB */
+#define STRINGIFY2(x) #x
+#define STRINGIFY(x) STRINGIFY2(x)
+#define MTOOLS_LIMITS "prlimit", "--cpu=60", "--as=1073741824", "--core=0", \
+	"--fsize=" STRINGIFY(ESP_FILE_MAX), "--"
+
 void esp_format_volume_id(uint32_t id, char out[10])
 {
 	snprintf(out, 10, "%04X-%04X", id >> 16, id & 0xffff);
@@ -282,7 +291,7 @@ int esp_list_files(const char *image, uint64_t offset, char ***ret)
 	if (!img)
 		return log_error_errno(ENOMEM, "out of memory");
 	/* -/ recursive, -b bare: one "::/DIR/FILE" per line, directories with a trailing '/'. */
-	char *argv[] = { "mdir", "-/", "-b", "-i", img, "::/", NULL };
+	char *argv[] = { MTOOLS_LIMITS, "mdir", "-/", "-b", "-i", img, "::/", NULL };
 	r = spawn_capture(argv, mtools_env, &res);
 	if (r < 0)
 		return log_error_errno(r, "cannot run 'mdir': %m");
@@ -312,6 +321,34 @@ int esp_list_files(const char *image, uint64_t offset, char ***ret)
 	return 0;
 }
 
+/* The size the directory entry of path claims (mdir's "1 file  N bytes" line). */
+static int esp_claimed_size(const char *img, const char *src, uint64_t *ret)
+{
+	char *argv[] = { MTOOLS_LIMITS, "mdir", "-i", (char *)img, (char *)src, NULL };
+	struct spawn_result res;
+	const char *p;
+	uint64_t n = 0;
+	bool digits = false;
+	int r;
+
+	r = spawn_capture(argv, mtools_env, &res);
+	if (r < 0)
+		return log_error_errno(r, "cannot run 'mdir': %m");
+	p = res.status == 0 ? strstr(res.output, " 1 file ") : NULL;
+	if (p) {
+		/* Digits grouped by spaces, then "bytes". */
+		for (p += strlen(" 1 file "); *p == ' ' || (*p >= '0' && *p <= '9'); p++)
+			if (*p != ' ' && n <= UINT64_MAX / 10) {
+				n = n * 10 + (uint64_t)(*p - '0');
+				digits = true;
+			}
+	}
+	r = p && digits && strncmp(p, "bytes", 5) == 0 ? 0 : -EBADMSG;
+	spawn_result_free(&res);
+	*ret = n;
+	return r;
+}
+
 int esp_read_file(const char *image, uint64_t offset, const char *path, const char *tmpdir,
 		  unsigned char **ret, size_t *ret_len)
 {
@@ -323,9 +360,18 @@ int esp_read_file(const char *image, uint64_t offset, const char *path, const ch
 	struct stat st;
 	int r;
 
+	uint64_t claimed = 0;
+	bool have_claim;
+
 	if (!img || !src || !tmp)
 		return log_error_errno(ENOMEM, "out of memory");
-	char *get[] = { "mcopy", "-n", "-i", img, src, tmp, NULL };
+	r = esp_claimed_size(img, src, &claimed);
+	have_claim = r == 0; /* a file mdir does not list: mcopy says what is wrong */
+	if (have_claim && claimed > ESP_FILE_MAX)
+		return log_error_errno(EFBIG, "'%s' on the ESP claims %" PRIu64 " bytes, more than "
+				       "cvm-image reads from an ESP (%d MiB): a damaged or crafted FAT",
+				       path, claimed, ESP_FILE_MAX / (1024 * 1024));
+	char *get[] = { MTOOLS_LIMITS, "mcopy", "-n", "-i", img, src, tmp, NULL };
 	r = spawn_capture(get, mtools_env, &res);
 	if (r < 0)
 		return log_error_errno(r, "cannot run 'mcopy': %m");
@@ -348,6 +394,10 @@ int esp_read_file(const char *image, uint64_t offset, const char *path, const ch
 	r = pread_all(fd, buf, (size_t)st.st_size, 0);
 	if (r < 0)
 		return log_error_errno(r, "cannot read '%s': %m", tmp);
+	if (have_claim && (uint64_t)st.st_size != claimed)
+		return log_error_errno(EBADMSG, "'%s' on the ESP: its directory entry says %" PRIu64
+				       " bytes, its cluster chain holds %jd: a damaged or crafted FAT",
+				       path, claimed, (intmax_t)st.st_size);
 	*ret_len = (size_t)st.st_size;
 	*ret = TAKE_PTR(buf);
 	return 0;

@@ -226,6 +226,12 @@ static int check_esp(struct inspect_ctx *c)
 			    "FAT filesystem (damaged)");
 		return 0;
 	}
+	if (r == -EFBIG || r == -EBADMSG) {
+		inspect_add(c, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI: %s",
+			    r == -EFBIG ? "its directory entry claims more than an ESP file can be" :
+			    "its directory entry and its cluster chain disagree on its size");
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	find_grub_uuid(efi, len, c->grub_uuid);

@@ -424,6 +424,36 @@ hostile_tree() {
 	[ -z "$(ls -A "$T/tmp")" ]
 }
 
+# esp_size IMAGE SIZE: BOOTX64.EFI's directory entry made to claim SIZE bytes.
+esp_size() {
+	python3 - "$1" "$2" <<-'EOF'
+	import struct, sys
+	f = open(sys.argv[1], "r+b")
+	f.seek(1 << 20); esp = f.read(99 << 20)
+	i = esp.find(b"BOOTX64 EFI")
+	assert i >= 0
+	f.seek((1 << 20) + i + 28); f.write(struct.pack("<I", int(sys.argv[2])))
+	EOF
+}
+
+@test "inspect: a BOOTX64.EFI whose directory entry claims 4 GiB, or more than its cluster chain holds: esp-grub fails, nothing copied, nothing left" {
+	image
+	esp_size "$T/out/disk.img" 4294967295
+	mkdir -p "$T/tmp"
+	TMPDIR=$T/tmp inspect "$T/out/disk.img"
+	[ "$status" -eq 1 ]
+	check_is esp-grub fail "its directory entry claims more than an ESP file can be"
+	[[ "$stderr" == *"claims 4294967295 bytes, more than cvm-image reads from an ESP (64 MiB)"* ]]
+	check_is luks-header ok
+	[ -z "$(ls -A "$T/tmp")" ]
+	image
+	esp_size "$T/out/disk.img" 12288
+	TMPDIR=$T/tmp inspect "$T/out/disk.img"
+	[ "$status" -eq 1 ]
+	check_is esp-grub fail "its directory entry and its cluster chain disagree on its size"
+	[ -z "$(ls -A "$T/tmp")" ]
+}
+
 @test "inspect: an extra key slot, and slot 0 at high iterations, are warnings (exit 0)" {
 	image
 	header_region "$T/out/disk.img"
