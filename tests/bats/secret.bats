@@ -94,7 +94,11 @@ parse_table() {
 	[ "$(base64 -w0 < p2)" = "0U3e5PcXv0UW+H4tSBFKObWYfKE1+j38Bc2fuO16mYiyI+sWx7INfn+lgYj56GL12yyinDa+lVfCC+WWs332lpLNUX1ZI3YK7vYgtys4X+uGxEIlkIQ90v8/w8ZFmQMe" ]
 	# Without --iv the IV is random: two packets differ.
 	run "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --key-file key h3 p3
+	[ "$status" -eq 0 ]
 	run "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --key-file key h4 p4
+	[ "$status" -eq 0 ]
+	[ -s h3 ]
+	[ -s h4 ]
 	run ! cmp -s h3 h4
 }
 
