@@ -730,6 +730,47 @@ static int key_members(const char *what, const void *in, size_t in_len, const vo
 	return 0;
 }
 
+int initramfs_member_text(const char *what, const void *in, size_t in_len, const char *name,
+			  char *buf, size_t max)
+{
+	struct segment segs[16];
+	size_t n;
+	int r, found = 0;
+
+	r = split(in, in_len, segs, ELEMENTSOF(segs), &n);
+	if (r < 0)
+		return log_error_errno(r, "%s: not a chain of cpio archives", what);
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+		struct archive_entry *e;
+		int ar;
+
+		if (!a)
+			return log_error_errno(ENOMEM, "out of memory");
+		if (segs[i].zeros)
+			continue;
+		archive_read_support_filter_all(a);
+		archive_read_support_format_cpio(a);
+		if (archive_read_open_memory(a, (const unsigned char *)in + segs[i].start,
+					     segs[i].data_end - segs[i].start) != ARCHIVE_OK)
+			return log_error_errno(EBADMSG, "%s: not a cpio archive: %s", what,
+					       archive_error_string(a));
+		while ((ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+			la_ssize_t got;
+
+			if (archive_entry_filetype(e) != AE_IFREG ||
+			    !streq(member_path(archive_entry_pathname(e) ?: ""), member_path(name)))
+				continue;
+			got = archive_read_data(a, buf, max - 1);
+			buf[got > 0 ? got : 0] = '\0';
+			found = 1;
+		}
+		if (ar != ARCHIVE_EOF)
+			return log_error_errno(EBADMSG, "%s: %s", what, archive_error_string(a));
+	}
+	return found;
+}
+
 int initramfs_key_members(const char *what, const void *in, size_t in_len, const void *key,
 			  size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n)
 {

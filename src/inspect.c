@@ -778,8 +778,9 @@ static int check_kernels(struct inspect_ctx *c)
 	for (size_t i = 0; r == 0 && i < c->n_kernels; i++) {
 		struct kernel *k = &c->kernels[i];
 		_cleanup_free_ char *data = NULL;
-		char name[128], sizebuf[32];
+		char name[128], sizebuf[32], crypttab[4096];
 		size_t len = 0, good = 0, bad_mode = 0, bad_path = 0;
+		bool wrong_uuid = false;
 
 		snprintf(k->version, sizeof(k->version), "%s", names[i] + strlen("vmlinuz-"));
 		snprintf(name, sizeof(name), "initramfs %s", k->version);
@@ -824,6 +825,18 @@ static int check_kernels(struct inspect_ctx *c)
 			r = 0;
 			continue;
 		}
+		/* initramfs-tools' cryptroot opens what its crypttab names: this image's UUID. */
+		if (streq(c->tool, "initramfs-tools")) {
+			char want[64];
+
+			r = initramfs_member_text(k->initrd, data, len, "cryptroot/crypttab", crypttab,
+						  sizeof(crypttab));
+			if (r < 0)
+				break;
+			snprintf(want, sizeof(want), "UUID=%s", c->luks.uuid);
+			wrong_uuid = r == 1 && !strstr(crypttab, want);
+			r = 0;
+		}
 		for (size_t m = 0; m < k->n_members; m++) {
 			if (!k->members[m].holds_key)
 				continue;
@@ -843,6 +856,10 @@ static int check_kernels(struct inspect_ctx *c)
 		else if (bad_path)
 			inspect_add(c, name, CHECK_FAIL, "%s: the key is not where %s looks for it",
 				    k->initrd, *c->tool ? c->tool : "the initramfs tool");
+		else if (wrong_uuid)
+			inspect_add(c, name, CHECK_FAIL, "%s: its cryptroot/crypttab does not open "
+				    "UUID=%s, this image's LUKS volume: the initramfs would wait for "
+				    "another disk", k->initrd, c->luks.uuid);
 		else
 			inspect_add(c, name, CHECK_OK, "%s, mode 0600, %zu key member%s (mode 0600) "
 				    "holding the key", k->initrd, good, good == 1 ? "" : "s");

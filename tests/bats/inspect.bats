@@ -201,6 +201,30 @@ regrub_hook() {
 	check_is grub-cfg fail "/boot/grub/grub.cfg is a FIFO, not a file"
 }
 
+@test "inspect: an initramfs whose cryptroot/crypttab names another LUKS UUID (initramfs-tools) fails that kernel's check" {
+	mkdir -p "$T/site/hooks/finalize"
+	# The newest kernel's initramfs made again with the key, but its crypttab for another disk
+	# (as a copy whose UUID changed and whose initramfs did not would have it).
+	cat > "$T/site/hooks/finalize/90-spoil" <<-'EOF'
+	#!/bin/sh
+	set -e
+	w=$(mktemp -d)
+	mkdir -p "$w/cryptroot/keyfiles"
+	sed 's/UUID=[0-9a-f-]*/UUID=00000000-1111-2222-3333-444444444444/' /etc/crypttab > "$w/cryptroot/crypttab"
+	cp "$CVM_KEY_FILE" "$w/cryptroot/keyfiles/cr_root.key"
+	(cd "$w" && find cryptroot | cpio -o -H newc 2>/dev/null) | gzip > /boot/initrd.img-6.1.0-10-amd64
+	chmod 0600 /boot/initrd.img-6.1.0-10-amd64
+	rm -rf "$w"
+	EOF
+	chmod +x "$T/site/hooks/finalize/90-spoil"
+	image initramfs-tools "$T/site"
+	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	check_is "initramfs 6.1.0-10-amd64" fail "its cryptroot/crypttab does not open UUID="
+	check_is "initramfs 6.1.0-9-amd64" ok
+	all_ok_but "initramfs 6.1.0-10-amd64"
+}
+
 @test "inspect: an initramfs without the key (a finalize hook rewrites it) fails that kernel's check" {
 	mkdir -p "$T/site/hooks/finalize"
 	# The newest kernel's initramfs made again, without the key file in it.
