@@ -659,6 +659,26 @@ void initramfs_members_done(struct initramfs_member *m, size_t n)
 		free(m[i].name);
 }
 
+/* A libarchive reader of one segment's own bytes (its padding not included). Logs. */
+static int open_segment(const char *what, const void *in, const struct segment *seg,
+			struct archive **ret)
+{
+	struct archive *a = archive_read_new();
+
+	if (!a)
+		return log_error_errno(ENOMEM, "out of memory");
+	archive_read_support_filter_all(a);
+	archive_read_support_format_cpio(a);
+	if (archive_read_open_memory(a, (const unsigned char *)in + seg->start,
+				     seg->data_end - seg->start) != ARCHIVE_OK) {
+		log_error_errno(EBADMSG, "%s: not a cpio archive: %s", what, archive_error_string(a));
+		archive_read_free(a);
+		return -EBADMSG;
+	}
+	*ret = a;
+	return 0;
+}
+
 static int key_members(const char *what, const void *in, size_t in_len, const void *key,
 		       size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n)
 {
@@ -671,20 +691,15 @@ static int key_members(const char *what, const void *in, size_t in_len, const vo
 	if (r < 0)
 		return log_error_errno(r, "%s: not a chain of cpio archives", what);
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+		_cleanup_(archive_read_freep) struct archive *a = NULL;
 		struct archive_entry *e;
 		int ar;
 
-		if (!a)
-			return log_error_errno(ENOMEM, "out of memory");
 		if (segs[i].zeros)
 			continue;
-		archive_read_support_filter_all(a);
-		archive_read_support_format_cpio(a);
-		if (archive_read_open_memory(a, (const unsigned char *)in + segs[i].start,
-					     segs[i].data_end - segs[i].start) != ARCHIVE_OK)
-			return log_error_errno(EBADMSG, "%s: not a cpio archive: %s", what,
-					       archive_error_string(a));
+		r = open_segment(what, in, &segs[i], &a);
+		if (r < 0)
+			return r;
 		while ((ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
 			const char *name = archive_entry_pathname(e) ?: "";
 			bool regular = archive_entry_filetype(e) == AE_IFREG;
@@ -741,20 +756,15 @@ int initramfs_member_text(const char *what, const void *in, size_t in_len, const
 	if (r < 0)
 		return log_error_errno(r, "%s: not a chain of cpio archives", what);
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_(archive_read_freep) struct archive *a = archive_read_new();
+		_cleanup_(archive_read_freep) struct archive *a = NULL;
 		struct archive_entry *e;
 		int ar;
 
-		if (!a)
-			return log_error_errno(ENOMEM, "out of memory");
 		if (segs[i].zeros)
 			continue;
-		archive_read_support_filter_all(a);
-		archive_read_support_format_cpio(a);
-		if (archive_read_open_memory(a, (const unsigned char *)in + segs[i].start,
-					     segs[i].data_end - segs[i].start) != ARCHIVE_OK)
-			return log_error_errno(EBADMSG, "%s: not a cpio archive: %s", what,
-					       archive_error_string(a));
+		r = open_segment(what, in, &segs[i], &a);
+		if (r < 0)
+			return r;
 		while ((ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
 			la_ssize_t got;
 
