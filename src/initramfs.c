@@ -679,78 +679,15 @@ static int open_segment(const char *what, const void *in, const struct segment *
 	return 0;
 }
 
-static int key_members(const char *what, const void *in, size_t in_len, const void *key,
-		       size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n)
-{
-	struct segment segs[16];
-	size_t n, found = 0;
-	int r;
-
-	*ret_n = 0;
-	r = split(in, in_len, segs, ELEMENTSOF(segs), &n);
-	if (r < 0)
-		return log_error_errno(r, "%s: not a chain of cpio archives", what);
-	for (size_t i = 0; i < n; i++) {
-		_cleanup_(archive_read_freep) struct archive *a = NULL;
-		struct archive_entry *e;
-		int ar;
-
-		if (segs[i].zeros)
-			continue;
-		r = open_segment(what, in, &segs[i], &a);
-		if (r < 0)
-			return r;
-		while ((ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-			const char *name = archive_entry_pathname(e) ?: "";
-			bool regular = archive_entry_filetype(e) == AE_IFREG;
-			unsigned char buf[1024];
-			la_ssize_t got;
-
-			size_t slot;
-
-			if (!str_ends_with(name, ".key"))
-				continue; /* libarchive skips the data */
-			/* What the kernel unpacks: a later member of the same name replaces the
-			 * earlier one (its contents, owner and mode). */
-			for (slot = 0; slot < found; slot++)
-				if (strcmp(member_path(ret[slot].name), member_path(name)) == 0)
-					break;
-			if (slot < found) {
-				free(ret[slot].name);
-				ret[slot] = ret[found - 1];
-				found--;
-				*ret_n = found;
-			} else if (found == max) {
-				return log_error_errno(E2BIG, "%s: more than %zu key members", what, max);
-			}
-			ret[found] = (struct initramfs_member){
-				.name = strdup(name),
-				.mode = archive_entry_perm(e),
-				.regular = regular,
-			};
-			if (!ret[found].name)
-				return log_error_errno(ENOMEM, "out of memory");
-			found++;
-			*ret_n = found;
-			if (!regular || archive_entry_size(e) != (la_int64_t)key_len || key_len > sizeof(buf))
-				continue;
-			got = archive_read_data(a, buf, key_len);
-			ret[found - 1].holds_key = got == (la_ssize_t)key_len && !memcmp(buf, key, key_len);
-			explicit_bzero(buf, sizeof(buf));
-		}
-		if (ar != ARCHIVE_EOF)
-			return log_error_errno(EBADMSG, "%s: %s", what, archive_error_string(a));
-	}
-	*ret_n = found;
-	return 0;
-}
-
-int initramfs_member_text(const char *what, const void *in, size_t in_len, const char *name,
-			  char *buf, size_t max)
+/* Each member of each archive of the chain, in order, as the kernel unpacks them, given to
+ * visit with its reader (the member's data not yet read). Logs. */
+static int for_each_member(const char *what, const void *in, size_t in_len,
+			   int (*visit)(struct archive *a, struct archive_entry *e, void *userdata),
+			   void *userdata)
 {
 	struct segment segs[16];
 	size_t n;
-	int r, found = 0;
+	int r;
 
 	r = split(in, in_len, segs, ELEMENTSOF(segs), &n);
 	if (r < 0)
@@ -766,32 +703,95 @@ int initramfs_member_text(const char *what, const void *in, size_t in_len, const
 		if (r < 0)
 			return r;
 		while ((ar = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-			la_ssize_t got;
-
-			if (archive_entry_filetype(e) != AE_IFREG ||
-			    !streq(member_path(archive_entry_pathname(e) ?: ""), member_path(name)))
-				continue;
-			got = archive_read_data(a, buf, max - 1);
-			buf[got > 0 ? got : 0] = '\0';
-			found = 1;
+			r = visit(a, e, userdata);
+			if (r < 0)
+				return r;
 		}
 		if (ar != ARCHIVE_EOF)
 			return log_error_errno(EBADMSG, "%s: %s", what, archive_error_string(a));
 	}
-	return found;
+	return 0;
 }
 
-int initramfs_key_members(const char *what, const void *in, size_t in_len, const void *key,
-			  size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n)
-{
-	int r = key_members(what, in, in_len, key, key_len, ret, max, ret_n);
+struct member_scan {
+	const char *what;
+	const void *key;
+	size_t key_len;
+	struct initramfs_member *ret;
+	size_t max, *ret_n;
+	struct initramfs_text *text;
+};
 
+static int scan_member(struct archive *a, struct archive_entry *e, void *userdata)
+{
+	struct member_scan *m = userdata;
+	const char *name = archive_entry_pathname(e) ?: "";
+	bool regular = archive_entry_filetype(e) == AE_IFREG;
+	struct initramfs_member *ret = m->ret;
+	size_t found = *m->ret_n, slot;
+	unsigned char buf[1024];
+	la_ssize_t got;
+
+	if (m->text && regular && streq(member_path(name), member_path(m->text->name))) {
+		got = archive_read_data(a, m->text->buf, m->text->max - 1);
+		m->text->buf[got > 0 ? got : 0] = '\0';
+		m->text->found = true;
+		return 0;
+	}
+	if (!str_ends_with(name, ".key"))
+		return 0; /* libarchive skips the data */
+	/* What the kernel unpacks: a later member of the same name replaces the earlier one
+	 * (its contents, owner and mode). */
+	for (slot = 0; slot < found; slot++)
+		if (strcmp(member_path(ret[slot].name), member_path(name)) == 0)
+			break;
+	if (slot < found) {
+		free(ret[slot].name);
+		ret[slot] = ret[found - 1];
+		found--;
+		*m->ret_n = found;
+	} else if (found == m->max) {
+		return log_error_errno(E2BIG, "%s: more than %zu key members", m->what, m->max);
+	}
+	ret[found] = (struct initramfs_member){
+		.name = strdup(name),
+		.mode = archive_entry_perm(e),
+		.regular = regular,
+	};
+	if (!ret[found].name)
+		return log_error_errno(ENOMEM, "out of memory");
+	*m->ret_n = ++found;
+	if (!regular || archive_entry_size(e) != (la_int64_t)m->key_len || m->key_len > sizeof(buf))
+		return 0;
+	got = archive_read_data(a, buf, m->key_len);
+	ret[found - 1].holds_key = got == (la_ssize_t)m->key_len && !memcmp(buf, m->key, m->key_len);
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+int initramfs_scan(const char *what, const void *in, size_t in_len, const void *key,
+		   size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n,
+		   struct initramfs_text *text)
+{
+	struct member_scan m = { what, key, key_len, ret, max, ret_n, text };
+	int r;
+
+	*ret_n = 0;
+	if (text)
+		text->found = false;
+	r = for_each_member(what, in, in_len, scan_member, &m);
 	/* On an error, what was found so far is freed here (the fuzzer found it leaked). */
 	if (r < 0) {
 		initramfs_members_done(ret, *ret_n);
 		*ret_n = 0;
 	}
 	return r;
+}
+
+int initramfs_key_members(const char *what, const void *in, size_t in_len, const void *key,
+			  size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n)
+{
+	return initramfs_scan(what, in, in_len, key, key_len, ret, max, ret_n, NULL);
 }
 
 /* One newc member (or the trailer: name "TRAILER!!!", no data) appended to out. */

@@ -55,12 +55,19 @@ int initramfs_key_members(const char *what, const void *in, size_t in_len, const
 			  size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n);
 void initramfs_members_done(struct initramfs_member *m, size_t n);
 
-/* The contents of the member named name (a regular file; the last one, as the kernel unpacks
- * them), at most max - 1 bytes into buf, NUL-terminated: 1 when found, 0 when not, -errno
- * (logged) when the chain cannot be read. */
-int initramfs_member_text(const char *what, const void *in, size_t in_len, const char *name,
-			  char *buf, size_t max);
+/* A regular member whose contents are wanted too: the last one named name (as the kernel
+ * unpacks them), at most max - 1 bytes into buf, NUL-terminated; found says whether it was. */
+struct initramfs_text {
+	const char *name;
+	char *buf;
+	size_t max;
+	bool found;
+};
 
+/* initramfs_key_members() and, with text not NULL, that member's contents, in one pass. */
+int initramfs_scan(const char *what, const void *in, size_t in_len, const void *key,
+		   size_t key_len, struct initramfs_member *ret, size_t max, size_t *ret_n,
+		   struct initramfs_text *text);
 /*
  * cvm-image build's key archive: every member of the initramfs image in (in_len bytes) that
  * holds exactly key is zeroed where it is (same length, same compression: see

@@ -780,6 +780,7 @@ static int check_kernels(struct inspect_ctx *c)
 		_cleanup_free_ char *data = NULL;
 		char name[128], sizebuf[32], crypttab[4096];
 		size_t len = 0, good = 0, bad_mode = 0, bad_path = 0;
+		struct initramfs_text text = {};
 		bool wrong_uuid = false;
 
 		snprintf(k->version, sizeof(k->version), "%s", names[i] + strlen("vmlinuz-"));
@@ -817,25 +818,23 @@ static int check_kernels(struct inspect_ctx *c)
 		if (r < 0)
 			break;
 		note_file(c, k->initrd, k->initrd_mode, data, len);
-		r = initramfs_key_members(k->initrd, data, len, c->key.data, c->key.size, k->members,
-					  MAX_KEY_MEMBERS, &k->n_members);
+		/* initramfs-tools' cryptroot opens what its crypttab names: this image's UUID.
+		 * Read in the same pass as the key members. */
+		text = (struct initramfs_text){ "cryptroot/crypttab", crypttab, sizeof(crypttab) };
+		r = initramfs_scan(k->initrd, data, len, c->key.data, c->key.size, k->members,
+				   MAX_KEY_MEMBERS, &k->n_members,
+				   streq(c->tool, "initramfs-tools") ? &text : NULL);
 		if (r < 0) {
 			inspect_add(c, name, CHECK_FAIL, "%s cannot be read as a chain of cpio archives",
 				    k->initrd);
 			r = 0;
 			continue;
 		}
-		/* initramfs-tools' cryptroot opens what its crypttab names: this image's UUID. */
-		if (streq(c->tool, "initramfs-tools")) {
+		if (text.found) {
 			char want[64];
 
-			r = initramfs_member_text(k->initrd, data, len, "cryptroot/crypttab", crypttab,
-						  sizeof(crypttab));
-			if (r < 0)
-				break;
 			snprintf(want, sizeof(want), "UUID=%s", c->luks.uuid);
-			wrong_uuid = r == 1 && !strstr(crypttab, want);
-			r = 0;
+			wrong_uuid = !strstr(crypttab, want);
 		}
 		for (size_t m = 0; m < k->n_members; m++) {
 			if (!k->members[m].holds_key)
