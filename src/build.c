@@ -1185,7 +1185,8 @@ static void print_json(const struct build_ctx *c)
 }
 
 /* CVM_IMAGE_FAULT=kill-in-STAGE: SIGKILL at the start of that stage, for the tests of what a
- * killed build leaves and how the next one cleans it up. */
+ * killed build leaves and how the next one cleans it up. stop-in-STAGE: SIGSTOP there, for the
+ * tests that look at the build's files between two stages (the test sends SIGCONT). */
 static void kill_point(const char *stage)
 {
 	char point[64];
@@ -1193,6 +1194,9 @@ static void kill_point(const char *stage)
 	snprintf(point, sizeof(point), "kill-in-%s", stage);
 	if (fault_requested(point))
 		raise(SIGKILL);
+	snprintf(point, sizeof(point), "stop-in-%s", stage);
+	if (fault_requested(point))
+		raise(SIGSTOP);
 }
 
 int build_run(const struct build_options *opt)
