@@ -90,7 +90,7 @@ options_in_man() {
 		grep -oE '\(([a-z-]+, )+[a-z-]+\)' | tr -d '(),')
 	[ "$(echo "$lists" | wc -l)" -eq 2 ]
 	for table in steps reencrypt_steps; do
-		steps=$(sed -n "/^static const struct rekey_step $table\[\] = {/,/^};/p" "$CVM_SRCDIR/src/rekey.c" |
+		steps=$(sed -n "/^static const struct rekey_step $table\[\] = {/,/^};/p" "$CVM_SRCDIR/src/rekey/rekey.c" |
 			grep -oE '^	\{ "[a-z-]+"' | grep -oE '[a-z-]+' | tr '\n' ' ')
 		[ -n "$steps" ]
 		echo "$table: $steps"
@@ -105,12 +105,12 @@ options_in_man() {
 @test "man: cvm-image-hooks(7) documents every CVM_ variable a hook gets" {
 	local v
 	# The variables build.c puts in a hook's environment...
-	for v in $(grep -oE '"CVM_[A-Z_]+=' "$CVM_SRCDIR/src/build.c" | tr -d '"=' | sort -u); do
+	for v in $(grep -oE '"CVM_[A-Z_]+=' "$CVM_SRCDIR/src/build/build.c" | tr -d '"=' | sort -u); do
 		grep -q "^\.B .*$v" "$CVM_SRCDIR/man/cvm-image-hooks.7" || { echo "undocumented: $v"; return 1; }
 	done
 	# ...and the page documents no variable that is not set.
 	for v in $(grep -oE '^\.B (CVM_[A-Z_]+)( ", " CVM_[A-Z_]+)*' "$CVM_SRCDIR/man/cvm-image-hooks.7" | grep -oE 'CVM_[A-Z_]+'); do
-		grep -q "\"$v=" "$CVM_SRCDIR/src/build.c" || { echo "documented but not set: $v"; return 1; }
+		grep -q "\"$v=" "$CVM_SRCDIR/src/build/build.c" || { echo "documented but not set: $v"; return 1; }
 	done
 }
 

@@ -736,9 +736,9 @@ PY
 	assert_no_leftovers "$T/out"
 }
 
-# The steps of --reencrypt, as its table in src/rekey.c names them.
+# The steps of --reencrypt, as its table in src/rekey/rekey.c names them.
 reencrypt_steps() {
-	sed -n '/^static const struct rekey_step reencrypt_steps\[\] = {/,/^};/p' "$CVM_SRCDIR/src/rekey.c" |
+	sed -n '/^static const struct rekey_step reencrypt_steps\[\] = {/,/^};/p' "$CVM_SRCDIR/src/rekey/rekey.c" |
 		grep -oE '^	\{ "[a-z-]+"' | grep -oE '[a-z-]+'
 }
 
