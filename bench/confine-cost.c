@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "confine.h"
+#include "shared/confine.h"
 
 static int answer(void *userdata, int fd)
 {

@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "image/xts.h"
 #include "shared/util.h"
-#include "xts.h"
 
 static int cmp(const void *a, const void *b)
 {

@@ -4,8 +4,8 @@
 
 #include <stddef.h>
 
-#include "shared/envfile.h"
 #include "tarball.h"
+#include "shared/envfile.h"
 
 #define DISTRO_NONE "none" /* --distro none: an encrypted disk without boot configuration */
 

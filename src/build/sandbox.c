@@ -8,9 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "sandbox.h"
 #include "shared/cleanup.h"
+#include "shared/log.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 

@@ -16,9 +16,9 @@
 
 #include <libmount/libmount.h>
 
-#include "log.h"
-#include "shared/util.h"
 #include "target.h"
+#include "shared/log.h"
+#include "shared/util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_fs *, mnt_unref_fs);

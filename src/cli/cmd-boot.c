@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "boot.h"
 #include "cmd.h"
-#include "exitcode.h"
-#include "log.h"
+#include "boot/boot.h"
 #include "shared/cleanup.h"
+#include "shared/exitcode.h"
+#include "shared/log.h"
 
 enum {
 	ARG_KEY_FILE = 0x100,

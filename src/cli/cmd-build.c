@@ -7,14 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "build.h"
 #include "cmd.h"
-#include "exitcode.h"
-#include "keys.h"
-#include "log.h"
+#include "build/build.h"
+#include "build/target.h"
+#include "image/keys.h"
 #include "shared/cleanup.h"
+#include "shared/exitcode.h"
+#include "shared/log.h"
 #include "shared/util.h"
-#include "target.h"
 
 enum {
 	ARG_FORMAT = 0x100,

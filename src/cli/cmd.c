@@ -3,7 +3,7 @@
 #include <getopt.h>
 
 #include "cmd.h"
-#include "log.h"
+#include "shared/log.h"
 
 int cmd_one_operand(int argc, char *argv[], const char *cmd, const char *what, const char **ret)
 {

@@ -16,9 +16,9 @@
 #include <zlib.h>
 
 #include "gpt.h"
-#include "log.h"
 #include "luks.h"
 #include "shared/cleanup.h"
+#include "shared/log.h"
 #include "shared/util.h"
 
 #define SECTOR 512

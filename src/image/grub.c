@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 
 #include "grub.h"
-#include "log.h"
+#include "shared/log.h"
 #include "shared/util.h"
 
 #define SALT_LEN 64

@@ -17,12 +17,12 @@
 
 #include "gpt.h"
 #include "image.h"
-#include "log.h"
 #include "luks.h"
-#include "run.h"
 #include "shared/fault.h"
 #include "shared/interrupt.h"
+#include "shared/log.h"
 #include "shared/qemulock.h"
+#include "shared/run.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 

@@ -12,9 +12,9 @@
 #include <openssl/sha.h>
 #include <stdio.h>
 
-#include "log.h"
 #include "luks.h"
 #include "shared/cleanup.h"
+#include "shared/log.h"
 #include "shared/util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);

@@ -7,10 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "output.h"
-#include "run.h"
 #include "shared/fault.h"
+#include "shared/log.h"
+#include "shared/run.h"
 #include "shared/util.h"
 
 static int take_lock(struct lockfile *l, const char *path, const char *what)

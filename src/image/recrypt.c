@@ -15,9 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "recrypt.h"
 #include "shared/interrupt.h"
+#include "shared/log.h"
 #include "shared/util.h"
 
 #define CHUNK ((uint64_t)MiB)

@@ -9,7 +9,7 @@
 #include <guestfs.h>
 
 #include "deep.h"
-#include "log.h"
+#include "shared/log.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 

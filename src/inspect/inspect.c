@@ -13,24 +13,24 @@
 
 #include <openssl/sha.h>
 
-#include "confine.h"
-#include "cryptfs.h"
 #include "deep.h"
-#include "esp.h"
-#include "gpt.h"
-#include "grub.h"
-#include "image.h"
-#include "initramfs.h"
 #include "inspect.h"
-#include "json.h"
-#include "keys.h"
-#include "log.h"
-#include "luks.h"
+#include "image/cryptfs.h"
+#include "image/esp.h"
+#include "image/gpt.h"
+#include "image/grub.h"
+#include "image/image.h"
+#include "image/keys.h"
+#include "image/luks.h"
+#include "image/xts.h"
+#include "initramfs/initramfs.h"
 #include "shared/cleanup.h"
+#include "shared/confine.h"
 #include "shared/fault.h"
 #include "shared/interrupt.h"
+#include "shared/json.h"
+#include "shared/log.h"
 #include "shared/util.h"
-#include "xts.h"
 
 #define MAX_KEY_MEMBERS 16
 

@@ -8,10 +8,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "qmp.h"
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
+#include "shared/log.h"
 #include "shared/util.h"
 
 /* One JSON message: QMP sends each on a line of its own. It must be whole by end. */

@@ -7,9 +7,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cryptfs.h"
 #include "fuzz.h"
-#include "xts.h"
+#include "image/cryptfs.h"
+#include "image/xts.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

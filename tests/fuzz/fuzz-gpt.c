@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "gpt.h"
+#include "image/gpt.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

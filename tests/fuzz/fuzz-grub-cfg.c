@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "grub.h"
+#include "image/grub.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "gzpatch.h"
+#include "initramfs/gzpatch.h"
 
 struct mem {
 	const uint8_t *data;

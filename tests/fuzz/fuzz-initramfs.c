@@ -5,7 +5,7 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
-#include "initramfs.h"
+#include "initramfs/initramfs.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "qmp.h"
+#include "sev/qmp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "secret.h"
+#include "sev/secret.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

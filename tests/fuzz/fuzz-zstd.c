@@ -4,8 +4,8 @@
 #include <stdlib.h>
 
 #include "fuzz.h"
-#include "initramfs.h"
-#include "zstdframe.h"
+#include "initramfs/initramfs.h"
+#include "initramfs/zstdframe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

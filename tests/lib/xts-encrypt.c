@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "image/xts.h"
 #include "shared/util.h"
-#include "xts.h"
 
 int main(int argc, char *argv[])
 {

@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "shared/envfile.h"
 #include "tap.h"
+#include "shared/envfile.h"
 
 static int parses(const char *text, const char *key, const char *want)
 {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The GPT plan: ESP at 1..100 MiB, root after it, MiB aligned, backup GPT room at the end. */
-#include "gpt.h"
+#include "image/gpt.h"
 #include "shared/util.h"
 #include <errno.h>
 

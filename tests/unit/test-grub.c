@@ -2,7 +2,7 @@
 /* grub.cfg's lock as inspect reads it: superusers, and whether the first entry boots. */
 #include <string.h>
 
-#include "grub.h"
+#include "image/grub.h"
 
 #include "tap.h"
 

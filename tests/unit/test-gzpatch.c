@@ -11,8 +11,8 @@
 #include <libdeflate.h>
 #include <zlib.h>
 
-#include "gzpatch.h"
 #include "tap.h"
+#include "initramfs/gzpatch.h"
 
 static uint64_t rng = 88172645463325252ULL;
 

@@ -13,10 +13,10 @@
 #include <archive.h>
 #include <archive_entry.h>
 
-#include "gzpatch.h"
-#include "initramfs.h"
 #include "tap.h"
-#include "zstdframe.h"
+#include "initramfs/gzpatch.h"
+#include "initramfs/initramfs.h"
+#include "initramfs/zstdframe.h"
 
 static const char KEY[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; /* 44 bytes, as base64 of 33 */
 static const char NEW[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";

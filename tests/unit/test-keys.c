@@ -8,8 +8,8 @@
 
 #include <openssl/evp.h>
 
-#include "keys.h"
-#include "log.h"
+#include "image/keys.h"
+#include "shared/log.h"
 #include <errno.h>
 
 #include "tap.h"

@@ -5,10 +5,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "secret.h"
+#include "tap.h"
+#include "sev/secret.h"
 #include "shared/cleanup.h"
 #include "shared/util.h"
-#include "tap.h"
 
 static size_t b64(const char *s, uint8_t *out, size_t cap)
 {

@@ -6,7 +6,7 @@
 #include <errno.h>
 
 #include "tap.h"
-#include "xts.h"
+#include "image/xts.h"
 
 static const char key_hex[] =
 	"2718281828459045235360287471352662497757247093699959574966967627"

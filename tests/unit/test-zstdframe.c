@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "tap.h"
-#include "zstdframe.h"
+#include "initramfs/zstdframe.h"
 
 /* "hello": single segment, a 1-byte content size, one raw last block. */
 static const unsigned char RAW[] = { 0x28, 0xb5, 0x2f, 0xfd, 0x20, 0x05, 0x29, 0x00, 0x00,
