@@ -1072,10 +1072,10 @@ static const struct stage stages[] = {
 	{ "output", "writing the image and the key file", stage_output },
 };
 
-const char *const build_stage_names[] = {
-	"prepare", "unpack", "configure", "initramfs", "bootloader", "finalize", "key-archive", "esp",
-	"mkfs", "luks", "encrypt", "assemble", "output", NULL,
-};
+const char *build_stage_name(size_t i)
+{
+	return i < ELEMENTSOF(stages) ? stages[i].name : NULL;
+}
 
 static void build_ctx_done(struct build_ctx *c)
 {

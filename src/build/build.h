@@ -5,6 +5,7 @@
 #include "shared/cleanup.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum image_format {
@@ -43,8 +44,8 @@ enum image_format image_format_from_string(const char *s);
 /* Default format for an output path: qcow2 for *.qcow2, raw otherwise. */
 enum image_format image_format_for_path(const char *path);
 
-/* The name stages are known by, in order, for --help and the man page. */
-extern const char *const build_stage_names[];
+/* The name the i-th stage is known by (from the stage table), NULL past the last: for --help. */
+const char *build_stage_name(size_t i);
 
 /* Run the whole pipeline. The output and key file exist afterwards only on success.
  * Returns 0 or -errno; everything has been logged. */

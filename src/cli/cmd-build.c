@@ -99,14 +99,14 @@ static void help(void)
 	       "\n"
 	       "Stages:");
 	/* From the table the build runs, so that the list cannot go stale. */
-	for (size_t i = 0, col = 7; build_stage_names[i]; i++) {
-		size_t w = strlen(build_stage_names[i]) + 2;
+	for (size_t i = 0, col = 7; build_stage_name(i); i++) {
+		size_t w = strlen(build_stage_name(i)) + 2;
 
 		if (col + w > 80) {
 			fputs("\n", stdout);
 			col = 0;
 		}
-		printf("%s%s%s", col ? " " : "", build_stage_names[i], build_stage_names[i + 1] ? "," : ".");
+		printf("%s%s%s", col ? " " : "", build_stage_name(i), build_stage_name(i + 1) ? "," : ".");
 		col += w;
 	}
 	printf("\nSee cvm-image-build(1).\n");
