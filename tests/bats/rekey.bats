@@ -468,9 +468,9 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 		[ "$status" -eq 99 ]
 		header "$T/out/disk.img"
 		local key=
-		opens_with "$T/hdr" "$T/old.key" && key=$T/old.key
-		if [ -z "$key" ] && [ -f "$T/out/disk.img.key.new" ] &&
-			opens_with "$T/hdr" "$T/out/disk.img.key.new"; then
+		if opens_with "$T/hdr" "$T/old.key"; then
+			key=$T/old.key
+		elif [ -f "$T/out/disk.img.key.new" ] && opens_with "$T/hdr" "$T/out/disk.img.key.new"; then
 			key=$T/out/disk.img.key.new
 		fi
 		echo "after $step: opens with ${key:-nothing}"
@@ -537,7 +537,10 @@ what_opens() {
 		# What goes when it no longer matters: KEY.new if it opens nothing, the backup if
 		# the old key no longer opens the image.
 		case $said in
-		old) [ ! -e "$T/out/disk.img.key.new" ] && [ ! -e "$T/out/disk.img.luks-header-backup" ] ;;
+		old)
+			[ ! -e "$T/out/disk.img.key.new" ]
+			[ ! -e "$T/out/disk.img.luks-header-backup" ]
+			;;
 		new) [ ! -e "$T/out/disk.img.luks-header-backup" ] ;;
 		both) [ -f "$T/out/disk.img.luks-header-backup" ] ;;
 		esac
