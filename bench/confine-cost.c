@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "shared/confine.h"
+#include "common/confine.h"
 
 static int answer(void *userdata, int fd)
 {

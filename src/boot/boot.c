@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include "boot.h"
+#include "common/json.h"
+#include "common/log.h"
 #include "image/keys.h"
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
-#include "shared/json.h"
-#include "shared/log.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 

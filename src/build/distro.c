@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include "distro.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
 #include "shared/envfile.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 #define INHERIT_MAX 8

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include "hooks.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 const char *const hook_phases[] = { "configure", "initramfs", "bootloader", "finalize", NULL };

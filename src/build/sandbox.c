@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "sandbox.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
-#include "shared/log.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 

@@ -16,9 +16,9 @@
 #include <zlib.h>
 
 #include "tarball.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free);

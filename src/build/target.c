@@ -17,7 +17,7 @@
 #include <libmount/libmount.h>
 
 #include "target.h"
-#include "shared/log.h"
+#include "common/log.h"
 #include "shared/util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);

@@ -8,10 +8,10 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "exitcode.h"
 #include "boot/boot.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
-#include "shared/exitcode.h"
-#include "shared/log.h"
 
 enum {
 	ARG_KEY_FILE = 0x100,

@@ -8,12 +8,12 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "exitcode.h"
 #include "build/build.h"
 #include "build/target.h"
+#include "common/log.h"
 #include "image/keys.h"
 #include "shared/cleanup.h"
-#include "shared/exitcode.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 enum {

@@ -5,11 +5,11 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "exitcode.h"
 #include "build/distro.h"
 #include "build/hooks.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
-#include "shared/exitcode.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 enum {

@@ -6,9 +6,9 @@
 #include <stdio.h>
 
 #include "cmd.h"
+#include "exitcode.h"
+#include "common/log.h"
 #include "inspect/inspect.h"
-#include "shared/exitcode.h"
-#include "shared/log.h"
 
 enum {
 	ARG_KEY_FILE = 0x100,

@@ -8,9 +8,9 @@
 #include <stdio.h>
 
 #include "cmd.h"
+#include "exitcode.h"
+#include "common/log.h"
 #include "rekey/rekey.h"
-#include "shared/exitcode.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 enum {

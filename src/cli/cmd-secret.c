@@ -16,15 +16,15 @@
 #include <openssl/crypto.h>
 
 #include "cmd.h"
+#include "exitcode.h"
+#include "common/json.h"
+#include "common/log.h"
 #include "image/gpt.h"
 #include "image/keys.h"
 #include "image/luks.h"
 #include "sev/qmp.h"
 #include "sev/secret.h"
 #include "shared/cleanup.h"
-#include "shared/exitcode.h"
-#include "shared/json.h"
-#include "shared/log.h"
 #include "shared/tmpfile.h"
 #include "shared/util.h"
 

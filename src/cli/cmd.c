@@ -3,7 +3,7 @@
 #include <getopt.h>
 
 #include "cmd.h"
-#include "shared/log.h"
+#include "common/log.h"
 
 int cmd_one_operand(int argc, char *argv[], const char *cmd, const char *what, const char **ret)
 {

@@ -6,10 +6,10 @@
 
 #include "cmd.h"
 #include "config.h"
+#include "exitcode.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
-#include "shared/exitcode.h"
 #include "shared/interrupt.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 static const struct cvm_cmd *const cmds[] = {

@@ -15,8 +15,8 @@
 
 #include "cryptfs.h"
 #include "ext4.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 /*

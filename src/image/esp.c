@@ -12,9 +12,9 @@
 #include <string.h>
 
 #include "esp.h"
+#include "common/log.h"
+#include "common/run.h"
 #include "shared/cleanup.h"
-#include "shared/log.h"
-#include "shared/run.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 

@@ -15,9 +15,9 @@
 #include <ext2fs/ext2fs.h>
 
 #include "ext4.h"
+#include "common/log.h"
+#include "common/run.h"
 #include "shared/cleanup.h"
-#include "shared/log.h"
-#include "shared/run.h"
 #include "shared/util.h"
 
 /*

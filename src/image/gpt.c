@@ -17,8 +17,8 @@
 
 #include "gpt.h"
 #include "luks.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 #define SECTOR 512

@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 
 #include "grub.h"
-#include "shared/log.h"
+#include "common/log.h"
 #include "shared/util.h"
 
 #define SALT_LEN 64

@@ -18,11 +18,11 @@
 #include "gpt.h"
 #include "image.h"
 #include "luks.h"
+#include "common/log.h"
+#include "common/run.h"
 #include "shared/fault.h"
 #include "shared/interrupt.h"
-#include "shared/log.h"
 #include "shared/qemulock.h"
-#include "shared/run.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 

@@ -10,7 +10,7 @@
 #include <openssl/evp.h>
 
 #include "keys.h"
-#include "shared/log.h"
+#include "common/log.h"
 #include "shared/util.h"
 
 int keys_generate(struct secret *ret)

@@ -13,8 +13,8 @@
 #include <stdio.h>
 
 #include "luks.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);

@@ -8,9 +8,9 @@
 #include <unistd.h>
 
 #include "output.h"
+#include "common/log.h"
+#include "common/run.h"
 #include "shared/fault.h"
-#include "shared/log.h"
-#include "shared/run.h"
 #include "shared/util.h"
 
 static int take_lock(struct lockfile *l, const char *path, const char *what)

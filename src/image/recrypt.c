@@ -16,8 +16,8 @@
 #include <unistd.h>
 
 #include "recrypt.h"
+#include "common/log.h"
 #include "shared/interrupt.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 #define CHUNK ((uint64_t)MiB)

@@ -17,8 +17,8 @@
 #include "gzpatch.h"
 #include "initramfs.h"
 #include "zstdframe.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free);

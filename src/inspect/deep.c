@@ -9,7 +9,7 @@
 #include <guestfs.h>
 
 #include "deep.h"
-#include "shared/log.h"
+#include "common/log.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 

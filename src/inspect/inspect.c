@@ -15,6 +15,9 @@
 
 #include "deep.h"
 #include "inspect.h"
+#include "common/confine.h"
+#include "common/json.h"
+#include "common/log.h"
 #include "image/cryptfs.h"
 #include "image/esp.h"
 #include "image/gpt.h"
@@ -25,11 +28,8 @@
 #include "image/xts.h"
 #include "initramfs/initramfs.h"
 #include "shared/cleanup.h"
-#include "shared/confine.h"
 #include "shared/fault.h"
 #include "shared/interrupt.h"
-#include "shared/json.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 #define MAX_KEY_MEMBERS 16

@@ -9,9 +9,9 @@
 #include <unistd.h>
 
 #include "qmp.h"
+#include "common/log.h"
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
-#include "shared/log.h"
 #include "shared/util.h"
 
 /* One JSON message: QMP sends each on a line of its own. It must be whole by end. */

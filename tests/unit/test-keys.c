@@ -9,7 +9,7 @@
 #include <openssl/evp.h>
 
 #include "image/keys.h"
-#include "shared/log.h"
+#include "common/log.h"
 #include <errno.h>
 
 #include "tap.h"

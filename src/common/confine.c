@@ -28,10 +28,10 @@
 
 #include <seccomp.h>
 
-#include "cleanup.h"
 #include "confine.h"
 #include "log.h"
-#include "util.h"
+#include "shared/cleanup.h"
+#include "shared/util.h"
 
 #define NOBODY 65534
 #define AS_LIMIT (4ULL << 30)

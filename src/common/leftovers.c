@@ -15,11 +15,11 @@
 
 #include <libmount/libmount.h>
 
-#include "cleanup.h"
 #include "leftovers.h"
 #include "log.h"
-#include "tmpfile.h"
-#include "util.h"
+#include "shared/cleanup.h"
+#include "shared/tmpfile.h"
+#include "shared/util.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_iter *, mnt_free_iter);

@@ -3,11 +3,11 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cleanup.h"
 #include "log.h"
 #include "run.h"
-#include "spawn.h"
-#include "util.h"
+#include "shared/cleanup.h"
+#include "shared/spawn.h"
+#include "shared/util.h"
 
 static const struct {
 	const char *prog;
