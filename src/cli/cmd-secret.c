@@ -161,24 +161,17 @@ struct secret_options {
 static int read_file_max(const char *path, const char *what, struct secret *ret, size_t max)
 {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	_cleanup_secret_ struct secret s = {};
-	size_t len = 0;
-	ssize_t n;
+	int r;
 
 	if (fd < 0)
 		return log_error_errno(errno, "cannot open %s '%s': %m", what, path);
-	if (secret_alloc(&s, max + 1) < 0)
+	r = secret_read_fd(fd, max, ret);
+	if (r == -EFBIG)
+		return log_error_errno(EFBIG, "%s '%s' is longer than %zu bytes", what, path, max);
+	if (r == -ENOMEM)
 		return log_error_errno(ENOMEM, "out of memory");
-	while ((n = read(fd, s.data + len, s.size - len)) > 0) {
-		len += (size_t)n;
-		if (len > max)
-			return log_error_errno(EFBIG, "%s '%s' is longer than %zu bytes", what, path, max);
-	}
-	if (n < 0)
-		return log_error_errno(errno, "cannot read %s '%s': %m", what, path);
-	s.size = len;
-	*ret = s;
-	s.data = NULL;
+	if (r < 0)
+		return log_error_errno(r, "cannot read %s '%s': %m", what, path);
 	return 0;
 }
 

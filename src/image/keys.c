@@ -37,33 +37,18 @@ int keys_generate(struct secret *ret)
 
 static int read_secret_file(const char *path, struct secret *ret, size_t max)
 {
-	_cleanup_secret_ struct secret s = {};
-	_cleanup_close_ int fd = -1;
-	size_t len = 0;
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	int r;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", path);
-	r = secret_alloc(&s, max + 1);
-	if (r < 0)
+	r = secret_read_fd(fd, max, ret);
+	if (r == -EFBIG)
+		return log_error_errno(EFBIG, "'%s' is longer than %zu bytes", path, max);
+	if (r == -ENOMEM)
 		return log_error_errno(r, "cannot allocate memory: %m");
-	for (;;) {
-		ssize_t n = read(fd, s.data + len, s.size - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return log_error_errno(errno, "cannot read '%s': %m", path);
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > max)
-			return log_error_errno(EFBIG, "'%s' is longer than %zu bytes", path, max);
-	}
-	s.size = len;
-	*ret = s;
-	s.data = NULL;
+	if (r < 0)
+		return log_error_errno(r, "cannot read '%s': %m", path);
 	return 0;
 }
 

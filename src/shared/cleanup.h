@@ -53,21 +53,8 @@ static inline void fclosep(FILE **f)
 		_fd;                             \
 	})
 
-/* A secret buffer: wiped before it is freed. */
-struct secret {
-	unsigned char *data;
-	size_t size;
-};
-
-void secret_free(struct secret *s);
-int secret_alloc(struct secret *s, size_t size);
-/* A copy of src, wiped when freed as any secret. */
-int secret_copy(struct secret *dst, const struct secret *src);
-static inline void secret_freep(struct secret *s)
-{
-	secret_free(s);
-}
-#define _cleanup_secret_ _cleanup_(secret_freep)
+/* The key buffer, struct secret, and _cleanup_secret_ are in secretbuf.h. */
+#include "secretbuf.h"
 
 #define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
 #define streq(a, b) (strcmp((a), (b)) == 0)

@@ -21,34 +21,6 @@
 #include "cleanup.h"
 #include "util.h"
 
-void secret_free(struct secret *s)
-{
-	if (!s->data)
-		return;
-	OPENSSL_cleanse(s->data, s->size);
-	free(s->data);
-	s->data = NULL;
-	s->size = 0;
-}
-
-int secret_alloc(struct secret *s, size_t size)
-{
-	s->data = calloc(1, size ? size : 1);
-	if (!s->data)
-		return -ENOMEM;
-	s->size = size;
-	return 0;
-}
-
-int secret_copy(struct secret *dst, const struct secret *src)
-{
-	int r = secret_alloc(dst, src->size);
-
-	if (r == 0 && src->size)
-		memcpy(dst->data, src->data, src->size);
-	return r;
-}
-
 int parse_size(const char *s, uint64_t *ret)
 {
 	char *end;
