@@ -37,6 +37,7 @@
 #include "shared/fault.h"
 #include "shared/interrupt.h"
 #include "shared/spawn.h"
+#include "shared/strv.h"
 #include "shared/util.h"
 
 /* LUKS1 with a 512-bit key and cryptsetup's default 1 MiB alignment: the payload starts
@@ -468,29 +469,7 @@ static int stage_unpack(struct build_ctx *c)
 
 #define HOOK_RUNDIR SANDBOX_RUNDIR
 
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
 
-static int strv_push(char ***v, size_t *n, char *s)
-{
-	char **nv;
-
-	if (!s)
-		return -ENOMEM;
-	nv = realloc(*v, (*n + 2) * sizeof(char *));
-	if (!nv) {
-		free(s);
-		return -ENOMEM;
-	}
-	*v = nv;
-	(*v)[(*n)++] = s;
-	(*v)[*n] = NULL;
-	return 0;
-}
 
 /* Copy a file of the host below dirfd, resolved inside it. */
 static int copy_into(int dirfd, const char *src, const char *dest, mode_t mode)

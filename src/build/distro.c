@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "shared/cleanup.h"
 #include "shared/envfile.h"
+#include "shared/strv.h"
 #include "shared/util.h"
 
 #define INHERIT_MAX 8
@@ -199,12 +200,6 @@ char **distro_list(void)
 	return v;
 }
 
-static void strv_free(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
 
 /* The distro whose MATCH contains word, or NULL. */
 static int find_match(char **ids, const char *word, struct distro **ret)

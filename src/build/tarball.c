@@ -17,12 +17,11 @@
 
 #include "tarball.h"
 #include "common/log.h"
+#include "shared/cleanup-libs.h"
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
 #include "shared/util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free);
 
 #define OS_RELEASE_MAX (64 * 1024)
 

@@ -18,10 +18,9 @@
 
 #include "target.h"
 #include "common/log.h"
+#include "shared/cleanup-libs.h"
 #include "shared/util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_fs *, mnt_unref_fs);
 
 static int open_in_root(int rootfd, const char *path, int flags, mode_t mode, uint64_t resolve)
 {

@@ -17,12 +17,11 @@
 
 #include "leftovers.h"
 #include "log.h"
+#include "shared/cleanup-libs.h"
 #include "shared/cleanup.h"
 #include "shared/tmpfile.h"
 #include "shared/util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_table *, mnt_unref_table);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct libmnt_iter *, mnt_free_iter);
 
 /* "cvm-image.<pid>.XXXXXX" (build), "cvm-image-reencrypt.<pid>.XXXXXX",
  * "cvm-image-header.<pid>.XXXXXX" (rekey), "cvm-image-export.<pid>.XXXXXX" (a qcow2's FUSE

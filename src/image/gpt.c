@@ -18,15 +18,12 @@
 #include "gpt.h"
 #include "luks.h"
 #include "common/log.h"
+#include "shared/cleanup-libs.h"
 #include "shared/cleanup.h"
 #include "shared/util.h"
 
 #define SECTOR 512
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct fdisk_context *, fdisk_unref_context);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct fdisk_partition *, fdisk_unref_partition);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct fdisk_parttype *, fdisk_unref_parttype);
-DEFINE_TRIVIAL_CLEANUP_FUNC(blkid_probe, blkid_free_probe);
 
 uint64_t gpt_disk_size_for_root(uint64_t root_size)
 {

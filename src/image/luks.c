@@ -14,10 +14,10 @@
 
 #include "luks.h"
 #include "common/log.h"
+#include "shared/cleanup-libs.h"
 #include "shared/cleanup.h"
 #include "shared/util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct crypt_device *, crypt_free);
 
 /* Slot 0 and the volume key digest: the fixed PBKDF2 minimum, no benchmark. */
 static const struct crypt_pbkdf_type pbkdf_fast = {

@@ -25,13 +25,13 @@
 #include <zlib.h>
 
 #include "gzpatch.h"
+#include "shared/cleanup-libs.h"
 #include "shared/cleanup.h"
 #include "shared/util.h"
 
 #define WINDOW 32768u
 #define GZIP_TRAILER 8
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct libdeflate_decompressor *, libdeflate_free_decompressor);
 
 /* Length of the gzip header at p (RFC 1952), or -EBADMSG. */
 static int gzip_header_len(const unsigned char *p, size_t len, size_t *ret)

@@ -18,11 +18,10 @@
 #include "initramfs.h"
 #include "zstdframe.h"
 #include "common/log.h"
+#include "shared/cleanup-libs.h"
 #include "shared/cleanup.h"
 #include "shared/util.h"
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_read_free);
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct archive *, archive_write_free);
 
 #define NEWC_HEADER 110
 

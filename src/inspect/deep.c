@@ -10,23 +10,14 @@
 
 #include "deep.h"
 #include "common/log.h"
+#include "shared/cleanup-libs.h"
 #include "shared/spawn.h"
+#include "shared/strv.h"
 #include "shared/util.h"
 
 #define MAPPER "cvmroot"
 
-static void guestfs_closep(guestfs_h **g)
-{
-	if (*g)
-		guestfs_close(*g);
-}
 
-static void strv_freep(char ***p)
-{
-	for (char **s = *p; s && *s; s++)
-		free(*s);
-	free(*p);
-}
 
 static int g_error(guestfs_h *g, const char *what)
 {
@@ -40,7 +31,7 @@ static int g_error(guestfs_h *g, const char *what)
  * came up in). */
 static int find_luks(guestfs_h *g, char **ret)
 {
-	__attribute__((cleanup(strv_freep))) char **parts = guestfs_list_partitions(g);
+	_cleanup_strv_free_ char **parts = guestfs_list_partitions(g);
 
 	if (!parts)
 		return g_error(g, "list_partitions");
@@ -85,7 +76,7 @@ static int e2fsck_n(guestfs_h *g, struct inspect_ctx *c)
 int deep_inspect(struct inspect_ctx *c, const char *image, const char *format,
 		 const struct secret *key, const struct inspect_file *files, size_t n_files)
 {
-	__attribute__((cleanup(guestfs_closep))) guestfs_h *g = guestfs_create();
+	_cleanup_(guestfs_closep) guestfs_h *g = guestfs_create();
 	_cleanup_free_ char *luks = NULL, *pass = NULL;
 	size_t same = 0;
 	double t0 = now_seconds();

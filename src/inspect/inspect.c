@@ -30,6 +30,7 @@
 #include "shared/cleanup.h"
 #include "shared/fault.h"
 #include "shared/interrupt.h"
+#include "shared/strv.h"
 #include "shared/util.h"
 
 #define MAX_KEY_MEMBERS 16
@@ -863,9 +864,7 @@ static int check_kernels(struct inspect_ctx *c)
 			inspect_add(c, name, CHECK_OK, "%s, mode 0600, %zu key member%s (mode 0600) "
 				    "holding the key", k->initrd, good, good == 1 ? "" : "s");
 	}
-	for (size_t i = 0; names && names[i]; i++)
-		free(names[i]);
-	free(names);
+	strv_free(names);
 	if (r == 0 && c->n_kernels == 0)
 		inspect_add(c, "kernels", CHECK_FAIL, "no /boot/vmlinuz-*");
 	return r;

@@ -35,6 +35,7 @@
 #include "shared/interrupt.h"
 #include "shared/qemulock.h"
 #include "shared/spawn.h"
+#include "shared/strv.h"
 #include "shared/tmpfile.h"
 #include "shared/util.h"
 
@@ -592,9 +593,7 @@ static int prepare_files(struct rekey_ctx *c)
 						    c->opt->image, d->path);
 		}
 	}
-	for (size_t i = 0; kernels && kernels[i]; i++)
-		free(kernels[i]);
-	free(kernels);
+	strv_free(kernels);
 	if (r == 0 && c->n_initrds == 0)
 		log_warning("'%s' has no initramfs in /boot", c->opt->image);
 	return r;
