@@ -1097,70 +1097,96 @@ static void build_ctx_done(struct build_ctx *c)
 	free(c->key_out);
 }
 
+static struct json_object *json_part(unsigned number, const char *name, const char *uuid,
+				     uint64_t start, uint64_t size)
+{
+	struct json_object *p = json_object_new_object();
+
+	json_add_u64(p, "number", number);
+	json_add_str(p, "name", name);
+	json_add_str(p, "uuid", uuid);
+	json_add_u64(p, "start", start);
+	json_add_u64(p, "size", size);
+	return p;
+}
+
 static void print_json(const struct build_ctx *c)
 {
-	const char *fmt = c->format == IMAGE_FORMAT_QCOW2 ? "qcow2" : "raw";
+	struct json_object *o = json_object_new_object(), *pt = json_object_new_object();
+	struct json_object *parts = json_object_new_array(), *luks = json_object_new_object();
+	struct json_object *slots = json_object_new_array(), *fs = json_object_new_object();
+	struct json_object *esp = json_object_new_object(), *stage_times = json_object_new_object();
+	struct json_object *rss = json_object_new_object();
 	struct rusage self, children;
-	FILE *f = stdout;
 
-	fputs("{\"image\":", f);
-	json_string(f, c->opt->output);
-	fprintf(f, ",\"format\":\"%s\",\"size\":%" PRIu64 ",\"allocated\":%" PRIu64, fmt,
-		c->plan.disk_size, c->image_allocated);
-	fputs(",\"partition_table\":{\"type\":\"gpt\",\"uuid\":", f);
-	json_string(f, c->plan.disk_uuid);
-	fprintf(f, ",\"partitions\":[{\"number\":1,\"name\":\"esp\",\"uuid\":\"%s\",\"start\":%" PRIu64
-		   ",\"size\":%" PRIu64 "},{\"number\":2,\"name\":\"root\",\"uuid\":\"%s\",\"start\":%" PRIu64
-		   ",\"size\":%" PRIu64 "}]}",
-		c->plan.esp_uuid, c->plan.esp_start, c->plan.esp_size, c->plan.root_uuid,
-		c->plan.root_start, c->plan.root_size);
-	fprintf(f, ",\"luks\":{\"version\":1,\"uuid\":\"%s\",\"cipher\":\"%s-%s\",\"key_bits\":%d"
-		   ",\"hash\":\"%s\",\"payload_offset\":%" PRIu64 ",\"key_slots\":[",
-		c->luks_uuid, LUKS_CIPHER, LUKS_CIPHER_MODE, LUKS_VOLUME_KEY_BYTES * 8, LUKS_HASH,
-		c->luks.payload_offset);
-	for (unsigned i = 0; i < c->luks.n_slots; i++)
-		fprintf(f, "%s{\"slot\":%d,\"role\":\"%s\",\"pbkdf\":\"pbkdf2\",\"iterations\":%" PRIu32 "}",
-			i ? "," : "", c->luks.slots[i].slot,
-			c->luks.slots[i].slot == LUKS_KEY_SLOT ? "key" : "recovery",
-			c->luks.slots[i].iterations);
-	fprintf(f, "]},\"root_filesystem\":{\"type\":\"ext4\",\"uuid\":\"%s\",\"size\":%" PRIu64
-		   ",\"allocated\":%" PRIu64 "}",
-		c->fs_uuid, c->fs_size, c->fs_allocated);
-	fprintf(f, ",\"esp\":{\"type\":\"vfat\",\"volume_id\":\"%s\"}", c->esp_volid);
-	fputs(",\"distro\":", f);
-	if (c->distro) {
-		json_string(f, c->distro->id);
-		fputs(",\"initramfs\":", f);
-		json_string(f, c->initramfs_tool);
-		fprintf(f, ",\"hooks_run\":%u,\"kernels\":[", c->hooks_run);
-		for (size_t i = 0; c->kernels && c->kernels[i]; i++) {
-			fputs(i ? "," : "", f);
-			json_string(f, c->kernels[i]);
-		}
-		fputs("],\"kernel_cmdline\":", f);
-		json_string(f, c->cmdline);
-		fputs(",\"warnings\":[", f);
-		for (size_t i = 0; i < c->n_warnings; i++) {
-			fputs(i ? "," : "", f);
-			json_string(f, c->warnings[i]);
-		}
-		fputs("]", f);
-	} else {
-		fputs("null", f);
+	json_add_str(o, "image", c->opt->output);
+	json_add_str(o, "format", c->format == IMAGE_FORMAT_QCOW2 ? "qcow2" : "raw");
+	json_add_u64(o, "size", c->plan.disk_size);
+	json_add_u64(o, "allocated", c->image_allocated);
+	json_add_str(pt, "type", "gpt");
+	json_add_str(pt, "uuid", c->plan.disk_uuid);
+	json_object_array_add(parts, json_part(1, "esp", c->plan.esp_uuid, c->plan.esp_start,
+					       c->plan.esp_size));
+	json_object_array_add(parts, json_part(2, "root", c->plan.root_uuid, c->plan.root_start,
+					       c->plan.root_size));
+	json_add(pt, "partitions", parts);
+	json_add(o, "partition_table", pt);
+	json_add_u64(luks, "version", 1);
+	json_add_str(luks, "uuid", c->luks_uuid);
+	json_add_str(luks, "cipher", LUKS_CIPHER "-" LUKS_CIPHER_MODE);
+	json_add_u64(luks, "key_bits", LUKS_VOLUME_KEY_BYTES * 8);
+	json_add_str(luks, "hash", LUKS_HASH);
+	json_add_u64(luks, "payload_offset", c->luks.payload_offset);
+	for (unsigned i = 0; i < c->luks.n_slots; i++) {
+		struct json_object *e = json_object_new_object();
+
+		json_add_int(e, "slot", c->luks.slots[i].slot);
+		json_add_str(e, "role", c->luks.slots[i].slot == LUKS_KEY_SLOT ? "key" : "recovery");
+		json_add_str(e, "pbkdf", "pbkdf2");
+		json_add_u64(e, "iterations", c->luks.slots[i].iterations);
+		json_object_array_add(slots, e);
 	}
-	fputs(",\"mapper_name\":", f);
-	json_string(f, c->opt->mapper_name);
-	fputs(",\"key_file\":", f);
-	json_string(f, c->key_out);
-	fputs(",\"stages\":{", f);
+	json_add(luks, "key_slots", slots);
+	json_add(o, "luks", luks);
+	json_add_str(fs, "type", "ext4");
+	json_add_str(fs, "uuid", c->fs_uuid);
+	json_add_u64(fs, "size", c->fs_size);
+	json_add_u64(fs, "allocated", c->fs_allocated);
+	json_add(o, "root_filesystem", fs);
+	json_add_str(esp, "type", "vfat");
+	json_add_str(esp, "volume_id", c->esp_volid);
+	json_add(o, "esp", esp);
+	if (c->distro) {
+		struct json_object *kernels = json_object_new_array();
+		struct json_object *warnings = json_object_new_array();
+
+		json_add_str(o, "distro", c->distro->id);
+		json_add_str(o, "initramfs", c->initramfs_tool);
+		json_add_u64(o, "hooks_run", c->hooks_run);
+		for (size_t i = 0; c->kernels && c->kernels[i]; i++)
+			json_object_array_add(kernels, json_str(c->kernels[i]));
+		json_add(o, "kernels", kernels);
+		json_add_str(o, "kernel_cmdline", c->cmdline);
+		for (size_t i = 0; i < c->n_warnings; i++)
+			json_object_array_add(warnings, json_str(c->warnings[i]));
+		json_add(o, "warnings", warnings);
+	} else
+		json_add(o, "distro", NULL);
+	json_add_str(o, "mapper_name", c->opt->mapper_name);
+	json_add_str(o, "key_file", c->key_out);
 	for (size_t i = 0; i < ELEMENTSOF(stages); i++)
-		fprintf(f, "%s\"%s\":%.3f", i ? "," : "", stages[i].name, c->stage_seconds[i]);
+		json_add_double(stage_times, stages[i].name, c->stage_seconds[i], 3);
+	json_add(o, "stages", stage_times);
+	json_add_u64(o, "encrypt_rate", c->encrypt_seconds > 0 ?
+		     (uint64_t)((double)c->fs_allocated / c->encrypt_seconds) : 0);
 	getrusage(RUSAGE_SELF, &self);
 	getrusage(RUSAGE_CHILDREN, &children);
-	fprintf(f, "},\"encrypt_rate\":%.0f,\"peak_rss\":{\"self\":%ld,\"largest_child\":%ld}}\n",
-		c->encrypt_seconds > 0 ? (double)c->fs_allocated / c->encrypt_seconds : 0.0,
-		self.ru_maxrss * 1024, children.ru_maxrss * 1024);
-	fflush(f);
+	json_add_u64(rss, "self", (uint64_t)self.ru_maxrss * 1024);
+	json_add_u64(rss, "largest_child", (uint64_t)children.ru_maxrss * 1024);
+	json_add(o, "peak_rss", rss);
+	/* The image is in place when this is printed: a failure to print is said, not returned. */
+	if (json_print(o, stdout) < 0)
+		log_warning_errno(errno ?: EIO, "cannot write the --json report: %m");
 }
 
 /* CVM_IMAGE_FAULT=kill-in-STAGE: SIGKILL at the start of that stage, for the tests of what a

@@ -51,7 +51,7 @@ static int find_luks(guestfs_h *g, char **ret)
 /* e2fsck -n, which changes nothing and reports every problem: guestfs_e2fsck() only runs
  * -p or -y and counts "errors corrected" as success, so it goes through the appliance's
  * debug shell, with a fixed command line (no user input in it). */
-static int e2fsck_n(guestfs_h *g, struct inspect_ctx *c)
+static int e2fsck_n(guestfs_h *g, struct checks *c)
 {
 	char *const args[] = { "e2fsck", "-fn", "/dev/mapper/" MAPPER, "2>&1;", "echo",
 			       "cvm-e2fsck-status=$?", NULL };
@@ -66,14 +66,14 @@ static int e2fsck_n(guestfs_h *g, struct inspect_ctx *c)
 	if (!st || sscanf(st, "cvm-e2fsck-status=%d", &status) != 1)
 		return log_error_errno(EIO, "appliance: e2fsck gave no exit status");
 	if (status == 0)
-		inspect_add(c, "deep-e2fsck", CHECK_OK, "e2fsck -fn of the root through dm-crypt: clean");
+		checks_add(c, "deep-e2fsck", CHECK_OK, "e2fsck -fn of the root through dm-crypt: clean");
 	else
-		inspect_add(c, "deep-e2fsck", CHECK_FAIL, "e2fsck -fn of the root through dm-crypt: "
+		checks_add(c, "deep-e2fsck", CHECK_FAIL, "e2fsck -fn of the root through dm-crypt: "
 			    "exit status %d (%s)", status, last_lines(out, 3));
 	return 0;
 }
 
-int deep_inspect(struct inspect_ctx *c, const char *image, const char *format,
+int deep_inspect(struct checks *c, const char *image, const char *format,
 		 const struct secret *key, const struct inspect_file *files, size_t n_files)
 {
 	_cleanup_(guestfs_closep) guestfs_h *g = guestfs_create();
@@ -117,17 +117,17 @@ int deep_inspect(struct inspect_ctx *c, const char *image, const char *format,
 		goto out;
 	if (guestfs_cryptsetup_open(g, luks, pass, MAPPER, GUESTFS_CRYPTSETUP_OPEN_READONLY, 1,
 				    -1) < 0) {
-		inspect_add(c, "deep-open", CHECK_FAIL, "the appliance's cryptsetup does not open %s "
+		checks_add(c, "deep-open", CHECK_FAIL, "the appliance's cryptsetup does not open %s "
 			    "with the key: %s", luks, guestfs_last_error(g) ?: "failed");
 		r = 0;
 		goto out;
 	}
-	inspect_add(c, "deep-open", CHECK_OK, "the appliance's dm-crypt opens %s with the key", luks);
+	checks_add(c, "deep-open", CHECK_OK, "the appliance's dm-crypt opens %s with the key", luks);
 	r = e2fsck_n(g, c);
 	if (r < 0)
 		goto out;
 	if (guestfs_mount_ro(g, "/dev/mapper/" MAPPER, "/") < 0) {
-		inspect_add(c, "deep-files", CHECK_FAIL, "the kernel does not mount the root: %s",
+		checks_add(c, "deep-files", CHECK_FAIL, "the kernel does not mount the root: %s",
 			    guestfs_last_error(g) ?: "failed");
 		goto out;
 	}
@@ -136,10 +136,10 @@ int deep_inspect(struct inspect_ctx *c, const char *image, const char *format,
 		_cleanup_free_ char *sum = st ? guestfs_checksum(g, "sha256", files[i].path) : NULL;
 
 		if (!st || !sum) {
-			inspect_add(c, "deep-files", CHECK_FAIL, "%s: %s through the kernel", files[i].path,
+			checks_add(c, "deep-files", CHECK_FAIL, "%s: %s through the kernel", files[i].path,
 				    guestfs_last_error(g) ?: "cannot be read");
 		} else if ((uint32_t)st->st_mode != files[i].mode || !streq(sum, files[i].sha256)) {
-			inspect_add(c, "deep-files", CHECK_FAIL, "%s differs through the kernel: mode "
+			checks_add(c, "deep-files", CHECK_FAIL, "%s differs through the kernel: mode "
 				    "%04" PRIo64 " (offline %04o)%s", files[i].path, st->st_mode & 07777,
 				    files[i].mode & 07777,
 				    streq(sum, files[i].sha256) ? "" : ", other contents");
@@ -151,7 +151,7 @@ int deep_inspect(struct inspect_ctx *c, const char *image, const char *format,
 		if (!st || !sum || same != i + 1)
 			goto files_done;
 	}
-	inspect_add(c, "deep-files", CHECK_OK, "%zu files read offline have the same mode and "
+	checks_add(c, "deep-files", CHECK_OK, "%zu files read offline have the same mode and "
 		    "contents through the kernel's dm-crypt and ext4 (%.0f s in the appliance)", same,
 		    now_seconds() - t0);
 files_done:

@@ -6,10 +6,10 @@
 
 #include <stddef.h>
 
-#include "inspect.h"
+#include "checks.h"
 #include "shared/cleanup.h"
 
-/* Findings go to c (inspect_add). Returns 0, or -errno when the appliance could not be used
+/* Findings go to c. Returns 0, or -errno when the appliance could not be used
  * (logged). */
-int deep_inspect(struct inspect_ctx *c, const char *image, const char *format,
+int deep_inspect(struct checks *c, const char *image, const char *format,
 		 const struct secret *key, const struct inspect_file *files, size_t n_files);

@@ -13,6 +13,7 @@
 
 #include <openssl/sha.h>
 
+#include "checks.h"
 #include "deep.h"
 #include "inspect.h"
 #include "common/confine.h"
@@ -47,8 +48,7 @@ struct kernel {
 struct inspect_ctx {
 	const struct inspect_options *opt;
 	struct image *im;
-	struct check *checks;
-	size_t n_checks, cap_checks;
+	struct checks checks;
 	struct gpt_table gpt;
 	int esp_index, luks_index; /* into gpt.parts, -1: none */
 	char **esp_files;
@@ -76,24 +76,6 @@ struct inspect_ctx {
 };
 
 static const char *const state_names[] = { "ok", "warning", "fail" };
-
-void inspect_add(struct inspect_ctx *c, const char *name, enum check_state state,
-		 const char *fmt, ...)
-{
-	struct check *k;
-	va_list ap;
-
-	if (greedy_realloc((void **)&c->checks, &c->cap_checks, c->n_checks + 1, sizeof(*k)) < 0) {
-		log_error_errno(ENOMEM, "out of memory");
-		return;
-	}
-	k = &c->checks[c->n_checks++];
-	snprintf(k->name, sizeof(k->name), "%s", name);
-	k->state = state;
-	va_start(ap, fmt);
-	vsnprintf(k->detail, sizeof(k->detail), fmt, ap);
-	va_end(ap);
-}
 
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -134,7 +116,7 @@ static int check_gpt(struct inspect_ctx *c)
 	c->esp_index = c->luks_index = -1;
 	r = gpt_read_table(c->im->raw_path, c->im->path, t);
 	if (r < 0) {
-		inspect_add(c, "gpt", CHECK_FAIL, "no usable partition table");
+		checks_add(&c->checks, "gpt", CHECK_FAIL, "no usable partition table");
 		return r;
 	}
 	for (unsigned i = 0; i < t->n; i++) {
@@ -143,7 +125,7 @@ static int check_gpt(struct inspect_ctx *c)
 		if (streq(t->parts[i].fs_type, "crypto_LUKS") && c->luks_index < 0)
 			c->luks_index = (int)i;
 		if (t->parts[i].start + t->parts[i].size > c->im->size) {
-			inspect_add(c, "gpt", CHECK_FAIL, "partition %u ends at %s, the image at %s "
+			checks_add(&c->checks, "gpt", CHECK_FAIL, "partition %u ends at %s, the image at %s "
 				    "(truncated?)", t->parts[i].number,
 				    format_size(t->parts[i].start + t->parts[i].size, a, sizeof(a)),
 				    format_size(c->im->size, b, sizeof(b)));
@@ -151,22 +133,22 @@ static int check_gpt(struct inspect_ctx *c)
 		}
 	}
 	if (!streq(t->type, "gpt")) {
-		inspect_add(c, "gpt", CHECK_FAIL, "a '%s' partition table, not GPT", t->type);
+		checks_add(&c->checks, "gpt", CHECK_FAIL, "a '%s' partition table, not GPT", t->type);
 		return -EMEDIUMTYPE;
 	}
 	if (c->esp_index < 0 || c->luks_index < 0) {
-		inspect_add(c, "gpt", CHECK_FAIL, "GPT with %u partition%s, %s (not an image made by "
+		checks_add(&c->checks, "gpt", CHECK_FAIL, "GPT with %u partition%s, %s (not an image made by "
 			    "cvm-image?)", t->n, t->n == 1 ? "" : "s",
 			    c->esp_index < 0 && c->luks_index < 0 ? "no EFI System Partition and no LUKS partition" :
 			    c->esp_index < 0 ? "no EFI System Partition" : "no LUKS partition");
 		return -EMEDIUMTYPE;
 	}
 	if (t->primary_damage[0]) {
-		inspect_add(c, "gpt", CHECK_FAIL, "%s (the backup was read): damaged, or changed "
+		checks_add(&c->checks, "gpt", CHECK_FAIL, "%s (the backup was read): damaged, or changed "
 			    "by something that did not mend it", t->primary_damage);
 		return 0;
 	}
-	inspect_add(c, "gpt", CHECK_OK, "GPT %s: ESP partition %u (%s), LUKS partition %u (%s)",
+	checks_add(&c->checks, "gpt", CHECK_OK, "GPT %s: ESP partition %u (%s), LUKS partition %u (%s)",
 		    t->ptuuid, t->parts[c->esp_index].number,
 		    format_size(t->parts[c->esp_index].size, a, sizeof(a)),
 		    t->parts[c->luks_index].number,
@@ -201,34 +183,34 @@ static int check_esp(struct inspect_ctx *c)
 	int r;
 
 	if (!streq(p->fs_type, "vfat")) {
-		inspect_add(c, "esp", CHECK_FAIL, "the EFI System Partition holds %s, not FAT",
+		checks_add(&c->checks, "esp", CHECK_FAIL, "the EFI System Partition holds %s, not FAT",
 			    *p->fs_type ? p->fs_type : "nothing libblkid knows");
 		return 0;
 	}
 	r = esp_list_files(c->im->raw_path, p->start, &c->esp_files);
 	if (r < 0) {
-		inspect_add(c, "esp", CHECK_FAIL, "its FAT filesystem cannot be read");
+		checks_add(&c->checks, "esp", CHECK_FAIL, "its FAT filesystem cannot be read");
 		return 0;
 	}
 	while (c->esp_files[n])
 		n++;
-	inspect_add(c, "esp", CHECK_OK, "FAT, volume id %s, %zu file%s", p->fs_uuid, n,
+	checks_add(&c->checks, "esp", CHECK_OK, "FAT, volume id %s, %zu file%s", p->fs_uuid, n,
 		    n == 1 ? "" : "s");
 	if (!tmp || !mkdtemp(tmp))
 		return log_error_errno(tmp ? errno : ENOMEM, "cannot create a temporary directory: %m");
 	r = esp_read_file(c->im->raw_path, p->start, "EFI/BOOT/BOOTX64.EFI", tmp, &efi, &len);
 	rmdir(tmp);
 	if (r == -ENOENT) {
-		inspect_add(c, "esp-grub", CHECK_FAIL, "no \\EFI\\BOOT\\BOOTX64.EFI (the removable path)");
+		checks_add(&c->checks, "esp-grub", CHECK_FAIL, "no \\EFI\\BOOT\\BOOTX64.EFI (the removable path)");
 		return 0;
 	}
 	if (r == -EIO) {
-		inspect_add(c, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI cannot be read from the "
+		checks_add(&c->checks, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI cannot be read from the "
 			    "FAT filesystem (damaged)");
 		return 0;
 	}
 	if (r == -EFBIG || r == -EBADMSG) {
-		inspect_add(c, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI: %s",
+		checks_add(&c->checks, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI: %s",
 			    r == -EFBIG ? "its directory entry claims more than an ESP file can be" :
 			    "its directory entry and its cluster chain disagree on its size");
 		return 0;
@@ -238,12 +220,12 @@ static int check_esp(struct inspect_ctx *c)
 	find_grub_uuid(efi, len, c->grub_uuid);
 	c->grub_early_locked = memmem(efi, len, "set superusers=", 15) != NULL;
 	if (len < 2 || memcmp(efi, "MZ", 2) != 0)
-		inspect_add(c, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI is no EFI binary");
+		checks_add(&c->checks, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI is no EFI binary");
 	else if (!c->grub_uuid[0])
-		inspect_add(c, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI (%zu bytes) has no "
+		checks_add(&c->checks, "esp-grub", CHECK_FAIL, "\\EFI\\BOOT\\BOOTX64.EFI (%zu bytes) has no "
 			    "early config unlocking a LUKS UUID (not grub made by cvm-image?)", len);
 	else
-		inspect_add(c, "esp-grub", CHECK_OK, "\\EFI\\BOOT\\BOOTX64.EFI (%zu bytes), its early "
+		checks_add(&c->checks, "esp-grub", CHECK_OK, "\\EFI\\BOOT\\BOOTX64.EFI (%zu bytes), its early "
 			    "config unlocks %s", len, c->grub_uuid);
 	return 0;
 }
@@ -275,7 +257,7 @@ static int check_luks(struct inspect_ctx *c)
 	int r;
 
 	if (!streq(p->fs_version, "1")) {
-		inspect_add(c, "luks-header", CHECK_FAIL, "partition %u is LUKS version %s, not LUKS1",
+		checks_add(&c->checks, "luks-header", CHECK_FAIL, "partition %u is LUKS version %s, not LUKS1",
 			    p->number, p->fs_version);
 		return -EMEDIUMTYPE;
 	}
@@ -285,33 +267,33 @@ static int check_luks(struct inspect_ctx *c)
 	if (r == 0)
 		r = luks_describe(hdr, c->im->hdr_size, d);
 	if (r < 0) {
-		inspect_add(c, "luks-header", CHECK_FAIL, "the LUKS partition's header cannot be read");
+		checks_add(&c->checks, "luks-header", CHECK_FAIL, "the LUKS partition's header cannot be read");
 		return r;
 	}
 	/* libcryptsetup loads it too: the checks it makes (digest, key material in range). */
 	r = image_load_header(c->im, &c->hdr_path, &c->cd);
 	if (r < 0) {
-		inspect_add(c, "luks-header", CHECK_FAIL, "libcryptsetup refuses the header");
+		checks_add(&c->checks, "luks-header", CHECK_FAIL, "libcryptsetup refuses the header");
 		return r;
 	}
 	c->have_luks = true;
 	/* A gate: a header that encrypts with anything but AES-XTS (cipher_null-ecb encrypts
 	 * nothing, and opens with any key) fails; other parameters are a warning. */
 	if (!streq(d->cipher, "aes") || !streq(d->mode, "xts-plain64"))
-		inspect_add(c, "luks-header", CHECK_FAIL, "LUKS1 %s-%s: not aes-xts-plain64, the only "
+		checks_add(&c->checks, "luks-header", CHECK_FAIL, "LUKS1 %s-%s: not aes-xts-plain64, the only "
 			    "cipher an image may use; UUID %s", d->cipher, d->mode, d->uuid);
 	else if (d->key_bits != 512 || !streq(d->hash, "sha256"))
-		inspect_add(c, "luks-header", CHECK_WARN, "LUKS1 %s-%s, %u-bit key, %s: not what "
+		checks_add(&c->checks, "luks-header", CHECK_WARN, "LUKS1 %s-%s, %u-bit key, %s: not what "
 			    "cvm-image makes (aes-xts-plain64, 512, sha256); UUID %s", d->cipher,
 			    d->mode, d->key_bits, d->hash, d->uuid);
 	else
-		inspect_add(c, "luks-header", CHECK_OK, "LUKS1 aes-xts-plain64, 512-bit key, sha256, "
+		checks_add(&c->checks, "luks-header", CHECK_OK, "LUKS1 aes-xts-plain64, 512-bit key, sha256, "
 			    "UUID %s, payload at %" PRIu64 " KiB", d->uuid, d->payload_offset / 1024);
 	if (c->grub_uuid[0] && !uuid_eq_nodash(c->grub_uuid, d->uuid))
-		inspect_add(c, "grub-early-config", CHECK_FAIL, "grub's early config unlocks %s, the "
+		checks_add(&c->checks, "grub-early-config", CHECK_FAIL, "grub's early config unlocks %s, the "
 			    "LUKS header is %s", c->grub_uuid, d->uuid);
 	else if (c->grub_uuid[0])
-		inspect_add(c, "grub-early-config", CHECK_OK, "unlocks this LUKS UUID");
+		checks_add(&c->checks, "grub-early-config", CHECK_OK, "unlocks this LUKS UUID");
 
 	for (int i = 0; i < 8; i++) {
 		int k;
@@ -325,18 +307,18 @@ static int check_luks(struct inspect_ctx *c)
 		n += (size_t)k;
 	}
 	if (d->digest_iterations > LUKS_MAX_TRY_ITERATIONS)
-		inspect_add(c, "key-slots", CHECK_FAIL, "the volume key digest asks for %" PRIu32 " PBKDF2 "
+		checks_add(&c->checks, "key-slots", CHECK_FAIL, "the volume key digest asks for %" PRIu32 " PBKDF2 "
 			    "iterations (more than %u: every try of a key would take minutes); in use: %s",
 			    d->digest_iterations, LUKS_MAX_TRY_ITERATIONS, n ? slots : "none");
 	else if (!d->slots[0].active)
-		inspect_add(c, "key-slots", CHECK_FAIL, "slot 0 (the image's key) is not in use; in use: %s",
+		checks_add(&c->checks, "key-slots", CHECK_FAIL, "slot 0 (the image's key) is not in use; in use: %s",
 			    n ? slots : "none");
 	else if (d->slots[0].iterations != LUKS_FAST_ITERATIONS)
-		inspect_add(c, "key-slots", CHECK_WARN, "slot 0 at %" PRIu32 " iterations, not %d "
+		checks_add(&c->checks, "key-slots", CHECK_WARN, "slot 0 at %" PRIu32 " iterations, not %d "
 			    "(grub's unlock is slow); in use: %s", d->slots[0].iterations,
 			    LUKS_FAST_ITERATIONS, slots);
 	else if (d->slots[1].active && d->slots[1].iterations < 100000)
-		inspect_add(c, "key-slots", CHECK_WARN, "the recovery slot 1 at %" PRIu32 " iterations "
+		checks_add(&c->checks, "key-slots", CHECK_WARN, "the recovery slot 1 at %" PRIu32 " iterations "
 			    "(under 100000: a passphrase is weak against guessing); in use: %s",
 			    d->slots[1].iterations, slots);
 	else {
@@ -344,7 +326,7 @@ static int check_luks(struct inspect_ctx *c)
 
 		for (int i = 2; i < 8; i++)
 			extra |= d->slots[i].active;
-		inspect_add(c, "key-slots", extra ? CHECK_WARN : CHECK_OK, "%s%s; volume key digest at "
+		checks_add(&c->checks, "key-slots", extra ? CHECK_WARN : CHECK_OK, "%s%s; volume key digest at "
 			    "%" PRIu32 " iterations", extra ?
 			    "slots beyond 0 and 1 in use (a key nobody may hold; rekey --kill-slot "
 			    "removes one): " : "in use: ", slots, d->digest_iterations);
@@ -367,7 +349,7 @@ static int unlock(struct inspect_ctx *c)
 		return r;
 	r = luks_unlock(c->cd, &pass, &c->vk, &c->opened_slot);
 	if (r == -EPERM) {
-		inspect_add(c, "key-opens", CHECK_FAIL, "the %s opens no key slot",
+		checks_add(&c->checks, "key-opens", CHECK_FAIL, "the %s opens no key slot",
 			    o->key_file ? "key in the key file" : "recovery passphrase");
 		c->opened_slot = -1;
 		return 0;
@@ -375,9 +357,9 @@ static int unlock(struct inspect_ctx *c)
 	if (r < 0)
 		return r;
 	if (o->key_file && c->opened_slot != 0)
-		inspect_add(c, "key-opens", CHECK_WARN, "the key opens slot %d, not slot 0", c->opened_slot);
+		checks_add(&c->checks, "key-opens", CHECK_WARN, "the key opens slot %d, not slot 0", c->opened_slot);
 	else
-		inspect_add(c, "key-opens", CHECK_OK, "the %s opens slot %d",
+		checks_add(&c->checks, "key-opens", CHECK_OK, "the %s opens slot %d",
 			    o->key_file ? "key" : "recovery passphrase", c->opened_slot);
 	if (o->key_file) {
 		c->key = pass;
@@ -399,12 +381,12 @@ static int open_rootfs(struct inspect_ctx *c)
 
 	r = cryptfs_open(c->im->fd, c->im->luks_off + c->im->hdr_size, c->xts, false, &c->fs);
 	if (r < 0) {
-		inspect_add(c, "rootfs", CHECK_FAIL, "the LUKS payload holds no ext4 filesystem");
+		checks_add(&c->checks, "rootfs", CHECK_FAIL, "the LUKS payload holds no ext4 filesystem");
 		return 0;
 	}
 	cryptfs_info(c->fs, &c->fsinfo);
 	c->have_fs = true;
-	inspect_add(c, "rootfs", CHECK_OK, "ext4 UUID %s%s%s%s, %s free of %s", c->fsinfo.uuid,
+	checks_add(&c->checks, "rootfs", CHECK_OK, "ext4 UUID %s%s%s%s, %s free of %s", c->fsinfo.uuid,
 		    *c->fsinfo.label ? ", label '" : "", c->fsinfo.label, *c->fsinfo.label ? "'" : "",
 		    format_size(c->fsinfo.free_blocks * c->fsinfo.block_size, a, sizeof(a)),
 		    format_size(c->fsinfo.blocks * c->fsinfo.block_size, b, sizeof(b)));
@@ -466,19 +448,19 @@ static int check_key_file(struct inspect_ctx *c)
 	if (r < 0)
 		return r;
 	if (!data) {
-		inspect_add(c, "key-file", CHECK_FAIL, "%s: %s", path, mode ? not_a_file(mode) :
+		checks_add(&c->checks, "key-file", CHECK_FAIL, "%s: %s", path, mode ? not_a_file(mode) :
 			    "missing (an image built with --distro none, or not by cvm-image?)");
 		return 0;
 	}
 	struct secret tree = { (unsigned char *)data, len };
 	if (c->key.size) {
 		if (len != c->key.size || memcmp(data, c->key.data, len) != 0)
-			inspect_add(c, "key-file", CHECK_FAIL, "%s does not hold the given key", path);
+			checks_add(&c->checks, "key-file", CHECK_FAIL, "%s does not hold the given key", path);
 		else if ((mode & 07777) != 0600)
-			inspect_add(c, "key-file", CHECK_FAIL, "%s holds the key but has mode %04o, "
+			checks_add(&c->checks, "key-file", CHECK_FAIL, "%s holds the key but has mode %04o, "
 				    "not 0600", path, mode & 07777);
 		else
-			inspect_add(c, "key-file", CHECK_OK, "%s, mode 0600, holds the key", path);
+			checks_add(&c->checks, "key-file", CHECK_OK, "%s, mode 0600, holds the key", path);
 		secret_free(&tree);
 		return 0;
 	}
@@ -487,8 +469,8 @@ static int check_key_file(struct inspect_ctx *c)
 	 * confined reader cannot open): check_tree_key(). */
 	c->key = tree;
 	c->tree_key_mode = mode;
-	c->tree_key_check = c->n_checks;
-	inspect_add(c, "key-file", CHECK_OK, "%s", path);
+	c->tree_key_check = c->checks.n;
+	checks_add(&c->checks, "key-file", CHECK_OK, "%s", path);
 	return 0;
 }
 
@@ -496,7 +478,7 @@ static int check_key_file(struct inspect_ctx *c)
 static int check_tree_key(struct inspect_ctx *c)
 {
 	_cleanup_secret_ struct secret vk = {};
-	struct check *k = &c->checks[c->tree_key_check];
+	struct check *k = &c->checks.v[c->tree_key_check];
 	char path[256];
 	int r, slot;
 
@@ -532,7 +514,7 @@ static int check_pin(struct inspect_ctx *c)
 	if (r < 0)
 		return r;
 	if (!data) {
-		inspect_add(c, "pin", CHECK_WARN, "%s missing: the initramfs does not check the root's "
+		checks_add(&c->checks, "pin", CHECK_WARN, "%s missing: the initramfs does not check the root's "
 			    "volume key (built before cvm-image pinned the root?)", path);
 		return 0;
 	}
@@ -540,10 +522,10 @@ static int check_pin(struct inspect_ctx *c)
 	if (r < 0)
 		return log_error_errno(r, "cannot compute the pin: %m");
 	if (!streq(pin, data))
-		inspect_add(c, "pin", CHECK_FAIL, "%s does not match this header's UUID and volume "
+		checks_add(&c->checks, "pin", CHECK_FAIL, "%s does not match this header's UUID and volume "
 			    "key: the initramfs would refuse the root", path);
 	else
-		inspect_add(c, "pin", CHECK_OK, "%s matches the volume key", path);
+		checks_add(&c->checks, "pin", CHECK_OK, "%s matches the volume key", path);
 	return 0;
 }
 
@@ -599,16 +581,16 @@ static void check_grub_boots(struct inspect_ctx *c, const char *cfg, const char 
 
 	grub_cfg_lock_scan(cfg, &g);
 	if (!g.superusers && !c->grub_early_locked)
-		inspect_add(c, "grub-boots", CHECK_WARN, "%s boots, but grub's menu editor and command "
+		checks_add(&c->checks, "grub-boots", CHECK_WARN, "%s boots, but grub's menu editor and command "
 			    "line are not locked (no superusers)", cfg_path);
 	else if (!g.has_entry)
-		inspect_add(c, "grub-boots", CHECK_FAIL, "%s has no menu entry", cfg_path);
+		checks_add(&c->checks, "grub-boots", CHECK_FAIL, "%s has no menu entry", cfg_path);
 	else if (!g.first_unrestricted)
-		inspect_add(c, "grub-boots", CHECK_FAIL, "'%s', the first entry of %s%s, is not "
+		checks_add(&c->checks, "grub-boots", CHECK_FAIL, "'%s', the first entry of %s%s, is not "
 			    "--unrestricted under grub's lock: the guest stops at 'Enter username:'",
 			    g.first_title, cfg_path, g.generated ? " (written by grub-mkconfig)" : "");
 	else
-		inspect_add(c, "grub-boots", CHECK_OK, "'%s', the first entry of %s%s, boots without a "
+		checks_add(&c->checks, "grub-boots", CHECK_OK, "'%s', the first entry of %s%s, boots without a "
 			    "password; the editor and command line are locked", g.first_title, cfg_path,
 			    g.generated ? " (written by grub-mkconfig)" : "");
 }
@@ -635,20 +617,20 @@ static int check_grub_update(struct inspect_ctx *c)
 	bool locked = lock && strstr(lock, "superusers");
 
 	if (!linux_ && diverted)
-		inspect_add(c, "grub-update", CHECK_FAIL, "/etc/grub.d/10_linux is missing while grub's "
+		checks_add(&c->checks, "grub-update", CHECK_FAIL, "/etc/grub.d/10_linux is missing while grub's "
 			    "own is diverted: update-grub in the guest would write a grub.cfg without "
 			    "Linux entries");
 	else if (!linux_)
 		return 0;
 	else if (!wrapper && (locked || c->grub_early_locked))
-		inspect_add(c, "grub-update", CHECK_FAIL, "update-grub in the guest (run by every "
+		checks_add(&c->checks, "grub-update", CHECK_FAIL, "update-grub in the guest (run by every "
 			    "kernel upgrade) would write entries that ask for grub's superuser password: "
 			    "/etc/grub.d/10_linux does not make them --unrestricted");
 	else if (!locked)
-		inspect_add(c, "grub-update", CHECK_WARN, "update-grub in the guest would write a "
+		checks_add(&c->checks, "grub-update", CHECK_WARN, "update-grub in the guest would write a "
 			    "grub.cfg without grub's lock (no /etc/grub.d/01_cvm-image-lock)");
 	else
-		inspect_add(c, "grub-update", CHECK_OK, "update-grub in the guest keeps the entries "
+		checks_add(&c->checks, "grub-update", CHECK_OK, "update-grub in the guest keeps the entries "
 			    "--unrestricted and grub locked");
 	return 0;
 }
@@ -677,9 +659,9 @@ static int check_config(struct inspect_ctx *c)
 		return r;
 	const char *const ct[] = { uuid_eq, keypath, "luks", NULL };
 	if (has_line(crypttab, ct))
-		inspect_add(c, "crypttab", CHECK_OK, "/etc/crypttab opens %s with the key file", uuid_eq);
+		checks_add(&c->checks, "crypttab", CHECK_OK, "/etc/crypttab opens %s with the key file", uuid_eq);
 	else
-		inspect_add(c, "crypttab", CHECK_FAIL, "/etc/crypttab %s", crypttab ?
+		checks_add(&c->checks, "crypttab", CHECK_FAIL, "/etc/crypttab %s", crypttab ?
 			    "has no line opening this LUKS UUID with the key file" :
 			    not_a_file(mode));
 
@@ -696,23 +678,23 @@ static int check_config(struct inspect_ctx *c)
 	if (dracut) {
 		snprintf(c->tool, sizeof(c->tool), "dracut");
 		if (has_line(dracut, ii))
-			inspect_add(c, "initramfs-settings", CHECK_OK, "dracut: "
+			checks_add(&c->checks, "initramfs-settings", CHECK_OK, "dracut: "
 				    "/etc/dracut.conf.d/90-cvm-image.conf installs the key file");
 		else
-			inspect_add(c, "initramfs-settings", CHECK_FAIL, "dracut: "
+			checks_add(&c->checks, "initramfs-settings", CHECK_FAIL, "dracut: "
 				    "/etc/dracut.conf.d/90-cvm-image.conf does not install the key file");
 	} else if (hook || conf) {
 		snprintf(c->tool, sizeof(c->tool), "initramfs-tools");
 		if (has_line(hook, kp) && has_line(conf, um))
-			inspect_add(c, "initramfs-settings", CHECK_OK, "initramfs-tools: KEYFILE_PATTERN "
+			checks_add(&c->checks, "initramfs-settings", CHECK_OK, "initramfs-tools: KEYFILE_PATTERN "
 				    "takes the key file, UMASK=0077");
 		else
-			inspect_add(c, "initramfs-settings", CHECK_FAIL, "initramfs-tools: %s",
+			checks_add(&c->checks, "initramfs-settings", CHECK_FAIL, "initramfs-tools: %s",
 				    !has_line(hook, kp) ? "no KEYFILE_PATTERN for /etc/cryptsetup-keys.d "
 				    "in /etc/cryptsetup-initramfs/conf-hook" :
 				    "no UMASK=0077 in /etc/initramfs-tools/conf.d/cvm-image");
 	} else {
-		inspect_add(c, "initramfs-settings", CHECK_FAIL, "neither initramfs-tools' nor "
+		checks_add(&c->checks, "initramfs-settings", CHECK_FAIL, "neither initramfs-tools' nor "
 			    "dracut's settings from cvm-image (made with --distro none?)");
 	}
 
@@ -721,9 +703,9 @@ static int check_config(struct inspect_ctx *c)
 		return r;
 	char val[64];
 	if (shell_var(grub, "GRUB_ENABLE_CRYPTODISK", val, sizeof(val)) && streq(val, "y"))
-		inspect_add(c, "default-grub", CHECK_OK, "/etc/default/grub: GRUB_ENABLE_CRYPTODISK=y");
+		checks_add(&c->checks, "default-grub", CHECK_OK, "/etc/default/grub: GRUB_ENABLE_CRYPTODISK=y");
 	else
-		inspect_add(c, "default-grub", CHECK_FAIL, "/etc/default/grub %s", grub ?
+		checks_add(&c->checks, "default-grub", CHECK_FAIL, "/etc/default/grub %s", grub ?
 			    "does not set GRUB_ENABLE_CRYPTODISK=y" : not_a_file(mode));
 
 	r = read_tree_file(c, cfg_path, &cfg, &len, &mode);
@@ -734,16 +716,16 @@ static int check_config(struct inspect_ctx *c)
 	if (r < 0)
 		return r;
 	if (!cfg && mode)
-		inspect_add(c, "grub-cfg", CHECK_FAIL, "%s is %s", cfg_path, not_a_file(mode));
+		checks_add(&c->checks, "grub-cfg", CHECK_FAIL, "%s is %s", cfg_path, not_a_file(mode));
 	else if (!cfg)
-		inspect_add(c, "grub-cfg", CHECK_FAIL, "no /boot/grub/grub.cfg or /boot/grub2/grub.cfg");
+		checks_add(&c->checks, "grub-cfg", CHECK_FAIL, "no /boot/grub/grub.cfg or /boot/grub2/grub.cfg");
 	else if (!strstr(cfg, c->fsinfo.uuid))
-		inspect_add(c, "grub-cfg", CHECK_FAIL, "%s does not name the root filesystem %s",
+		checks_add(&c->checks, "grub-cfg", CHECK_FAIL, "%s does not name the root filesystem %s",
 			    cfg_path, c->fsinfo.uuid);
 	else if (!strstr(cfg, nodash) && !strstr(cfg, c->luks.uuid) && !strstr(cfg, "insmod luks"))
-		inspect_add(c, "grub-cfg", CHECK_FAIL, "%s does not load LUKS support", cfg_path);
+		checks_add(&c->checks, "grub-cfg", CHECK_FAIL, "%s does not load LUKS support", cfg_path);
 	else
-		inspect_add(c, "grub-cfg", CHECK_OK, "%s finds the root filesystem %s", cfg_path,
+		checks_add(&c->checks, "grub-cfg", CHECK_OK, "%s finds the root filesystem %s", cfg_path,
 			    c->fsinfo.uuid);
 	if (cfg)
 		check_grub_boots(c, cfg, cfg_path);
@@ -804,12 +786,12 @@ static int check_kernels(struct inspect_ctx *c)
 		if (r < 0)
 			break;
 		if (!k->initrd[0]) {
-			inspect_add(c, name, CHECK_FAIL, "no /boot/initrd.img-%s or "
+			checks_add(&c->checks, name, CHECK_FAIL, "no /boot/initrd.img-%s or "
 				    "/boot/initramfs-%s.img", k->version, k->version);
 			continue;
 		}
 		if (k->initrd_size > INITRAMFS_SIZE_MAX) {
-			inspect_add(c, name, CHECK_FAIL, "%s is %s, larger than the %llu MiB "
+			checks_add(&c->checks, name, CHECK_FAIL, "%s is %s, larger than the %llu MiB "
 				    "cvm-image reads", k->initrd,
 				    format_size(k->initrd_size, sizebuf, sizeof(sizebuf)),
 				    INITRAMFS_SIZE_MAX / MiB);
@@ -826,7 +808,7 @@ static int check_kernels(struct inspect_ctx *c)
 				   MAX_KEY_MEMBERS, &k->n_members,
 				   streq(c->tool, "initramfs-tools") ? &text : NULL);
 		if (r < 0) {
-			inspect_add(c, name, CHECK_FAIL, "%s cannot be read as a chain of cpio archives",
+			checks_add(&c->checks, name, CHECK_FAIL, "%s cannot be read as a chain of cpio archives",
 				    k->initrd);
 			r = 0;
 			continue;
@@ -845,28 +827,28 @@ static int check_kernels(struct inspect_ctx *c)
 			bad_path += !expected_member(c, k->members[m].name);
 		}
 		if ((k->initrd_mode & 07777) != 0600)
-			inspect_add(c, name, CHECK_FAIL, "%s has mode %04o, not 0600 (it holds the "
+			checks_add(&c->checks, name, CHECK_FAIL, "%s has mode %04o, not 0600 (it holds the "
 				    "disk key)", k->initrd, k->initrd_mode & 07777);
 		else if (good == 0)
-			inspect_add(c, name, CHECK_FAIL, "%s holds no copy of the key (%zu *.key "
+			checks_add(&c->checks, name, CHECK_FAIL, "%s holds no copy of the key (%zu *.key "
 				    "member%s): the initramfs would ask again", k->initrd, k->n_members,
 				    k->n_members == 1 ? "" : "s");
 		else if (bad_mode)
-			inspect_add(c, name, CHECK_FAIL, "%s: a key member is not mode 0600", k->initrd);
+			checks_add(&c->checks, name, CHECK_FAIL, "%s: a key member is not mode 0600", k->initrd);
 		else if (bad_path)
-			inspect_add(c, name, CHECK_FAIL, "%s: the key is not where %s looks for it",
+			checks_add(&c->checks, name, CHECK_FAIL, "%s: the key is not where %s looks for it",
 				    k->initrd, *c->tool ? c->tool : "the initramfs tool");
 		else if (wrong_uuid)
-			inspect_add(c, name, CHECK_FAIL, "%s: its cryptroot/crypttab does not open "
+			checks_add(&c->checks, name, CHECK_FAIL, "%s: its cryptroot/crypttab does not open "
 				    "UUID=%s, this image's LUKS volume: the initramfs would wait for "
 				    "another disk", k->initrd, c->luks.uuid);
 		else
-			inspect_add(c, name, CHECK_OK, "%s, mode 0600, %zu key member%s (mode 0600) "
+			checks_add(&c->checks, name, CHECK_OK, "%s, mode 0600, %zu key member%s (mode 0600) "
 				    "holding the key", k->initrd, good, good == 1 ? "" : "s");
 	}
 	strv_free(names);
 	if (r == 0 && c->n_kernels == 0)
-		inspect_add(c, "kernels", CHECK_FAIL, "no /boot/vmlinuz-*");
+		checks_add(&c->checks, "kernels", CHECK_FAIL, "no /boot/vmlinuz-*");
 	return r;
 }
 
@@ -891,9 +873,9 @@ static int check_esp_key(struct inspect_ctx *c)
 	}
 	explicit_bzero(buf, chunk + overlap);
 	if (found)
-		inspect_add(c, "esp-no-key", CHECK_FAIL, "the key is on the ESP, in the clear");
+		checks_add(&c->checks, "esp-no-key", CHECK_FAIL, "the key is on the ESP, in the clear");
 	else
-		inspect_add(c, "esp-no-key", CHECK_OK, "the key is nowhere on the ESP");
+		checks_add(&c->checks, "esp-no-key", CHECK_OK, "the key is nowhere on the ESP");
 	return 0;
 }
 
@@ -923,7 +905,7 @@ struct rootfs_answer {
 static int write_answer(int fd, const struct inspect_ctx *c, size_t first_check, int r)
 {
 	struct rootfs_answer a = { .r = r, .have_fs = c->have_fs, .fsinfo = c->fsinfo,
-				   .n_checks = (uint32_t)(c->n_checks - first_check),
+				   .n_checks = (uint32_t)(c->checks.n - first_check),
 				   .n_kernels = (uint32_t)c->n_kernels, .n_files = (uint32_t)c->n_files };
 	int w;
 
@@ -937,7 +919,7 @@ static int write_answer(int fd, const struct inspect_ctx *c, size_t first_check,
 		a.n_members += (uint32_t)c->kernels[i].n_members;
 	w = write_all(fd, &a, sizeof(a));
 	if (w == 0)
-		w = write_all(fd, c->checks + first_check, a.n_checks * sizeof(struct check));
+		w = write_all(fd, c->checks.v + first_check, a.n_checks * sizeof(struct check));
 	if (w == 0 && c->n_kernels)
 		w = write_all(fd, c->kernels, c->n_kernels * sizeof(struct kernel));
 	for (size_t i = 0; w == 0 && i < c->n_kernels; i++)
@@ -960,7 +942,7 @@ static int write_answer(int fd, const struct inspect_ctx *c, size_t first_check,
 static int read_answer(struct inspect_ctx *c, const char *p, size_t len)
 {
 	struct rootfs_answer a;
-	size_t need, first = c->n_checks;
+	size_t need, first = c->checks.n;
 
 	if (len < sizeof(a))
 		return -EBADMSG;
@@ -983,7 +965,7 @@ static int read_answer(struct inspect_ctx *c, const char *p, size_t len)
 		TERMINATE(k.detail);
 		if ((unsigned)k.state > CHECK_FAIL)
 			return -EBADMSG;
-		inspect_add(c, k.name, k.state, "%s", k.detail);
+		checks_add(&c->checks, k.name, k.state, "%s", k.detail);
 	}
 	c->have_fs = a.have_fs != 0;
 	c->fsinfo = a.fsinfo;
@@ -1043,7 +1025,7 @@ static int read_answer(struct inspect_ctx *c, const char *p, size_t len)
 static int rootfs_stage(void *userdata, int out_fd)
 {
 	struct inspect_ctx *c = userdata;
-	size_t first = c->n_checks;
+	size_t first = c->checks.n;
 	int r;
 
 	/* For the tests: what the confinement refuses, and a reader that dies. */
@@ -1052,7 +1034,7 @@ static int rootfs_stage(void *userdata, int out_fd)
 		int e_exec = execl("/bin/true", "true", (char *)NULL) < 0 ? errno : 0;
 		int s = socket(AF_UNIX, SOCK_STREAM, 0), e_sock = s < 0 ? errno : 0;
 
-		inspect_add(c, "reader-probe", CHECK_WARN, "uid %u, open %s, exec %s, socket %s",
+		checks_add(&c->checks, "reader-probe", CHECK_WARN, "uid %u, open %s, exec %s, socket %s",
 			    (unsigned)geteuid(), strerrorname_np(e_open) ?: "ok",
 			    strerrorname_np(e_exec) ?: "ok", strerrorname_np(e_sock) ?: "ok");
 	}
@@ -1086,7 +1068,7 @@ static int check_rootfs(struct inspect_ctx *c)
 
 	r = confine_run(rootfs_stage, c, c->im->fd, ANSWER_MAX, &answer, &len, &sig);
 	if (r == -ECHILD) {
-		inspect_add(c, "rootfs", CHECK_FAIL, "the confined reader of the root filesystem was "
+		checks_add(&c->checks, "rootfs", CHECK_FAIL, "the confined reader of the root filesystem was "
 			    "killed (%s): its contents are damaged or crafted", strsignal(sig));
 		return -EMEDIUMTYPE;
 	}
@@ -1104,106 +1086,117 @@ static int check_rootfs(struct inspect_ctx *c)
 
 static void print_text(const struct inspect_ctx *c)
 {
-	for (size_t i = 0; i < c->n_checks; i++)
-		printf("%-7s %-28s %s\n", state_names[c->checks[i].state], c->checks[i].name,
-		       c->checks[i].detail);
+	for (size_t i = 0; i < c->checks.n; i++)
+		printf("%-7s %-28s %s\n", state_names[c->checks.v[i].state], c->checks.v[i].name,
+		       c->checks.v[i].detail);
 }
 
-static void json_kv(const char *k, const char *v, bool comma)
+static char *mode_text(char buf[8], unsigned mode)
 {
-	json_string(stdout, k);
-	fputc(':', stdout);
-	json_string(stdout, v);
-	if (comma)
-		fputc(',', stdout);
+	snprintf(buf, 8, "%04o", mode & 07777);
+	return buf;
 }
 
-static void print_json(const struct inspect_ctx *c, bool passed)
+static int print_json(const struct inspect_ctx *c, bool passed)
 {
 	const struct gpt_table *t = &c->gpt;
+	struct json_object *o = json_object_new_object(), *gpt = json_object_new_object();
+	struct json_object *parts = json_object_new_array(), *esp = json_object_new_object();
+	struct json_object *files = json_object_new_array(), *checks = json_object_new_array();
+	char mode[8];
 
-	printf("{");
-	json_kv("image", c->im ? c->im->path : c->opt->image, true);
-	json_kv("format", c->im && c->im->qcow2 ? "qcow2" : "raw", true);
-	printf("\"size\":%" PRIu64 ",\"passed\":%s,\"gpt\":{", c->im ? c->im->size : 0,
-	       passed ? "true" : "false");
-	json_kv("type", t->type, true);
-	json_kv("uuid", t->ptuuid, true);
-	printf("\"partitions\":[");
+	json_add_str(o, "image", c->im ? c->im->path : c->opt->image);
+	json_add_str(o, "format", c->im && c->im->qcow2 ? "qcow2" : "raw");
+	json_add_u64(o, "size", c->im ? c->im->size : 0);
+	json_add_bool(o, "passed", passed);
+	json_add_str(gpt, "type", t->type);
+	json_add_str(gpt, "uuid", t->ptuuid);
 	for (unsigned i = 0; i < t->n; i++) {
 		const struct gpt_part *p = &t->parts[i];
+		struct json_object *e = json_object_new_object();
 
-		printf("%s{\"number\":%u,\"start\":%" PRIu64 ",\"size\":%" PRIu64 ",", i ? "," : "",
-		       p->number, p->start, p->size);
-		json_kv("type", p->type_guid, true);
-		json_kv("uuid", p->partuuid, true);
-		json_kv("name", p->name, true);
-		json_kv("fs_type", p->fs_type, true);
-		json_kv("fs_uuid", p->fs_uuid, false);
-		printf("}");
+		json_add_u64(e, "number", p->number);
+		json_add_u64(e, "start", p->start);
+		json_add_u64(e, "size", p->size);
+		json_add_str(e, "type", p->type_guid);
+		json_add_str(e, "uuid", p->partuuid);
+		json_add_str(e, "name", p->name);
+		json_add_str(e, "fs_type", p->fs_type);
+		json_add_str(e, "fs_uuid", p->fs_uuid);
+		json_object_array_add(parts, e);
 	}
-	printf("]},\"esp\":{\"files\":[");
-	for (size_t i = 0; c->esp_files && c->esp_files[i]; i++) {
-		if (i)
-			fputc(',', stdout);
-		json_string(stdout, c->esp_files[i]);
-	}
-	printf("],");
-	json_kv("grub_unlocks", c->grub_uuid, false);
-	printf("}");
+	json_add(gpt, "partitions", parts);
+	json_add(o, "gpt", gpt);
+	for (size_t i = 0; c->esp_files && c->esp_files[i]; i++)
+		json_object_array_add(files, json_str(c->esp_files[i]));
+	json_add(esp, "files", files);
+	json_add_str(esp, "grub_unlocks", c->grub_uuid);
+	json_add(o, "esp", esp);
 	if (c->have_luks) {
 		const struct luks_desc *d = &c->luks;
+		struct json_object *luks = json_object_new_object(), *slots = json_object_new_array();
 
-		printf(",\"luks\":{\"version\":%u,", d->version);
-		json_kv("cipher", d->cipher, true);
-		json_kv("mode", d->mode, true);
-		json_kv("hash", d->hash, true);
-		json_kv("uuid", d->uuid, true);
-		printf("\"key_bits\":%u,\"payload_offset\":%" PRIu64 ",\"slots\":[", d->key_bits,
-		       d->payload_offset);
-		for (int i = 0, n = 0; i < 8; i++)
-			if (d->slots[i].active)
-				printf("%s{\"slot\":%d,\"iterations\":%" PRIu32 "}", n++ ? "," : "", i,
-				       d->slots[i].iterations);
-		printf("]");
+		json_add_u64(luks, "version", d->version);
+		json_add_str(luks, "cipher", d->cipher);
+		json_add_str(luks, "mode", d->mode);
+		json_add_str(luks, "hash", d->hash);
+		json_add_str(luks, "uuid", d->uuid);
+		json_add_u64(luks, "key_bits", d->key_bits);
+		json_add_u64(luks, "payload_offset", d->payload_offset);
+		for (int i = 0; i < 8; i++) {
+			struct json_object *e;
+
+			if (!d->slots[i].active)
+				continue;
+			e = json_object_new_object();
+			json_add_int(e, "slot", i);
+			json_add_u64(e, "iterations", d->slots[i].iterations);
+			json_object_array_add(slots, e);
+		}
+		json_add(luks, "slots", slots);
 		if (c->opt->key_file || c->opt->recovery_file)
-			printf(",\"opened_slot\":%d", c->opened_slot);
-		printf("}");
+			json_add_int(luks, "opened_slot", c->opened_slot);
+		json_add(o, "luks", luks);
 	}
 	if (c->have_fs) {
-		printf(",\"rootfs\":{");
-		json_kv("uuid", c->fsinfo.uuid, true);
-		json_kv("label", c->fsinfo.label, true);
-		json_kv("initramfs_tool", c->tool, true);
-		printf("\"size\":%" PRIu64 ",\"free\":%" PRIu64 ",\"kernels\":[",
-		       c->fsinfo.blocks * c->fsinfo.block_size,
-		       c->fsinfo.free_blocks * c->fsinfo.block_size);
+		struct json_object *fs = json_object_new_object(), *kernels = json_object_new_array();
+
+		json_add_str(fs, "uuid", c->fsinfo.uuid);
+		json_add_str(fs, "label", c->fsinfo.label);
+		json_add_str(fs, "initramfs_tool", c->tool);
+		json_add_u64(fs, "size", c->fsinfo.blocks * c->fsinfo.block_size);
+		json_add_u64(fs, "free", c->fsinfo.free_blocks * c->fsinfo.block_size);
 		for (size_t i = 0; i < c->n_kernels; i++) {
 			const struct kernel *k = &c->kernels[i];
+			struct json_object *e = json_object_new_object(), *members = json_object_new_array();
 
-			printf("%s{", i ? "," : "");
-			json_kv("version", k->version, true);
-			json_kv("initramfs", k->initrd, true);
-			printf("\"initramfs_mode\":\"%04o\",\"key_members\":[", k->initrd_mode & 07777);
+			json_add_str(e, "version", k->version);
+			json_add_str(e, "initramfs", k->initrd);
+			json_add_str(e, "initramfs_mode", mode_text(mode, k->initrd_mode));
 			for (size_t m = 0; m < k->n_members; m++) {
-				printf("%s{", m ? "," : "");
-				json_kv("name", k->members[m].name, true);
-				printf("\"mode\":\"%04o\",\"holds_key\":%s}", k->members[m].mode,
-				       k->members[m].holds_key ? "true" : "false");
+				struct json_object *km = json_object_new_object();
+
+				json_add_str(km, "name", k->members[m].name);
+				json_add_str(km, "mode", mode_text(mode, k->members[m].mode));
+				json_add_bool(km, "holds_key", k->members[m].holds_key);
+				json_object_array_add(members, km);
 			}
-			printf("]}");
+			json_add(e, "key_members", members);
+			json_object_array_add(kernels, e);
 		}
-		printf("]}");
+		json_add(fs, "kernels", kernels);
+		json_add(o, "rootfs", fs);
 	}
-	printf(",\"checks\":[");
-	for (size_t i = 0; i < c->n_checks; i++) {
-		printf("%s{", i ? "," : "");
-		json_kv("name", c->checks[i].name, true);
-		json_kv("status", state_names[c->checks[i].state], true);
-		json_kv("detail", c->checks[i].detail, false);
-		printf("}");
+	for (size_t i = 0; i < c->checks.n; i++) {
+		struct json_object *e = json_object_new_object();
+
+		json_add_str(e, "name", c->checks.v[i].name);
+		json_add_str(e, "status", state_names[c->checks.v[i].state]);
+		json_add_str(e, "detail", c->checks.v[i].detail);
+		json_object_array_add(checks, e);
 	}
-	printf("]}\n");
+	json_add(o, "checks", checks);
+	return json_print(o, stdout);
 }
 
 static void inspect_ctx_done(struct inspect_ctx *c)
@@ -1227,7 +1220,7 @@ static void inspect_ctx_done(struct inspect_ctx *c)
 		initramfs_members_done(c->kernels[i].members, c->kernels[i].n_members);
 	free(c->kernels);
 	free(c->files);
-	free(c->checks);
+	checks_done(&c->checks);
 	image_close(c->im);
 }
 
@@ -1255,25 +1248,29 @@ int inspect_run(const struct inspect_options *o)
 		r = o->key_file ? keys_read_key_file(o->key_file, &pass) :
 				  keys_read_passphrase_file(o->recovery_file, &pass);
 		if (r == 0)
-			r = deep_inspect(&c, o->image, c.im->qcow2 ? "qcow2" : "raw", &pass,
+			r = deep_inspect(&c.checks, o->image, c.im->qcow2 ? "qcow2" : "raw", &pass,
 					 c.files, c.n_files);
 	}
 	if (r == 0 && interrupt_pending())
 		r = log_error_errno(EINTR, "interrupted");
 	/* A finding that stopped the checks (no table, no LUKS header) is a failed check,
 	 * reported as such; anything else (no memory, a tool missing) is an error. */
-	if (r < 0 && c.n_checks > 0 && c.checks[c.n_checks - 1].state == CHECK_FAIL &&
+	if (r < 0 && c.checks.n > 0 && c.checks.v[c.checks.n - 1].state == CHECK_FAIL &&
 	    r != -EINTR && r != -ENOMEM && r != -ENOPKG)
 		r = 0;
 	if (r < 0)
 		goto out;
-	for (size_t i = 0; i < c.n_checks; i++) {
-		failed += c.checks[i].state == CHECK_FAIL;
-		warned += c.checks[i].state == CHECK_WARN;
+	for (size_t i = 0; i < c.checks.n; i++) {
+		failed += c.checks.v[i].state == CHECK_FAIL;
+		warned += c.checks.v[i].state == CHECK_WARN;
 	}
-	if (o->json)
-		print_json(&c, failed == 0);
-	else
+	if (o->json) {
+		r = print_json(&c, failed == 0);
+		if (r < 0) {
+			log_error_errno(r, "cannot write the --json report: %m");
+			goto out;
+		}
+	} else
 		print_text(&c);
 	fflush(stdout);
 	if (failed) {
@@ -1281,14 +1278,14 @@ int inspect_run(const struct inspect_options *o)
 		size_t n = 0;
 
 		list = calloc(1, 64 * failed + 1);
-		for (size_t i = 0; list && i < c.n_checks; i++)
-			if (c.checks[i].state == CHECK_FAIL)
-				n += (size_t)sprintf(list + n, "%s%.60s", n ? ", " : "", c.checks[i].name);
-		log_error("'%s': %zu of %zu checks failed: %s", o->image, failed, c.n_checks,
+		for (size_t i = 0; list && i < c.checks.n; i++)
+			if (c.checks.v[i].state == CHECK_FAIL)
+				n += (size_t)sprintf(list + n, "%s%.60s", n ? ", " : "", c.checks.v[i].name);
+		log_error("'%s': %zu of %zu checks failed: %s", o->image, failed, c.checks.n,
 			  list ?: "");
 		r = -EUCLEAN;
 	} else {
-		log_notice("'%s': %zu checks passed%s%s", o->image, c.n_checks,
+		log_notice("'%s': %zu checks passed%s%s", o->image, c.checks.n,
 			   warned ? ", with warnings: " : "", warned ? "see above" : "");
 	}
 out:

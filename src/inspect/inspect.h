@@ -16,28 +16,6 @@ struct inspect_options {
 	bool deep, json;
 };
 
-enum check_state { CHECK_OK, CHECK_WARN, CHECK_FAIL };
-
-/* One finding. */
-struct check {
-	char name[48];
-	enum check_state state;
-	char detail[512];
-};
-
-struct inspect_ctx;
-
-/* A file of the root filesystem as the offline checks saw it, for --deep to compare. */
-struct inspect_file {
-	char path[128];
-	uint32_t mode;
-	char sha256[65];
-};
-
-/* Record a finding (printf-style detail). */
-void inspect_add(struct inspect_ctx *c, const char *name, enum check_state state,
-		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
 /* Run the checks and print them (text, or one JSON object with --json) on stdout.
  * Returns 0 when every check passed (warnings allowed), -EUCLEAN when one failed, another
  * -errno when the image could not be inspected at all (logged). */

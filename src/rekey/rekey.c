@@ -913,29 +913,27 @@ static int run_steps(struct rekey_ctx *c, const struct rekey_step *table, size_t
 
 static void print_json(const struct rekey_ctx *c)
 {
-	FILE *f = stdout;
+	struct json_object *o = json_object_new_object(), *initrds = json_object_new_array();
 
-	fputs("{\"image\":", f);
-	json_string(f, c->opt->image);
-	fprintf(f, ",\"format\":\"%s\",\"luks_uuid\":\"%s\",\"old_slot\":%d,\"new_slot\":%d,"
-		   "\"key_file\":",
-		c->qcow2 ? "qcow2" : "raw", c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd), c->old_slot,
-		c->new_slot);
-	json_string(f, c->key_out);
-	fputs(",\"initramfs\":[", f);
-	for (size_t i = 0; i < c->n_initrds; i++) {
-		fputs(i ? "," : "", f);
-		json_string(f, c->initrds[i].path);
-	}
-	fprintf(f, "],\"bytes_read\":%" PRIu64 ",\"bytes_written\":%" PRIu64 ",\"seconds\":%.3f",
-		c->bytes_read, c->bytes_written, now_seconds() - c->t0);
+	json_add_str(o, "image", c->opt->image);
+	json_add_str(o, "format", c->qcow2 ? "qcow2" : "raw");
+	json_add_str(o, "luks_uuid", c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd));
+	json_add_int(o, "old_slot", c->old_slot);
+	json_add_int(o, "new_slot", c->new_slot);
+	json_add_str(o, "key_file", c->key_out);
+	for (size_t i = 0; i < c->n_initrds; i++)
+		json_object_array_add(initrds, json_str(c->initrds[i].path));
+	json_add(o, "initramfs", initrds);
+	json_add_u64(o, "bytes_read", c->bytes_read);
+	json_add_u64(o, "bytes_written", c->bytes_written);
+	json_add_double(o, "seconds", now_seconds() - c->t0, 3);
 	if (c->opt->output) {
-		fputs(",\"output\":", f);
-		json_string(f, c->opt->output);
-		fprintf(f, ",\"reencrypt_rate\":%.0f", c->reencrypt_rate);
+		json_add_str(o, "output", c->opt->output);
+		json_add_u64(o, "reencrypt_rate", (uint64_t)c->reencrypt_rate);
 	}
-	fputs("}\n", f);
-	fflush(f);
+	/* The rekey is done when this is printed: a failure to print is said, not returned. */
+	if (json_print(o, stdout) < 0)
+		log_warning_errno(errno ?: EIO, "cannot write the --json report: %m");
 }
 
 /* Which of the old key (the image's key file) and the new one open the header that is in the

@@ -75,6 +75,13 @@ bool str_ends_with(const char *s, const char *suffix);
  * after max bytes with "...". For text from an untrusted peer or image. */
 char *str_printable(const char *s, size_t max);
 
+/* The length of the valid UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing
+ * above U+10FFFF) at s, of at most n bytes; 0 if s does not start one. */
+size_t utf8_sequence_len(const unsigned char *s, size_t n);
+/* A copy of s with each byte that starts no valid UTF-8 sequence replaced by U+FFFD: text from
+ * an image or a file name, fit for JSON. NULL on ENOMEM. */
+char *utf8_valid_copy(const char *s);
+
 /* Look a program up in $PATH; true if found and executable. */
 bool find_program(const char *name);
 /* The same, returning its path (newly allocated), or NULL. */

@@ -592,3 +592,35 @@ esp_size() {
 	# libguestfs is linked, not only scripted.
 	ldd "$CVM_IMAGE" | grep -q 'libguestfs\.so'
 }
+
+@test "--json of inspect, rekey and build: names with quotes, backslashes, a newline and a non-UTF-8 byte, read by a strict parser" {
+	image
+	local weird=$T/out/$'we"ird\\ na\nme \xff'
+	mv "$T/out/disk.img" "$weird.img"
+	mv "$T/out/disk.img.key" "$weird.img.key"
+	# strict FIELD EXPECTED: $output is UTF-8 and JSON; its FIELD is EXPECTED with the byte
+	# that is no UTF-8 as U+FFFD.
+	strict() {
+		W=$2 python3 -c '
+import json, os, sys
+doc = json.loads(sys.stdin.buffer.read().decode("utf-8", "strict"))
+want = os.environb[b"W"].decode("utf-8", "replace")
+got = doc[sys.argv[1]]
+print(repr(got))
+sys.exit(0 if got == want else 1)' "$1" <<<"$output"
+	}
+	inspect "$weird.img" --key-file "$weird.img.key"
+	[ "$status" -eq 0 ]
+	strict image "$weird.img"
+	run --separate-stderr "$CVM_IMAGE" rekey "$weird.img" --key-file "$weird.img.key" --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	strict image "$weird.img"
+	strict key_file "$weird.img.key"
+	run --separate-stderr "$CVM_IMAGE" build --distro none --size 300M \
+		"$BATS_FILE_TMPDIR/tree-initramfs-tools.tar" -o "$weird-2.img" --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	strict image "$weird-2.img"
+	strict key_file "$weird-2.img.key"
+}

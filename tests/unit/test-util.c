@@ -85,5 +85,26 @@ int main(void)
 		close(s);
 		close(d);
 	}
+	{
+		char *u8;
+
+		u8 = utf8_valid_copy("plain \"quoted\" a\\b");
+		ok(u8 && strcmp(u8, "plain \"quoted\" a\\b") == 0, "UTF-8: ASCII unchanged");
+		free(u8);
+		u8 = utf8_valid_copy("gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x94\x91");
+		ok(u8 && strcmp(u8, "gr\xc3\xbc\xc3\x9f" "e \xe2\x82\xac \xf0\x9f\x94\x91") == 0,
+		   "UTF-8: two-, three- and four-byte sequences unchanged");
+		free(u8);
+		u8 = utf8_valid_copy("a\xff" "b\xc0\xaf" "c\xed\xa0\x80" "d\xf4\x90\x80\x80" "e\xe2\x82");
+		ok(u8 && strcmp(u8, "a\xef\xbf\xbd" "b\xef\xbf\xbd\xef\xbf\xbd" "c"
+				    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "d"
+				    "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" "e"
+				    "\xef\xbf\xbd\xef\xbf\xbd") == 0,
+		   "UTF-8: a stray byte, an overlong form, a surrogate, above U+10FFFF and a cut "
+		   "sequence: each byte U+FFFD");
+		free(u8);
+		ok(utf8_sequence_len((const unsigned char *)"\xe2\x82\xac", 2) == 0,
+		   "UTF-8: a sequence longer than the bytes left is not one");
+	}
 	return tap_done();
 }
