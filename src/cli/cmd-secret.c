@@ -19,7 +19,7 @@
 #include "exitcode.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "image/gpt.h"
+#include "image/image.h"
 #include "image/keys.h"
 #include "image/luks.h"
 #include "sev/qmp.h"
@@ -225,45 +225,30 @@ static int parse_number(const char *s, const char *what, int64_t max, int64_t *r
 	return 0;
 }
 
-/* The disk key: --key-file, or IMAGE.key checked against the image's LUKS header. */
+/* The disk key: --key-file, or IMAGE.key checked against the image's LUKS header, read
+ * through the image module (raw or qcow2, a shared lock, the header in a 0600 copy). */
 static int check_key_opens(const char *image, const struct secret *key)
 {
-	_cleanup_free_ char *tmpl = strdupf("%s/cvm-image-header.%d.XXXXXX", getenv("TMPDIR") ?: "/tmp",
-					    (int)getpid());
-	_cleanup_close_ int in = -1, hfd = -1;
+	_cleanup_(image_closep) struct image *im = NULL;
 	_cleanup_secret_ struct secret vk = {};
+	_cleanup_free_ char *hdr_path = NULL;
 	struct crypt_device *cd = NULL;
-	uint64_t off, size, hdr;
-	unsigned char magic[4];
 	int r, slot;
 
-	if (!tmpl)
-		return log_error_errno(ENOMEM, "out of memory");
-	in = open(image, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return log_error_errno(errno, "cannot open '%s': %m", image);
-	if (pread(in, magic, 4, 0) == 4 && memcmp(magic, "QFI\xfb", 4) == 0)
-		return log_error_errno(ENOTSUP, "'%s' is qcow2: --image reads raw images only; give "
-				       "--key-file", image);
-	r = gpt_find_luks(image, &off, &size);
+	r = image_open(image, 0, &im);
 	if (r < 0)
 		return r;
-	r = luks_header_size(in, off, &hdr);
+	r = image_find_luks(im);
 	if (r < 0)
-		return log_error_errno(r, "'%s': no LUKS1 header in its root partition", image);
-	hfd = mkostemp(tmpl, O_CLOEXEC); /* 0600 */
-	if (hfd < 0)
-		return log_error_errno(errno, "cannot create '%s': %m", tmpl);
-	r = copy_range_sparse(in, (off_t)off, hfd, 0, hdr);
-	if (r == 0)
-		r = luks_load(tmpl, &cd);
-	if (r == 0) {
-		r = luks_unlock(cd, key, &vk, &slot);
-		if (r == -EPERM)
-			log_error("the key in '%s.key' does not open '%s'", image, image);
-		luks_free(cd);
-	}
-	unlink(tmpl);
+		return r;
+	r = image_load_header(im, &hdr_path, &cd);
+	if (r < 0)
+		return r;
+	r = luks_unlock(cd, key, &vk, &slot);
+	if (r == -EPERM)
+		log_error("the key in '%s.key' does not open '%s'", image, image);
+	luks_free(cd);
+	unlink(hdr_path);
 	return r;
 }
 

@@ -66,6 +66,25 @@ parse_table() {
 	assert_no_leftovers "$T"
 }
 
+@test "secret table --image: a qcow2 image is read in place, as inspect and rekey read it" {
+	requires root
+	run "$CVM_IMAGE" -q build --distro none "$(fixture_tar)" -o "$T/out/d.qcow2"
+	[ "$status" -eq 0 ]
+	cp "$T/out/d.qcow2" "$T/before.qcow2"
+	run --separate-stderr "$CVM_IMAGE" secret table --image "$T/out/d.qcow2" -o t.bin
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	parse_table t.bin --disk-passphrase | grep -q "^736869e5-84f0-4973-92ec-06879ce3da0b 45 $( (cat "$T/out/d.qcow2.key"; printf '\0') | base64 -w0)$"
+	cmp "$T/out/d.qcow2" "$T/before.qcow2"
+	# A key file that does not open it: refused, nothing written.
+	cp key "$T/out/d.qcow2.key"
+	run --separate-stderr "$CVM_IMAGE" secret table --image "$T/out/d.qcow2" -o t2.bin
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"the key in '$T/out/d.qcow2.key' does not open '$T/out/d.qcow2'"* ]]
+	[ ! -e t2.bin ]
+	assert_no_leftovers "$T"
+}
+
 @test "secret build: byte-compatible with sevctl's vectors, one and two secrets, and the QMP command" {
 	python3 - <<-'EOF'
 	import struct, uuid
