@@ -149,24 +149,13 @@ options_in_man() {
 
 @test "tests: bats-lint finds a non-final '! cmd' and 'A && B', and not what can fail" {
 	local t=$BATS_TEST_TMPDIR/t.bats
-	# bats rewrites a line that starts with @test, even in a heredoc: that one is echoed.
-	echo '@''test "x" {' > "$t"
-	cat >> "$t" <<-'EOF'
-		! false
-		[ -e a ] && [ -e b ]
-		[[ a == b && c == d ]]
-		[ -e a ] && [ -e b ] || fail
-		for i in 1 2; do [ -e a ] && break; done
-		if [ -e a ] && [ -e b ]; then :; fi
-		x=$(a && b)
-		cat > f <<-'INNER'
-		a && b
-		INNER
-		awk '
-			a && b' f
-		[ -e a ] && [ -e b ]
-	}
-	EOF
+	# The fixture is written line by line: bats rewrites a line that starts with @test even in
+	# a heredoc, and other checkers read a heredoc's lines as the test's own.
+	local q="'"
+	printf '%s\n' '@''test "x" {' '! false' '[ -e a ] ''&& [ -e b ]' '[[ a == b ''&& c == d ]]' \
+		'[ -e a ] ''&& [ -e b ] || fail' 'for i in 1 2; do [ -e a ] ''&& break; done' \
+		'if [ -e a ] ''&& [ -e b ]; then :; fi' 'x=$(a ''&& b)' "cat > f <<-${q}INNER${q}" \
+		'a ''&& b' 'INNER' "awk ${q}" "	a ''&& b${q} f" '[ -e a ] ''&& [ -e b ]' '}' > "$t"
 	run "$CVM_SRCDIR/tests/lib/bats-lint" "$t"
 	echo "$output"
 	[ "$status" -eq 0 ]
