@@ -302,9 +302,15 @@ static int boot_once(struct console *c, const struct boot_options *o, const stru
 	static const char *const pw[] = { "Password: ", NULL };
 	static const char *const shell[] = { "# ", NULL };
 	regmatch_t m[3];
+	bool bounded;
 	int r;
 
-	r = expect(c, grub, c->deadline - now_seconds(), m);
+	/* A firmware that hangs (a reset under TCG that never comes back, say) is found in
+	 * minutes, not at the end of a --timeout sized for the maintenance in between. */
+	bounded = o->prompt_timeout < c->deadline - now_seconds();
+	r = expect(c, grub, bounded ? o->prompt_timeout : c->deadline - now_seconds(), m);
+	if (r == -ETIMEDOUT && bounded)
+		return -ETIME;
 	if (r < 0)
 		return r;
 	res->grub_prompt_s = elapsed(c);
@@ -656,13 +662,17 @@ int boot_run(const struct boot_options *o)
 		/* What was waited for, and how far it got. */
 		struct boot_result *w = rebooted ? &again : &res;
 
-		snprintf(w->error, sizeof(w->error), "%s after %.0f s%s%s", fail_reason(r), elapsed(&c),
-			 r == -EPIPE && c.len ? ": " : "",
-			 r == -EPIPE && c.len ? last_lines(c.buf, 1) : "");
+		if (r == -ETIME)
+			snprintf(w->error, sizeof(w->error), "no grub passphrase prompt within %u s of the %s",
+				 o->prompt_timeout, rebooted ? "reboot" : "start");
+		else
+			snprintf(w->error, sizeof(w->error), "%s after %.0f s%s%s", fail_reason(r),
+				 elapsed(&c), r == -EPIPE && c.len ? ": " : "",
+				 r == -EPIPE && c.len ? last_lines(c.buf, 1) : "");
 		res.outcome = "error";
 		if (rebooted)
 			again.outcome = "error";
-		if (r == -EPIPE || r == -ETIMEDOUT || r == -EINTR)
+		if (r == -EPIPE || r == -ETIMEDOUT || r == -ETIME || r == -EINTR)
 			r = 0;
 	}
 	if (r < 0)

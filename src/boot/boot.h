@@ -24,6 +24,7 @@ struct boot_options {
 	bool kvm;                   /* -accel kvm instead of TCG */
 	bool persist;               /* the guest's writes reach the image (no snapshot) */
 	unsigned timeout;           /* seconds, for the whole run */
+	unsigned prompt_timeout;    /* seconds from qemu's start, and from the reboot, to grub's prompt */
 };
 
 /* Boot and report (JSON on stdout with o->json, else the commands' output on stdout and the

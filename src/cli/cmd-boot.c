@@ -26,6 +26,7 @@ enum {
 	ARG_JSON,
 	ARG_KVM,
 	ARG_PERSIST,
+	ARG_PROMPT_TIMEOUT,
 };
 
 static const struct option options[] = {
@@ -34,6 +35,7 @@ static const struct option options[] = {
 	{ "run", required_argument, NULL, ARG_RUN },
 	{ "then-reboot", required_argument, NULL, ARG_THEN_REBOOT },
 	{ "timeout", required_argument, NULL, ARG_TIMEOUT },
+	{ "prompt-timeout", required_argument, NULL, ARG_PROMPT_TIMEOUT },
 	{ "log", required_argument, NULL, ARG_LOG },
 	{ "serial", no_argument, NULL, ARG_SERIAL },
 	{ "expect", required_argument, NULL, ARG_EXPECT },
@@ -48,7 +50,8 @@ static const struct option options[] = {
 static void help(void)
 {
 	printf("Usage: cvm-image boot IMAGE --key-file KEY [--root-password-file FILE [--run CMD]...\n"
-	       "                     [--then-reboot CMD]] [--timeout S] [--serial] [--log FILE]\n"
+	       "                     [--then-reboot CMD]] [--timeout S] [--prompt-timeout S]\n"
+	       "                     [--serial] [--log FILE]\n"
 	       "                     [--expect boot|denied] [--try-menu] [--persist] [--kvm]\n"
 	       "                     [--json]\n"
 	       "Boot an image under qemu + OVMF (TCG, or KVM with --kvm), type the key at\n"
@@ -63,6 +66,8 @@ static void help(void)
 	       "                            printed (in \"output\" with --json)\n"
 	       "      --then-reboot CMD     then run CMD, reboot and go through it all again\n"
 	       "      --timeout S           give up after S seconds (default: 900)\n"
+	       "      --prompt-timeout S    give up when grub's passphrase prompt has not come S\n"
+	       "                            seconds after qemu's start or the reboot (default: 600)\n"
 	       "      --serial              show the serial console on stderr as it comes\n"
 	       "      --log FILE            write the serial console to FILE (the key left out)\n"
 	       "      --expect WHAT         boot (default) or denied: grub must refuse the key\n"
@@ -81,7 +86,7 @@ static void help(void)
 
 static int do_boot(int argc, char *argv[])
 {
-	struct boot_options o = { .timeout = 900 };
+	struct boot_options o = { .timeout = 900, .prompt_timeout = 600 };
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -102,17 +107,19 @@ static int do_boot(int argc, char *argv[])
 		case ARG_THEN_REBOOT:
 			o.then_reboot = optarg;
 			break;
-		case ARG_TIMEOUT: {
+		case ARG_TIMEOUT:
+		case ARG_PROMPT_TIMEOUT: {
 			char *end;
 			long n;
 
 			errno = 0;
 			n = strtol(optarg, &end, 10);
 			if (errno || end == optarg || *end || n < 1 || n > 86400) {
-				log_error("invalid --timeout '%s': expected 1 to 86400 seconds", optarg);
+				log_error("invalid --%s '%s': expected 1 to 86400 seconds",
+					  c == ARG_TIMEOUT ? "timeout" : "prompt-timeout", optarg);
 				return EXIT_USAGE;
 			}
-			o.timeout = (unsigned)n;
+			*(c == ARG_TIMEOUT ? &o.timeout : &o.prompt_timeout) = (unsigned)n;
 			break;
 		}
 		case ARG_LOG:

@@ -40,6 +40,26 @@ teardown() {
 	[[ "$stderr" == *"cannot open '$T/x.img': No such file or directory"* ]]
 }
 
+@test "boot: --prompt-timeout: no grub prompt within S seconds of qemu's start ends the boot then, whatever --timeout says" {
+	truncate -s 64M "$T/blank.img"
+	local t0=$SECONDS
+	run --separate-stderr "$CVM_IMAGE" boot "$T/blank.img" --key-file "$T/key" --timeout 3000 \
+		--prompt-timeout 15 --json --log "$T/serial.log"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	# Well before --timeout: qemu's start, 15 s, and the teardown.
+	[ $(( SECONDS - t0 )) -lt 120 ]
+	[ "$(jq -r .error <<<"$output")" = "no grub passphrase prompt within 15 s of the start" ]
+	[[ "$stderr" == *"did not boot as expected: error (no grub passphrase prompt within 15 s of the start)"* ]]
+	run ! pgrep -f "qemu-system-x86_64.*$T/blank.img"
+}
+
+@test "boot: --prompt-timeout out of range: exit 2, the range said" {
+	run --separate-stderr "$CVM_IMAGE" boot "$T/blank.img" --key-file "$T/key" --prompt-timeout 0
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"invalid --prompt-timeout '0': expected 1 to 86400 seconds"* ]]
+}
+
 @test "boot: an image that does not boot: exit 1, what was awaited said; the key in no argv, environment or log" {
 	truncate -s 64M "$T/blank.img"
 	"$CVM_IMAGE" boot "$T/blank.img" --key-file "$T/key" --timeout 25 --json --log "$T/serial.log" \
