@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The build pipeline: a table of stages over one context that owns every resource. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -17,6 +16,7 @@
 #include "build.h"
 #include "distro.h"
 #include "hooks.h"
+#include "hookrun.h"
 #include "sandbox.h"
 #include "tarball.h"
 #include "target.h"
@@ -27,7 +27,6 @@
 #include "image/esp.h"
 #include "image/ext4.h"
 #include "image/gpt.h"
-#include "image/grub.h"
 #include "image/keys.h"
 #include "image/luks.h"
 #include "image/output.h"
@@ -74,15 +73,11 @@ struct build_ctx {
 	struct distro *distro;
 	char *initramfs_tool;
 	struct hook_set hooks;
-	struct sandbox sandbox;
-	int rootfd, rundirfd;
+	struct hook_runner hooks_runner;
+	int rootfd;
 	char **kernels;
 	char *key_path_in_target;
 	char *cmdline, *extra_cmdline;
-	char **hook_env;
-	unsigned hooks_run;
-	char **warnings;  /* what hooks said in $CVM_STATE/warnings, printable */
-	size_t n_warnings;
 
 	uint64_t fs_allocated, image_allocated;
 	double encrypt_seconds;
@@ -467,237 +462,6 @@ static int stage_unpack(struct build_ctx *c)
 	return tarball_extract(c->opt->rootfs, c->rootdir, c->idx.entries);
 }
 
-#define HOOK_RUNDIR SANDBOX_RUNDIR
-
-
-
-/* Copy a file of the host below dirfd, resolved inside it. */
-static int copy_into(int dirfd, const char *src, const char *dest, mode_t mode)
-{
-	_cleanup_close_ int fd = open(src, O_RDONLY | O_CLOEXEC);
-	_cleanup_free_ char *buf = NULL;
-	struct stat st;
-
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return log_error_errno(errno, "cannot read '%s': %m", src);
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		return log_error_errno(ENOMEM, "out of memory");
-	if (st.st_size > 0 && pread_all(fd, buf, (size_t)st.st_size, 0) < 0)
-		return log_error_errno(errno, "cannot read '%s': %m", src);
-	return target_write_file(dirfd, dest, buf, (size_t)st.st_size, mode);
-}
-
-/* The hooks, the hook library and the templates, in the work directory's run/: the sandbox
- * sees it as SANDBOX_RUNDIR. Paths below are relative to that directory. */
-static int install_hook_files(struct build_ctx *c)
-{
-	_cleanup_free_ char *lib = strdupf("%s/distro/lib/cvm-hooks.sh", cvm_datadir());
-	_cleanup_free_ char *tdir = strdupf("%s/templates", cvm_datadir());
-	struct dirent **names = NULL;
-	int n, r;
-
-	if (!lib || !tdir)
-		return log_error_errno(ENOMEM, "out of memory");
-	for (size_t p = 0; hook_phases[p]; p++) {
-		_cleanup_free_ char *d = strdupf("/hooks/%s", hook_phases[p]);
-
-		r = d ? target_mkdir_p(c->rundirfd, d, 0700) : -ENOMEM;
-		if (r < 0)
-			return log_error_errno(r, "cannot create '%s%s': %m", c->rundir, d);
-	}
-	r = target_mkdir_p(c->rundirfd, "/templates", 0700);
-	if (r == 0)
-		r = target_mkdir_p(c->rundirfd, "/state/cmdline.d", 0700);
-	if (r < 0)
-		return log_error_errno(r, "cannot create the hooks' directories in '%s': %m", c->rundir);
-	r = copy_into(c->rundirfd, lib, "/lib.sh", 0600);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < c->hooks.n; i++) {
-		const struct hook *h = &c->hooks.hooks[i];
-		_cleanup_free_ char *dest = strdupf("/hooks/%s/%s", h->phase, h->name);
-
-		if (h->masked)
-			continue;
-		if (!dest)
-			return log_error_errno(ENOMEM, "out of memory");
-		r = copy_into(c->rundirfd, h->path, dest, 0700);
-		if (r < 0)
-			return r;
-	}
-	n = scandir(tdir, &names, NULL, alphasort);
-	if (n < 0)
-		return log_error_errno(errno, "cannot read '%s': %m", tdir);
-	r = 0;
-	for (int i = 0; i < n; i++) {
-		_cleanup_free_ char *src = strdupf("%s/%s", tdir, names[i]->d_name);
-		_cleanup_free_ char *dest = strdupf("/templates/%s", names[i]->d_name);
-		struct stat st;
-
-		if (r == 0 && src && dest && names[i]->d_name[0] != '.' && stat(src, &st) == 0 &&
-		    S_ISREG(st.st_mode))
-			r = copy_into(c->rundirfd, src, dest, 0600);
-		free(names[i]);
-	}
-	free(names);
-	return r;
-}
-
-/* The grub lock the bootloader hook puts in grub.cfg ($CVM_STATE/grub-lock.cfg: the
- * --grub-password-file password, or none) and in the ESP's early config
- * ($CVM_STATE/grub-lock-early.cfg: always none, so that nothing on the unencrypted ESP helps
- * a guess). Files, not variables: hooks' environments are visible to the target's tools. */
-static int write_grub_locks(struct build_ctx *c)
-{
-	static const char *const names[] = { "/state/grub-lock.cfg", "/state/grub-lock-early.cfg" };
-	int r = 0;
-
-	for (size_t i = 0; i < ELEMENTSOF(names) && r == 0; i++) {
-		_cleanup_free_ char *text = NULL;
-
-		r = grub_lock_config(i == 0 ? c->opt->grub_password : NULL, &text);
-		if (r == 0)
-			r = target_write_file(c->rundirfd, names[i], text, strlen(text), 0600);
-	}
-	return r;
-}
-
-/* What every hook gets: the documented CVM_* variables (cvm-image-hooks(7)), nothing of ours. */
-static int make_hook_env(struct build_ctx *c)
-{
-	_cleanup_free_ char *kernels = NULL;
-	size_t n = 0, len = 0;
-	char **env = NULL;
-	int r = 0;
-
-	for (size_t i = 0; c->kernels[i]; i++)
-		len += strlen(c->kernels[i]) + 1;
-	kernels = calloc(1, len + 1);
-	if (!kernels)
-		return log_error_errno(ENOMEM, "out of memory");
-	for (size_t i = 0; c->kernels[i]; i++) {
-		strcat(kernels, i ? " " : "");
-		strcat(kernels, c->kernels[i]);
-	}
-	r = r ?: strv_push(&env, &n, strdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"));
-	r = r ?: strv_push(&env, &n, strdup("HOME=/root"));
-	r = r ?: strv_push(&env, &n, strdup("LC_ALL=C"));
-	r = r ?: strv_push(&env, &n, strdup("TMPDIR=/tmp"));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_DISTRO=%s", c->distro->id));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_INITRAMFS=%s", c->initramfs_tool));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_LUKS_UUID=%s", c->luks_uuid));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_MAPPER_NAME=%s", c->opt->mapper_name));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_KEY_FILE=%s", c->key_path_in_target));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_ESP_UUID=%s", c->esp_volid));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_ROOT_FS_UUID=%s", c->fs_uuid));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_KERNEL_VERSIONS=%s", kernels));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_KERNEL_CMDLINE=%s", c->cmdline));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_EXTRA_CMDLINE=%s", c->extra_cmdline));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_SERIAL_CONSOLE=%d", c->opt->serial_console));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_GRUB_DIR=%s", c->distro->grub_dir));
-	r = r ?: strv_push(&env, &n, strdupf("CVM_GRUB_TOOL_PREFIX=%s", c->distro->grub_tool_prefix));
-	r = r ?: strv_push(&env, &n, strdup("CVM_ESP_DIR=/boot/efi"));
-	r = r ?: strv_push(&env, &n, strdup("CVM_LIB=" HOOK_RUNDIR "/lib.sh"));
-	r = r ?: strv_push(&env, &n, strdup("CVM_TEMPLATES=" HOOK_RUNDIR "/templates"));
-	r = r ?: strv_push(&env, &n, strdup("CVM_STATE=" HOOK_RUNDIR "/state"));
-	r = r ?: strv_push(&env, &n, strdup("CVM_PHASE=")); /* set per phase: keep last */
-	if (r < 0) {
-		strv_free(env);
-		return log_error_errno(r, "out of memory");
-	}
-	c->hook_env = env;
-	return 0;
-}
-
-/*
- * A hook that leaves the image working but less than it should be (cvm-image-hooks(7): a lock
- * that the guest's own tools will drop, say) writes one line per warning to
- * $CVM_STATE/warnings. They are printed after the hook as warnings, in --json too. The file is
- * the target's to write, so it is read with a bound and its control characters replaced.
- */
-static int take_hook_warnings(struct build_ctx *c, const struct hook *h)
-{
-	_cleanup_free_ char *text = NULL;
-	size_t len;
-	int r;
-
-	r = target_read_file_max(c->rundirfd, "/state/warnings", 64 * 1024, &text, &len, NULL);
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0)
-		return r;
-	if (unlinkat(c->rundirfd, "state/warnings", 0) < 0)
-		return log_error_errno(errno, "cannot remove the hooks' warnings file: %m");
-	for (char *line = text, *next; line && line < text + len; line = next) {
-		next = memchr(line, '\n', (size_t)(text + len - line));
-		if (next)
-			*next++ = '\0';
-		for (char *p = line; *p; p++)
-			if ((unsigned char)*p < 0x20 || *p == 0x7f)
-				*p = '?';
-		if (!*line)
-			continue;
-		log_warning("hook %s/%s: %s", h->phase, h->name, line);
-		r = strv_push(&c->warnings, &c->n_warnings, strdup(line));
-		if (r < 0)
-			return log_error_errno(r, "out of memory");
-	}
-	return 0;
-}
-
-static int run_phase(struct build_ctx *c, const char *phase)
-{
-	size_t last = 0;
-	int r;
-
-	if (!c->distro)
-		return 0;
-	while (c->hook_env[last + 1])
-		last++;
-	free(c->hook_env[last]);
-	c->hook_env[last] = strdupf("CVM_PHASE=%s", phase);
-	if (!c->hook_env[last])
-		return log_error_errno(ENOMEM, "out of memory");
-
-	for (size_t i = 0; i < c->hooks.n; i++) {
-		const struct hook *h = &c->hooks.hooks[i];
-		_cleanup_free_ char *path = NULL, *what = NULL, *output = NULL;
-		int status;
-
-		if (!streq(h->phase, phase))
-			continue;
-		if (h->masked) {
-			log_info("hook %s/%s: masked by '%s'", phase, h->name, h->path);
-			continue;
-		}
-		path = strdupf(HOOK_RUNDIR "/hooks/%s/%s", phase, h->name);
-		what = strdupf("hook %s/%s", phase, h->name);
-		if (!path || !what)
-			return log_error_errno(ENOMEM, "out of memory");
-		char *argv[] = { path, NULL };
-		double t = now_seconds();
-
-		log_info("hook %s/%s (%s)", phase, h->name, h->path);
-		r = sandbox_run(&c->sandbox, what, argv, c->hook_env, &status, &output);
-		if (r < 0)
-			return r;
-		c->hooks_run++;
-		r = take_hook_warnings(c, h);
-		if (r < 0)
-			return r;
-		if (status == 77) {
-			log_info("hook %s/%s: not applicable", phase, h->name);
-			continue;
-		}
-		if (status != 0)
-			return log_error_errno(EIO, "hook %s/%s ('%s') failed with exit status %d:\n%s",
-					       phase, h->name, h->path, status, last_lines(output, 10));
-		log_debug("hook %s/%s: done in %.2fs", phase, h->name, now_seconds() - t);
-	}
-	return 0;
-}
-
 static int build_cmdline(struct build_ctx *c)
 {
 	const char *serial = c->opt->serial_console ? "console=tty0 console=ttyS0,115200" : "";
@@ -752,37 +516,40 @@ static int stage_configure(struct build_ctx *c)
 	r = build_cmdline(c);
 	if (r < 0)
 		return r;
-	r = sandbox_init(&c->sandbox, c->rootdir, c->rundir);
+	r = hook_runner_init(&c->hooks_runner, &c->hooks, c->rootdir, c->rundir, &(struct hook_values) {
+		.distro = c->distro->id,
+		.initramfs_tool = c->initramfs_tool,
+		.luks_uuid = c->luks_uuid,
+		.mapper_name = o->mapper_name,
+		.key_file = c->key_path_in_target,
+		.esp_uuid = c->esp_volid,
+		.root_fs_uuid = c->fs_uuid,
+		.kernels = c->kernels,
+		.cmdline = c->cmdline,
+		.extra_cmdline = c->extra_cmdline,
+		.serial_console = o->serial_console,
+		.grub_dir = c->distro->grub_dir,
+		.grub_tool_prefix = c->distro->grub_tool_prefix,
+		.grub_password = o->grub_password,
+	});
 	if (r < 0)
 		return r;
-	c->rundirfd = open(c->rundir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	if (c->rundirfd < 0)
-		return log_error_errno(errno, "cannot open '%s': %m", c->rundir);
-	r = install_hook_files(c);
-	if (r < 0)
-		return r;
-	r = write_grub_locks(c);
-	if (r < 0)
-		return r;
-	r = make_hook_env(c);
-	if (r < 0)
-		return r;
-	return run_phase(c, "configure");
+	return hook_runner_phase(&c->hooks_runner, "configure");
 }
 
 static int stage_initramfs(struct build_ctx *c)
 {
-	return run_phase(c, "initramfs");
+	return c->distro ? hook_runner_phase(&c->hooks_runner, "initramfs") : 0;
 }
 
 static int stage_bootloader(struct build_ctx *c)
 {
-	return run_phase(c, "bootloader");
+	return c->distro ? hook_runner_phase(&c->hooks_runner, "bootloader") : 0;
 }
 
 static int stage_finalize(struct build_ctx *c)
 {
-	return run_phase(c, "finalize");
+	return c->distro ? hook_runner_phase(&c->hooks_runner, "finalize") : 0;
 }
 
 /*
@@ -1061,9 +828,7 @@ static void build_ctx_done(struct build_ctx *c)
 	/* Reverse order of acquisition; safe on a half-initialised context. The sandboxes'
 	 * mounts live in their own mount namespaces and are gone with them: nothing is mounted
 	 * below the work directory on the host, and rm_rf() stays on its filesystem anyway. */
-	sandbox_done(&c->sandbox);
-	if (c->rundirfd >= 0)
-		close(c->rundirfd);
+	hook_runner_done(&c->hooks_runner);
 	if (c->rootfd >= 0)
 		close(c->rootfd);
 	if (c->workdir) {
@@ -1074,8 +839,6 @@ static void build_ctx_done(struct build_ctx *c)
 	}
 	output_discard(&c->out);
 	luks_header_done(&c->luks);
-	strv_free(c->hook_env);
-	strv_free(c->warnings);
 	free(c->cmdline);
 	free(c->extra_cmdline);
 	free(c->key_path_in_target);
@@ -1162,13 +925,13 @@ static void print_json(const struct build_ctx *c)
 
 		json_add_str(o, "distro", c->distro->id);
 		json_add_str(o, "initramfs", c->initramfs_tool);
-		json_add_u64(o, "hooks_run", c->hooks_run);
+		json_add_u64(o, "hooks_run", c->hooks_runner.n_run);
 		for (size_t i = 0; c->kernels && c->kernels[i]; i++)
 			json_object_array_add(kernels, json_str(c->kernels[i]));
 		json_add(o, "kernels", kernels);
 		json_add_str(o, "kernel_cmdline", c->cmdline);
-		for (size_t i = 0; i < c->n_warnings; i++)
-			json_object_array_add(warnings, json_str(c->warnings[i]));
+		for (size_t i = 0; i < c->hooks_runner.n_warnings; i++)
+			json_object_array_add(warnings, json_str(c->hooks_runner.warnings[i]));
 		json_add(o, "warnings", warnings);
 	} else
 		json_add(o, "distro", NULL);
@@ -1210,7 +973,7 @@ int build_run(const struct build_options *opt)
 	char a[32], b[32];
 	int r = 0;
 
-	c.rootfd = c.rundirfd = -1;
+	c.rootfd = c.hooks_runner.rundirfd = -1;
 	c.format = opt->format != IMAGE_FORMAT_AUTO ? opt->format : image_format_for_path(opt->output);
 	c.key_out = opt->key_out ? strdup(opt->key_out) : strdupf("%s.key", opt->output);
 	if (!c.key_out)
