@@ -90,7 +90,7 @@ options_in_man() {
 		grep -oE '\(([a-z-]+, )+[a-z-]+\)' | tr -d '(),')
 	[ "$(echo "$lists" | wc -l)" -eq 2 ]
 	for table in steps reencrypt_steps; do
-		steps=$(sed -n "/^static const struct rekey_step $table\[\] = {/,/^};/p" "$CVM_SRCDIR/src/rekey/rekey.c" |
+		steps=$(cat "$CVM_SRCDIR"/src/rekey/*.c | sed -n "/^static const struct rekey_step $table\[\] = {/,/^};/p" |
 			grep -oE '^	\{ "[a-z-]+"' | grep -oE '[a-z-]+' | tr '\n' ' ')
 		[ -n "$steps" ]
 		echo "$table: $steps"

@@ -739,9 +739,9 @@ PY
 	assert_no_leftovers "$T/out"
 }
 
-# The steps of --reencrypt, as its table in src/rekey/rekey.c names them.
+# The steps of --reencrypt, as its table in src/rekey/reencrypt.c names them.
 reencrypt_steps() {
-	sed -n '/^static const struct rekey_step reencrypt_steps\[\] = {/,/^};/p' "$CVM_SRCDIR/src/rekey/rekey.c" |
+	sed -n '/^static const struct rekey_step reencrypt_steps\[\] = {/,/^};/p' "$CVM_SRCDIR/src/rekey/reencrypt.c" |
 		grep -oE '^	\{ "[a-z-]+"' | grep -oE '[a-z-]+'
 }
 
