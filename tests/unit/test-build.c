@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The build's inputs: the tarball's path checks (tarball_scan), distro.conf and its INHERIT
+ * chain, detection from os-release, and how hooks from the common, tool, distro and site
+ * directories merge: replaced, masked, ordered, a non-executable one refused. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "tap.h"
+#include "build/distro.h"
+#include "build/hooks.h"
+#include "build/tarball.h"
+#include "common/log.h"
+#include "shared/cleanup.h"
+
+static char tmp[] = "/tmp/cvm-test-build.XXXXXX";
+
+/* One entry of a test tarball: a path, its type (AE_IFREG, AE_IFDIR, AE_IFLNK, or 0 for a
+ * hard link to target), its data or link target. */
+struct entry {
+	const char *path;
+	unsigned type;
+	const char *target;
+	unsigned uid;
+};
+
+static char *write_tar(const char *name, const struct entry *e, size_t n)
+{
+	static char path[256];
+	struct archive *a = archive_write_new();
+	struct archive_entry *ae = archive_entry_new();
+
+	snprintf(path, sizeof(path), "%s/%s", tmp, name);
+	archive_write_set_format_pax_restricted(a);
+	if (archive_write_open_filename(a, path) != ARCHIVE_OK)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		archive_entry_clear(ae);
+		archive_entry_set_pathname(ae, e[i].path);
+		archive_entry_set_uid(ae, e[i].uid);
+		archive_entry_set_perm(ae, 0644);
+		if (e[i].type == 0) {
+			archive_entry_set_filetype(ae, AE_IFREG);
+			archive_entry_set_hardlink(ae, e[i].target);
+		} else {
+			archive_entry_set_filetype(ae, e[i].type);
+			if (e[i].type == AE_IFLNK)
+				archive_entry_set_symlink(ae, e[i].target);
+			if (e[i].type == AE_IFREG)
+				archive_entry_set_size(ae, e[i].target ? strlen(e[i].target) : 0);
+		}
+		archive_write_header(a, ae);
+		if (e[i].type == AE_IFREG && e[i].target)
+			archive_write_data(a, e[i].target, strlen(e[i].target));
+	}
+	archive_entry_free(ae);
+	archive_write_close(a);
+	archive_write_free(a);
+	return path;
+}
+
+static int scan(const char *name, const struct entry *e, size_t n)
+{
+	struct rootfs_index idx = {};
+	const char *p = write_tar(name, e, n);
+	int r = p ? tarball_scan(p, &idx) : -EIO;
+
+	rootfs_index_done(&idx);
+	return r;
+}
+
+#define SCAN(name, ...) scan(name, (const struct entry[]){ __VA_ARGS__ }, \
+			     sizeof((const struct entry[]){ __VA_ARGS__ }) / sizeof(struct entry))
+
+static void test_tarball(void)
+{
+	struct rootfs_index idx = {};
+	char long_name[300];
+	const char *p;
+
+	p = write_tar("good.tar", (const struct entry[]){
+		{ "./", AE_IFDIR }, { "./etc/", AE_IFDIR },
+		{ "./etc/os-release", AE_IFREG, "ID=debian\n" },
+		{ "./usr/", AE_IFDIR }, { "./usr/lib/", AE_IFDIR }, { "./lib", AE_IFLNK, "usr/lib" },
+		{ "./usr/lib/x", AE_IFREG, "x", 4000000000u }, { "./usr/lib/y", 0, "usr/lib/x" },
+	}, 8);
+	ok(p && tarball_scan(p, &idx) == 0, "tarball: a good tree is accepted");
+	ok(idx.os_release && strcmp(idx.os_release, "ID=debian\n") == 0,
+	   "tarball: os-release found and read");
+	ok(idx.max_uid == 4000000000u, "tarball: the largest owner recorded");
+	ok(rootfs_index_find(&idx, "etc/os-*") != NULL, "tarball: paths normalised and found by glob");
+	ok(rootfs_index_find(&idx, "lib/x") != NULL, "tarball: /lib and /usr/lib count as one (merged /usr)");
+	ok(rootfs_index_find(&idx, "etc/passwd") == NULL, "tarball: an absent path is not found");
+	rootfs_index_done(&idx);
+
+	ok(SCAN("abs.tar", { "/etc/passwd", AE_IFREG, "x" }) == -EPERM,
+	   "tarball: an absolute path is refused");
+	ok(SCAN("dotdot.tar", { "./a/../../etc/passwd", AE_IFREG, "x" }) == -EPERM,
+	   "tarball: '..' is refused");
+	ok(SCAN("below-link.tar", { "./etc", AE_IFLNK, "/etc" }, { "./etc/passwd", AE_IFREG, "x" }) == -EPERM,
+	   "tarball: an entry below a symlink of the archive is refused");
+	ok(SCAN("hl-out.tar", { "./a", 0, "../../etc/shadow" }) == -EPERM,
+	   "tarball: a hard link out of the tree is refused");
+	ok(SCAN("hl-none.tar", { "./a", 0, "b" }) == -EPERM,
+	   "tarball: a hard link to no earlier entry is refused");
+	ok(SCAN("hl-link.tar", { "./d", AE_IFLNK, "/etc" }, { "./a", 0, "d/shadow" }) == -EPERM,
+	   "tarball: a hard link through a symlink is refused");
+	memset(long_name, 'n', sizeof(long_name));
+	memcpy(long_name, "./", 2);
+	long_name[258] = '\0'; /* a name of 256 bytes */
+	ok(SCAN("long.tar", { long_name, AE_IFREG, "x" }) == -ENAMETOOLONG,
+	   "tarball: a name over 255 bytes is refused");
+	long_name[257] = '\0'; /* 255 */
+	ok(SCAN("long255.tar", { long_name, AE_IFREG, "x" }) == 0, "tarball: a name of 255 bytes is accepted");
+}
+
+static void put(const char *rel, const char *text, mode_t mode)
+{
+	char path[512], *slash;
+
+	snprintf(path, sizeof(path), "%s/%s", tmp, rel);
+	for (slash = strchr(path + strlen(tmp) + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		mkdir(path, 0755);
+		*slash = '/';
+	}
+	FILE *f = fopen(path, "w");
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+	chmod(path, mode);
+}
+
+static const struct hook *find(const struct hook_set *s, const char *phase, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (strcmp(s->hooks[i].phase, phase) == 0 && strcmp(s->hooks[i].name, name) == 0)
+			return &s->hooks[i];
+	return NULL;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t a = s ? strlen(s) : 0, b = strlen(tail);
+
+	return a >= b && strcmp(s + a - b, tail) == 0;
+}
+
+static void test_distro_and_hooks(void)
+{
+	_cleanup_(distro_freep) struct distro *d = NULL, *det = NULL;
+	struct hook_set s = {};
+	char site[512];
+	char *sites[] = { site, NULL };
+	const struct hook *h;
+	bool ordered = true;
+
+	setenv("CVM_IMAGE_DATADIR", tmp, 1);
+	put("distro/base/distro.conf", "ID=base\nMATCH=\"base\"\nINITRAMFS=dracut\n"
+	    "REQUIRES=\"boot/vmlinuz-*:kernel\"\nGRUB_DIR=/boot/grub2\nGRUB_TOOL_PREFIX=grub2\n", 0644);
+	put("distro/child/distro.conf", "ID=child\nMATCH=\"child kid\"\nINHERIT=base\n", 0644);
+	put("distro/common/hooks/configure/50-a", "#!/bin/sh\n", 0755);
+	put("distro/common/hooks/configure/60-b", "#!/bin/sh\n", 0755);
+	put("distro/common/hooks/finalize/10-f", "#!/bin/sh\n", 0755);
+	put("distro/initramfs/dracut/tool.conf", "DETECT=\"usr/bin/dracut\"\n", 0644);
+	put("distro/initramfs/dracut/hooks/initramfs/50-dracut", "#!/bin/sh\n", 0755);
+	put("distro/base/hooks/configure/50-a", "#!/bin/sh\n# base's\n", 0755);
+	put("distro/child/hooks/configure/10-first", "#!/bin/sh\n", 0755);
+	put("site/hooks/configure/60-b", "", 0644);      /* masks */
+	put("site/hooks/finalize/10-f", "#!/bin/sh\n# site's\n", 0755);
+	snprintf(site, sizeof(site), "%s/site", tmp);
+
+	ok(distro_load("child", &d) == 0, "distro: child loads with its INHERIT chain");
+	ok(d && d->parent && strcmp(d->parent->id, "base") == 0, "distro: INHERIT names the parent");
+	ok(d && strcmp(d->initramfs, "dracut") == 0, "distro: INITRAMFS inherited");
+	ok(d && strcmp(d->grub_dir, "/boot/grub2") == 0 && strcmp(d->grub_tool_prefix, "grub2") == 0,
+	   "distro: GRUB_DIR and GRUB_TOOL_PREFIX inherited");
+	ok(d && d->n_match == 2 && strcmp(d->match[1], "kid") == 0, "distro: MATCH is a word list");
+	ok(distro_detect("ID=kid\n", &det) == 0 && strcmp(det->id, "child") == 0,
+	   "distro: os-release ID matched by a MATCH word");
+	distro_free(det);
+	det = NULL;
+	ok(distro_detect("ID=mine\nID_LIKE=\"other base\"\n", &det) == 0 && strcmp(det->id, "base") == 0,
+	   "distro: else the first ID_LIKE word that matches");
+	distro_free(det);
+	det = NULL;
+	ok(distro_detect("ID=nothing\n", &det) < 0, "distro: no match is an error");
+	ok(distro_load("../etc", &det) < 0, "distro: an id that is a path is refused");
+
+	ok(hooks_resolve(d, "dracut", sites, &s) == 0, "hooks: resolved");
+	h = find(&s, "configure", "50-a");
+	ok(h && ends_with(h->path, "/distro/base/hooks/configure/50-a") &&
+	   ends_with(h->overridden, "/distro/common/hooks/configure/50-a"),
+	   "hooks: the distro's replaces the common one of the same phase and name");
+	h = find(&s, "configure", "60-b");
+	ok(h && h->masked && ends_with(h->path, "/site/hooks/configure/60-b"), "hooks: an empty site file masks");
+	h = find(&s, "finalize", "10-f");
+	ok(h && !h->masked && ends_with(h->path, "/site/hooks/finalize/10-f"), "hooks: a site file replaces");
+	ok(find(&s, "initramfs", "50-dracut") != NULL, "hooks: the tool's hooks are in");
+	for (size_t i = 1; i < s.n; i++) {
+		int pa = 0, pb = 0;
+
+		for (int k = 0; hook_phases[k]; k++) {
+			if (strcmp(hook_phases[k], s.hooks[i - 1].phase) == 0)
+				pa = k;
+			if (strcmp(hook_phases[k], s.hooks[i].phase) == 0)
+				pb = k;
+		}
+		if (pa > pb || (pa == pb && strcmp(s.hooks[i - 1].name, s.hooks[i].name) >= 0))
+			ordered = false;
+	}
+	ok(ordered && s.n == 5, "hooks: by phase, then by name (%zu hooks)", s.n);
+	ok(s.n && strcmp(s.hooks[0].name, "10-first") == 0, "hooks: 10-first runs first in configure");
+	hook_set_done(&s);
+
+	put("site/hooks/configure/70-plain", "#!/bin/sh\n", 0644);
+	ok(hooks_resolve(d, "dracut", sites, &s) < 0, "hooks: a non-empty hook that is not executable is an error");
+	hook_set_done(&s);
+}
+
+int main(void)
+{
+	log_set_max_level(LOG_LEVEL_ERR);
+	if (!mkdtemp(tmp))
+		return 1;
+	test_tarball();
+	test_distro_and_hooks();
+	{
+		char *argv[] = { "rm", "-rf", "--one-file-system", tmp, NULL };
+		pid_t p = fork();
+
+		if (p == 0)
+			execvp(argv[0], argv);
+		while (p > 0 && wait(NULL) != p)
+			;
+	}
+	return tap_done();
+}
