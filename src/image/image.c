@@ -17,7 +17,9 @@
 
 #include "gpt.h"
 #include "image.h"
+#include "keys.h"
 #include "luks.h"
+#include "xts.h"
 #include "common/log.h"
 #include "common/run.h"
 #include "shared/fault.h"
@@ -414,5 +416,26 @@ int image_load_header(struct image *im, char **ret_path, struct crypt_device **r
 		return r;
 	}
 	*ret_path = TAKE_PTR(path);
+	return 0;
+}
+
+int image_read_secret(const char *key_file, const char *recovery_file, struct secret *ret)
+{
+	return key_file ? keys_read_key_file(key_file, ret) :
+			  keys_read_passphrase_file(recovery_file, ret);
+}
+
+int image_unlock(struct crypt_device *cd, const struct secret *s, struct secret *ret_vk,
+		 int *ret_slot, struct xts **ret_xts)
+{
+	int r = luks_unlock(cd, s, ret_vk, ret_slot);
+
+	if (r < 0)
+		return r;
+	if (ret_xts) {
+		r = xts_new(ret_vk->data, ret_vk->size, ret_xts);
+		if (r < 0)
+			return log_error_errno(r, "cannot set up AES-XTS: %m");
+	}
 	return 0;
 }

@@ -27,6 +27,12 @@ struct image {
 	uint64_t luks_off, luks_size, hdr_size; /* the LUKS partition and its header, bytes */
 };
 
+/* Where the encrypted payload (the root filesystem) starts in the guest's view, bytes. */
+static inline uint64_t image_payload_off(const struct image *im)
+{
+	return im->luks_off + im->hdr_size;
+}
+
 /* IMAGE_WRITABLE: an exclusive lock and a writable view; otherwise shared and read-only. */
 #define IMAGE_WRITABLE 1u
 
@@ -49,3 +55,19 @@ int image_load_header(struct image *im, char **ret_path, struct crypt_device **r
 
 /* The header region's bytes (im->hdr_size of them), newly allocated. Logs. */
 int image_read_header(struct image *im, unsigned char **ret);
+
+struct secret;
+struct xts;
+
+/* The secret that opens an image: the key file's bytes (key_file), or else the recovery
+ * passphrase from recovery_file (its one trailing newline dropped). Logs. */
+int image_read_secret(const char *key_file, const char *recovery_file, struct secret *ret);
+
+/*
+ * Try s on cd (the header of image_load_header()): the volume key in *ret_vk, the slot it
+ * opened in *ret_slot and, with ret_xts, the AES-XTS cipher of the payload. -EPERM, not
+ * logged, when it opens no slot (the caller says what that means for it); other errors
+ * logged.
+ */
+int image_unlock(struct crypt_device *cd, const struct secret *s, struct secret *ret_vk,
+		 int *ret_slot, struct xts **ret_xts);

@@ -343,11 +343,10 @@ static int unlock(struct inspect_ctx *c)
 	int r;
 
 	c->opened_slot = -1;
-	r = o->key_file ? keys_read_key_file(o->key_file, &pass) :
-			  keys_read_passphrase_file(o->recovery_file, &pass);
+	r = image_read_secret(o->key_file, o->recovery_file, &pass);
 	if (r < 0)
 		return r;
-	r = luks_unlock(c->cd, &pass, &c->vk, &c->opened_slot);
+	r = image_unlock(c->cd, &pass, &c->vk, &c->opened_slot, &c->xts);
 	if (r == -EPERM) {
 		checks_add(&c->checks, "key-opens", CHECK_FAIL, "the %s opens no key slot",
 			    o->key_file ? "key in the key file" : "recovery passphrase");
@@ -365,9 +364,6 @@ static int unlock(struct inspect_ctx *c)
 		c->key = pass;
 		pass = (struct secret){};
 	}
-	r = xts_new(c->vk.data, c->vk.size, &c->xts);
-	if (r < 0)
-		return log_error_errno(r, "cannot set up AES-XTS: %m");
 	c->unlocked = true;
 	return 0;
 }
@@ -379,7 +375,7 @@ static int open_rootfs(struct inspect_ctx *c)
 	char a[32], b[32];
 	int r;
 
-	r = cryptfs_open(c->im->fd, c->im->luks_off + c->im->hdr_size, c->xts, false, &c->fs);
+	r = cryptfs_open(c->im->fd, image_payload_off(c->im), c->xts, false, &c->fs);
 	if (r < 0) {
 		checks_add(&c->checks, "rootfs", CHECK_FAIL, "the LUKS payload holds no ext4 filesystem");
 		return 0;
@@ -1245,8 +1241,7 @@ int inspect_run(const struct inspect_options *o)
 	if (r == 0 && o->deep && c.opened_slot >= 0) {
 		_cleanup_secret_ struct secret pass = {};
 
-		r = o->key_file ? keys_read_key_file(o->key_file, &pass) :
-				  keys_read_passphrase_file(o->recovery_file, &pass);
+		r = image_read_secret(o->key_file, o->recovery_file, &pass);
 		if (r == 0)
 			r = deep_inspect(&c.checks, o->image, c.im->qcow2 ? "qcow2" : "raw", &pass,
 					 c.files, c.n_files);

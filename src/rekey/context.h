@@ -34,14 +34,10 @@ struct rekey_ctx {
 	const struct rekey_options *opt;
 	double t0;
 	struct image *im;      /* the image, locked; a qcow2 one through its export */
-	bool qcow2;
-	const char *raw_path;  /* im->raw_path: the guest's view as a file */
-	int fd;                /* im->fd */
 	char *key_out, *key_new;
 	char *backup_path;
 	char *hdr_path;
 	bool backup_done, new_key_saved, slot_added, done;
-	uint64_t part_off, part_size, hdr_size;
 	struct crypt_device *cd;
 	struct secret vk, secret, old_key, new_key;
 	struct secret new_vk;           /* --reencrypt: the copy's volume key, chosen up front */

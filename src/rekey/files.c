@@ -104,7 +104,7 @@ static int preflight_read(void *userdata, int out_fd)
 	close(STDERR_FILENO); /* the real pass says what is wrong */
 	if (fault_requested("rekey-reader-crash"))
 		abort();
-	r = cryptfs_open(c->fd, c->part_off + c->hdr_size, c->xts, false, &fs);
+	r = cryptfs_open(c->im->fd, image_payload_off(c->im), c->xts, false, &fs);
 	if (r < 0)
 		return 0;
 	key_path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", luks_uuid(c->cd));
@@ -145,7 +145,7 @@ int rekey_preflight(struct rekey_ctx *c)
 	size_t len;
 	int sig, r;
 
-	r = confine_run(preflight_read, c, c->fd, 16, &answer, &len, &sig);
+	r = confine_run(preflight_read, c, c->im->fd, 16, &answer, &len, &sig);
 	if (r == -ECHILD)
 		return log_error_errno(EMEDIUMTYPE, "'%s': its root filesystem killed the confined "
 				       "reader that reads it first (%s): damaged or crafted contents; "
@@ -163,7 +163,7 @@ int rekey_prepare_files(struct rekey_ctx *c)
 	char *data = NULL;
 	int r, slot;
 
-	r = cryptfs_open(c->fd, c->part_off + c->hdr_size, c->xts, !c->opt->output, &c->fs);
+	r = cryptfs_open(c->im->fd, image_payload_off(c->im), c->xts, !c->opt->output, &c->fs);
 	if (r < 0)
 		return r;
 	c->fs_key_path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", luks_uuid(c->cd));
@@ -414,8 +414,8 @@ int rekey_step_files(struct rekey_ctx *c)
 	c->fs = NULL;
 	if (r < 0)
 		return r;
-	if (fsync(c->fd) < 0)
-		return log_error_errno(errno, "cannot write '%s': %m", c->raw_path);
+	if (fsync(c->im->fd) < 0)
+		return log_error_errno(errno, "cannot write '%s': %m", c->im->raw_path);
 	return 0;
 }
 

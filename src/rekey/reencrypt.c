@@ -38,8 +38,8 @@ static int re_begin(struct rekey_ctx *c)
 	struct stat st;
 	int r;
 
-	if (fstat(c->fd, &st) < 0)
-		return log_error_errno(errno, "cannot stat '%s': %m", c->raw_path);
+	if (fstat(c->im->fd, &st) < 0)
+		return log_error_errno(errno, "cannot stat '%s': %m", c->im->raw_path);
 	re->size = (uint64_t)st.st_size;
 	r = output_begin(&re->dest, o->output, c->key_out, o->force, 0644);
 	if (r < 0)
@@ -63,13 +63,13 @@ static int re_begin(struct rekey_ctx *c)
 static int re_copy_outside(struct rekey_ctx *c)
 {
 	struct reencrypt *re = &c->re;
-	uint64_t end = c->part_off + c->part_size;
-	int r = copy_range_sparse(c->fd, 0, re->out, 0, c->part_off);
+	uint64_t end = c->im->luks_off + c->im->luks_size;
+	int r = copy_range_sparse(c->im->fd, 0, re->out, 0, c->im->luks_off);
 
 	if (r == 0)
-		r = copy_range_sparse(c->fd, (off_t)end, re->out, (off_t)end, re->size - end);
+		r = copy_range_sparse(c->im->fd, (off_t)end, re->out, (off_t)end, re->size - end);
 	if (r < 0)
-		return log_error_errno(r, "cannot copy '%s': %m", c->raw_path);
+		return log_error_errno(r, "cannot copy '%s': %m", c->im->raw_path);
 	return 0;
 }
 
@@ -87,11 +87,11 @@ static int re_header(struct rekey_ctx *c)
 			&c->new_key, o->recovery_file ? &c->secret : NULL, o->recovery_iter_ms, &re->lh);
 	if (r < 0)
 		return r;
-	if (re->lh.payload_offset != c->hdr_size)
+	if (re->lh.payload_offset != c->im->hdr_size)
 		return log_error_errno(EMEDIUMTYPE, "the image's LUKS payload starts at %" PRIu64
 				       ", a new header's at %" PRIu64 ": cannot re-encrypt it in place",
-				       c->hdr_size, re->lh.payload_offset);
-	r = copy_range_sparse(hfd, 0, re->out, (off_t)c->part_off, re->lh.payload_offset);
+				       c->im->hdr_size, re->lh.payload_offset);
+	r = copy_range_sparse(hfd, 0, re->out, (off_t)c->im->luks_off, re->lh.payload_offset);
 	if (r < 0)
 		return log_error_errno(r, "cannot write the new header: %m");
 	r = xts_new(re->lh.volume_key.data, re->lh.volume_key.size, &re->nx);
@@ -110,7 +110,7 @@ static int re_data(struct rekey_ctx *c)
 	uint64_t done = 0;
 	int r;
 
-	r = recrypt_new(c->fd, re->out, c->part_off + c->hdr_size, c->xts, re->nx, &job);
+	r = recrypt_new(c->im->fd, re->out, image_payload_off(c->im), c->xts, re->nx, &job);
 	if (r == 0)
 		r = cryptfs_for_each_allocated(c->fs, recrypt_add, job, NULL);
 	if (r == 0)
@@ -134,7 +134,7 @@ static int re_key_copies(struct rekey_ctx *c)
 	uint64_t rd, wr;
 	int r;
 
-	r = cryptfs_open(re->out, c->part_off + c->hdr_size, re->nx, true, &re->nfs);
+	r = cryptfs_open(re->out, image_payload_off(c->im), re->nx, true, &re->nfs);
 	if (r < 0)
 		return r;
 	r = rekey_replace_key_copies(c, re->nfs);

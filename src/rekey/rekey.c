@@ -56,9 +56,6 @@ static int open_image(struct rekey_ctx *c)
 
 	if (r < 0)
 		return r;
-	c->qcow2 = c->im->qcow2;
-	c->raw_path = c->im->raw_path;
-	c->fd = c->im->fd;
 	return 0;
 }
 
@@ -85,10 +82,7 @@ static int read_header(struct rekey_ctx *c)
 
 	if (r < 0)
 		return r;
-	c->part_off = c->im->luks_off;
-	c->part_size = c->im->luks_size;
-	c->hdr_size = c->im->hdr_size;
-	c->bytes_read += c->hdr_size;
+	c->bytes_read += c->im->hdr_size;
 	return image_load_header(c->im, &c->hdr_path, &c->cd);
 }
 
@@ -113,7 +107,7 @@ static int write_backup(struct rekey_ctx *c)
 		c->backup_path = NULL;
 		return r;
 	}
-	r = pwrite_all(fd, hdr, c->hdr_size, 0);
+	r = pwrite_all(fd, hdr, c->im->hdr_size, 0);
 	if (r < 0 || fsync(fd) < 0)
 		return log_error_errno(r < 0 ? r : -errno, "cannot write '%s': %m", c->backup_path);
 	c->backup_done = true;
@@ -124,19 +118,19 @@ static int write_backup(struct rekey_ctx *c)
 static int splice_header(struct rekey_ctx *c)
 {
 	_cleanup_close_ int hfd = open(c->hdr_path, O_RDONLY | O_CLOEXEC);
-	_cleanup_free_ unsigned char *hdr = malloc(c->hdr_size);
+	_cleanup_free_ unsigned char *hdr = malloc(c->im->hdr_size);
 	int r;
 
 	if (hfd < 0 || !hdr)
 		return log_error_errno(hfd < 0 ? errno : ENOMEM, "cannot read '%s': %m", c->hdr_path);
-	r = pread_all(hfd, hdr, c->hdr_size, 0);
+	r = pread_all(hfd, hdr, c->im->hdr_size, 0);
 	if (r < 0)
 		return log_error_errno(r, "cannot read '%s': %m", c->hdr_path);
-	r = pwrite_all(c->fd, hdr, c->hdr_size, (off_t)c->part_off);
-	if (r < 0 || fdatasync(c->fd) < 0)
+	r = pwrite_all(c->im->fd, hdr, c->im->hdr_size, (off_t)c->im->luks_off);
+	if (r < 0 || fdatasync(c->im->fd) < 0)
 		return log_error_errno(r < 0 ? r : -errno, "cannot write the LUKS header into '%s': %m",
-				       c->raw_path);
-	c->bytes_written += c->hdr_size;
+				       c->im->raw_path);
+	c->bytes_written += c->im->hdr_size;
 	return 0;
 }
 
@@ -148,21 +142,15 @@ static int unlock(struct rekey_ctx *c)
 	if (c->resuming)
 		r = secret_copy(&c->secret, &c->new_key);
 	else
-		r = o->key_file ? keys_read_key_file(o->key_file, &c->secret) :
-				  keys_read_passphrase_file(o->recovery_file, &c->secret);
+		r = image_read_secret(o->key_file, o->recovery_file, &c->secret);
 	if (r < 0)
 		return r;
-	r = luks_unlock(c->cd, &c->secret, &c->vk, &c->used_slot);
+	r = image_unlock(c->cd, &c->secret, &c->vk, &c->used_slot, &c->xts);
 	if (r == -EPERM)
 		return log_error_errno(r, "the %s does not open '%s': nothing changed",
 				       o->key_file ? "key in the key file" : "recovery passphrase",
 				       o->image);
-	if (r < 0)
-		return r;
-	r = xts_new(c->vk.data, c->vk.size, &c->xts);
-	if (r < 0)
-		return log_error_errno(r, "cannot set up AES-XTS: %m");
-	return 0;
+	return r;
 }
 
 /* --reencrypt: the copy's volume key, so that its pin (luks_pin()) is known before the
@@ -350,7 +338,7 @@ static void print_json(const struct rekey_ctx *c)
 	struct json_object *o = json_object_new_object(), *initrds = json_object_new_array();
 
 	json_add_str(o, "image", c->opt->image);
-	json_add_str(o, "format", c->qcow2 ? "qcow2" : "raw");
+	json_add_str(o, "format", c->im->qcow2 ? "qcow2" : "raw");
 	json_add_str(o, "luks_uuid", c->new_uuid[0] ? c->new_uuid : luks_uuid(c->cd));
 	json_add_int(o, "old_slot", c->old_slot);
 	json_add_int(o, "new_slot", c->new_slot);
@@ -417,7 +405,7 @@ static void rekey_ctx_done(struct rekey_ctx *c)
 int rekey_run(const struct rekey_options *opt)
 {
 	struct rekey_ctx c = {
-		.opt = opt, .t0 = now_seconds(), .fd = -1,
+		.opt = opt, .t0 = now_seconds(),
 		.old_slot = -1, .new_slot = -1,
 		.re = { .dest = OUTPUT_INIT, .out = -1 },
 	};
