@@ -155,13 +155,13 @@ int rekey_preflight(struct rekey_ctx *c)
 
 /* The key inside the image, the slot it opens, and the new contents of every initramfs:
  * all worked out before the first write, so a problem leaves the image untouched. */
-int rekey_prepare_files(struct rekey_ctx *c)
+/* The image's key file, read from the root filesystem (opened here): the old key. Resuming,
+ * it is KEY's whichever of the two keys the tree holds. */
+static int read_tree_key(struct rekey_ctx *c)
 {
-	_cleanup_secret_ struct secret vk = {};
-	char **kernels = NULL;
-	size_t len;
 	char *data = NULL;
-	int r, slot;
+	size_t len;
+	int r;
 
 	r = cryptfs_open(c->im->fd, image_payload_off(c->im), c->xts, !c->opt->output, &c->fs);
 	if (r < 0)
@@ -194,8 +194,15 @@ int rekey_prepare_files(struct rekey_ctx *c)
 		if (r < 0)
 			return log_error_errno(r, "out of memory");
 	}
+	return 0;
+}
 
-	/* The slot to retire is the one the image's own key file opens. */
+/* The slot to retire is the one the image's own key file opens (c->old_slot, -1: none). */
+static int find_old_slot(struct rekey_ctx *c)
+{
+	_cleanup_secret_ struct secret vk = {};
+	int r, slot;
+
 	r = luks_unlock(c->cd, &c->old_key, &vk, &slot);
 	if (r == -EPERM) {
 		log_warning("the key file inside '%s' opens no slot: no old slot to remove",
@@ -208,16 +215,86 @@ int rekey_prepare_files(struct rekey_ctx *c)
 	if (c->opt->key_file && slot != c->used_slot && !c->resuming)
 		log_warning("the given key opens slot %d, the image's key file slot %d", c->used_slot,
 			    slot);
-	if (!c->opt->output) {
-		r = rekey_choose_retired_slots(c);
-		if (r < 0)
-			return r;
-	}
+	return 0;
+}
 
-	r = c->resuming ? 0 : keys_generate(&c->new_key);
+/* An initramfs at path, if there is one: checked (a regular file, 0600, not too large) and
+ * its change prepared, in pieces where it can be, else as a whole new file. */
+static int prepare_initrd(struct rekey_ctx *c, const char *path)
+{
+	_cleanup_free_ char *old = NULL;
+	size_t old_len;
+	uint64_t size;
+	uint32_t mode;
+	struct initrd *d;
+	int r;
+
+	r = cryptfs_stat(c->fs, path, &mode, &size);
+	if (r == -ENOENT)
+		return 0;
 	if (r < 0)
 		return r;
-	r = rekey_choose_new_volume_key(c);
+	/* It will hold the new key: not where others could read it. */
+	if (!S_ISREG(mode))
+		return log_error_errno(EPERM, "'%s': %s is not a regular file in its root "
+				       "filesystem; nothing changed", c->opt->image, path);
+	if (size > INITRAMFS_SIZE_MAX)
+		return log_error_errno(EFBIG, "'%s': %s is larger than the %llu MiB cvm-image "
+				       "reads; nothing changed", c->opt->image, path,
+				       INITRAMFS_SIZE_MAX / MiB);
+	if (mode & 0077)
+		return log_error_errno(EPERM, "'%s': %s has mode %04o in its root filesystem: "
+				       "the new key would be readable by others; nothing "
+				       "changed (chmod 0600 it in the guest first)",
+				       c->opt->image, path, (unsigned)(mode & 07777));
+	d = realloc(c->initrds, (c->n_initrds + 1) * sizeof(*d));
+	if (!d)
+		return log_error_errno(ENOMEM, "out of memory");
+	c->initrds = d;
+	d = &c->initrds[c->n_initrds++];
+	*d = (struct initrd){ .path = strdup(path) };
+	if (!d->path)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = prepare_streamed(c, d, size);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = cryptfs_read_file(c->fs, d->path, &old, &old_len);
+	if (r < 0)
+		return r;
+	r = initramfs_replace_key_uuid(d->path, old, old_len, c->old_key.data,
+				       c->old_key.size, c->new_key.data, c->new_key.size,
+				       c->new_uuid[0] ? luks_uuid(c->cd) : NULL,
+				       c->new_uuid[0] ? c->new_uuid : NULL,
+				       c->new_pin[0] ? c->old_pin : NULL,
+				       c->new_pin[0] ? c->new_pin : NULL, &d->data,
+				       &d->len, &d->keys);
+	if (r < 0)
+		return r;
+	/* Resuming, an initramfs written before the stop holds the new key already. */
+	if (d->keys == 0 && c->resuming &&
+	    initramfs_count_key(d->path, d->data, d->len, c->new_key.data,
+				c->new_key.size, &d->keys) == 0 && d->keys > 0)
+		return 0;
+	if (d->keys == 0)
+		return log_error_errno(ENOENT, "'%s': %s holds no copy of the image's key file",
+				       c->opt->image, d->path);
+	return 0;
+}
+
+int rekey_prepare_files(struct rekey_ctx *c)
+{
+	char **kernels = NULL;
+	int r;
+
+	r = read_tree_key(c);
+	if (r == 0)
+		r = find_old_slot(c);
+	if (r == 0 && !c->opt->output)
+		r = rekey_choose_retired_slots(c);
+	if (r == 0 && !c->resuming)
+		r = keys_generate(&c->new_key);
+	if (r == 0)
+		r = rekey_choose_new_volume_key(c);
 	if (r < 0)
 		return r;
 	/* The initramfs of each installed kernel, by the names the tools give them (Debian's,
@@ -228,75 +305,8 @@ int rekey_prepare_files(struct rekey_ctx *c)
 
 		for (unsigned k = 0; r == 0 && k < INITRAMFS_NAMES; k++) {
 			_cleanup_free_ char *path = initramfs_path(v, k);
-			_cleanup_free_ char *old = NULL;
-			size_t old_len;
-			uint64_t size;
-			uint32_t mode;
-			struct initrd *d;
 
-			if (!path) {
-				r = log_error_errno(ENOMEM, "out of memory");
-				break;
-			}
-			r = cryptfs_stat(c->fs, path, &mode, &size);
-			if (r == -ENOENT) {
-				r = 0;
-				continue;
-			}
-			if (r < 0)
-				break;
-			/* It will hold the new key: not where others could read it. */
-			if (!S_ISREG(mode)) {
-				r = log_error_errno(EPERM, "'%s': %s is not a regular file in its root "
-						    "filesystem; nothing changed", c->opt->image, path);
-				break;
-			}
-			if (size > INITRAMFS_SIZE_MAX) {
-				r = log_error_errno(EFBIG, "'%s': %s is larger than the %llu MiB cvm-image "
-						    "reads; nothing changed", c->opt->image, path,
-						    INITRAMFS_SIZE_MAX / MiB);
-				break;
-			}
-			if (mode & 0077) {
-				r = log_error_errno(EPERM, "'%s': %s has mode %04o in its root filesystem: "
-						    "the new key would be readable by others; nothing "
-						    "changed (chmod 0600 it in the guest first)",
-						    c->opt->image, path, (unsigned)(mode & 07777));
-				break;
-			}
-			d = realloc(c->initrds, (c->n_initrds + 1) * sizeof(*d));
-			if (!d) {
-				r = log_error_errno(ENOMEM, "out of memory");
-				break;
-			}
-			c->initrds = d;
-			d = &c->initrds[c->n_initrds++];
-			*d = (struct initrd){ .path = TAKE_PTR(path) };
-			/* In pieces where it can be, else the whole file, read, changed and
-			 * written back. */
-			r = prepare_streamed(c, d, size);
-			if (r != 0) {
-				r = r < 0 ? r : 0;
-				continue;
-			}
-			r = cryptfs_read_file(c->fs, d->path, &old, &old_len);
-			if (r < 0)
-				break;
-			r = initramfs_replace_key_uuid(d->path, old, old_len, c->old_key.data,
-						       c->old_key.size, c->new_key.data, c->new_key.size,
-						       c->new_uuid[0] ? luks_uuid(c->cd) : NULL,
-						       c->new_uuid[0] ? c->new_uuid : NULL,
-						       c->new_pin[0] ? c->old_pin : NULL,
-						       c->new_pin[0] ? c->new_pin : NULL, &d->data,
-						       &d->len, &d->keys);
-			/* Resuming, an initramfs written before the stop holds the new key already. */
-			if (r == 0 && d->keys == 0 && c->resuming &&
-			    initramfs_count_key(d->path, d->data, d->len, c->new_key.data,
-						c->new_key.size, &d->keys) == 0 && d->keys > 0)
-				continue;
-			if (r == 0 && d->keys == 0)
-				r = log_error_errno(ENOENT, "'%s': %s holds no copy of the image's key file",
-						    c->opt->image, d->path);
+			r = path ? prepare_initrd(c, path) : log_error_errno(ENOMEM, "out of memory");
 		}
 	}
 	strv_free(kernels);
