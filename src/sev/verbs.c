@@ -454,24 +454,17 @@ static int check_platform(const struct secret_options *o, int64_t major, int64_t
 	return 0;
 }
 
-int secret_verb_inject(const struct secret_options *o)
+/* query-sev: the platform and the guest's state, validated; the guest must wait for its
+ * secret and the platform be one o accepts. p takes the host's values for the measurement. */
+static int query_platform(struct qmp *q, const struct secret_options *o, struct secret_options *p)
 {
-	struct qmp q = { .fd = -1 };
-	json_object *sev = NULL, *meas = NULL, *data, *state, *args = NULL;
-	uint8_t blob[SEV_BLOB_LEN], header[SEV_PACKET_HEADER_LEN], payload[SEV_SECRET_AREA_MAX];
-	uint8_t tik[SEV_KEY_LEN], digest[SEV_DIGEST_LEN], expected[SEV_MEASUREMENT_LEN];
-	struct secret_options p = *o;
+	json_object *sev = NULL, *state;
 	int64_t major, minor, build, policy;
-	size_t n = 0;
-	int r, len = 0;
-	bool injected = false, continued = false;
+	int r;
 
-	log_notice("secret: asking QEMU at '%s' for the SEV platform and the guest's state", o->qmp);
-	r = qmp_open(&q, o->qmp, o->timeout);
-	if (r == 0)
-		r = qmp_execute(&q, "query-sev", NULL, &sev);
+	r = qmp_execute(q, "query-sev", NULL, &sev);
 	if (r < 0)
-		goto out;
+		return r;
 	r = get_u(sev, "api-major", 255, &major);
 	r = r ?: get_u(sev, "api-minor", 255, &minor);
 	r = r ?: get_u(sev, "build-id", 255, &build);
@@ -493,23 +486,110 @@ int secret_verb_inject(const struct secret_options *o)
 				    "injected", st ?: "?");
 		goto out;
 	}
-	p.api_major = major, p.api_minor = minor, p.build_id = build, p.policy = policy;
+	p->api_major = major, p->api_minor = minor, p->build_id = build, p->policy = policy;
 	log_notice("secret: SEV API %" PRId64 ".%" PRId64 " build %" PRId64 ", policy 0x%" PRIx64
 		   "; checking the policy, the firmware and the launch measurement", major, minor,
 		   build, policy);
 	r = check_platform(o, major, minor, build, policy);
+out:
+	json_object_put(sev);
+	return r;
+}
+
+/* query-sev-launch-measure: the launch measurement blob, 48 bytes. */
+static int query_measurement(struct qmp *q, const struct secret_options *o,
+			     uint8_t blob[SEV_BLOB_LEN])
+{
+	json_object *meas = NULL, *data;
+	size_t n = 0;
+	int r;
+
+	r = qmp_execute(q, "query-sev-launch-measure", NULL, &meas);
 	if (r < 0)
-		goto out;
-	r = qmp_execute(&q, "query-sev-launch-measure", NULL, &meas);
-	if (r < 0)
-		goto out;
+		return r;
 	if (!json_object_object_get_ex(meas, "data", &data) ||
 	    !json_object_is_type(data, json_type_string) ||
-	    base64_decode(json_object_get_string(data), blob, sizeof(blob), &n) < 0 || n != SEV_BLOB_LEN) {
+	    base64_decode(json_object_get_string(data), blob, SEV_BLOB_LEN, &n) < 0 ||
+	    n != SEV_BLOB_LEN)
 		r = log_error_errno(EPROTO, "'%s': query-sev-launch-measure did not give 48 bytes of "
 				    "base64: nothing was injected", o->qmp);
-		goto out;
+	json_object_put(meas);
+	return r;
+}
+
+/* sev-inject-launch-secret with args (taken), then, unless --no-cont, cont; each failure said
+ * with what it means for the secret. */
+static int inject(struct qmp *q, const struct secret_options *o, json_object *args,
+		  bool *injected, bool *continued)
+{
+	int r = qmp_execute(q, "sev-inject-launch-secret", args, NULL);
+
+	if (r == -EIO) {
+		log_error("QEMU refused the secret: nothing was injected");
+		return r;
 	}
+	if (r < 0) {
+		/* Sent, or partly: whether it went in is the host's to say, and it did not. */
+		log_error("the secret was sent to '%s', but QEMU's answer never came: it may be in "
+			  "the guest already. The guest stays paused unless the host resumes it: see "
+			  "whether it boots; do not send this key to another host", o->qmp);
+		return r;
+	}
+	*injected = true;
+	if (o->no_cont) {
+		log_notice("secret: injected; the guest stays paused (--no-cont)");
+		return 0;
+	}
+	r = qmp_execute(q, "cont", NULL, NULL);
+	if (r < 0) {
+		log_error("the secret was injected, but the guest was not resumed: send 'cont' "
+			  "to '%s'", o->qmp);
+		return r;
+	}
+	*continued = true;
+	log_notice("secret: injected; the guest runs");
+	return 0;
+}
+
+static void print_inject_json(const struct secret_options *p, bool matches,
+			      const uint8_t expected[SEV_MEASUREMENT_LEN],
+			      const uint8_t digest[SEV_DIGEST_LEN], bool injected, bool continued)
+{
+	_cleanup_free_ char *m = base64_encode(expected, SEV_MEASUREMENT_LEN);
+	_cleanup_free_ char *d = base64_encode(digest, SEV_DIGEST_LEN);
+	struct json_object *j = json_object_new_object();
+
+	json_add_bool(j, "measurement_matches", matches);
+	json_add_str(j, "expected_measurement", m);
+	json_add_str(j, "launch_digest", d);
+	json_add_int(j, "api_major", p->api_major);
+	json_add_int(j, "api_minor", p->api_minor);
+	json_add_int(j, "build_id", p->build_id);
+	json_add_int(j, "policy", p->policy);
+	json_add_bool(j, "injected", injected);
+	json_add_bool(j, "continued", continued);
+	if (json_print(j, stdout) < 0)
+		log_warning_errno(errno ?: EIO, "cannot write the --json report: %m");
+}
+
+int secret_verb_inject(const struct secret_options *o)
+{
+	struct qmp q = { .fd = -1 };
+	json_object *args = NULL;
+	uint8_t blob[SEV_BLOB_LEN], header[SEV_PACKET_HEADER_LEN], payload[SEV_SECRET_AREA_MAX];
+	uint8_t tik[SEV_KEY_LEN], digest[SEV_DIGEST_LEN] = {}, expected[SEV_MEASUREMENT_LEN] = {};
+	struct secret_options p = *o;
+	int r, len = 0;
+	bool injected = false, continued = false;
+
+	log_notice("secret: asking QEMU at '%s' for the SEV platform and the guest's state", o->qmp);
+	r = qmp_open(&q, o->qmp, o->timeout);
+	if (r == 0)
+		r = query_platform(&q, o, &p);
+	if (r == 0)
+		r = query_measurement(&q, o, blob);
+	if (r < 0)
+		goto out;
 	r = read_bytes_file(o->tik, "TIK", tik, SEV_KEY_LEN);
 	if (r == 0)
 		r = check_measurement(&p, tik, blob, digest, expected);
@@ -520,49 +600,12 @@ int secret_verb_inject(const struct secret_options *o)
 	if (r < 0)
 		goto out;
 	log_notice("secret: the measurement matches; injecting the secret (%d bytes)", len);
-	r = qmp_execute(&q, "sev-inject-launch-secret", args, NULL);
-	args = NULL;
-	if (r == -EIO) {
-		log_error("QEMU refused the secret: nothing was injected");
-		goto out;
-	}
-	if (r < 0) {
-		/* Sent, or partly: whether it went in is the host's to say, and it did not. */
-		log_error("the secret was sent to '%s', but QEMU's answer never came: it may be in "
-			  "the guest already. The guest stays paused unless the host resumes it: see "
-			  "whether it boots; do not send this key to another host", o->qmp);
-		goto out;
-	}
-	injected = true;
-	if (!o->no_cont) {
-		r = qmp_execute(&q, "cont", NULL, NULL);
-		if (r < 0) {
-			log_error("the secret was injected, but the guest was not resumed: send 'cont' "
-				  "to '%s'", o->qmp);
-			goto out;
-		}
-		continued = true;
-		log_notice("secret: injected; the guest runs");
-	} else {
-		log_notice("secret: injected; the guest stays paused (--no-cont)");
-	}
+	r = inject(&q, o, TAKE_PTR(args), &injected, &continued);
 out:
-	if (o->json && (r == 0 || r == -EBADMSG)) {
-		_cleanup_free_ char *m = base64_encode(expected, SEV_MEASUREMENT_LEN);
-		_cleanup_free_ char *d = base64_encode(digest, SEV_DIGEST_LEN);
-
-		printf("{\"measurement_matches\":%s,\"expected_measurement\":", r == 0 ? "true" : "false");
-		json_string(stdout, m ?: "");
-		fputs(",\"launch_digest\":", stdout);
-		json_string(stdout, d ?: "");
-		printf(",\"api_major\":%ld,\"api_minor\":%ld,\"build_id\":%ld,\"policy\":%" PRId64
-		       ",\"injected\":%s,\"continued\":%s}\n", p.api_major, p.api_minor, p.build_id,
-		       p.policy, injected ? "true" : "false", continued ? "true" : "false");
-	}
+	if (o->json && (r == 0 || r == -EBADMSG))
+		print_inject_json(&p, r == 0, expected, digest, injected, continued);
 	OPENSSL_cleanse(payload, sizeof(payload));
 	json_object_put(args);
-	json_object_put(sev);
-	json_object_put(meas);
 	qmp_close(&q);
 	return r;
 }
