@@ -290,17 +290,14 @@ static int try_menu(struct console *c, struct boot_result *res)
 
 /* From grub's passphrase prompt to the commands' output. Returns 1 when it got as far as it
  * should, 0 when it ended earlier (res->outcome says how), -errno on a console failure. */
-static int boot_once(struct console *c, const struct boot_options *o, const struct secret *key,
-		     const struct secret *password, struct boot_result *res, bool menu)
+/* grub's passphrase prompt, the key typed, grub's answer. 1: a slot opened (res->slot), 0:
+ * it ended there (res->outcome says how), -ETIME: no prompt within --prompt-timeout. */
+static int unlock_at_grub(struct console *c, const struct boot_options *o,
+			  const struct secret *key, struct boot_result *res)
 {
 	static const char *const grub[] = { RE_GRUB_PROMPT, NULL };
 	static const char *const answer[] = { "Slot ([0-9]+) opened", "access denied|Invalid passphrase", NULL };
 	static const char *const after_deny[] = { "Linux version", RE_SECOND, NULL };
-	static const char *const kernel[] = { "Linux version", "login: ", RE_SECOND, RE_GRUB_PROMPT,
-					      RE_BOOT_LOCKED, NULL };
-	static const char *const login[] = { "login: ", RE_SECOND, RE_GRUB_PROMPT, NULL };
-	static const char *const pw[] = { "Password: ", NULL };
-	static const char *const shell[] = { "# ", NULL };
 	regmatch_t m[3];
 	bool bounded;
 	int r;
@@ -334,15 +331,19 @@ static int boot_once(struct console *c, const struct boot_options *o, const stru
 		return r >= 0 || r == -ETIMEDOUT ? 0 : r;
 	}
 	res->slot = atoi(c->buf + m[1].rm_so);
-	if (o->expect_denied) {
-		res->outcome = "opened";
-		return 0;
-	}
-	if (menu) {
-		r = try_menu(c, res);
-		if (r < 0)
-			return r;
-	}
+	return 1;
+}
+
+/* From grub's boot to the login prompt. 1: the login prompt, 0: something else came first
+ * (res->outcome says what). */
+static int wait_for_login(struct console *c, struct boot_result *res)
+{
+	static const char *const kernel[] = { "Linux version", "login: ", RE_SECOND, RE_GRUB_PROMPT,
+					      RE_BOOT_LOCKED, NULL };
+	static const char *const login[] = { "login: ", RE_SECOND, RE_GRUB_PROMPT, NULL };
+	regmatch_t m[3];
+	int r;
+
 	r = expect(c, kernel, c->deadline - now_seconds(), m);
 	if (r == 4) {
 		res->outcome = "boot-needs-password";
@@ -378,8 +379,18 @@ static int boot_once(struct console *c, const struct boot_options *o, const stru
 	res->login_prompt_s = elapsed(c);
 	res->outcome = "login";
 	log_info("[%7.1fs] the login prompt", res->login_prompt_s);
-	if (!password)
-		return 1;
+	return 1;
+}
+
+/* Log in as root and run the --run commands, their output in res->output. */
+static int log_in_and_run(struct console *c, const struct boot_options *o,
+			  const struct secret *password, struct boot_result *res)
+{
+	static const char *const pw[] = { "Password: ", NULL };
+	static const char *const shell[] = { "# ", NULL };
+	regmatch_t m[3];
+	int r;
+
 	r = send_str(c, "root\r");
 	if (r >= 0)
 		r = expect(c, pw, 120, m);
@@ -406,6 +417,29 @@ static int boot_once(struct console *c, const struct boot_options *o, const stru
 	}
 	res->outcome = "logged-in";
 	return 1;
+}
+
+static int boot_once(struct console *c, const struct boot_options *o, const struct secret *key,
+		     const struct secret *password, struct boot_result *res, bool menu)
+{
+	int r;
+
+	r = unlock_at_grub(c, o, key, res);
+	if (r <= 0)
+		return r;
+	if (o->expect_denied) {
+		res->outcome = "opened";
+		return 0;
+	}
+	if (menu) {
+		r = try_menu(c, res);
+		if (r < 0)
+			return r;
+	}
+	r = wait_for_login(c, res);
+	if (r <= 0 || !password)
+		return r;
+	return log_in_and_run(c, o, password, res);
 }
 
 static void result_done(struct boot_result *r)
