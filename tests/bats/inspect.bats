@@ -17,25 +17,11 @@ teardown() {
 	common_teardown
 }
 
-# image [TOOL] [HOOKS_DIR]: $T/out/disk.img and its key, a copy of one built once per file
-# (with HOOKS_DIR: built fresh, for the spoiled ones).
+# image [TOOL] [HOOKS_DIR]: $T/out/disk.img and its key (fixture_image; with HOOKS_DIR,
+# built fresh, for the spoiled ones). The recovery slot benchmarked long enough for 100000
+# iterations on a loaded machine.
 image() {
-	local tool=${1:-initramfs-tools} hooks=${2:-} base=$BATS_FILE_TMPDIR/img-${1:-initramfs-tools}
-	if [ -n "$hooks" ]; then
-		base=$T/spoiled
-	fi
-	if [ ! -f "$base/disk.img" ]; then
-		mkdir -p "$base"
-		[ -f "$BATS_FILE_TMPDIR/tree-$tool.tar" ] || {
-			"$CVM_SRCDIR/tests/lib/boot-tree" "$BATS_FILE_TMPDIR/tree-$tool" "$tool" >&2
-			tar --numeric-owner -C "$BATS_FILE_TMPDIR/tree-$tool" -cf "$BATS_FILE_TMPDIR/tree-$tool.tar" .
-		}
-		# The recovery slot benchmarked long enough for 100000 iterations on a loaded machine.
-		"$CVM_IMAGE" -q build --size 300M --recovery-passphrase-file "$T/recovery" \
-			--recovery-iter-time 200 ${hooks:+--hooks-dir "$hooks"} \
-			"$BATS_FILE_TMPDIR/tree-$tool.tar" -o "$base/disk.img"
-	fi
-	cp --sparse=always "$base/disk.img" "$base/disk.img.key" "$T/out/"
+	fixture_image --tool "${1:-initramfs-tools}" --iter-time 200 ${2:+--hooks "$2"}
 }
 
 # inspect ARGS...: run inspect with --json; $output is the JSON, $stderr the log.
@@ -618,9 +604,26 @@ sys.exit(0 if got == want else 1)' "$1" <<<"$output"
 	strict image "$weird.img"
 	strict key_file "$weird.img.key"
 	run --separate-stderr "$CVM_IMAGE" build --distro none --size 300M \
-		"$BATS_FILE_TMPDIR/tree-initramfs-tools.tar" -o "$weird-2.img" --json
+		"$FIXTURE_TAR" -o "$weird-2.img" --json
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	strict image "$weird-2.img"
 	strict key_file "$weird-2.img.key"
+}
+
+@test "inspect as an ordinary user on an image root made and gave it: every check passes; a key file root keeps to itself cannot be read, and it says so" {
+	ensure_test_user
+	image
+	cp "$T/out/disk.img.key" "$T/root-only.key"
+	chmod 0600 "$T/root-only.key"
+	give_user "$T/out"
+	run --separate-stderr as_user "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key" --json
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '[.checks[] | select(.status != "ok")] | length' <<<"$output")" = 0 ]
+	[ "$(jq -r '.checks | length' <<<"$output")" -ge 15 ]
+	run --separate-stderr as_user "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file "$T/root-only.key"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"'$T/root-only.key'"*"Permission denied"* ]]
 }

@@ -24,20 +24,7 @@ teardown() {
 # archive, as after a kernel update in the guest) instead of ending with cvm-image's key
 # archive.
 image() {
-	local tool=${1:-initramfs-tools} comp=${2:-gzip} fault=${3:-}
-	local base=$BATS_FILE_TMPDIR/img-$tool-$comp${fault:+-$fault}
-	if [ ! -f "$base/disk.img" ]; then
-		mkdir -p "$base"
-		"$CVM_SRCDIR/tests/lib/boot-tree" "$base/tree" "$tool"
-		echo "$comp" > "$base/tree/etc/fake-compress"
-		# busybox has no zstd compressor: the host's, with the libraries it loads.
-		[ "$comp" != zstd ] || install_program "$base/tree" zstd
-		tar --numeric-owner -C "$base/tree" -cf "$base/tree.tar" .
-		CVM_IMAGE_FAULT=$fault "$CVM_IMAGE" -q build --size 300M --recovery-passphrase-file "$T/recovery" \
-			--recovery-iter-time 50 --json "$base/tree.tar" -o "$base/disk.img" > "$base/build.json"
-	fi
-	cp --sparse=always "$base/disk.img" "$base/disk.img.key" "$T/out/"
-	cp "$base/build.json" "$T/build.json"
+	fixture_image --tool "${1:-initramfs-tools}" --compress "${2:-gzip}" ${3:+--fault "$3"}
 }
 
 # refused_unchanged IMAGE KEY MESSAGE: rekey IMAGE with KEY fails (exit 1) saying MESSAGE,
@@ -50,17 +37,6 @@ refused_unchanged() {
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"$3"* ]]
 	[ "$(sha256sum < "$1")" = "$sum" ]
-}
-
-# install_program TREE PROGRAM: the host's PROGRAM and the libraries it loads, into TREE.
-install_program() {
-	local bin lib
-	bin=$(command -v "$2")
-	cp "$bin" "$1/usr/bin/"
-	for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
-		mkdir -p "$1$(dirname "$lib")"
-		cp -L "$lib" "$1$lib"
-	done
 }
 
 header() { extract_region "$1" 100 2 "$T/hdr"; }
@@ -1080,4 +1056,35 @@ stopped_dead() {
 	[[ "$stderr" == *"neither the key in '$T/other.key' nor the one in '$T/out/disk.img.key.new' opens"* ]]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
 	[ -f "$T/out/disk.img.key.new" ]
+}
+
+@test "rekey as an ordinary user: a raw and a qcow2 image root made, given to the user, rekeyed in place; the new key file its own, 0600; the old key opens nothing" {
+	ensure_test_user
+	image
+	qemu-img convert -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
+	cp "$T/out/disk.img.key" "$T/out/disk.qcow2.key"
+	cp "$T/out/disk.img.key" "$T/old.key"
+	give_user "$T/out"
+	local img
+	for img in "$T/out/disk.img" "$T/out/disk.qcow2"; do
+		run --separate-stderr as_user "$CVM_IMAGE" rekey "$img" --key-file "$img.key"
+		echo "$stderr"
+		[ "$status" -eq 0 ]
+		[ "$(stat -c '%U %a' "$img.key")" = "$TEST_USER 600" ]
+		run ! cmp -s "$img.key" "$T/old.key"
+		run --separate-stderr as_user "$CVM_IMAGE" inspect "$img" --key-file "$img.key"
+		echo "$stderr"
+		[ "$status" -eq 0 ]
+	done
+	# The raw image's header: the new key opens it, the old one nothing.
+	header "$T/out/disk.img"
+	opens_with "$T/hdr" "$T/out/disk.img.key"
+	run ! opens_with "$T/hdr" "$T/old.key"
+	# An image the user may not write is refused before anything changes.
+	chown root: "$T/out/disk.img"
+	run --separate-stderr as_user "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	echo "$stderr"
+	[ "$status" -ne 0 ]
+	[[ "$stderr" == *"'$T/out/disk.img'"*"Permission denied"* ]]
+	[ -z "$(ls -A "$TMPDIR")" ]
 }

@@ -46,6 +46,36 @@ common_setup() {
 	export TMPDIR=$T/tmp
 }
 
+# The ordinary user that the commands working on image files (inspect, rekey) run as in
+# their tests, on fixtures root made: a system user without a home or a login shell, created
+# once (ensure_test_user, from a root setup) and kept.
+TEST_USER=cvm-image-test
+ensure_test_user() {
+	id -u "$TEST_USER" >/dev/null 2>&1 ||
+		useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$TEST_USER"
+}
+
+# give_user PATH...: each PATH (recursively) owned by $TEST_USER, the directories above it
+# traversable, and the test's $TMPDIR writable by it.
+give_user() {
+	local p d
+	for p in "$@" "$TMPDIR"; do
+		chown -R "$TEST_USER:" "$p"
+		d=$(dirname "$p")
+		while [ "$d" != / ]; do
+			chmod o+x "$d"
+			d=$(dirname "$d")
+		done
+	done
+}
+
+# as_user CMD...: CMD as $TEST_USER, with its groups and capabilities only (none) and
+# $TMPDIR kept; what a login user running cvm-image has.
+as_user() {
+	setpriv --reuid="$TEST_USER" --regid="$TEST_USER" --clear-groups --inh-caps=-all \
+		env HOME=/nonexistent TMPDIR="$TMPDIR" "$@"
+}
+
 common_teardown() {
 	local m
 	# Never leave a test mount behind, even when the test failed half way.
@@ -154,4 +184,55 @@ manifest() {
 			echo "$p|$line"
 		done
 	)
+}
+
+# install_program TREE PROGRAM: the host's PROGRAM and the libraries it loads, into TREE.
+install_program() {
+	local bin lib
+	bin=$(command -v "$2")
+	cp "$bin" "$1/usr/bin/"
+	for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+		mkdir -p "$1$(dirname "$lib")"
+		cp -L "$lib" "$1$lib"
+	done
+}
+
+# fixture_image [--tool TOOL] [--compress gzip|zstd] [--fault FAULT] [--hooks DIR]
+#               [--iter-time MS]
+# The image the inspect and rekey tests start from: tests/lib/boot-tree's synthetic tree for
+# TOOL (initramfs-tools or dracut; its fake tool compresses with COMPRESS, default gzip),
+# built 300M with the recovery passphrase of $T/recovery in slot 1 (PBKDF2 benchmarked for
+# MS, default 50) and CVM_IMAGE_FAULT=FAULT; once per test file and combination, or once per
+# test with site hooks (--hooks). Copied to $T/out/disk.img and $T/out/disk.img.key; the
+# build's JSON in $T/build.json, its tarball's path in $FIXTURE_TAR.
+fixture_image() {
+	local tool=initramfs-tools comp=gzip fault= hooks= iter=50 base
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--tool) tool=$2 ;;
+		--compress) comp=$2 ;;
+		--fault) fault=$2 ;;
+		--hooks) hooks=$2 ;;
+		--iter-time) iter=$2 ;;
+		*) echo "fixture_image: unknown option '$1'" >&2; return 2 ;;
+		esac
+		shift 2
+	done
+	base=$BATS_FILE_TMPDIR/img-$tool-$comp-$iter${fault:+-$fault}
+	[ -z "$hooks" ] || base=$T/img-hooks
+	FIXTURE_TAR=$base/tree.tar
+	if [ ! -f "$base/disk.img" ]; then
+		mkdir -p "$base"
+		"$CVM_SRCDIR/tests/lib/boot-tree" "$base/tree" "$tool" >&2
+		echo "$comp" > "$base/tree/etc/fake-compress"
+		# busybox has no zstd compressor: the host's, with the libraries it loads.
+		[ "$comp" != zstd ] || install_program "$base/tree" zstd
+		tar --numeric-owner -C "$base/tree" -cf "$base/tree.tar" .
+		CVM_IMAGE_FAULT=$fault "$CVM_IMAGE" -q build --size 300M \
+			--recovery-passphrase-file "$T/recovery" --recovery-iter-time "$iter" \
+			${hooks:+--hooks-dir "$hooks"} --json "$base/tree.tar" -o "$base/disk.img" \
+			> "$base/build.json"
+	fi
+	cp --sparse=always "$base/disk.img" "$base/disk.img.key" "$T/out/"
+	cp "$base/build.json" "$T/build.json"
 }
