@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# What the boot test files share: the images (built once per file from make-rootfs's rootfs),
+# What the boot test files share: the images (tests/lib/boot-image, from make-rootfs's rootfs),
 # booting them through cvm-image boot, and the guest's own maintenance (maintained()).
 
 load ../lib/common
 
 setup_file() {
-	export BOOT_DIR=$BATS_FILE_TMPDIR
+	# ./run-tests builds the images beforehand into CVM_BOOT_DIR (tests/lib/boot-image).
+	export BOOT_DIR=${CVM_BOOT_DIR:-$BATS_FILE_TMPDIR}
 	export XTS_ENCRYPT=${XTS_ENCRYPT:-$(dirname "$CVM_IMAGE")/tests/lib/xts-encrypt}
 }
 
@@ -22,22 +23,10 @@ teardown() {
 	common_teardown
 }
 
-# image VARIANT: build (once per file) a qcow2 of the rootfs VARIANT (make-rootfs's names).
+# image VARIANT: the qcow2 of the rootfs VARIANT (make-rootfs's names), built once into
+# $BOOT_DIR by tests/lib/boot-image (by ./run-tests already, while the other tests ran).
 image() {
-	local v=$1 img=$BOOT_DIR/$1.qcow2
-	if [ ! -f "$img" ]; then
-		local tar
-		tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" "$v")
-		# The work directory kept: its kernel and initramfs boot directly in the
-		# initramfs failure tests.
-		mkdir -p "$BOOT_DIR/work-$v"
-		"$CVM_IMAGE" build --format qcow2 --serial-console --root-password-file "$BOOT_DIR/root.pw" \
-			--recovery-passphrase-file "$BOOT_DIR/recovery" --recovery-iter-time 50 \
-			--keep-workdir --workdir "$BOOT_DIR/work-$v" \
-			--json "$tar" -o "$img" > "$BOOT_DIR/$v.json" 2> "$BOOT_DIR/$v.build.log" ||
-			{ cat "$BOOT_DIR/$v.build.log" >&2; return 1; }
-	fi
-	echo "$img"
+	"$CVM_SRCDIR/tests/lib/boot-image" "$1" "$BOOT_DIR"
 }
 
 # boot IMAGE KEYFILE [--expect denied]: boot and log in; sets R to cvm-image boot's JSON result.
