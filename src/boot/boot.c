@@ -609,6 +609,106 @@ static bool went_well(const struct boot_options *o, const struct boot_result *r)
 	return streq(r->outcome, o->password_file ? "logged-in" : "login");
 }
 
+/* A private copy of OVMF's variable store: what the guest writes there (grub-install's boot
+ * entry) lasts across its reboots, and nothing reaches the system's. */
+static int copy_firmware_vars(const char *vars)
+{
+	char *argv[] = { "cp", OVMF_VARS, (char *)vars, NULL };
+	pid_t p = fork();
+	int st = 0;
+
+	if (p == 0) {
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return log_error_errno(EIO, "cannot copy '%s'", OVMF_VARS);
+	return 0;
+}
+
+/* --then-reboot: the command run in the logged-in guest, its exit status, the reboot, and the
+ * boot after it into again (res->outcome then says "after-reboot-..." if it ended early). */
+static int run_then_reboot(struct console *c, const struct boot_options *o,
+			   const struct secret *key, const struct secret *password,
+			   struct boot_result *res, struct boot_result *again)
+{
+	static const char *const rc[] = { "__CVM_RC_([0-9]+)__", NULL };
+	_cleanup_free_ char *line = strdupf("(%s) >/dev/null 2>&1 </dev/null; echo __CVM_RC_$?\"__\"; "
+					    "sync; reboot\r", o->then_reboot);
+	regmatch_t m[3];
+	int r;
+
+	r = line ? send_str(c, line) : -ENOMEM;
+	if (r >= 0)
+		r = expect(c, rc, c->deadline - now_seconds(), m);
+	if (r < 0)
+		return r;
+	again->command_status = atoi(c->buf + m[1].rm_so);
+	log_info("[%7.1fs] the command exited with %d; rebooting", elapsed(c), again->command_status);
+	r = boot_once(c, o, key, password, again, o->try_menu);
+	if (r == 0 && again->outcome) {
+		static char outcome[64];
+
+		snprintf(outcome, sizeof(outcome), "after-reboot-%s", again->outcome);
+		res->outcome = outcome;
+	}
+	return r;
+}
+
+/* What was waited for when the boot failed (a timeout, qemu gone, an interruption), in the
+ * result of the boot it happened in; those are outcomes (0), not errors. */
+static int record_failure(struct console *c, const struct boot_options *o, int r, bool rebooted,
+			  struct boot_result *res, struct boot_result *again)
+{
+	struct boot_result *w = rebooted ? again : res;
+
+	if (r >= 0 || r == -ENOMEM)
+		return r;
+	if (r == -ETIME)
+		snprintf(w->error, sizeof(w->error), "no grub passphrase prompt within %u s of the %s",
+			 o->prompt_timeout, rebooted ? "reboot" : "start");
+	else
+		snprintf(w->error, sizeof(w->error), "%s after %.0f s%s%s", fail_reason(r),
+			 elapsed(c), r == -EPIPE && c->len ? ": " : "",
+			 r == -EPIPE && c->len ? last_lines(c->buf, 1) : "");
+	res->outcome = "error";
+	if (rebooted)
+		again->outcome = "error";
+	return r == -EPIPE || r == -ETIMEDOUT || r == -ETIME || r == -EINTR ? 0 : r;
+}
+
+/* The results (JSON or the commands' output on stdout) and the verdict: 0 or -EUCLEAN. */
+static int report(struct console *c, const struct boot_options *o, bool rebooted,
+		  struct boot_result *res, struct boot_result *again)
+{
+	if (o->json) {
+		print_result(o, res);
+		if (rebooted) {
+			printf(",\"after_reboot\":");
+			print_result(o, again);
+			printf("}");
+		}
+		printf("}\n");
+	} else {
+		for (unsigned n = 0; n < o->n_run; n++)
+			if (res->output[n])
+				printf("%s\n", res->output[n]);
+	}
+	fflush(stdout);
+	if (went_well(o, res) && (!rebooted || went_well(o, again))) {
+		log_notice("[%7.1fs] '%s': %s, with one passphrase prompt (grub's, at %.1f s)%s",
+			   elapsed(c), o->image, o->expect_denied ? "the key was refused" :
+			   o->password_file ? "booted, logged in and ran the commands" : "booted to the login prompt",
+			   res->grub_prompt_s, rebooted ? "; again after the reboot" : "");
+		return 0;
+	}
+	const struct boot_result *w = rebooted && again->outcome ? again : res;
+
+	log_error("'%s' did not boot as expected: %s%s%s%s", o->image, res->outcome ?: "error",
+		  w->error[0] ? " (" : "", w->error, w->error[0] ? ")" : "");
+	return -EUCLEAN;
+}
+
 int boot_run(const struct boot_options *o)
 {
 	_cleanup_secret_ struct secret key = {}, password = {};
@@ -618,6 +718,7 @@ int boot_run(const struct boot_options *o)
 	struct console c = { .in = -1, .out = -1 };
 	struct boot_result res = { .slot = -1, .command_status = -1 };
 	struct boot_result again = { .slot = -1, .command_status = -1 };
+	const struct secret *pw = o->password_file ? &password : NULL;
 	bool rebooted = false;
 	int r;
 
@@ -635,24 +736,9 @@ int boot_run(const struct boot_options *o)
 	if (!dir || !mkdtemp(dir))
 		return log_error_errno(dir ? errno : ENOMEM, "cannot create a temporary directory: %m");
 	vars = strdupf("%s/vars.fd", dir);
-	if (!vars) {
-		r = log_error_errno(ENOMEM, "out of memory");
+	r = vars ? copy_firmware_vars(vars) : log_error_errno(ENOMEM, "out of memory");
+	if (r < 0)
 		goto out;
-	}
-	{
-		char *argv[] = { "cp", OVMF_VARS, vars, NULL };
-		pid_t p = fork();
-		int st = 0;
-
-		if (p == 0) {
-			execvp(argv[0], argv);
-			_exit(127);
-		}
-		if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			r = log_error_errno(EIO, "cannot copy '%s'", OVMF_VARS);
-			goto out;
-		}
-	}
 	if (o->log_file) {
 		c.log = fopen(o->log_file, "we");
 		if (!c.log) {
@@ -667,79 +753,17 @@ int boot_run(const struct boot_options *o)
 	if (r < 0)
 		goto out;
 	log_notice("boot: '%s' under qemu + OVMF", o->image);
-	r = boot_once(&c, o, &key, o->password_file ? &password : NULL, &res, o->try_menu);
+	r = boot_once(&c, o, &key, pw, &res, o->try_menu);
 	if (r > 0 && o->then_reboot) {
-		_cleanup_free_ char *line = strdupf("(%s) >/dev/null 2>&1 </dev/null; echo __CVM_RC_$?\"__\"; "
-						    "sync; reboot\r", o->then_reboot);
-		static const char *const rc[] = { "__CVM_RC_([0-9]+)__", NULL };
-		regmatch_t m[3];
-
 		rebooted = true;
-		r = line ? send_str(&c, line) : -ENOMEM;
-		if (r >= 0)
-			r = expect(&c, rc, c.deadline - now_seconds(), m);
-		if (r >= 0) {
-			again.command_status = atoi(c.buf + m[1].rm_so);
-			log_info("[%7.1fs] the command exited with %d; rebooting", elapsed(&c),
-				 again.command_status);
-			r = boot_once(&c, o, &key, o->password_file ? &password : NULL, &again,
-				      o->try_menu);
-			if (r == 0 && again.outcome) {
-				static char outcome[64];
-
-				snprintf(outcome, sizeof(outcome), "after-reboot-%s", again.outcome);
-				res.outcome = outcome;
-			}
-		}
+		r = run_then_reboot(&c, o, &key, pw, &res, &again);
 	}
-	if (r < 0 && r != -ENOMEM) {
-		/* What was waited for, and how far it got. */
-		struct boot_result *w = rebooted ? &again : &res;
-
-		if (r == -ETIME)
-			snprintf(w->error, sizeof(w->error), "no grub passphrase prompt within %u s of the %s",
-				 o->prompt_timeout, rebooted ? "reboot" : "start");
-		else
-			snprintf(w->error, sizeof(w->error), "%s after %.0f s%s%s", fail_reason(r),
-				 elapsed(&c), r == -EPIPE && c.len ? ": " : "",
-				 r == -EPIPE && c.len ? last_lines(c.buf, 1) : "");
-		res.outcome = "error";
-		if (rebooted)
-			again.outcome = "error";
-		if (r == -EPIPE || r == -ETIMEDOUT || r == -ETIME || r == -EINTR)
-			r = 0;
-	}
+	r = record_failure(&c, o, r, rebooted, &res, &again);
 	if (r < 0)
 		goto out;
 	if (o->persist && streq((rebooted ? &again : &res)->outcome ?: "", "logged-in"))
 		power_off(&c);
-	if (o->json) {
-		print_result(o, &res);
-		if (rebooted) {
-			printf(",\"after_reboot\":");
-			print_result(o, &again);
-			printf("}");
-		}
-		printf("}\n");
-	} else {
-		for (unsigned n = 0; n < o->n_run; n++)
-			if (res.output[n])
-				printf("%s\n", res.output[n]);
-	}
-	fflush(stdout);
-	if (went_well(o, &res) && (!rebooted || went_well(o, &again))) {
-		log_notice("[%7.1fs] '%s': %s, with one passphrase prompt (grub's, at %.1f s)%s",
-			   elapsed(&c), o->image, o->expect_denied ? "the key was refused" :
-			   o->password_file ? "booted, logged in and ran the commands" : "booted to the login prompt",
-			   res.grub_prompt_s, rebooted ? "; again after the reboot" : "");
-		r = 0;
-	} else {
-		const struct boot_result *w = rebooted && again.outcome ? &again : &res;
-
-		log_error("'%s' did not boot as expected: %s%s%s%s", o->image, res.outcome ?: "error",
-			  w->error[0] ? " (" : "", w->error, w->error[0] ? ")" : "");
-		r = -EUCLEAN;
-	}
+	r = report(&c, o, rebooted, &res, &again);
 out:
 	stop_qemu(&c);
 	if (c.log)
