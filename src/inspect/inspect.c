@@ -741,6 +741,107 @@ static bool expected_member(const struct inspect_ctx *c, const char *name)
 	return streq(name, want);
 }
 
+/* k->initrd: the kernel's initramfs by Debian's name, else dracut's default; "" if neither. */
+static int find_initrd(struct inspect_ctx *c, struct kernel *k)
+{
+	for (int t = 0; t < 2; t++) {
+		uint64_t size;
+		uint32_t mode;
+		int r;
+
+		snprintf(k->initrd, sizeof(k->initrd), t == 0 ? "/boot/initrd.img-%s" :
+			 "/boot/initramfs-%s.img", k->version);
+		r = cryptfs_stat(c->fs, k->initrd, &mode, &size);
+		if (r == -ENOENT)
+			continue;
+		if (r < 0)
+			return r;
+		k->initrd_mode = mode;
+		k->initrd_size = size;
+		return 0;
+	}
+	k->initrd[0] = '\0';
+	return 0;
+}
+
+/* The check "initramfs VERSION": found, not too large, 0600, readable as a cpio chain,
+ * holding the key where the tool looks for it in 0600 members, and (initramfs-tools) its
+ * crypttab naming this image's LUKS UUID. Returns -errno only for errors, not findings. */
+static int check_kernel(struct inspect_ctx *c, struct kernel *k)
+{
+	_cleanup_free_ char *data = NULL;
+	char name[128], sizebuf[32], crypttab[4096];
+	size_t len = 0, good = 0, bad_mode = 0, bad_path = 0;
+	struct initramfs_text text = {};
+	bool wrong_uuid = false;
+	int r;
+
+	snprintf(name, sizeof(name), "initramfs %s", k->version);
+	r = find_initrd(c, k);
+	if (r < 0)
+		return r;
+	if (!k->initrd[0]) {
+		checks_add(&c->checks, name, CHECK_FAIL, "no /boot/initrd.img-%s or "
+			    "/boot/initramfs-%s.img", k->version, k->version);
+		return 0;
+	}
+	if (k->initrd_size > INITRAMFS_SIZE_MAX) {
+		checks_add(&c->checks, name, CHECK_FAIL, "%s is %s, larger than the %llu MiB "
+			    "cvm-image reads", k->initrd,
+			    format_size(k->initrd_size, sizebuf, sizeof(sizebuf)),
+			    INITRAMFS_SIZE_MAX / MiB);
+		return 0;
+	}
+	r = cryptfs_read_file(c->fs, k->initrd, &data, &len);
+	if (r < 0)
+		return r;
+	note_file(c, k->initrd, k->initrd_mode, data, len);
+	/* initramfs-tools' cryptroot opens what its crypttab names: this image's UUID.
+	 * Read in the same pass as the key members. */
+	text = (struct initramfs_text){ "cryptroot/crypttab", crypttab, sizeof(crypttab) };
+	r = initramfs_scan(k->initrd, data, len, c->key.data, c->key.size, k->members,
+			   MAX_KEY_MEMBERS, &k->n_members,
+			   streq(c->tool, "initramfs-tools") ? &text : NULL);
+	if (r < 0) {
+		checks_add(&c->checks, name, CHECK_FAIL, "%s cannot be read as a chain of cpio archives",
+			    k->initrd);
+		return 0;
+	}
+	if (text.found) {
+		char want[64];
+
+		snprintf(want, sizeof(want), "UUID=%s", c->luks.uuid);
+		wrong_uuid = !strstr(crypttab, want);
+	}
+	for (size_t m = 0; m < k->n_members; m++) {
+		if (!k->members[m].holds_key)
+			continue;
+		good++;
+		bad_mode += k->members[m].mode != 0600;
+		bad_path += !expected_member(c, k->members[m].name);
+	}
+	if ((k->initrd_mode & 07777) != 0600)
+		checks_add(&c->checks, name, CHECK_FAIL, "%s has mode %04o, not 0600 (it holds the "
+			    "disk key)", k->initrd, k->initrd_mode & 07777);
+	else if (good == 0)
+		checks_add(&c->checks, name, CHECK_FAIL, "%s holds no copy of the key (%zu *.key "
+			    "member%s): the initramfs would ask again", k->initrd, k->n_members,
+			    k->n_members == 1 ? "" : "s");
+	else if (bad_mode)
+		checks_add(&c->checks, name, CHECK_FAIL, "%s: a key member is not mode 0600", k->initrd);
+	else if (bad_path)
+		checks_add(&c->checks, name, CHECK_FAIL, "%s: the key is not where %s looks for it",
+			    k->initrd, *c->tool ? c->tool : "the initramfs tool");
+	else if (wrong_uuid)
+		checks_add(&c->checks, name, CHECK_FAIL, "%s: its cryptroot/crypttab does not open "
+			    "UUID=%s, this image's LUKS volume: the initramfs would wait for "
+			    "another disk", k->initrd, c->luks.uuid);
+	else
+		checks_add(&c->checks, name, CHECK_OK, "%s, mode 0600, %zu key member%s (mode 0600) "
+			    "holding the key", k->initrd, good, good == 1 ? "" : "s");
+	return 0;
+}
+
 static int check_kernels(struct inspect_ctx *c)
 {
 	char **names = NULL;
@@ -756,91 +857,9 @@ static int check_kernels(struct inspect_ctx *c)
 		r = log_error_errno(ENOMEM, "out of memory");
 	for (size_t i = 0; r == 0 && i < c->n_kernels; i++) {
 		struct kernel *k = &c->kernels[i];
-		_cleanup_free_ char *data = NULL;
-		char name[128], sizebuf[32], crypttab[4096];
-		size_t len = 0, good = 0, bad_mode = 0, bad_path = 0;
-		struct initramfs_text text = {};
-		bool wrong_uuid = false;
 
 		snprintf(k->version, sizeof(k->version), "%s", names[i] + strlen("vmlinuz-"));
-		snprintf(name, sizeof(name), "initramfs %s", k->version);
-		for (int t = 0; t < 2 && !k->initrd[0]; t++) {
-			uint64_t size;
-			uint32_t mode;
-
-			snprintf(k->initrd, sizeof(k->initrd), t == 0 ? "/boot/initrd.img-%s" :
-				 "/boot/initramfs-%s.img", k->version);
-			r = cryptfs_stat(c->fs, k->initrd, &mode, &size);
-			if (r == -ENOENT) {
-				k->initrd[0] = '\0';
-				r = 0;
-				continue;
-			}
-			k->initrd_mode = mode;
-			k->initrd_size = size;
-		}
-		if (r < 0)
-			break;
-		if (!k->initrd[0]) {
-			checks_add(&c->checks, name, CHECK_FAIL, "no /boot/initrd.img-%s or "
-				    "/boot/initramfs-%s.img", k->version, k->version);
-			continue;
-		}
-		if (k->initrd_size > INITRAMFS_SIZE_MAX) {
-			checks_add(&c->checks, name, CHECK_FAIL, "%s is %s, larger than the %llu MiB "
-				    "cvm-image reads", k->initrd,
-				    format_size(k->initrd_size, sizebuf, sizeof(sizebuf)),
-				    INITRAMFS_SIZE_MAX / MiB);
-			continue;
-		}
-		r = cryptfs_read_file(c->fs, k->initrd, &data, &len);
-		if (r < 0)
-			break;
-		note_file(c, k->initrd, k->initrd_mode, data, len);
-		/* initramfs-tools' cryptroot opens what its crypttab names: this image's UUID.
-		 * Read in the same pass as the key members. */
-		text = (struct initramfs_text){ "cryptroot/crypttab", crypttab, sizeof(crypttab) };
-		r = initramfs_scan(k->initrd, data, len, c->key.data, c->key.size, k->members,
-				   MAX_KEY_MEMBERS, &k->n_members,
-				   streq(c->tool, "initramfs-tools") ? &text : NULL);
-		if (r < 0) {
-			checks_add(&c->checks, name, CHECK_FAIL, "%s cannot be read as a chain of cpio archives",
-				    k->initrd);
-			r = 0;
-			continue;
-		}
-		if (text.found) {
-			char want[64];
-
-			snprintf(want, sizeof(want), "UUID=%s", c->luks.uuid);
-			wrong_uuid = !strstr(crypttab, want);
-		}
-		for (size_t m = 0; m < k->n_members; m++) {
-			if (!k->members[m].holds_key)
-				continue;
-			good++;
-			bad_mode += k->members[m].mode != 0600;
-			bad_path += !expected_member(c, k->members[m].name);
-		}
-		if ((k->initrd_mode & 07777) != 0600)
-			checks_add(&c->checks, name, CHECK_FAIL, "%s has mode %04o, not 0600 (it holds the "
-				    "disk key)", k->initrd, k->initrd_mode & 07777);
-		else if (good == 0)
-			checks_add(&c->checks, name, CHECK_FAIL, "%s holds no copy of the key (%zu *.key "
-				    "member%s): the initramfs would ask again", k->initrd, k->n_members,
-				    k->n_members == 1 ? "" : "s");
-		else if (bad_mode)
-			checks_add(&c->checks, name, CHECK_FAIL, "%s: a key member is not mode 0600", k->initrd);
-		else if (bad_path)
-			checks_add(&c->checks, name, CHECK_FAIL, "%s: the key is not where %s looks for it",
-				    k->initrd, *c->tool ? c->tool : "the initramfs tool");
-		else if (wrong_uuid)
-			checks_add(&c->checks, name, CHECK_FAIL, "%s: its cryptroot/crypttab does not open "
-				    "UUID=%s, this image's LUKS volume: the initramfs would wait for "
-				    "another disk", k->initrd, c->luks.uuid);
-		else
-			checks_add(&c->checks, name, CHECK_OK, "%s, mode 0600, %zu key member%s (mode 0600) "
-				    "holding the key", k->initrd, good, good == 1 ? "" : "s");
+		r = check_kernel(c, k);
 	}
 	strv_free(names);
 	if (r == 0 && c->n_kernels == 0)
