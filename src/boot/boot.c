@@ -19,6 +19,7 @@
 
 #include "boot.h"
 #include "common/json.h"
+#include "common/run.h"
 #include "common/log.h"
 #include "image/keys.h"
 #include "shared/cleanup.h"
@@ -614,16 +615,8 @@ static bool went_well(const struct boot_options *o, const struct boot_result *r)
 static int copy_firmware_vars(const char *vars)
 {
 	char *argv[] = { "cp", OVMF_VARS, (char *)vars, NULL };
-	pid_t p = fork();
-	int st = 0;
 
-	if (p == 0) {
-		execvp(argv[0], argv);
-		_exit(127);
-	}
-	if (p < 0 || waitpid(p, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return log_error_errno(EIO, "cannot copy '%s'", OVMF_VARS);
-	return 0;
+	return run_program(argv, NULL);
 }
 
 /* --then-reboot: the command run in the logged-in guest, its exit status, the reboot, and the
