@@ -97,7 +97,7 @@ static int check_key_opens(const char *image, const struct secret *key)
 	r = image_load_header(im, &hdr_path, &cd);
 	if (r < 0)
 		return r;
-	r = luks_unlock(cd, key, &vk, &slot);
+	r = image_unlock(cd, key, &vk, &slot, NULL);
 	if (r == -EPERM)
 		log_error("the key in '%s.key' does not open '%s'", image, image);
 	luks_free(cd);
