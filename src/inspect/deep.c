@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <guestfs.h>
-
 #include "deep.h"
+#include "common/gfs.h"
 #include "common/log.h"
 #include "shared/cleanup-libs.h"
 #include "shared/spawn.h"
@@ -19,14 +18,6 @@
 
 
 
-static int g_error(guestfs_h *g, const char *what)
-{
-	const char *e = guestfs_last_error(g);
-	int err = guestfs_last_errno(g);
-
-	return log_error_errno(err > 0 ? err : EIO, "appliance: %s: %s", what, e ?: "failed");
-}
-
 /* The LUKS partition, as the appliance names it (its own names, whatever order the disks
  * came up in). */
 static int find_luks(guestfs_h *g, char **ret)
@@ -34,7 +25,7 @@ static int find_luks(guestfs_h *g, char **ret)
 	_cleanup_strv_free_ char **parts = guestfs_list_partitions(g);
 
 	if (!parts)
-		return g_error(g, "list_partitions");
+		return gfs_error(g, "list_partitions");
 	for (char **p = parts; *p; p++) {
 		char *t = guestfs_vfs_type(g, *p);
 		bool luks = t && streq(t, "crypto_LUKS");
@@ -60,7 +51,7 @@ static int e2fsck_n(guestfs_h *g, struct checks *c)
 	int status;
 
 	if (!out)
-		return g_error(g, "e2fsck");
+		return gfs_error(g, "e2fsck");
 	log_child_output("e2fsck", out);
 	st = strstr(out, "cvm-e2fsck-status=");
 	if (!st || sscanf(st, "cvm-e2fsck-status=%d", &status) != 1)
@@ -76,21 +67,15 @@ static int e2fsck_n(guestfs_h *g, struct checks *c)
 int deep_inspect(struct checks *c, const char *image, const char *format,
 		 const struct secret *key, const struct inspect_file *files, size_t n_files)
 {
-	_cleanup_(guestfs_closep) guestfs_h *g = guestfs_create();
+	_cleanup_(guestfs_closep) guestfs_h *g = NULL;
 	_cleanup_free_ char *luks = NULL, *pass = NULL;
 	size_t same = 0;
 	double t0 = now_seconds();
 	int r;
 
-	if (!g)
-		return log_error_errno(ENOMEM, "cannot create a libguestfs handle");
-	guestfs_set_error_handler(g, NULL, NULL); /* we log, once */
-	guestfs_set_trace(g, 0);                  /* its trace would print the key */
-	guestfs_set_verbose(g, log_get_max_level() >= LOG_LEVEL_DEBUG); /* the appliance console */
-	/* TCG unless told otherwise: a /dev/kvm that opens need not work (nested virtualisation,
-	 * many CI runners), and then the appliance hangs where TCG only takes minutes. */
-	if (!getenv("LIBGUESTFS_BACKEND_SETTINGS") && guestfs_set_backend_setting(g, "force_tcg", "1") < 0)
-		return g_error(g, "set_backend_setting");
+	r = gfs_new(&g);
+	if (r < 0)
+		return r;
 	/* The key as the API's string: a NUL-terminated copy, wiped after. */
 	pass = calloc(1, key->size + 1);
 	if (!pass)
@@ -104,12 +89,12 @@ int deep_inspect(struct checks *c, const char *image, const char *format,
 	/* readonly: libguestfs puts a qcow2 overlay over it; nothing reaches the image. */
 	if (guestfs_add_drive_opts(g, image, GUESTFS_ADD_DRIVE_OPTS_FORMAT, format,
 				   GUESTFS_ADD_DRIVE_OPTS_READONLY, 1, -1) < 0) {
-		r = g_error(g, "add_drive");
+		r = gfs_error(g, "add_drive");
 		goto out;
 	}
 	log_notice("inspect --deep: starting the libguestfs appliance (a minute or more without KVM)");
 	if (guestfs_launch(g) < 0) {
-		r = g_error(g, "launch");
+		r = gfs_error(g, "launch");
 		goto out;
 	}
 	r = find_luks(g, &luks);

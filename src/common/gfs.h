@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A libguestfs handle as cvm-image uses one: quiet, no trace, TCG unless told otherwise. */
+#pragma once
+
+#include <guestfs.h>
+
+/*
+ * A new handle: errors are returned, not printed (we log once); the call trace is off (it
+ * would print keys); the appliance's console goes to the debug log; TCG unless
+ * $LIBGUESTFS_BACKEND_SETTINGS says otherwise, because a /dev/kvm that opens need not work
+ * (nested virtualisation, many CI runners) and then the appliance hangs where TCG only takes
+ * minutes. Logs.
+ */
+int gfs_new(guestfs_h **ret);
+
+/* Log libguestfs's last error for what; returns its -errno (-EIO when it has none). */
+int gfs_error(guestfs_h *g, const char *what);
