@@ -147,15 +147,17 @@ int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid
 		argv[n++] = "-J";
 		argv[n++] = journal;
 	}
-	argv[n++] = "-d";
-	argv[n++] = (char *)srcdir;
+	if (srcdir) {
+		argv[n++] = "-d";
+		argv[n++] = (char *)srcdir;
+	}
 	argv[n++] = (char *)path;
 	argv[n++] = blocks;
 	argv[n] = NULL;
 
 	r = run_program(argv, env);
 	if (r == 0)
-		r = copy_times(path, offset, srcdir);
+		r = srcdir ? copy_times(path, offset, srcdir) : 0;
 	else if (r != -EINTR) {
 		_cleanup_free_ char *dir = path_dirname(path);
 		struct statvfs sv;

@@ -9,7 +9,7 @@
 
 /* Make an ext4 filesystem of size bytes at offset bytes into the existing file at path (the
  * disk image: no separate plaintext copy), with the given UUID and label, populated from
- * srcdir. Logs. */
+ * srcdir (NULL: empty). Logs. */
 int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid,
 	      const char *label, const char *srcdir);
 
