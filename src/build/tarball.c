@@ -606,3 +606,77 @@ out:
 		r = log_error_errno(errno, "cannot return to the working directory: %m");
 	return r;
 }
+
+/* Zeros for the holes of a sparse file: the pax writer takes the whole file and drops what its
+ * sparse map says is a hole. */
+static int write_hole(struct archive *out, int64_t len)
+{
+	static const char zeros[64 * 1024];
+
+	while (len > 0) {
+		size_t n = len < (int64_t)sizeof(zeros) ? (size_t)len : sizeof(zeros);
+
+		if (archive_write_data(out, zeros, n) < 0)
+			return -1;
+		len -= (int64_t)n;
+	}
+	return 0;
+}
+
+int tarball_export(const char *path, int fd)
+{
+	_cleanup_(tar_source_done) struct tar_source src = { .fd = -1 };
+	_cleanup_(archive_read_freep) struct archive *a = NULL;
+	_cleanup_(archive_write_freep) struct archive *w = NULL;
+	struct archive_entry *e;
+	int r, ar;
+
+	r = tarball_open(path, &src, &a);
+	if (r < 0)
+		return r;
+	w = archive_write_new();
+	/* hdrcharset=BINARY: names go on as the bytes they are, whatever the locale (libarchive
+	 * would convert them to UTF-8 from it, and fail on a Debian rootfs's certificate links
+	 * in the C locale). GNU tar ignores the keyword, with a warning, and takes the bytes. */
+	if (!w || archive_write_set_format_pax(w) != ARCHIVE_OK ||
+	    archive_write_set_options(w, "hdrcharset=BINARY") != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(w, 1) != ARCHIVE_OK ||
+	    archive_write_open_fd(w, fd) != ARCHIVE_OK)
+		return log_error_errno(ENOMEM, "cannot set up the archive writer: %s",
+				       w ? archive_error_string(w) : "out of memory");
+	while ((ar = archive_read_next_header(a, &e)) == ARCHIVE_OK || ar == ARCHIVE_WARN) {
+		const char *name = archive_entry_pathname(e);
+		const void *buf;
+		size_t size;
+		la_int64_t off, done = 0;
+
+		if (interrupt_pending())
+			return log_error_errno(EINTR, "interrupted");
+		/* Numeric owners only: the unpacking tar must not map names to its own ids. */
+		archive_entry_set_uname(e, NULL);
+		archive_entry_set_gname(e, NULL);
+		if (archive_write_header(w, e) != ARCHIVE_OK)
+			return log_error_errno(EIO, "'%s': cannot pass on '%s': %s", path, name,
+					       archive_error_string(w));
+		if (archive_entry_size(e) <= 0 || archive_entry_hardlink(e))
+			continue;
+		while ((ar = archive_read_data_block(a, &buf, &size, &off)) == ARCHIVE_OK) {
+			if ((off > done && write_hole(w, off - done) < 0) ||
+			    (size > 0 && archive_write_data(w, buf, size) < 0))
+				return log_error_errno(EIO, "'%s': cannot pass on '%s': %s", path,
+						       name, archive_error_string(w));
+			done = off + (la_int64_t)size;
+		}
+		if (ar != ARCHIVE_EOF)
+			return log_error_errno(EINVAL, "cannot read '%s': %s", path,
+					       source_error(&src, a));
+		if (archive_entry_size(e) > done && write_hole(w, archive_entry_size(e) - done) < 0)
+			return log_error_errno(EIO, "'%s': cannot pass on '%s': %s", path, name,
+					       archive_error_string(w));
+	}
+	if (ar != ARCHIVE_EOF)
+		return log_error_errno(EINVAL, "cannot read '%s': %s", path, source_error(&src, a));
+	if (archive_write_close(w) != ARCHIVE_OK)
+		return log_error_errno(EIO, "cannot pass on '%s': %s", path, archive_error_string(w));
+	return 0;
+}

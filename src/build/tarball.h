@@ -38,3 +38,8 @@ int tarball_scan(const char *path, struct rootfs_index *ret);
 /* Extract into dir (which must exist) with numeric owners, modes, times, xattrs, ACLs and
  * libarchive's SECURE_* flags. Logs. */
 int tarball_extract(const char *path, const char *dir, uint64_t expected_entries);
+
+/* Write the archive again to fd as plain pax, every owner numeric (no user or group names),
+ * modes, times with nanoseconds, xattrs, ACLs, hard links, sparse maps as they were: for a
+ * tar that unpacks it elsewhere (the appliance). Logs. */
+int tarball_export(const char *path, int fd);
