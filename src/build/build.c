@@ -13,6 +13,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "appliance.h"
 #include "build.h"
 #include "distro.h"
 #include "hooks.h"
@@ -50,7 +51,9 @@ struct build_ctx {
 	double t0;
 
 	char *workdir;   /* everything temporary but the output lives here */
-	char *rootdir;   /* workdir/root: the unpacked tarball */
+	char *rootdir;   /* workdir/root: the unpacked tarball (bubblewrap route) */
+	char *fs_path;   /* workdir/root.ext4: the appliance's filesystem (vm route) */
+	char *efi_dir;   /* workdir/efi: its /boot/efi, copied out for the ESP (vm route) */
 	char *hdr_path;  /* workdir/luks.hdr */
 	char *esp_path;  /* workdir/esp.fat */
 	char *rundir;    /* workdir/run: the hooks' files, SANDBOX_RUNDIR in the sandbox */
@@ -74,6 +77,10 @@ struct build_ctx {
 	char *initramfs_tool;
 	struct hook_set hooks;
 	struct hook_runner hooks_runner;
+	enum sandbox_kind route; /* SANDBOX_BWRAP or SANDBOX_VM, chosen in prepare */
+	char *route_why;
+	struct appliance vm;
+	struct target tree; /* the target root, on the host or in the appliance */
 	int rootfd;
 	char **kernels;
 	char *key_path_in_target;
@@ -244,7 +251,9 @@ static int make_workdir(struct build_ctx *c, const char *parent)
 	c->hdr_path = strdupf("%s/luks.hdr", c->workdir);
 	c->esp_path = strdupf("%s/esp.fat", c->workdir);
 	c->rundir = strdupf("%s/run", c->workdir);
-	if (!c->rootdir || !c->hdr_path || !c->esp_path || !c->rundir)
+	c->fs_path = strdupf("%s/root.ext4", c->workdir);
+	c->efi_dir = strdupf("%s/efi", c->workdir);
+	if (!c->rootdir || !c->hdr_path || !c->esp_path || !c->rundir || !c->fs_path || !c->efi_dir)
 		return log_error_errno(ENOMEM, "out of memory");
 	if (mkdir(c->rootdir, 0755) < 0)
 		return log_error_errno(errno, "cannot create '%s': %m", c->rootdir);
@@ -288,12 +297,13 @@ static uint64_t effective_capabilities(void)
 }
 
 /*
- * The tarball's owners, modes, device nodes and file capabilities can only be given to the
- * unpacked files with root's powers over every identity the tarball names. Anything less (a
- * user namespace of one user, a container without CAP_MKNOD) would give an image with wrong
- * owners, silently: refuse here, with exit 3.
+ * The bubblewrap route unpacks the tarball on the host: its owners, modes, device nodes and
+ * file capabilities can only be given to the files with root's powers over every identity
+ * the tarball names. Anything less (a user namespace of one user, a container without
+ * CAP_MKNOD) would give an image with wrong owners, silently. Returns -ENOTSUP with the
+ * reason in *why (not logged) when that route cannot be taken.
  */
-static int check_privileges(struct build_ctx *c)
+static int check_privileges(struct build_ctx *c, char **why)
 {
 	static const struct {
 		int cap;
@@ -307,25 +317,68 @@ static int check_privileges(struct build_ctx *c)
 	};
 	uint64_t caps = effective_capabilities();
 
+	*why = NULL;
 	if (geteuid() != 0)
-		return log_error_errno(ENOTSUP, "the offline backend must run as root, to give the "
-					       "image's files their owners from the tarball");
-	if (!ids_mapped("/proc/self/uid_map", c->idx.max_uid) ||
-	    !ids_mapped("/proc/self/gid_map", c->idx.max_gid))
-		return log_error_errno(ENOTSUP, "cvm-image runs in a user namespace that does not map "
-				       "every owner of the tarball (up to user %" PRIu64 ", group %"
-				       PRIu64 "): the image's files would get wrong owners; run it as "
-				       "root on the host", c->idx.max_uid, c->idx.max_gid);
-	for (size_t i = 0; i < ELEMENTSOF(needed); i++)
-		if (!has_capability(caps, needed[i].cap))
-			return log_error_errno(ENOTSUP, "cvm-image lacks %s: the image's files would "
-					       "not get the tarball's owners, modes and capabilities; "
-					       "run it as root on the host", needed[i].name);
-	if (c->idx.devices > 0 && !has_capability(caps, 27 /* CAP_MKNOD */))
-		return log_error_errno(ENOTSUP, "the tarball has %" PRIu64 " device nodes and "
-				       "cvm-image lacks CAP_MKNOD to make them; run it as root on the "
-				       "host", c->idx.devices);
-	return 0;
+		*why = strdup("not root: the bubblewrap route must run as root, to give the image's "
+			      "files their owners from the tarball");
+	else if (!ids_mapped("/proc/self/uid_map", c->idx.max_uid) ||
+		 !ids_mapped("/proc/self/gid_map", c->idx.max_gid))
+		*why = strdupf("cvm-image runs in a user namespace that does not map every owner of "
+			       "the tarball (up to user %" PRIu64 ", group %" PRIu64 "): the image's "
+			       "files would get wrong owners", c->idx.max_uid, c->idx.max_gid);
+	else {
+		for (size_t i = 0; i < ELEMENTSOF(needed) && !*why; i++)
+			if (!has_capability(caps, needed[i].cap))
+				*why = strdupf("cvm-image lacks %s: the image's files would not get "
+					       "the tarball's owners, modes and capabilities",
+					       needed[i].name);
+		if (!*why && c->idx.devices > 0 && !has_capability(caps, 27 /* CAP_MKNOD */))
+			*why = strdupf("the tarball has %" PRIu64 " device nodes and cvm-image lacks "
+				       "CAP_MKNOD to make them", c->idx.devices);
+		if (!*why)
+			return 0;
+	}
+	return *why ? -ENOTSUP : -ENOMEM;
+}
+
+/*
+ * --sandbox: bubblewrap where cvm-image has root's powers and bwrap can make its namespaces
+ * (the fastest route), the libguestfs appliance otherwise (no privilege at all: the tarball
+ * is unpacked and the hooks run by the appliance's root, in a VM). "auto" says why it took
+ * the appliance. Exit 3 when neither can run here.
+ */
+static int choose_route(struct build_ctx *c)
+{
+	enum sandbox_kind want = c->opt->sandbox;
+	_cleanup_free_ char *why = NULL;
+	int r;
+
+	if (want != SANDBOX_VM) {
+		r = check_privileges(c, &why);
+		if (r == 0 && c->distro)
+			r = sandbox_check(&why);
+		if (r == 0) {
+			c->route = SANDBOX_BWRAP;
+			c->route_why = strdup(want == SANDBOX_BWRAP ? "--sandbox bwrap" :
+					      "root, and bubblewrap works here");
+			return c->route_why ? 0 : log_error_errno(ENOMEM, "out of memory");
+		}
+		if (!why)
+			return log_error_errno(r, "out of memory");
+		if (want == SANDBOX_BWRAP) {
+			log_error("--sandbox bwrap: %s", why);
+			return r;
+		}
+	}
+	r = appliance_check();
+	if (r < 0) {
+		if (why)
+			log_error("and bubblewrap cannot be used either: %s", why);
+		return r;
+	}
+	c->route = SANDBOX_VM;
+	c->route_why = why ? TAKE_PTR(why) : strdup("--sandbox vm");
+	return c->route_why ? 0 : log_error_errno(ENOMEM, "out of memory");
 }
 
 /* Which distro, which initramfs tool, which hooks, and is everything they need in the
@@ -351,9 +404,6 @@ static int prepare_distro(struct build_ctx *c)
 	r = hooks_resolve(c->distro, c->initramfs_tool, o->hooks_dirs, &c->hooks);
 	if (r < 0)
 		return r;
-	r = sandbox_check();
-	if (r < 0)
-		return r;
 	log_info("distro: %s, initramfs tool: %s, %zu hooks", c->distro->id, c->initramfs_tool,
 		 c->hooks.n);
 	return 0;
@@ -369,9 +419,6 @@ static int stage_prepare(struct build_ctx *c)
 	char a[32];
 	int r;
 
-	if (geteuid() != 0)
-		return log_error_errno(ENOTSUP, "the offline backend must run as root, to give the "
-					       "image's files their owners from the tarball");
 	r = require_programs(progs);
 	if (r == 0 && c->format == IMAGE_FORMAT_QCOW2)
 		r = require_programs(progs_qcow2);
@@ -407,12 +454,14 @@ static int stage_prepare(struct build_ctx *c)
 				       o->rootfs);
 	log_info("rootfs: %" PRIu64 " entries, %s of files, os-release from %s", c->idx.entries,
 		 format_size(c->idx.data_bytes, a, sizeof(a)), c->idx.os_release_path);
-	r = check_privileges(c);
-	if (r < 0)
-		return r;
 	r = prepare_distro(c);
 	if (r < 0)
 		return r;
+	r = choose_route(c);
+	if (r < 0)
+		return r;
+	log_notice("sandbox: %s (%s)", c->route == SANDBOX_VM ?
+		   "vm, the libguestfs appliance" : "bwrap, bubblewrap on the host", c->route_why);
 
 	r = choose_size(c);
 	if (r < 0)
@@ -454,12 +503,42 @@ static int write_pin(struct build_ctx *c)
 	r = luks_pin(c->luks_uuid, &c->volume_key, pin);
 	if (r < 0)
 		return log_error_errno(r, "cannot make the volume key's pin: %m");
-	return target_write_file(c->rootfd, path, pin, strlen(pin), 0600);
+	return target_put(&c->tree, path, pin, strlen(pin), 0600);
+}
+
+/* The appliance's disk: an empty ext4 of the final size, made on the host (mke2fs needs no
+ * privilege on a file), filled in the appliance. */
+static int unpack_in_appliance(struct build_ctx *c)
+{
+	_cleanup_close_ int fd = open(c->fs_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int r;
+
+	if (fd < 0 || ftruncate(fd, (off_t)c->fs_size) < 0)
+		return log_error_errno(errno, "cannot create '%s': %m", c->fs_path);
+	r = ext4_mkfs(c->fs_path, 0, c->fs_size, c->fs_uuid, ROOT_FS_LABEL, NULL);
+	if (r < 0)
+		return r;
+	r = appliance_start(&c->vm, c->fs_path, c->workdir);
+	if (r < 0)
+		return r;
+	c->tree = (struct target){ .rootfd = -1, .vm = &c->vm };
+	return appliance_unpack(&c->vm, c->opt->rootfs);
 }
 
 static int stage_unpack(struct build_ctx *c)
 {
-	return tarball_extract(c->opt->rootfs, c->rootdir, c->idx.entries);
+	int r;
+
+	if (c->route == SANDBOX_VM)
+		return unpack_in_appliance(c);
+	r = tarball_extract(c->opt->rootfs, c->rootdir, c->idx.entries);
+	if (r < 0)
+		return r;
+	c->rootfd = open(c->rootdir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (c->rootfd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", c->rootdir);
+	c->tree = (struct target){ .rootfd = c->rootfd };
+	return 0;
 }
 
 static int build_cmdline(struct build_ctx *c)
@@ -480,43 +559,41 @@ static int stage_configure(struct build_ctx *c)
 	const struct build_options *o = c->opt;
 	int r;
 
-	c->rootfd = open(c->rootdir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-	if (c->rootfd < 0)
-		return log_error_errno(errno, "cannot open '%s': %m", c->rootdir);
 	if (o->hostname) {
-		r = target_set_hostname(c->rootfd, o->hostname);
+		r = target_set_hostname(&c->tree, o->hostname);
 		if (r < 0)
 			return r;
 	}
 	if (c->root_password.data) {
-		r = target_set_root_password(c->rootfd, &c->root_password);
+		r = target_set_root_password(&c->tree, &c->root_password);
 		if (r < 0)
 			return r;
 	}
 	if (o->ssh_keys_file) {
-		r = target_set_ssh_keys(c->rootfd, o->ssh_keys_file);
+		r = target_set_ssh_keys(&c->tree, o->ssh_keys_file);
 		if (r < 0)
 			return r;
 	}
 	if (!c->distro)
 		return 0;
 
-	r = target_kernel_versions(c->rootfd, &c->kernels);
+	r = target_kernel_versions(&c->tree, &c->kernels);
 	if (r < 0)
 		return r;
 	/* The key file exists before any hook runs, so the initramfs is made once, with it. */
-	r = target_write_key_file(c->rootfd, c->luks_uuid, &c->key, &c->key_path_in_target);
+	r = target_write_key_file(&c->tree, c->luks_uuid, &c->key, &c->key_path_in_target);
 	if (r == 0)
 		r = write_pin(c);
 	if (r < 0)
 		return r;
-	r = target_write_fstab(c->rootfd, c->fs_uuid, c->esp_volid);
+	r = target_write_fstab(&c->tree, c->fs_uuid, c->esp_volid);
 	if (r < 0)
 		return r;
 	r = build_cmdline(c);
 	if (r < 0)
 		return r;
-	r = hook_runner_init(&c->hooks_runner, &c->hooks, c->rootdir, c->rundir, &(struct hook_values) {
+	r = hook_runner_init(&c->hooks_runner, &c->hooks, c->rootdir, c->rundir,
+			     c->route == SANDBOX_VM ? &c->vm : NULL, &(struct hook_values) {
 		.distro = c->distro->id,
 		.initramfs_tool = c->initramfs_tool,
 		.luks_uuid = c->luks_uuid,
@@ -569,7 +646,7 @@ static int stage_key_archive(struct build_ctx *c)
 	 * again, for the tests and the benchmark of rekey on such an initramfs. */
 	if (!c->distro || fault_requested("no-key-archive"))
 		return 0;
-	r = target_kernel_versions(c->rootfd, &versions);
+	r = target_kernel_versions(&c->tree, &versions);
 	for (size_t i = 0; r == 0 && versions && versions[i]; i++) {
 		for (unsigned k = 0; r == 0 && k < INITRAMFS_NAMES; k++) {
 			_cleanup_free_ char *path = initramfs_path(versions[i], k);
@@ -583,7 +660,7 @@ static int stage_key_archive(struct build_ctx *c)
 				r = log_error_errno(ENOMEM, "out of memory");
 				break;
 			}
-			r = target_read_file_max(c->rootfd, path, 1024 * MiB, &data, &len, &mode);
+			r = target_get(&c->tree, path, 1024 * MiB, &data, &len, &mode);
 			if (r == -ENOENT) {
 				r = 0;
 				continue;
@@ -605,7 +682,7 @@ static int stage_key_archive(struct build_ctx *c)
 				log_debug("%s holds no copy of the key: left as it is", path);
 				continue;
 			}
-			r = target_write_file(c->rootfd, path, moved, moved_len, mode & 07777);
+			r = target_put(&c->tree, path, moved, moved_len, mode & 07777);
 			explicit_bzero(moved, moved_len);
 			if (r == 0)
 				log_debug("%s: %u key cop%s moved into its own archive at the end", path,
@@ -623,6 +700,52 @@ static uint64_t fs_offset(const struct build_ctx *c)
 
 /* The filesystem goes straight into the disk image at the payload offset and is encrypted
  * there in place: no second plaintext copy to write and read back. */
+struct copy_job {
+	int in, out;
+	off_t base;
+	const char *in_path, *out_path;
+};
+
+static int copy_allocated(uint64_t off, uint64_t len, void *userdata)
+{
+	struct copy_job *j = userdata;
+	int r;
+
+	if (interrupt_pending())
+		return log_error_errno(EINTR, "interrupted");
+	r = copy_range_sparse(j->in, (off_t)off, j->out, j->base + (off_t)off, len);
+	if (r < 0)
+		return log_error_errno(r, "cannot copy '%s' into '%s': %m", j->in_path, j->out_path);
+	return 0;
+}
+
+/*
+ * The appliance's filesystem, finished (the appliance shut down), into the disk image:
+ * only the blocks its bitmap marks allocated. What the hooks wrote and deleted (an initramfs
+ * tool's temporary copies of the key, say) lies in free blocks, which the encrypt stage does
+ * not touch: they are never copied, and stay holes of zeros in the image.
+ */
+static int copy_appliance_fs(struct build_ctx *c, int out)
+{
+	struct copy_job j = { .out = out, .base = (off_t)fs_offset(c), .in_path = c->fs_path,
+			      .out_path = c->raw_path };
+	uint64_t allocated;
+	int r;
+
+	r = appliance_finish(&c->vm);
+	appliance_done(&c->vm);
+	if (r < 0)
+		return r;
+	j.in = open(c->fs_path, O_RDONLY | O_CLOEXEC);
+	if (j.in < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", c->fs_path);
+	r = ext4_for_each_allocated(c->fs_path, 0, copy_allocated, &j, &allocated);
+	close(j.in);
+	if (r == 0 && unlink(c->fs_path) < 0)
+		r = log_error_errno(errno, "cannot remove '%s': %m", c->fs_path);
+	return r;
+}
+
 static int stage_mkfs(struct build_ctx *c)
 {
 	_cleanup_close_ int fd = open(c->raw_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -631,6 +754,8 @@ static int stage_mkfs(struct build_ctx *c)
 		return log_error_errno(errno, "cannot create '%s': %m", c->raw_path);
 	if (ftruncate(fd, (off_t)c->plan.disk_size) < 0)
 		return log_error_errno(errno, "cannot size '%s': %m", c->raw_path);
+	if (c->route == SANDBOX_VM)
+		return copy_appliance_fs(c, fd);
 	return ext4_mkfs(c->raw_path, fs_offset(c), c->fs_size, c->fs_uuid, ROOT_FS_LABEL,
 			 c->rootdir);
 }
@@ -735,7 +860,17 @@ static int stage_esp(struct build_ctx *c)
 		return r;
 	/* What the hooks staged in the target's /boot/efi goes on the ESP: a real directory of
 	 * the tree, reached through no symlink (boot/efi -> /etc would put /etc on the ESP). */
-	efi = target_open_nofollow(c->rootfd, "/boot/efi", O_DIRECTORY | O_RDONLY, 0);
+	if (c->route == SANDBOX_VM) {
+		if (mkdir(c->efi_dir, 0700) < 0)
+			return log_error_errno(errno, "cannot create '%s': %m", c->efi_dir);
+		efi = appliance_copy_out(&c->vm, "/boot/efi", c->efi_dir);
+		if (efi == 0) {
+			efi = open(c->efi_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+			if (efi < 0)
+				efi = -errno;
+		}
+	} else
+		efi = target_open_nofollow(c->rootfd, "/boot/efi", O_DIRECTORY | O_RDONLY, 0);
 	if (efi == -ENOENT)
 		return 0;
 	if (efi == -ELOOP || efi == -ENOTDIR)
@@ -829,6 +964,7 @@ static void build_ctx_done(struct build_ctx *c)
 	 * mounts live in their own mount namespaces and are gone with them: nothing is mounted
 	 * below the work directory on the host, and rm_rf() stays on its filesystem anyway. */
 	hook_runner_done(&c->hooks_runner);
+	appliance_done(&c->vm);
 	if (c->rootfd >= 0)
 		close(c->rootfd);
 	if (c->workdir) {
@@ -853,6 +989,9 @@ static void build_ctx_done(struct build_ctx *c)
 	rootfs_index_done(&c->idx);
 	free(c->raw_path);
 	free(c->rundir);
+	free(c->route_why);
+	free(c->fs_path);
+	free(c->efi_dir);
 	free(c->esp_path);
 	free(c->hdr_path);
 	free(c->rootdir);
@@ -935,6 +1074,8 @@ static void print_json(const struct build_ctx *c)
 		json_add(o, "warnings", warnings);
 	} else
 		json_add(o, "distro", NULL);
+	json_add_str(o, "sandbox", sandbox_kind_to_string(c->route));
+	json_add_str(o, "sandbox_reason", c->route_why);
 	json_add_str(o, "mapper_name", c->opt->mapper_name);
 	json_add_str(o, "key_file", c->key_out);
 	for (size_t i = 0; i < ELEMENTSOF(stages); i++)

@@ -2,6 +2,7 @@
 /* The build pipeline: a table of stages over one context that owns every resource. */
 #pragma once
 
+#include "sandbox.h"
 #include "shared/cleanup.h"
 
 #include <stdbool.h>
@@ -27,6 +28,7 @@ struct build_options {
 	const char *recovery_passphrase_file;
 	uint32_t recovery_iter_ms;
 	bool json;
+	enum sandbox_kind sandbox; /* --sandbox: where the tarball is unpacked, the hooks run */
 
 	/* Making it boot (distro hooks) */
 	const char *distro;          /* NULL: detect from os-release; "none": no hooks */

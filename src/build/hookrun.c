@@ -168,13 +168,11 @@ static int take_hook_warnings(struct hook_runner *hr, const struct hook *h)
 	size_t len;
 	int r;
 
-	r = target_read_file_max(hr->rundirfd, "/state/warnings", 64 * 1024, &text, &len, NULL);
+	r = sandbox_take_file(&hr->sandbox, "state/warnings", 64 * 1024, &text, &len);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
 		return r;
-	if (unlinkat(hr->rundirfd, "state/warnings", 0) < 0)
-		return log_error_errno(errno, "cannot remove the hooks' warnings file: %m");
 	for (char *line = text, *next; line && line < text + len; line = next) {
 		next = memchr(line, '\n', (size_t)(text + len - line));
 		if (next)
@@ -243,15 +241,12 @@ int hook_runner_phase(struct hook_runner *hr, const char *phase)
 }
 
 int hook_runner_init(struct hook_runner *hr, const struct hook_set *hooks, const char *root,
-		     const char *rundir, const struct hook_values *v)
+		     const char *rundir, struct appliance *vm, const struct hook_values *v)
 {
 	int r;
 
 	hr->hooks = hooks;
 	hr->rundir = rundir;
-	r = sandbox_init(&hr->sandbox, root, rundir);
-	if (r < 0)
-		return r;
 	hr->rundirfd = open(rundir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 	if (hr->rundirfd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", rundir);
@@ -260,6 +255,9 @@ int hook_runner_init(struct hook_runner *hr, const struct hook_set *hooks, const
 		r = write_grub_locks(hr, v->grub_password);
 	if (r == 0)
 		r = make_hook_env(hr, v);
+	/* Last: the appliance gets a copy of the files. */
+	if (r == 0)
+		r = sandbox_init(&hr->sandbox, root, rundir, vm);
 	return r;
 }
 

@@ -43,12 +43,12 @@ struct hook_runner {
 };
 
 /*
- * Make the sandbox over root and fill rundir (an empty host directory, 0700): the hooks, the
- * hook library, the templates, the grub locks ($CVM_STATE/grub-lock.cfg and
- * grub-lock-early.cfg). Logs.
+ * Fill rundir (an empty host directory, 0700): the hooks, the hook library, the templates,
+ * the grub locks ($CVM_STATE/grub-lock.cfg and grub-lock-early.cfg); then make the sandbox
+ * over root, or in the appliance vm when not NULL (sandbox.h). Logs.
  */
 int hook_runner_init(struct hook_runner *hr, const struct hook_set *hooks, const char *root,
-		     const char *rundir, const struct hook_values *v);
+		     const char *rundir, struct appliance *vm, const struct hook_values *v);
 /* Run the hooks of phase in order: a hook that exits 77 is "not applicable", any other
  * non-zero status fails the phase (its last lines of output in the message). Logs. */
 int hook_runner_phase(struct hook_runner *hr, const char *phase);

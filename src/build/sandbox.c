@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "appliance.h"
 #include "sandbox.h"
+#include "target.h"
 #include "common/log.h"
 #include "shared/cleanup.h"
 #include "shared/spawn.h"
@@ -121,7 +123,26 @@ static int run_bwrap(const char *const *argv, char *const env[], struct spawn_re
 	return spawn_capture_isolated((char *const *)argv, &opts, res);
 }
 
-int sandbox_check(void)
+static const char *const kind_names[] = {
+	[SANDBOX_AUTO] = "auto",
+	[SANDBOX_BWRAP] = "bwrap",
+	[SANDBOX_VM] = "vm",
+};
+
+int sandbox_kind_from_string(const char *s)
+{
+	for (size_t i = 0; i < ELEMENTSOF(kind_names); i++)
+		if (streq(s, kind_names[i]))
+			return (int)i;
+	return -1;
+}
+
+const char *sandbox_kind_to_string(enum sandbox_kind k)
+{
+	return (size_t)k < ELEMENTSOF(kind_names) ? kind_names[k] : "?";
+}
+
+int sandbox_check(char **ret_why)
 {
 	_cleanup_free_ char *bwrap = find_program_path("bwrap");
 	_cleanup_free_ const char **argv = NULL;
@@ -130,10 +151,12 @@ int sandbox_check(void)
 	struct spawn_result res;
 	int r;
 
-	if (!bwrap)
-		return log_error_errno(ENOPKG, "required program 'bwrap' not found in $PATH (install "
-					       "the Debian package 'bubblewrap'): the distro's tools "
-					       "run in its sandbox");
+	*ret_why = NULL;
+	if (!bwrap) {
+		*ret_why = strdup("required program 'bwrap' not found in $PATH (install the Debian "
+				  "package 'bubblewrap'): the distro's tools run in its sandbox");
+		return -ENOPKG;
+	}
 	/* The same namespaces and file systems, over the host's root read-only: nothing of the
 	 * target runs yet. */
 	argv = bwrap_argv(bwrap, "--ro-bind", "/", NULL, true_argv);
@@ -143,20 +166,30 @@ int sandbox_check(void)
 	if (r < 0)
 		return log_error_errno(r, "cannot run '%s': %m", bwrap);
 	if (res.status != 0) {
-		log_error("cannot create the sandbox for the distro's tools (bubblewrap needs "
-			  "CAP_SYS_ADMIN: run cvm-image as root on the host or in a privileged "
-			  "container, or use --distro none):\n%s", last_lines(res.output, 4));
+		*ret_why = strdupf("cannot create the sandbox for the distro's tools (bubblewrap "
+				   "needs CAP_SYS_ADMIN: run cvm-image as root on the host or in a "
+				   "privileged container, or use --sandbox vm):\n%s",
+				   last_lines(res.output, 4));
 		r = -ENOTSUP;
 	}
 	spawn_result_free(&res);
 	return r;
 }
 
-int sandbox_init(struct sandbox *s, const char *root, const char *rundir)
+int sandbox_init(struct sandbox *s, const char *root, const char *rundir, struct appliance *vm)
 {
-	_cleanup_close_ int rootfd = open(root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	_cleanup_close_ int rootfd = -1;
+	int r;
 
 	memset(s, 0, sizeof(*s));
+	if (vm) {
+		r = appliance_prepare_run(vm, rundir, SANDBOX_RUNDIR + strlen("/run/"));
+		if (r < 0)
+			return r;
+		s->vm = vm;
+		return 0;
+	}
+	rootfd = open(root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 	if (rootfd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", root);
 	for (size_t i = 0; i < ELEMENTSOF(mount_points); i++) {
@@ -194,10 +227,13 @@ void sandbox_done(struct sandbox *s)
 int sandbox_run(const struct sandbox *s, const char *what, char *const argv[], char *const env[],
 		int *ret_status, char **ret_output)
 {
-	_cleanup_free_ const char **bargv = bwrap_argv(s->bwrap, "--bind", s->root, s->rundir, argv);
+	_cleanup_free_ const char **bargv = NULL;
 	struct spawn_result res;
 	int r;
 
+	if (s->vm)
+		return appliance_run(s->vm, what, argv, env, ret_status, ret_output);
+	bargv = bwrap_argv(s->bwrap, "--bind", s->root, s->rundir, argv);
 	if (!bargv)
 		return log_error_errno(ENOMEM, "out of memory");
 	r = run_bwrap(bargv, env, &res);
@@ -210,5 +246,30 @@ int sandbox_run(const struct sandbox *s, const char *what, char *const argv[], c
 	if (ret_output)
 		*ret_output = TAKE_PTR(res.output);
 	spawn_result_free(&res);
+	return 0;
+}
+
+int sandbox_take_file(const struct sandbox *s, const char *rel, size_t max, char **ret,
+		      size_t *ret_len)
+{
+	_cleanup_close_ int dfd = -1;
+	int r;
+
+	if (s->vm) {
+		_cleanup_free_ char *path = strdupf(SANDBOX_RUNDIR "/%s", rel);
+
+		if (!path)
+			return log_error_errno(ENOMEM, "out of memory");
+		r = appliance_read_file(s->vm, path, max, ret, ret_len, NULL);
+		return r < 0 ? r : appliance_remove(s->vm, path);
+	}
+	dfd = open(s->rundir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+	if (dfd < 0)
+		return log_error_errno(errno, "cannot open '%s': %m", s->rundir);
+	r = target_read_file_max(dfd, rel, max, ret, ret_len, NULL);
+	if (r < 0)
+		return r;
+	if (unlinkat(dfd, rel, 0) < 0)
+		return log_error_errno(errno, "cannot remove '%s/%s': %m", s->rundir, rel);
 	return 0;
 }

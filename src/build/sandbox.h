@@ -1,27 +1,46 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The sandbox for everything that runs inside the target (DESIGN.md §3): bubblewrap. */
+/* The sandbox for everything that runs inside the target (DESIGN.md §3): bubblewrap over a
+ * directory of the host, or the libguestfs appliance over the mounted filesystem. */
 #pragma once
+
+#include <stddef.h>
+
+struct appliance;
+
+/* --sandbox: which route the build takes. */
+enum sandbox_kind {
+	SANDBOX_AUTO,  /* bubblewrap where cvm-image has root's powers, the appliance otherwise */
+	SANDBOX_BWRAP, /* the tree unpacked on the host, the tools in bubblewrap: needs root */
+	SANDBOX_VM,    /* the tree and the tools in the libguestfs appliance: needs qemu only */
+};
+
+/* "auto", "bwrap", "vm" <-> the kind; -1 for an unknown name. */
+int sandbox_kind_from_string(const char *s);
+const char *sandbox_kind_to_string(enum sandbox_kind k);
 
 /* Where the sandbox sees the host directory given to sandbox_init() (hooks, their library,
  * the templates and the hooks' state): on its private /run, never in the image. */
 #define SANDBOX_RUNDIR "/run/cvm-image"
 
 struct sandbox {
-	char *bwrap;  /* the bwrap program */
+	char *bwrap;  /* the bwrap program; NULL in the appliance */
 	char *root;   /* the target root on the host: '/' in the sandbox */
 	char *rundir; /* a host directory (0700): SANDBOX_RUNDIR in the sandbox */
+	struct appliance *vm; /* the appliance route: the tree is its /sysroot */
 };
 
 /*
- * Check, in the prepare stage, that sandboxes can be made here: bwrap is installed and can
- * create the namespaces (it needs CAP_SYS_ADMIN: real root, not a default container).
- * Returns 0, -ENOPKG or -ENOTSUP (both exit 3), logged with what is missing.
+ * Check, in the prepare stage, that bubblewrap sandboxes can be made here: bwrap is installed
+ * and can create the namespaces (it needs CAP_SYS_ADMIN: real root, not a default container).
+ * Returns 0, -ENOPKG or -ENOTSUP (both exit 3), with the reason in *ret_why (not logged).
  */
-int sandbox_check(void);
+int sandbox_check(char **ret_why);
 
-/* A sandbox over root. The mount points the sandbox needs (proc, dev, sys, run, tmp) must be
- * real directories of the tree (created when missing): a symlink there is refused. Logs. */
-int sandbox_init(struct sandbox *s, const char *root, const char *rundir);
+/* A sandbox over root (bubblewrap) or over the appliance's mounted target (vm != NULL, root
+ * unused), with rundir's files as SANDBOX_RUNDIR: the appliance gets a copy, on a tmpfs. The
+ * mount points the sandbox needs (proc, dev, sys, run, tmp) must be real directories of the
+ * tree (created when missing): a symlink there is refused. Logs. */
+int sandbox_init(struct sandbox *s, const char *root, const char *rundir, struct appliance *vm);
 void sandbox_done(struct sandbox *s);
 
 /*
@@ -36,3 +55,8 @@ void sandbox_done(struct sandbox *s);
  */
 int sandbox_run(const struct sandbox *s, const char *what, char *const argv[], char *const env[],
 		int *ret_status, char **ret_output);
+
+/* Read (at most max bytes) and remove the regular file SANDBOX_RUNDIR/rel that the sandbox's
+ * programs wrote. -ENOENT, not logged, if there is none. Logs. */
+int sandbox_take_file(const struct sandbox *s, const char *rel, size_t max, char **ret,
+		      size_t *ret_len);

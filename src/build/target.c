@@ -16,9 +16,11 @@
 
 #include <libmount/libmount.h>
 
+#include "appliance.h"
 #include "target.h"
 #include "common/log.h"
 #include "shared/cleanup-libs.h"
+#include "shared/strv.h"
 #include "shared/util.h"
 
 
@@ -193,24 +195,50 @@ int target_read_file_max(int rootfd, const char *path, size_t max, char **ret, s
 	return 0;
 }
 
-int target_write_key_file(int rootfd, const char *luks_uuid, const struct secret *key,
+int target_put(const struct target *t, const char *path, const void *data, size_t len, mode_t mode)
+{
+	return t->vm ? appliance_write_file(t->vm, path, data, len, mode) :
+		       target_write_file(t->rootfd, path, data, len, mode);
+}
+
+int target_get(const struct target *t, const char *path, size_t max, char **ret, size_t *ret_len,
+	       mode_t *ret_mode)
+{
+	return t->vm ? appliance_read_file(t->vm, path, max, ret, ret_len, ret_mode) :
+		       target_read_file_max(t->rootfd, path, max, ret, ret_len, ret_mode);
+}
+
+/* mkdir -p, then the last directory root's and mode, even if it existed (mkdir keeps an
+ * existing one's mode). Logs. */
+static int mkdir_secure(const struct target *t, const char *path, mode_t mode)
+{
+	_cleanup_close_ int dfd = -1;
+	int r;
+
+	if (t->vm)
+		return appliance_mkdir_secure(t->vm, path, mode);
+	r = target_mkdir_p(t->rootfd, path, mode);
+	if (r < 0)
+		return log_error_errno(r, "cannot create %s in the rootfs: %m", path);
+	dfd = target_open(t->rootfd, path, O_DIRECTORY | O_RDONLY, 0);
+	if (dfd < 0 || fchmod(dfd, mode) < 0 || fchown(dfd, 0, 0) < 0)
+		return log_error_errno(dfd < 0 ? dfd : -errno, "cannot secure %s in the rootfs: %m",
+				       path);
+	return 0;
+}
+
+int target_write_key_file(const struct target *t, const char *luks_uuid, const struct secret *key,
 			  char **ret_path)
 {
 	_cleanup_free_ char *path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", luks_uuid);
-	_cleanup_close_ int dfd = -1;
 	int r;
 
 	if (!path)
 		return log_error_errno(ENOMEM, "out of memory");
-	r = target_mkdir_p(rootfd, "/etc/cryptsetup-keys.d", 0700);
+	r = mkdir_secure(t, "/etc/cryptsetup-keys.d", 0700);
 	if (r < 0)
-		return log_error_errno(r, "cannot create /etc/cryptsetup-keys.d in the rootfs: %m");
-	/* An existing directory keeps its mode through mkdir: make sure it is 0700. */
-	dfd = target_open(rootfd, "/etc/cryptsetup-keys.d", O_DIRECTORY | O_RDONLY, 0);
-	if (dfd < 0 || fchmod(dfd, 0700) < 0 || fchown(dfd, 0, 0) < 0)
-		return log_error_errno(dfd < 0 ? dfd : -errno,
-				       "cannot secure /etc/cryptsetup-keys.d in the rootfs: %m");
-	r = target_write_file(rootfd, path, key->data, key->size, 0600);
+		return r;
+	r = target_put(t, path, key->data, key->size, 0600);
 	if (r < 0)
 		return r;
 	*ret_path = TAKE_PTR(path);
@@ -243,7 +271,7 @@ static int fstab_set(struct libmnt_table *tb, const char *source, const char *ta
 	return r;
 }
 
-int target_write_fstab(int rootfd, const char *fs_uuid, const char *esp_volume_id)
+int target_write_fstab(const struct target *t, const char *fs_uuid, const char *esp_volume_id)
 {
 	_cleanup_(mnt_unref_tablep) struct libmnt_table *tb = mnt_new_table();
 	_cleanup_free_ char *old = NULL, *root_src = strdupf("UUID=%s", fs_uuid),
@@ -255,7 +283,7 @@ int target_write_fstab(int rootfd, const char *fs_uuid, const char *esp_volume_i
 	if (!tb || !root_src || !esp_src)
 		return log_error_errno(ENOMEM, "out of memory");
 	mnt_table_enable_comments(tb, 1);
-	r = target_read_file(rootfd, "/etc/fstab", &old, NULL);
+	r = target_get(t, "/etc/fstab", TARGET_READ_MAX, &old, NULL, NULL);
 	if (r == 0) {
 		f = fmemopen(old, strlen(old), "r");
 		if (!f)
@@ -283,7 +311,7 @@ int target_write_fstab(int rootfd, const char *fs_uuid, const char *esp_volume_i
 		r = -errno;
 	if (r < 0)
 		return log_error_errno(r, "cannot build /etc/fstab: %m");
-	return target_write_file(rootfd, "/etc/fstab", text, text_len, 0644);
+	return target_put(t, "/etc/fstab", text, text_len, 0644);
 }
 
 int hostname_valid(const char *s)
@@ -306,7 +334,7 @@ int hostname_valid(const char *s)
 	return 1;
 }
 
-int target_set_hostname(int rootfd, const char *hostname)
+int target_set_hostname(const struct target *t, const char *hostname)
 {
 	_cleanup_free_ char *line = strdupf("%s\n", hostname), *hosts = NULL, *out = NULL;
 	size_t out_len = 0;
@@ -315,11 +343,11 @@ int target_set_hostname(int rootfd, const char *hostname)
 
 	if (!line)
 		return log_error_errno(ENOMEM, "out of memory");
-	r = target_write_file(rootfd, "/etc/hostname", line, strlen(line), 0644);
+	r = target_put(t, "/etc/hostname", line, strlen(line), 0644);
 	if (r < 0)
 		return r;
 	/* /etc/hosts: the 127.0.1.1 line names the host, as Debian's installer writes it. */
-	r = target_read_file(rootfd, "/etc/hosts", &hosts, NULL);
+	r = target_get(t, "/etc/hosts", TARGET_READ_MAX, &hosts, NULL, NULL);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	f = open_memstream(&out, &out_len);
@@ -337,10 +365,10 @@ int target_set_hostname(int rootfd, const char *hostname)
 	fprintf(f, "127.0.1.1\t%s\n", hostname);
 	if (fclose(f) != 0)
 		return log_error_errno(errno, "out of memory");
-	return target_write_file(rootfd, "/etc/hosts", out, out_len, 0644);
+	return target_put(t, "/etc/hosts", out, out_len, 0644);
 }
 
-int target_set_root_password(int rootfd, const struct secret *password)
+int target_set_root_password(const struct target *t, const struct secret *password)
 {
 	_cleanup_free_ char *shadow = NULL, *out = NULL, *pw = NULL;
 	_cleanup_free_ struct crypt_data *cd = calloc(1, sizeof(struct crypt_data));
@@ -361,7 +389,7 @@ int target_set_root_password(int rootfd, const struct secret *password)
 	if (!hash || hash[0] == '*')
 		return log_error_errno(EINVAL, "cannot hash the root password");
 
-	r = target_read_file(rootfd, "/etc/shadow", &shadow, NULL);
+	r = target_get(t, "/etc/shadow", TARGET_READ_MAX, &shadow, NULL, NULL);
 	if (r == -ENOENT)
 		return log_error_errno(r, "the rootfs has no /etc/shadow: cannot set root's password");
 	if (r < 0)
@@ -388,16 +416,16 @@ int target_set_root_password(int rootfd, const struct secret *password)
 		fprintf(f, "root:%s:19000:0:99999:7:::\n", hash);
 	if (fclose(f) != 0)
 		return log_error_errno(errno, "out of memory");
-	r = target_write_file(rootfd, "/etc/shadow", out, out_len, 0640);
+	r = target_put(t, "/etc/shadow", out, out_len, 0640);
 	explicit_bzero(out, out_len);
 	explicit_bzero(cd, sizeof(*cd));
 	return r;
 }
 
-int target_set_ssh_keys(int rootfd, const char *src_path)
+int target_set_ssh_keys(const struct target *t, const char *src_path)
 {
 	_cleanup_free_ char *keys = NULL;
-	_cleanup_close_ int fd = open(src_path, O_RDONLY | O_CLOEXEC), dfd = -1;
+	_cleanup_close_ int fd = open(src_path, O_RDONLY | O_CLOEXEC);
 	size_t len = 0;
 	ssize_t n;
 	int r;
@@ -414,13 +442,10 @@ int target_set_ssh_keys(int rootfd, const char *src_path)
 	if (len == 0 || (!memmem(keys, len, "ssh-", 4) && !memmem(keys, len, "ecdsa-", 6) &&
 			 !memmem(keys, len, "sk-", 3)))
 		return log_error_errno(EINVAL, "'%s' holds no SSH public key", src_path);
-	r = target_mkdir_p(rootfd, "/root/.ssh", 0700);
+	r = mkdir_secure(t, "/root/.ssh", 0700);
 	if (r < 0)
-		return log_error_errno(r, "cannot create /root/.ssh in the rootfs: %m");
-	dfd = target_open(rootfd, "/root/.ssh", O_DIRECTORY | O_RDONLY, 0);
-	if (dfd < 0 || fchmod(dfd, 0700) < 0 || fchown(dfd, 0, 0) < 0)
-		return log_error_errno(dfd < 0 ? dfd : -errno, "cannot secure /root/.ssh: %m");
-	return target_write_file(rootfd, "/root/.ssh/authorized_keys", keys, len, 0600);
+		return r;
+	return target_put(t, "/root/.ssh/authorized_keys", keys, len, 0600);
 }
 
 static int cmp_version_desc(const void *a, const void *b)
@@ -428,14 +453,18 @@ static int cmp_version_desc(const void *a, const void *b)
 	return -strverscmp(*(char *const *)a, *(char *const *)b);
 }
 
-int target_kernel_versions(int rootfd, char ***ret)
+/* The names in /boot of the target. */
+static int list_boot(const struct target *t, char ***ret)
 {
-	int fd = target_open(rootfd, "/boot", O_DIRECTORY | O_RDONLY, 0);
+	int fd;
 	char **v = NULL;
 	size_t n = 0;
 	struct dirent *de;
 	DIR *d;
 
+	if (t->vm)
+		return appliance_list(t->vm, "/boot", ret);
+	fd = target_open(t->rootfd, "/boot", O_DIRECTORY | O_RDONLY, 0);
 	if (fd < 0)
 		return log_error_errno(fd, "cannot open /boot in the rootfs: %m");
 	d = fdopendir(fd);
@@ -443,19 +472,35 @@ int target_kernel_versions(int rootfd, char ***ret)
 		close(fd);
 		return log_error_errno(errno, "cannot read /boot in the rootfs: %m");
 	}
-	while ((de = readdir(d))) {
-		char **nv;
-
-		if (strncmp(de->d_name, "vmlinuz-", 8) != 0 || !de->d_name[8])
-			continue;
-		nv = realloc(v, (n + 2) * sizeof(char *));
-		if (!nv)
-			break;
-		v = nv;
-		v[n++] = strdup(de->d_name + 8);
-		v[n] = NULL;
-	}
+	while ((de = readdir(d)))
+		if (strv_push(&v, &n, strdup(de->d_name)) < 0) {
+			closedir(d);
+			strv_free(v);
+			return log_error_errno(ENOMEM, "out of memory");
+		}
 	closedir(d);
+	*ret = v;
+	return 0;
+}
+
+int target_kernel_versions(const struct target *t, char ***ret)
+{
+	_cleanup_strv_free_ char **names = NULL;
+	char **v = NULL;
+	size_t n = 0;
+	int r;
+
+	r = list_boot(t, &names);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; names && names[i]; i++) {
+		if (strncmp(names[i], "vmlinuz-", 8) != 0 || !names[i][8])
+			continue;
+		if (strv_push(&v, &n, strdup(names[i] + 8)) < 0) {
+			strv_free(v);
+			return log_error_errno(ENOMEM, "out of memory");
+		}
+	}
 	if (n == 0) {
 		free(v);
 		return log_error_errno(ENOENT, "no kernel in the rootfs's /boot (vmlinuz-*)");

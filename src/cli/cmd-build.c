@@ -34,6 +34,7 @@ enum {
 	ARG_SSH_KEYS,
 	ARG_HOSTNAME,
 	ARG_GRUB_PASSWORD_FILE,
+	ARG_SANDBOX,
 };
 
 static const char options_s[] = "o:s:h";
@@ -57,6 +58,7 @@ static const struct option options[] = {
 	{ "ssh-authorized-keys", required_argument, NULL, ARG_SSH_KEYS },
 	{ "hostname", required_argument, NULL, ARG_HOSTNAME },
 	{ "grub-password-file", required_argument, NULL, ARG_GRUB_PASSWORD_FILE },
+	{ "sandbox", required_argument, NULL, ARG_SANDBOX },
 	{ "help", no_argument, NULL, 'h' },
 	{},
 };
@@ -80,6 +82,10 @@ static void help(void)
 	       "      --recovery-iter-time MS\n"
 	       "                            PBKDF2 time for the recovery slot (default: 2000)\n"
 	       "      --json                print a JSON summary on stdout\n"
+	       "      --sandbox auto|bwrap|vm\n"
+	       "                            where the tarball is unpacked and the distro's tools run:\n"
+	       "                            bubblewrap on the host (root), the libguestfs appliance\n"
+	       "                            (no privilege), or auto: bwrap where it can (default)\n"
 	       "\n"
 	       "Making it boot:\n"
 	       "      --distro ID           use distro/ID instead of detecting it from os-release;\n"
@@ -198,6 +204,16 @@ static int do_build(int argc, char *argv[])
 		case ARG_JSON:
 			o.json = true;
 			break;
+		case ARG_SANDBOX: {
+			int k = sandbox_kind_from_string(optarg);
+
+			if (k < 0) {
+				log_error("invalid --sandbox '%s': expected auto, bwrap or vm", optarg);
+				return EXIT_USAGE;
+			}
+			o.sandbox = (enum sandbox_kind)k;
+			break;
+		}
 		case ARG_DISTRO:
 			o.distro = optarg;
 			break;

@@ -236,14 +236,18 @@ fails_with() {
 	assert_no_leftovers "$T/out"
 }
 
-@test "errors: not root: exit 3 with the reason" {
+@test "errors: --sandbox bwrap, not root: exit 3 with the reason" {
 	requires setpriv
 	chmod 0755 "$T" "$T/out"
 	chmod 0644 "$TAR"
-	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups "$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/a.img"
+	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups "$CVM_IMAGE" build --sandbox bwrap --distro none "$TAR" -o "$T/out/a.img"
 	[ "$status" -eq 3 ]
-	[[ "$stderr" == *"must run as root"* ]]
+	[[ "$stderr" == *"--sandbox bwrap: not root: the bubblewrap route must run as root"* ]]
 	[ -z "$(ls -A "$T/out")" ]
+}
+
+@test "errors: --sandbox takes auto, bwrap or vm" {
+	fails_with 2 "invalid --sandbox 'chroot': expected auto, bwrap or vm" --sandbox chroot "$TAR" -o "$T/out/a.img"
 }
 
 @test "errors: a missing helper program: exit 3, names the Debian package" {
@@ -409,13 +413,13 @@ sleep 303'
 	[ -z "$(findmnt -rn -o TARGET | grep "$T")" ]
 }
 
-@test "errors: without the privileges the build needs, prepare fails within a second with exit 3" {
+@test "errors: --sandbox bwrap without the privileges it needs: prepare fails within a second with exit 3" {
 	requires setpriv unshare
 	chmod 0755 "$T" "$T/out" "$T/tmp"
 	chmod 0644 "$TAR"
 	# Root without CAP_SYS_ADMIN (a default container): no sandbox for the distro's tools.
 	synthetic_tar
-	run --separate-stderr setpriv --bounding-set -sys_admin "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+	run --separate-stderr setpriv --bounding-set -sys_admin "$CVM_IMAGE" build --sandbox bwrap "$T/t.tar" -o "$T/out/a.img"
 	echo "$stderr"
 	[ "$status" -eq 3 ]
 	[[ "$stderr" == *"cannot create the sandbox for the distro's tools (bubblewrap needs CAP_SYS_ADMIN"* ]]
@@ -432,7 +436,7 @@ sleep 303'
 	mkdir -m 0777 "$p/out" "$p/tmp"
 	cp "$TAR" "$p/rootfs.tar"
 	chmod 0644 "$p/rootfs.tar"
-	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups env TMPDIR="$p/tmp" unshare -rm "$CVM_IMAGE" build --distro none "$p/rootfs.tar" -o "$p/out/a.img"
+	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups env TMPDIR="$p/tmp" unshare -rm "$CVM_IMAGE" build --sandbox bwrap --distro none "$p/rootfs.tar" -o "$p/out/a.img"
 	local left
 	left=$(ls -A "$p/out" "$p/tmp")
 	rm -rf --one-file-system "$p"
@@ -441,7 +445,7 @@ sleep 303'
 	[[ "$stderr" == *"cvm-image runs in a user namespace that does not map every owner of the tarball (up to user 1234, group 5678)"* ]]
 	[ -z "$(echo "$left" | grep -v ':$' | grep .)" ]
 	# Without CAP_MKNOD, a tarball with device nodes.
-	run --separate-stderr setpriv --bounding-set -mknod "$CVM_IMAGE" build --distro none "$TAR" -o "$T/out/a.img"
+	run --separate-stderr setpriv --bounding-set -mknod "$CVM_IMAGE" build --sandbox bwrap --distro none "$TAR" -o "$T/out/a.img"
 	[ "$status" -eq 3 ]
 	[[ "$stderr" == *"device nodes and cvm-image lacks CAP_MKNOD"* ]]
 	[ -z "$(ls -A "$T/out")" ]

@@ -7,7 +7,7 @@
 load ../lib/common
 
 setup() {
-	requires root guestfs qemu-img getfattr setfacl
+	requires root guestfs qemu-img getfattr setfacl setpriv
 	common_setup
 	TAR=$(fixture_tar)
 }
@@ -16,10 +16,11 @@ teardown() {
 	common_teardown
 }
 
-# compare_with_tarball IMAGE_TAR: the exported root against the fixture tarball.
+# compare_with_tarball IMAGE_TAR [TARBALL]: the exported root against the fixture tarball (or
+# TARBALL, made from the fixture tree and more).
 compare_with_tarball() {
 	mkdir -p "$T/want" "$T/got"
-	tar --numeric-owner --xattrs --xattrs-include='*' --acls -xpf "$TAR" -C "$T/want"
+	tar --numeric-owner --xattrs --xattrs-include='*' --acls -xpf "${2:-$TAR}" -C "$T/want"
 	tar --numeric-owner --xattrs --xattrs-include='*' --acls -xpf "$1" -C "$T/got"
 	manifest "$T/want" > "$T/want.manifest"
 	manifest "$T/got" > "$T/got.manifest"
@@ -67,4 +68,64 @@ compare_with_tarball() {
 	[ "$status" -ne 0 ]
 	[[ "$output" != *cryptsetup-open-ok* ]]
 	[ ! -e "$T/root.tar" ]
+}
+
+# full_tar: $T/full.tar, the fixture tree and everything else of a rootfs that an unpacker can
+# get wrong: an SELinux label, three hard links, a 1 GiB sparse file, owners 65534 and
+# 4000000000, setgid and sticky directories, a 255-byte name, a long symlink.
+full_tar() {
+	local d=$T/full
+	make_tree "$d"
+	setfattr -n security.selinux -v "system_u:object_r:etc_t:s0" "$d/etc/hello"
+	ln "$d/usr/bin/blob" "$d/usr/bin/blob-third"
+	truncate -s 1G "$d/var/sparse-1g"
+	echo end >> "$d/var/sparse-1g"
+	echo n > "$d/etc/nobody"
+	chown 65534:65534 "$d/etc/nobody"
+	echo b > "$d/etc/big-ids"
+	chown 4000000000:4000000000 "$d/etc/big-ids"
+	mkdir -p "$d/srv/shared" "$d/tmp"
+	chmod 2775 "$d/srv/shared"
+	chmod 1777 "$d/tmp"
+	: > "$d/usr/bin/setgid"
+	chmod 2755 "$d/usr/bin/setgid"
+	echo x > "$d/etc/$(printf 'l%.0s' {1..255})"
+	ln -s "$(printf 'a/%.0s' {1..1000})end" "$d/etc/long-link"
+	make_tar "$d" "$T/full.tar"
+	rm -rf --one-file-system "$d"
+}
+
+# full_check IMAGE: the image's files against full.tar, field by field.
+full_check() {
+	CHECK_TIMES="/etc/hello /etc/future" run "$CVM_SRCDIR/tests/lib/guestfs-check" "$1" raw "$1.key" "$T/root.tar"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *e2fsck-exit=0* ]]
+	compare_with_tarball "$T/root.tar" "$T/full.tar"
+	grep -q 'etc/hello|.*security.selinux=' "$T/want.manifest"
+	grep -q 'etc/big-ids|regular file|644|4000000000:4000000000|' "$T/want.manifest"
+	grep -q 'srv/shared|directory|2775|' "$T/want.manifest"
+	grep -q '^./tmp|directory|1777|' "$T/want.manifest"
+	grep -q 'etc/long-link|symbolic link|777|0:0|2003|' "$T/want.manifest"
+	grep -q 'var/sparse-1g|regular file|644|0:0|1073741828|' "$T/want.manifest"
+	[ "$(stat -c %i "$T/got/usr/bin/blob")" = "$(stat -c %i "$T/got/usr/bin/blob-third")" ]
+	[[ "$output" == *"times:/sysroot/etc/hello:"*":981173106.123456789"* ]]
+	[[ "$output" == *"times:/sysroot/etc/future:"*":7258118400.500000000"* ]]
+	# Still sparse in the image: the root filesystem holds far less than the 1 GiB.
+	[ "$(jq -r .root_filesystem.allocated "$T/build.json")" -lt $((512 * 1024 * 1024)) ]
+}
+
+@test "guestfs: every kind of file, bubblewrap route (root): the image's files equal the tarball's" {
+	full_tar
+	"$CVM_IMAGE" build --sandbox bwrap --distro none --json "$T/full.tar" -o "$T/out/disk.img" > "$T/build.json"
+	full_check "$T/out/disk.img"
+}
+
+@test "guestfs: every kind of file, appliance route (an ordinary user): the image's files equal the tarball's" {
+	ensure_test_user
+	full_tar
+	give_user "$T"
+	as_user "$CVM_IMAGE" build --sandbox vm --distro none --json "$T/full.tar" -o "$T/out/disk.img" > "$T/build.json"
+	[ "$(jq -r .sandbox "$T/build.json")" = vm ]
+	full_check "$T/out/disk.img"
 }

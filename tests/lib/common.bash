@@ -6,6 +6,9 @@ bats_require_minimum_version 1.5.0
 CVM_IMAGE=${CVM_IMAGE:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)/cvm-image}
 CVM_SRCDIR=${CVM_SRCDIR:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
 export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
+# The appliance libguestfs builds on first use, shared by every test (by default it would be
+# kept in each test's private $TMPDIR, and built again there).
+export LIBGUESTFS_CACHEDIR=${LIBGUESTFS_CACHEDIR:-/var/tmp}
 # /dev/kvm can exist and still not work (it does here): TCG always does.
 export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}
 
