@@ -77,8 +77,9 @@ static void append_output(char **buf, size_t *len, const char *data, size_t n)
 	*buf = p;
 }
 
-/* Read the child's output until EOF or an interrupt, then reap it. An interrupt sends sig to
- * the child (to its process group with group). */
+/* Read the child's output until EOF, an interrupt or the deadline (interrupt_deadline()), then
+ * reap it. An interrupt or the deadline sends sig to the child (to its process group with
+ * group); the deadline makes it -ETIME. */
 static int collect(pid_t pid, int fd, bool group, int sig, struct spawn_result *ret)
 {
 	_cleanup_free_ char *out = NULL;
@@ -89,7 +90,7 @@ static int collect(pid_t pid, int fd, bool group, int sig, struct spawn_result *
 		char chunk[8192];
 		ssize_t n;
 
-		if (interrupt_pending())
+		if (interrupt_pending() || interrupt_deadline_passed())
 			break;
 		n = read(fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
@@ -100,7 +101,7 @@ static int collect(pid_t pid, int fd, bool group, int sig, struct spawn_result *
 	}
 	close(fd);
 
-	if (interrupt_pending())
+	if (interrupt_pending() || interrupt_deadline_passed())
 		kill(group ? -pid : pid, sig);
 	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
@@ -109,6 +110,8 @@ static int collect(pid_t pid, int fd, bool group, int sig, struct spawn_result *
 	}
 	if (interrupt_pending())
 		return -EINTR;
+	if (interrupt_deadline_passed())
+		return -ETIME;
 
 	ret->status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	ret->output = out ? TAKE_PTR(out) : strdup("");
