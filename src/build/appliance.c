@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "shared/cleanup.h"
 #include "shared/cleanup-libs.h"
+#include "shared/interrupt.h"
 #include "shared/spawn.h"
 #include "shared/strv.h"
 #include "shared/util.h"
@@ -127,9 +128,12 @@ int appliance_start(struct appliance *a, const char *disk, const char *tmpdir)
 	log_notice("starting the libguestfs appliance (a minute or more without KVM)");
 	if (guestfs_launch(a->g) < 0)
 		return gfs_error(a->g, "launch");
+	/* ^C goes to our process group, not to qemu's: the handler kills it. */
+	interrupt_kill_on_signal(guestfs_get_pid(a->g));
 	if (guestfs_mount(a->g, "/dev/sda", "/") < 0)
 		return gfs_error(a->g, "mount the root filesystem");
-	log_info("appliance: up in %.1fs", now_seconds() - t);
+	a->startup_seconds = now_seconds() - t;
+	log_info("appliance: up in %.1fs", a->startup_seconds);
 	return 0;
 }
 
@@ -247,7 +251,7 @@ static const char run_script[] =
 	"printf '" STATUS_TAG "%d\\n' \"$s\"";
 
 int appliance_run(struct appliance *a, const char *what, char *const argv[], char *const env[],
-		  int *ret_status, char **ret_output)
+		  unsigned timeout, int *ret_status, char **ret_output)
 {
 	_cleanup_free_ char **args = NULL;
 	_cleanup_free_ char *out = NULL;
@@ -271,7 +275,11 @@ int appliance_run(struct appliance *a, const char *what, char *const argv[], cha
 		args[n++] = env[i];
 	for (size_t i = 0; argv[i]; i++)
 		args[n++] = argv[i];
+	interrupt_deadline(timeout);
 	out = guestfs_command(a->g, args);
+	if (interrupt_deadline_end() && !out)
+		return log_error_errno(ETIME, "%s did not finish within %u s (--hook-timeout): the "
+				       "appliance was stopped", what, timeout);
 	if (!out)
 		return gfs_error(a->g, what);
 	/* The last tag is ours: whatever the command printed came before it. */
@@ -451,13 +459,29 @@ int appliance_remove(struct appliance *a, const char *path)
 	return guestfs_rm_f(a->g, path) < 0 ? gfs_error(a->g, path) : 0;
 }
 
-/* One entry of copy_out: a directory, a regular file or a symlink, made below hostfd. */
+/* The directory of rel below hostfd, no symlink on the way; *name points into rel. */
+static int open_parent_nofollow(int hostfd, const char *rel, const char **name)
+{
+	_cleanup_free_ char *pdir = path_dirname(rel);
+	const char *slash = strrchr(rel, '/');
+
+	if (!pdir)
+		return -ENOMEM;
+	*name = slash ? slash + 1 : rel;
+	return target_open_nofollow(hostfd, pdir, O_DIRECTORY | O_RDONLY, 0);
+}
+
+/* One entry of copy_out: a directory, a regular file, a symlink, or anything else as a FIFO
+ * (esp_populate() refuses what a FAT cannot hold, and names it), made below hostfd. */
 static int copy_entry(struct appliance *a, int hostfd, const char *dir, const char *rel)
 {
-	_cleanup_free_ char *src = strdupf("%s/%s", dir, rel);
+	_cleanup_free_ char *src = strdupf("%s/%s", dir, rel), *to = NULL, *data = NULL;
+	_cleanup_close_ int pfd = -1;
 	struct guestfs_statns *st;
+	const char *name;
+	size_t len;
 	mode_t m;
-	int r = 0;
+	int r;
 
 	if (!src)
 		return -ENOMEM;
@@ -466,44 +490,21 @@ static int copy_entry(struct appliance *a, int hostfd, const char *dir, const ch
 		return gfs_error(a->g, src);
 	m = (mode_t)st->st_mode;
 	guestfs_free_statns(st);
-	if (S_ISDIR(m)) {
-		_cleanup_free_ char *pdir = path_dirname(rel), *name = path_basename(rel);
-		_cleanup_close_ int pfd = -1;
-
-		if (!pdir || !name)
-			return -ENOMEM;
-		pfd = target_open_nofollow(hostfd, pdir, O_DIRECTORY | O_RDONLY, 0);
-		if (pfd < 0 || mkdirat(pfd, name, 0700) < 0)
-			r = pfd < 0 ? pfd : -errno;
-	} else if (S_ISREG(m)) {
-		char *data = NULL;
-		size_t len;
-
+	if (S_ISREG(m)) {
 		r = appliance_read_file(a, src, SIZE_MAX / 2, &data, &len, NULL);
-		if (r == 0)
-			r = target_write_file(hostfd, rel, data, len, 0600);
-		free(data);
-	} else if (S_ISLNK(m)) {
-		_cleanup_free_ char *pdir = path_dirname(rel), *name = path_basename(rel);
-		_cleanup_free_ char *to = guestfs_readlink(a->g, src);
-		_cleanup_close_ int pfd = -1;
-
-		if (!pdir || !name || !to)
-			return -ENOMEM;
-		pfd = target_open_nofollow(hostfd, pdir, O_DIRECTORY | O_RDONLY, 0);
-		if (pfd < 0 || symlinkat(to, pfd, name) < 0)
-			r = pfd < 0 ? pfd : -errno;
-	} else {
-		/* esp_populate() refuses what a FAT cannot hold: let it name it. */
-		_cleanup_free_ char *pdir = path_dirname(rel), *name = path_basename(rel);
-		_cleanup_close_ int pfd = -1;
-
-		if (!pdir || !name)
-			return -ENOMEM;
-		pfd = target_open_nofollow(hostfd, pdir, O_DIRECTORY | O_RDONLY, 0);
-		if (pfd < 0 || mkfifoat(pfd, name, 0600) < 0)
-			r = pfd < 0 ? pfd : -errno;
+		return r < 0 ? r : target_write_file(hostfd, rel, data, len, 0600);
 	}
+	if (S_ISLNK(m) && !(to = guestfs_readlink(a->g, src)))
+		return gfs_error(a->g, src);
+	pfd = open_parent_nofollow(hostfd, rel, &name);
+	if (pfd < 0)
+		r = pfd;
+	else if (S_ISDIR(m))
+		r = mkdirat(pfd, name, 0700) < 0 ? -errno : 0;
+	else if (S_ISLNK(m))
+		r = symlinkat(to, pfd, name) < 0 ? -errno : 0;
+	else
+		r = mkfifoat(pfd, name, 0600) < 0 ? -errno : 0;
 	if (r < 0)
 		return log_error_errno(r, "cannot copy '%s' out of the appliance: %m", src);
 	return 0;
@@ -567,6 +568,7 @@ int appliance_finish(struct appliance *a)
 
 void appliance_done(struct appliance *a)
 {
+	interrupt_kill_on_signal(0);
 	if (a->g)
 		guestfs_close(a->g); /* kills qemu if it still runs */
 	a->g = NULL;

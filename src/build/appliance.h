@@ -14,6 +14,7 @@
 
 struct appliance {
 	struct guestfs_h *g;
+	double startup_seconds; /* launching it, for --json */
 };
 
 /* In the prepare stage: qemu and the appliance (its kernel readable) are there. Returns 0 or
@@ -36,10 +37,11 @@ int appliance_unpack(struct appliance *a, const char *tarball);
 int appliance_prepare_run(struct appliance *a, const char *hostdir, const char *dest);
 
 /* Run argv chrooted into the target, with only env as its environment, umask 077, stdin
- * /dev/null; its output (stdout and stderr, the last 256 KiB) into the debug log and
+ * /dev/null, for at most timeout seconds (0: no limit; then the appliance is killed and this
+ * fails with -ETIME); its output (stdout and stderr, the last 256 KiB) into the debug log and
  * *ret_output, its exit status in *ret_status. Logs errors naming what. */
 int appliance_run(struct appliance *a, const char *what, char *const argv[], char *const env[],
-		  int *ret_status, char **ret_output);
+		  unsigned timeout, int *ret_status, char **ret_output);
 
 /* The files of the target as target.h reads and writes them: a regular file only, replaced
  * through a temporary name (a symlink there is replaced, not followed; an old file's owner

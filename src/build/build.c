@@ -419,6 +419,11 @@ static int stage_prepare(struct build_ctx *c)
 	char a[32];
 	int r;
 
+	/* What needs no look at the tarball is said before anything is written. */
+	if (o->sandbox == SANDBOX_BWRAP && geteuid() != 0)
+		return log_error_errno(ENOTSUP, "--sandbox bwrap: not root: the bubblewrap route must "
+				       "run as root, to give the image's files their owners from the "
+				       "tarball");
 	r = require_programs(progs);
 	if (r == 0 && c->format == IMAGE_FORMAT_QCOW2)
 		r = require_programs(progs_qcow2);
@@ -608,6 +613,7 @@ static int stage_configure(struct build_ctx *c)
 		.grub_dir = c->distro->grub_dir,
 		.grub_tool_prefix = c->distro->grub_tool_prefix,
 		.grub_password = o->grub_password,
+		.hook_timeout = o->hook_timeout,
 	});
 	if (r < 0)
 		return r;
@@ -720,6 +726,35 @@ static int copy_allocated(uint64_t off, uint64_t len, void *userdata)
 }
 
 /*
+ * The filesystem the appliance wrote is untrusted: the tarball's programs ran as root there,
+ * with the disk under it as /dev/sda, and libext2fs has crashed on crafted metadata (a heap
+ * overflow in ext2fs_read_bitmaps(), DESIGN.md §0). e2fsck -fn, a process of its own that
+ * checks the superblock and group descriptors before it trusts them, must find it clean
+ * before cvm-image's own libext2fs walks it.
+ */
+static int check_appliance_fs(struct build_ctx *c)
+{
+	char *argv[] = { "e2fsck", "-fn", c->fs_path, NULL };
+	int r;
+
+	/* CVM_IMAGE_FAULT=corrupt-appliance-fs: s_first_data_block 100, as a hostile program
+	 * could write it through /dev/sda. */
+	if (fault_requested("corrupt-appliance-fs")) {
+		_cleanup_close_ int fd = open(c->fs_path, O_WRONLY | O_CLOEXEC);
+		uint32_t v = 100;
+
+		if (fd < 0 || pwrite_all(fd, &v, sizeof(v), 1024 + 20) < 0)
+			return log_error_errno(EIO, "fault injection failed");
+	}
+	r = run_program(argv, NULL);
+	if (r == -EIO)
+		return log_error_errno(EUCLEAN, "the root filesystem the appliance wrote does not pass "
+				       "e2fsck -fn (its output above): refusing to read it (the "
+				       "tarball's programs could write to the disk under it)");
+	return r;
+}
+
+/*
  * The appliance's filesystem, finished (the appliance shut down), into the disk image:
  * only the blocks its bitmap marks allocated. What the hooks wrote and deleted (an initramfs
  * tool's temporary copies of the key, say) lies in free blocks, which the encrypt stage does
@@ -734,6 +769,8 @@ static int copy_appliance_fs(struct build_ctx *c, int out)
 
 	r = appliance_finish(&c->vm);
 	appliance_done(&c->vm);
+	if (r == 0)
+		r = check_appliance_fs(c);
 	if (r < 0)
 		return r;
 	j.in = open(c->fs_path, O_RDONLY | O_CLOEXEC);
@@ -1076,6 +1113,8 @@ static void print_json(const struct build_ctx *c)
 		json_add(o, "distro", NULL);
 	json_add_str(o, "sandbox", sandbox_kind_to_string(c->route));
 	json_add_str(o, "sandbox_reason", c->route_why);
+	if (c->route == SANDBOX_VM)
+		json_add_double(o, "sandbox_startup", c->vm.startup_seconds, 3);
 	json_add_str(o, "mapper_name", c->opt->mapper_name);
 	json_add_str(o, "key_file", c->key_out);
 	for (size_t i = 0; i < ELEMENTSOF(stages); i++)

@@ -29,6 +29,7 @@ struct build_options {
 	uint32_t recovery_iter_ms;
 	bool json;
 	enum sandbox_kind sandbox; /* --sandbox: where the tarball is unpacked, the hooks run */
+	unsigned hook_timeout;     /* --hook-timeout: seconds one hook may run */
 
 	/* Making it boot (distro hooks) */
 	const char *distro;          /* NULL: detect from os-release; "none": no hooks */

@@ -258,6 +258,7 @@ int hook_runner_init(struct hook_runner *hr, const struct hook_set *hooks, const
 	/* Last: the appliance gets a copy of the files. */
 	if (r == 0)
 		r = sandbox_init(&hr->sandbox, root, rundir, vm);
+	hr->sandbox.timeout = v->hook_timeout;
 	return r;
 }
 

@@ -29,6 +29,7 @@ struct hook_values {
 	const char *grub_dir;         /* CVM_GRUB_DIR */
 	const char *grub_tool_prefix; /* CVM_GRUB_TOOL_PREFIX */
 	const struct secret *grub_password; /* the lock in grub.cfg; NULL: a discarded one */
+	unsigned hook_timeout;        /* seconds a hook may run (0: no limit) */
 };
 
 struct hook_runner {

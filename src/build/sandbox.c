@@ -13,6 +13,7 @@
 #include "target.h"
 #include "common/log.h"
 #include "shared/cleanup.h"
+#include "shared/interrupt.h"
 #include "shared/spawn.h"
 #include "shared/util.h"
 
@@ -232,11 +233,16 @@ int sandbox_run(const struct sandbox *s, const char *what, char *const argv[], c
 	int r;
 
 	if (s->vm)
-		return appliance_run(s->vm, what, argv, env, ret_status, ret_output);
+		return appliance_run(s->vm, what, argv, env, s->timeout, ret_status, ret_output);
 	bargv = bwrap_argv(s->bwrap, "--bind", s->root, s->rundir, argv);
 	if (!bargv)
 		return log_error_errno(ENOMEM, "out of memory");
+	interrupt_deadline(s->timeout);
 	r = run_bwrap(bargv, env, &res);
+	interrupt_deadline_end();
+	if (r == -ETIME)
+		return log_error_errno(r, "%s did not finish within %u s (--hook-timeout): stopped",
+				       what, s->timeout);
 	if (r == -EINTR)
 		return log_error_errno(r, "interrupted while running %s", what);
 	if (r < 0)

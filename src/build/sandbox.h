@@ -27,6 +27,7 @@ struct sandbox {
 	char *root;   /* the target root on the host: '/' in the sandbox */
 	char *rundir; /* a host directory (0700): SANDBOX_RUNDIR in the sandbox */
 	struct appliance *vm; /* the appliance route: the tree is its /sysroot */
+	unsigned timeout;     /* seconds one program may run (0: no limit) */
 };
 
 /*
@@ -44,7 +45,8 @@ int sandbox_init(struct sandbox *s, const char *root, const char *rundir, struct
 void sandbox_done(struct sandbox *s);
 
 /*
- * Run argv (argv[0] a path inside the target) in a fresh sandbox: the target root as '/',
+ * Run argv (argv[0] a path inside the target) in a fresh sandbox (for at most s->timeout
+ * seconds: then it is killed, the appliance with it, and this fails with -ETIME): the target root as '/',
  * its own mount, PID, IPC, UTS, network and cgroup namespaces, a procfs of its own PID
  * namespace, a minimal /dev, /sys read-only, private tmpfs on /run and /tmp, only env as the
  * environment, umask 077, a reduced capability set (no CAP_SYS_ADMIN, CAP_MKNOD,

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cvm-image build: options into struct build_options, then the pipeline. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -35,6 +36,7 @@ enum {
 	ARG_HOSTNAME,
 	ARG_GRUB_PASSWORD_FILE,
 	ARG_SANDBOX,
+	ARG_HOOK_TIMEOUT,
 };
 
 static const char options_s[] = "o:s:h";
@@ -59,6 +61,7 @@ static const struct option options[] = {
 	{ "hostname", required_argument, NULL, ARG_HOSTNAME },
 	{ "grub-password-file", required_argument, NULL, ARG_GRUB_PASSWORD_FILE },
 	{ "sandbox", required_argument, NULL, ARG_SANDBOX },
+	{ "hook-timeout", required_argument, NULL, ARG_HOOK_TIMEOUT },
 	{ "help", no_argument, NULL, 'h' },
 	{},
 };
@@ -91,6 +94,8 @@ static void help(void)
 	       "      --distro ID           use distro/ID instead of detecting it from os-release;\n"
 	       "                            'none' makes an encrypted disk without boot configuration\n"
 	       "      --hooks-dir DIR       site hooks (DIR/hooks/PHASE/NN-name) on top; repeatable\n"
+	       "      --hook-timeout S      stop a hook (the appliance with it) that runs longer\n"
+	       "                            than S seconds (default: 3600)\n"
 	       "      --serial-console      kernel and grub on the serial line (ttyS0, 115200)\n"
 	       "      --kernel-cmdline ARGS extra kernel command line arguments\n"
 	       "      --root-password-file FILE\n"
@@ -148,6 +153,7 @@ static int do_build(int argc, char *argv[])
 	struct build_options o = {
 		.mapper_name = "cr_root",
 		.recovery_iter_ms = 2000,
+		.hook_timeout = 3600,
 	};
 	int c, r;
 
@@ -204,6 +210,20 @@ static int do_build(int argc, char *argv[])
 		case ARG_JSON:
 			o.json = true;
 			break;
+		case ARG_HOOK_TIMEOUT: {
+			char *end;
+			long n;
+
+			errno = 0;
+			n = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || n < 1 || n > 86400) {
+				log_error("invalid --hook-timeout '%s': expected 1 to 86400 seconds",
+					  optarg);
+				return EXIT_USAGE;
+			}
+			o.hook_timeout = (unsigned)n;
+			break;
+		}
 		case ARG_SANDBOX: {
 			int k = sandbox_kind_from_string(optarg);
 

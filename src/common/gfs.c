@@ -5,6 +5,7 @@
 
 #include "gfs.h"
 #include "log.h"
+#include "shared/interrupt.h"
 
 int gfs_new(guestfs_h **ret)
 {
@@ -31,5 +32,8 @@ int gfs_error(guestfs_h *g, const char *what)
 	const char *e = guestfs_last_error(g);
 	int err = guestfs_last_errno(g);
 
+	/* The signal killed the appliance (interrupt_kill_on_signal()): that is what happened. */
+	if (interrupt_pending())
+		return log_error_errno(EINTR, "interrupted while the appliance ran %s", what);
 	return log_error_errno(err > 0 ? err : EIO, "appliance: %s: %s", what, e ?: "failed");
 }

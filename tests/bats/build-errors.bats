@@ -246,6 +246,19 @@ fails_with() {
 	[ -z "$(ls -A "$T/out")" ]
 }
 
+@test "errors: a hook that hangs is stopped after --hook-timeout, with all it started" {
+	synthetic_tar
+	site_hook configure 95-hang 'sleep 304 & sleep 305'
+	run --separate-stderr "$CVM_IMAGE" build --sandbox bwrap --hook-timeout 3 --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.img"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"error: hook configure/95-hang did not finish within 3 s (--hook-timeout): stopped"* ]]
+	run ! pgrep -f '^sleep 30[45]$'
+	[ -z "$(ls -A "$T/out")" ]
+	assert_no_leftovers "$T/out"
+	fails_with 2 "invalid --hook-timeout '0': expected 1 to 86400 seconds" --hook-timeout 0 "$TAR" -o "$T/out/a.img"
+}
+
 @test "errors: --sandbox takes auto, bwrap or vm" {
 	fails_with 2 "invalid --sandbox 'chroot': expected auto, bwrap or vm" --sandbox chroot "$TAR" -o "$T/out/a.img"
 }

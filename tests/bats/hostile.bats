@@ -53,6 +53,21 @@ tar_tree() {
 	tar --numeric-owner -C "$T/t" -cf "$T/t.tar" .
 }
 
+# proc_root_writer: the tree's update-initramfs writes to the decoys through every
+# /proc/PID/root it sees, and makes no initramfs.
+proc_root_writer() {
+	cat > "$T/t/usr/sbin/update-initramfs" <<EOF
+#!/bin/sh
+for p in \$(ls /proc | grep '^[0-9]*\$'); do
+	echo pwned > /proc/\$p/root$DECOY/a 2>/dev/null
+	echo pwned > /proc/\$p/root$DECOY/new-file 2>/dev/null
+done
+echo pwned > /proc/self/root$DECOY/b 2>/dev/null
+exit 0
+EOF
+	chmod 0755 "$T/t/usr/sbin/update-initramfs"
+}
+
 # build_ok ARGS: the build succeeds, its work directory kept; W is the target root.
 build_ok() {
 	mkdir -p "$T/work"
@@ -67,7 +82,7 @@ build_ok() {
 build_fails() {
 	local msg=$1
 	shift
-	run --separate-stderr timeout 120 "$CVM_IMAGE" build "$@" -o "$T/out/a.img"
+	run --separate-stderr timeout 300 "$CVM_IMAGE" build "$@" -o "$T/out/a.img"
 	echo "status=$status"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
@@ -111,16 +126,7 @@ build_fails() {
 
 @test "hostile: the tarball's own update-initramfs writing through /proc/*/root reaches nothing of the host" {
 	tree
-	cat > "$T/t/usr/sbin/update-initramfs" <<EOF
-#!/bin/sh
-for p in \$(ls /proc | grep '^[0-9]*\$'); do
-	echo pwned > /proc/\$p/root$DECOY/a 2>/dev/null
-	echo pwned > /proc/\$p/root$DECOY/new-file 2>/dev/null
-done
-echo pwned > /proc/self/root$DECOY/b 2>/dev/null
-exit 0
-EOF
-	chmod 0755 "$T/t/usr/sbin/update-initramfs"
+	proc_root_writer
 	tar_tree
 	# It made no initramfs: the bootloader hook says so; the host is untouched.
 	build_fails "no initramfs for kernel 6.1.0-10-amd64 in /boot" "$T/t.tar"
@@ -266,5 +272,23 @@ EOF
 	build_fails "refusing hard link './etc/shadow-link' to './escape/shadow': the target lies below the symlink 'escape'" --distro none "$T/bad.tar"
 	"$CVM_SRCDIR/tests/lib/bad-tar" hardlink-missing "$T/bad.tar"
 	build_fails "refusing hard link './etc/link' to './etc/not-in-the-archive': no such file earlier in the archive" --distro none "$T/bad.tar"
+	assert_host_untouched
+}
+
+@test "hostile: through the appliance route (--sandbox vm) too: writes through /proc/*/root and a FIFO at /etc/fstab reach nothing of the host" {
+	requires guestfs
+	tree
+	proc_root_writer
+	tar_tree
+	build_fails "no initramfs for kernel 6.1.0-10-amd64 in /boot" --sandbox vm "$T/t.tar"
+	[[ "$stderr" == *"sandbox: vm, the libguestfs appliance (--sandbox vm)"* ]]
+	assert_host_untouched
+	[ ! -e "$DECOY/new-file" ]
+
+	tree
+	rm "$T/t/etc/fstab"
+	mkfifo "$T/t/etc/fstab"
+	tar_tree
+	build_fails "refusing to read '/etc/fstab' in the rootfs: it is a FIFO, not a regular file" --sandbox vm "$T/t.tar"
 	assert_host_untouched
 }
