@@ -32,10 +32,14 @@ site_hook() {
 	chmod +x "$T/site/hooks/$1/$2"
 }
 
-@test "vm: an ordinary user builds a bootable image through the appliance; inspect passes" {
+@test "vm: an ordinary user builds a bootable image through the appliance; hooks get their environment; inspect passes" {
 	synthetic_tar
+	# The hooks' environment comes back as warnings: only CVM_* and the basics, nothing of
+	# the host, and the appliance's init as PID 1.
+	site_hook configure 95-env 'env | sed "s/^/env: /" >> "$CVM_STATE/warnings"; echo "pid1: $(tr "\0" " " < /proc/1/cmdline)" >> "$CVM_STATE/warnings"'
+	site_hook configure 96-not-mine 'exit 77'
 	give_user "$T"
-	run --separate-stderr as_user "$CVM_IMAGE" build --json "$T/t.tar" -o "$T/out/a.qcow2"
+	run --separate-stderr as_user env SECRET_OF_THE_HOST=leak "$CVM_IMAGE" -v build --json --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.qcow2"
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	# The choice and its reason, in the progress and in --json.
@@ -43,6 +47,15 @@ site_hook() {
 	[ "$(jq -r .sandbox <<< "$output")" = vm ]
 	[[ "$(jq -r .sandbox_reason <<< "$output")" == "not root: "* ]]
 	[ "$(jq -r .hooks_run <<< "$output")" -gt 0 ]
+	[[ "$stderr" == *"warning: hook configure/95-env: env: CVM_PHASE=configure"* ]]
+	[[ "$stderr" == *"warning: hook configure/95-env: env: CVM_LUKS_UUID="* ]]
+	[[ "$stderr" == *"warning: hook configure/95-env: env: PATH=/usr/local/sbin:"* ]]
+	[[ "$stderr" == *"hook configure/96-not-mine: not applicable"* ]]
+	jq -r '.warnings[]' <<< "$output" > "$T/env"
+	grep -q '^env: CVM_KEY_FILE=/etc/cryptsetup-keys.d/luks-' "$T/env"
+	run ! grep -q 'SECRET_OF_THE_HOST\|LIBGUESTFS\|HOME=/nonexistent\|bats' "$T/env"
+	grep '^pid1: ' "$T/env"
+	run ! grep -q '^pid1: .*\(systemd\|bats\|cvm-image\)' "$T/env"
 	[ "$(stat -c %U "$T/out/a.qcow2")" = "$TEST_USER" ]
 	[ "$(stat -c %a "$T/out/a.qcow2.key")" = 600 ]
 	run as_user "$CVM_IMAGE" inspect --key-file "$T/out/a.qcow2.key" "$T/out/a.qcow2"
@@ -53,19 +66,6 @@ site_hook() {
 	[[ "$output" == *"ok      esp-no-key "* ]]
 	# No qemu, no work directory, no libguestfs temporary directory left.
 	run ! pgrep -f "qemu-system.*$T/"
-	assert_no_leftovers "$T/out"
-}
-
-@test "vm: root in a default container (no CAP_SYS_ADMIN, namespaces refused) takes the appliance" {
-	synthetic_tar
-	run --separate-stderr setpriv --bounding-set -sys_admin "$NO_NS" "$CVM_IMAGE" build --json "$T/t.tar" -o "$T/out/a.img"
-	echo "$stderr"
-	[ "$status" -eq 0 ]
-	[[ "$stderr" == *"sandbox: vm, the libguestfs appliance (cannot create the sandbox for the distro's tools (bubblewrap needs CAP_SYS_ADMIN"* ]]
-	[ "$(jq -r .sandbox <<< "$output")" = vm ]
-	run "$CVM_IMAGE" inspect --key-file "$T/out/a.img.key" "$T/out/a.img"
-	echo "$output"
-	[ "$status" -eq 0 ]
 	assert_no_leftovers "$T/out"
 }
 
@@ -80,17 +80,17 @@ site_hook() {
 	[ "$status" -eq 0 ]
 }
 
-@test "vm: hooks in the appliance get the documented environment; status, output and warnings come back" {
+@test "vm: a hook that hangs in the appliance: --hook-timeout stops it; one that fails: its status and last lines; nothing left" {
 	synthetic_tar
-	site_hook configure 95-env 'env > /var/log/cvm-env; echo "said by the hook"; echo "a warning from the appliance" >> "$CVM_STATE/warnings"'
-	site_hook configure 96-not-mine 'exit 77'
+	site_hook configure 95-hang 'sleep 600'
 	give_user "$T"
-	run --separate-stderr as_user "$CVM_IMAGE" -v build --sandbox vm --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.img"
+	run --separate-stderr as_user "$CVM_IMAGE" build --sandbox vm --hook-timeout 5 --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/b.img"
 	echo "$stderr"
-	[ "$status" -eq 0 ]
-	[[ "$stderr" == *"warning: hook configure/95-env: a warning from the appliance"* ]]
-	[[ "$stderr" == *"hook configure/96-not-mine: not applicable"* ]]
-	# A failing hook: its status and its last lines in the error; nothing left.
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"error: hook configure/95-hang did not finish within 5 s (--hook-timeout): the appliance was stopped"* ]]
+	run ! pgrep -f "qemu-system.*$T/"
+	assert_no_leftovers "$T/out"
+	rm -rf --one-file-system "$T/site"
 	site_hook initramfs 95-fail 'echo "the tool broke"; exit 3'
 	give_user "$T"
 	run --separate-stderr as_user "$CVM_IMAGE" build --sandbox vm --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/b.img"
@@ -101,25 +101,6 @@ site_hook() {
 	[ ! -e "$T/out/b.img" ]
 	run ! pgrep -f "qemu-system.*$T/"
 	assert_no_leftovers "$T/out"
-}
-
-@test "vm: the hooks' environment is only CVM_* and the basics, nothing of the host" {
-	synthetic_tar
-	site_hook configure 95-env 'env | sort > /etc/cvm-env; ls / > /etc/cvm-root; cat /proc/1/cmdline | tr "\0" " " > /etc/cvm-pid1'
-	give_user "$T"
-	run --separate-stderr as_user env SECRET_OF_THE_HOST=leak "$CVM_IMAGE" build --sandbox vm --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.img"
-	echo "$stderr"
-	[ "$status" -eq 0 ]
-	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/a.img" raw "$T/out/a.img.key" "$T/root.tar"
-	[ "$status" -eq 0 ]
-	mkdir "$T/got"
-	tar -xf "$T/root.tar" -C "$T/got" ./etc/cvm-env ./etc/cvm-root ./etc/cvm-pid1
-	cat "$T/got/etc/cvm-env"
-	grep -q '^CVM_PHASE=configure$' "$T/got/etc/cvm-env"
-	grep -q '^CVM_LUKS_UUID=' "$T/got/etc/cvm-env"
-	run ! grep -q 'SECRET_OF_THE_HOST\|LIBGUESTFS\|^TMPDIR=/tmp/bats\|HOME=/nonexistent' "$T/got/etc/cvm-env"
-	# PID 1 is the appliance's init, not anything of the host's.
-	run ! grep -q 'systemd\|bats' "$T/got/etc/cvm-pid1"
 }
 
 @test "vm: no qemu, no appliance, no kernel for it: exit 3 in prepare, naming what is missing" {
@@ -144,9 +125,30 @@ site_hook() {
 	assert_no_leftovers "$T/out"
 }
 
-@test "vm: killed while the appliance runs: no qemu left; the next build removes what it left" {
+@test "vm: ^C while a hook runs in the appliance, and SIGKILL: no qemu left; the next build removes what was left" {
 	synthetic_tar
+	site_hook configure 95-hang 'sleep 600'
 	give_user "$T"
+	# SIGINT: the appliance is killed at once (it is in a process group of its own, so the
+	# handler kills it), the build says it was interrupted and leaves nothing.
+	as_user "$CVM_IMAGE" build --sandbox vm --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.img" 2> "$T/int.log" &
+	local pid=$! i
+	for i in $(seq 600); do
+		grep -q '\] configure:' "$T/int.log" && break
+		sleep 0.2
+	done
+	sleep 5
+	# cvm-image itself (setpriv and env exec it), not the recovery process it forks.
+	pkill -INT -o -f "^$CVM_IMAGE build --sandbox vm --hooks-dir $T/site"
+	local t0=$SECONDS rc=0
+	wait $pid || rc=$?
+	cat "$T/int.log"
+	[ "$rc" -eq 1 ]
+	[ $((SECONDS - t0)) -lt 60 ]
+	grep -q 'error: interrupted while the appliance ran hook configure/95-hang' "$T/int.log"
+	run ! pgrep -f "qemu-system.*$T/"
+	assert_no_leftovers "$T/out"
+	rm -rf --one-file-system "$T/site"
 	as_user env CVM_IMAGE_FAULT=kill-in-configure "$CVM_IMAGE" -q build --sandbox vm "$T/t.tar" -o "$T/out/a.img" || true
 	# libguestfs's recovery process kills qemu within a second or two of its parent's death.
 	local i
@@ -161,5 +163,41 @@ site_hook() {
 	[ "$status" -eq 0 ]
 	[[ "$stderr" == *"removed"* ]]
 	rm -f "$T/out/b.img" "$T/out/b.img.key"
+	assert_no_leftovers "$T/out"
+}
+
+@test "vm: the GitLab example's script, as root in a default container (no CAP_SYS_ADMIN, namespaces refused): image, key, report" {
+	synthetic_tar
+	mkdir "$T/job"
+	mv "$T/t.tar" "$T/job/rootfs.tar"
+	"$CVM_SRCDIR/tests/lib/ci-commands" "$CVM_SRCDIR/examples/ci/gitlab-ci.yml" > "$T/script"
+	[ "$(wc -l < "$T/script")" -eq 2 ]
+	run --separate-stderr setpriv --bounding-set -sys_admin "$NO_NS" \
+		env PATH="$(dirname "$CVM_IMAGE"):$PATH" bash -c 'cd "$1" && set -e && . "$2"' _ "$T/job" "$T/script"
+	echo "$stderr"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"sandbox: vm, the libguestfs appliance (cannot create the sandbox for the distro's tools (bubblewrap needs CAP_SYS_ADMIN"* ]]
+	[ "$(jq -r .sandbox "$T/job/build.json")" = vm ]
+	[ -s "$T/job/disk.qcow2" ]
+	[ "$(stat -c %a "$T/job/disk.qcow2.key")" = 600 ]
+	[[ "$output" == *"ok      key-opens "* ]]
+	[[ "$stderr" == *"disk.qcow2': "*" checks passed"* ]]
+	run ! pgrep -f "qemu-system.*$T/"
+	assert_no_leftovers "$T/job"
+}
+
+@test "vm: a root filesystem the appliance wrote that e2fsck finds damaged is refused before cvm-image reads it" {
+	synthetic_tar
+	give_user "$T"
+	# As a program of the tarball could write it through the disk under it: the superblock's
+	# s_first_data_block, on which libext2fs's ext2fs_read_bitmaps() overflows its heap.
+	run --separate-stderr as_user env CVM_IMAGE_FAULT=corrupt-appliance-fs "$CVM_IMAGE" build --sandbox vm --distro none "$T/t.tar" -o "$T/out/a.img"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"'e2fsck' failed with exit status"* ]]
+	[[ "$stderr" == *"error: the root filesystem the appliance wrote does not pass e2fsck -fn (its output above): refusing to read it"* ]]
+	[ -z "$(ls -A "$T/out")" ]
+	run ! pgrep -f "qemu-system.*$T/"
 	assert_no_leftovers "$T/out"
 }

@@ -197,3 +197,25 @@ complete_words() {
 	diff -u <(printf 'raw\n') <(complete_words cvm-image build --format r)
 	diff -u <(printf 'build\n') <(complete_words cvm-image secret bu)
 }
+
+@test "examples: the CI jobs call cvm-image only with options its commands have; the container has the appliance's kernel, readable" {
+	requires python3
+	local line cmd o n=0
+	while read -r line; do
+		[[ "$line" == cvm-image\ * ]] || continue
+		n=$((n + 1))
+		read -r -a w <<< "${line%%>*}"
+		cmd=${w[1]}
+		for o in "${w[@]:2}"; do
+			[[ "$o" == --* ]] || continue
+			if ! "$CVM_IMAGE" "$cmd" --help | grep -q -- "${o%%=*}\b"; then
+				echo "examples: 'cvm-image $cmd' has no option $o"
+				return 1
+			fi
+		done
+	done < <("$CVM_SRCDIR/tests/lib/ci-commands" "$CVM_SRCDIR"/examples/ci/*.yml)
+	[ "$n" -eq 4 ]
+	grep -q 'apt-get install .*linux-image-amd64' "$CVM_SRCDIR/Containerfile"
+	grep -q 'chmod 0644 /boot/vmlinuz-\*' "$CVM_SRCDIR/Containerfile"
+	grep -q '^USER builder$' "$CVM_SRCDIR/Containerfile"
+}
