@@ -399,9 +399,12 @@ int appliance_write_file(struct appliance *a, const char *path, const void *data
 	r = len ? pwrite_all(fd, data, len, 0) : 0;
 	if (r < 0)
 		return log_error_errno(r, "cannot write '%s': %m", path);
+	/* Owner and mode first, then the bytes (an upload keeps an existing file's mode): a key
+	 * is never in a file of another mode, not even inside the appliance. */
 	guestfs_rm_f(a->g, tmp);
-	if (guestfs_upload(a->g, fdpath, tmp) < 0 || guestfs_chown(a->g, (int)uid, (int)gid, tmp) < 0 ||
-	    guestfs_chmod(a->g, (int)mode, tmp) < 0 || guestfs_rename(a->g, tmp, final) < 0) {
+	if (guestfs_touch(a->g, tmp) < 0 || guestfs_chown(a->g, (int)uid, (int)gid, tmp) < 0 ||
+	    guestfs_chmod(a->g, (int)mode, tmp) < 0 || guestfs_upload(a->g, fdpath, tmp) < 0 ||
+	    guestfs_rename(a->g, tmp, final) < 0) {
 		r = gfs_error(a->g, path);
 		guestfs_rm_f(a->g, tmp);
 		return r;
