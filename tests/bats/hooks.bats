@@ -273,6 +273,12 @@ fedora_tar() {
 	cat "$T/stderr"
 	[ "$rc" -eq 1 ]
 	grep -q "error: interrupted while running hook configure/20-slow" "$T/stderr"
+	# The kernel kills the rest of the sandbox's PID namespace when its PID 1 dies, after
+	# bwrap: under load that can take a moment after cvm-image has returned (seen in CI).
+	for i in $(seq 50); do
+		pgrep -f "^sleep 30[01]$" >/dev/null || break
+		sleep 0.1
+	done
 	run ! pgrep -f "^sleep 30[01]$"
 	run ! pgrep -f "bwrap.*$TMPDIR"
 	[ -z "$(findmnt -rn -o TARGET | grep "$T")" ]
