@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cvm-image boot: options into struct boot_options, then the boot. */
-#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include "boot/boot.h"
 #include "common/log.h"
 #include "shared/cleanup.h"
+#include "shared/util.h"
 
 enum {
 	ARG_KEY_FILE = 0x100,
@@ -108,20 +108,13 @@ static int do_boot(int argc, char *argv[])
 			o.then_reboot = optarg;
 			break;
 		case ARG_TIMEOUT:
-		case ARG_PROMPT_TIMEOUT: {
-			char *end;
-			long n;
-
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || n < 1 || n > 86400) {
+		case ARG_PROMPT_TIMEOUT:
+			if (parse_seconds(optarg, c == ARG_TIMEOUT ? &o.timeout : &o.prompt_timeout) < 0) {
 				log_error("invalid --%s '%s': expected 1 to 86400 seconds",
 					  c == ARG_TIMEOUT ? "timeout" : "prompt-timeout", optarg);
 				return EXIT_USAGE;
 			}
-			*(c == ARG_TIMEOUT ? &o.timeout : &o.prompt_timeout) = (unsigned)n;
 			break;
-		}
 		case ARG_LOG:
 			o.log_file = optarg;
 			break;

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cvm-image build: options into struct build_options, then the pipeline. */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -210,20 +209,13 @@ static int do_build(int argc, char *argv[])
 		case ARG_JSON:
 			o.json = true;
 			break;
-		case ARG_HOOK_TIMEOUT: {
-			char *end;
-			long n;
-
-			errno = 0;
-			n = strtol(optarg, &end, 10);
-			if (errno || end == optarg || *end || n < 1 || n > 86400) {
+		case ARG_HOOK_TIMEOUT:
+			if (parse_seconds(optarg, &o.hook_timeout) < 0) {
 				log_error("invalid --hook-timeout '%s': expected 1 to 86400 seconds",
 					  optarg);
 				return EXIT_USAGE;
 			}
-			o.hook_timeout = (unsigned)n;
 			break;
-		}
 		case ARG_SANDBOX: {
 			int k = sandbox_kind_from_string(optarg);
 

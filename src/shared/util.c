@@ -84,6 +84,19 @@ int parse_iter_time(const char *s, uint32_t *ret)
 	return 0;
 }
 
+int parse_seconds(const char *s, unsigned *ret)
+{
+	unsigned long v;
+	char *end;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || end == s || *s == '-' || v == 0 || v > 86400)
+		return -EINVAL;
+	*ret = (unsigned)v;
+	return 0;
+}
+
 int fsync_dir_of(const char *path)
 {
 	_cleanup_free_ char *dir = path_dirname(path);

@@ -13,6 +13,8 @@
 
 /* Parse a PBKDF2 time in milliseconds, 1 to 60000. Returns 0 or -EINVAL. */
 int parse_iter_time(const char *s, uint32_t *ret);
+/* A time limit: 1 to 86400 seconds, decimal. -EINVAL otherwise. */
+int parse_seconds(const char *s, unsigned *ret);
 
 /* fsync() the directory that holds path, so a rename in it is durable. */
 int fsync_dir_of(const char *path);
