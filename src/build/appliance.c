@@ -295,13 +295,6 @@ int appliance_run(struct appliance *a, const char *what, char *const argv[], cha
 	return 0;
 }
 
-static const char *type_name(mode_t m)
-{
-	return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) ? "a character device" :
-	       S_ISBLK(m) ? "a block device" : S_ISSOCK(m) ? "a socket" : S_ISLNK(m) ? "a symlink" :
-						       "not a regular file";
-}
-
 /* A memfd for the file transfers: the file's bytes (the key's, in an initramfs) never touch a
  * disk of the host. The API names files, so it gets /proc/self/fd/N. */
 static int transfer_fd(char path[static 32])
@@ -334,12 +327,9 @@ int appliance_read_file(struct appliance *a, const char *path, size_t max, char 
 	mode = (mode_t)st->st_mode;
 	size = st->st_size;
 	guestfs_free_statns(st);
-	if (!S_ISREG(mode))
-		return log_error_errno(EPERM, "refusing to read '%s' in the rootfs: it is %s, not a "
-				       "regular file", path, type_name(mode));
-	if (size < 0 || (uint64_t)size > max)
-		return log_error_errno(EFBIG, "refusing to read '%s' in the rootfs: %lld bytes, "
-				       "more than %zu", path, (long long)size, max);
+	r = target_check_read(path, mode, size < 0 ? UINT64_MAX : (uint64_t)size, max);
+	if (r < 0)
+		return r;
 	fd = transfer_fd(fdpath);
 	if (fd < 0)
 		return log_error_errno(fd, "cannot make a memfd: %m");
@@ -389,9 +379,9 @@ int appliance_write_file(struct appliance *a, const char *path, const void *data
 		uid = S_ISREG(m) ? old->st_uid : 0;
 		gid = S_ISREG(m) ? old->st_gid : 0;
 		guestfs_free_statns(old);
-		if (!S_ISREG(m) && !S_ISLNK(m))
-			return log_error_errno(EPERM, "refusing to replace '%s' in the rootfs: it is "
-					       "%s, not a regular file", path, type_name(m));
+		r = target_check_replace(path, m);
+		if (r < 0)
+			return r;
 	}
 	fd = transfer_fd(fdpath);
 	if (fd < 0)

@@ -296,6 +296,9 @@ static uint64_t effective_capabilities(void)
 	return caps;
 }
 
+#define NOT_ROOT_WHY "not root: the bubblewrap route must run as root, to give the image's " \
+	"files their owners from the tarball"
+
 /*
  * The bubblewrap route unpacks the tarball on the host: its owners, modes, device nodes and
  * file capabilities can only be given to the files with root's powers over every identity
@@ -319,8 +322,7 @@ static int check_privileges(struct build_ctx *c, char **why)
 
 	*why = NULL;
 	if (geteuid() != 0)
-		*why = strdup("not root: the bubblewrap route must run as root, to give the image's "
-			      "files their owners from the tarball");
+		*why = strdup(NOT_ROOT_WHY);
 	else if (!ids_mapped("/proc/self/uid_map", c->idx.max_uid) ||
 		 !ids_mapped("/proc/self/gid_map", c->idx.max_gid))
 		*why = strdupf("cvm-image runs in a user namespace that does not map every owner of "
@@ -421,9 +423,7 @@ static int stage_prepare(struct build_ctx *c)
 
 	/* What needs no look at the tarball is said before anything is written. */
 	if (o->sandbox == SANDBOX_BWRAP && geteuid() != 0)
-		return log_error_errno(ENOTSUP, "--sandbox bwrap: not root: the bubblewrap route must "
-				       "run as root, to give the image's files their owners from the "
-				       "tarball");
+		return log_error_errno(ENOTSUP, "--sandbox bwrap: " NOT_ROOT_WHY);
 	r = require_programs(progs);
 	if (r == 0 && c->format == IMAGE_FORMAT_QCOW2)
 		r = require_programs(progs_qcow2);

@@ -47,6 +47,25 @@ static const char *type_name(mode_t m)
 						       "not a regular file";
 }
 
+int target_check_read(const char *path, mode_t mode, uint64_t size, size_t max)
+{
+	if (!S_ISREG(mode))
+		return log_error_errno(EPERM, "refusing to read '%s' in the rootfs: it is %s, not a "
+				       "regular file", path, type_name(mode));
+	if (size > max)
+		return log_error_errno(EFBIG, "refusing to read '%s' in the rootfs: %llu bytes, "
+				       "more than %zu", path, (unsigned long long)size, max);
+	return 0;
+}
+
+int target_check_replace(const char *path, mode_t mode)
+{
+	if (!S_ISREG(mode) && !S_ISLNK(mode))
+		return log_error_errno(EPERM, "refusing to replace '%s' in the rootfs: it is %s, not "
+				       "a regular file", path, type_name(mode));
+	return 0;
+}
+
 int target_open(int rootfd, const char *path, int flags, mode_t mode)
 {
 	return open_in_root(rootfd, path, flags, mode, 0);
@@ -123,10 +142,10 @@ int target_write_file(int rootfd, const char *path, const void *data, size_t len
 	/* A replaced file keeps its owner and group (/etc/shadow is root:shadow on Debian). A
 	 * symlink is replaced, never followed; anything else but a regular file stays. */
 	if (fstatat(dfd, name, &old, AT_SYMLINK_NOFOLLOW) == 0) {
-		if (!S_ISREG(old.st_mode) && !S_ISLNK(old.st_mode)) {
+		r = target_check_replace(path, old.st_mode);
+		if (r < 0) {
 			unlinkat(dfd, tmp, 0);
-			return log_error_errno(EPERM, "refusing to replace '%s' in the rootfs: it is "
-					       "%s, not a regular file", path, type_name(old.st_mode));
+			return r;
 		}
 		if (S_ISREG(old.st_mode) && fchown(fd, old.st_uid, old.st_gid) < 0)
 			r = -errno;
@@ -170,12 +189,9 @@ int target_read_file_max(int rootfd, const char *path, size_t max, char **ret, s
 		return log_error_errno(pfd, "cannot open '%s' in the rootfs: %m", path);
 	if (fstat(pfd, &st) < 0)
 		return log_error_errno(errno, "cannot stat '%s' in the rootfs: %m", path);
-	if (!S_ISREG(st.st_mode))
-		return log_error_errno(EPERM, "refusing to read '%s' in the rootfs: it is %s, not a "
-				       "regular file", path, type_name(st.st_mode));
-	if ((uint64_t)st.st_size > max)
-		return log_error_errno(EFBIG, "refusing to read '%s' in the rootfs: %lld bytes, "
-				       "more than %zu", path, (long long)st.st_size, max);
+	r = target_check_read(path, st.st_mode, (uint64_t)st.st_size, max);
+	if (r < 0)
+		return r;
 	/* Nothing else changes the tree while cvm-image reads it: no sandbox is running. */
 	fd = target_open(rootfd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK, 0);
 	if (fd < 0)

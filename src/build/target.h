@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "shared/cleanup.h"
@@ -18,6 +19,12 @@ struct target {
 	int rootfd;
 	struct appliance *vm;
 };
+
+/* The rules for what cvm-image reads and replaces in the target, on the host and in the
+ * appliance alike: it reads a regular file of at most max bytes, and replaces a regular file
+ * or a symlink, nothing else. Each returns 0, or logs the refusal and returns -EPERM/-EFBIG. */
+int target_check_read(const char *path, mode_t mode, uint64_t size, size_t max);
+int target_check_replace(const char *path, mode_t mode);
 
 /* target_write_file() and target_read_file_max() on either kind of target. */
 int target_put(const struct target *t, const char *path, const void *data, size_t len, mode_t mode);
