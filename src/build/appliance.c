@@ -197,33 +197,34 @@ static int resolve(struct appliance *a, const char *path, char **ret)
 	return 0;
 }
 
-int appliance_prepare_run(struct appliance *a, const char *hostdir, const char *dest)
+int appliance_prepare_run(struct appliance *a, const char *const *points, const char *hostdir,
+			  const char *dest)
 {
-	/* The daemon binds its /dev, /proc and /sys there for each command, silently not when
-	 * they are missing; /run and /tmp get a tmpfs of their own. */
-	static const char *const points[] = { "/proc", "/dev", "/sys", "/run", "/tmp" };
 	_cleanup_free_ char *base = path_basename(hostdir), *from = NULL, *to = NULL;
 
-	for (size_t i = 0; i < ELEMENTSOF(points); i++) {
-		struct guestfs_statns *st = guestfs_lstatns(a->g, points[i]);
-		_cleanup_free_ char *sysroot = strdupf("/sysroot%s", points[i]);
+	/* The daemon binds its /dev, /proc and /sys there for each command, silently not when
+	 * they are missing. */
+	for (size_t i = 0; points[i]; i++) {
+		_cleanup_free_ char *point = strdupf("/%s", points[i]);
+		_cleanup_free_ char *sysroot = strdupf("/sysroot/%s", points[i]);
+		struct guestfs_statns *st = point ? guestfs_lstatns(a->g, point) : NULL;
 		char *args[] = { "mount", "-t", "tmpfs", "-o", "nosuid,nodev,mode=1777", "tmpfs",
 				 sysroot, NULL };
 		char *out;
 		bool dir = st && S_ISDIR(st->st_mode);
 
-		if (!sysroot)
+		if (!point || !sysroot)
 			return log_error_errno(ENOMEM, "out of memory");
 		if (st)
 			guestfs_free_statns(st);
-		else if (guestfs_mkdir_mode(a->g, points[i], 0755) < 0)
-			return gfs_error(a->g, points[i]);
+		else if (guestfs_mkdir_mode(a->g, point, 0755) < 0)
+			return gfs_error(a->g, point);
 		else
 			dir = true;
 		if (!dir)
 			return log_error_errno(ENOTDIR, "'%s' in the rootfs is not a directory (a "
-					       "symlink?): the sandbox needs to mount there", points[i]);
-		if (!streq(points[i], "/run") && !streq(points[i], "/tmp"))
+					       "symlink?): the sandbox needs to mount there", point);
+		if (!streq(points[i], "run") && !streq(points[i], "tmp"))
 			continue;
 		out = guestfs_debug(a->g, "sh", args);
 		if (!out)

@@ -31,10 +31,11 @@ int appliance_start(struct appliance *a, const char *disk, const char *tmpdir);
  * files. The tarball has passed tarball_scan(). Logs. */
 int appliance_unpack(struct appliance *a, const char *tarball);
 
-/* Private tmpfs on the target's /run and /tmp, as bubblewrap gives (the directories must be
- * real directories of the tree), and the host directory hostdir copied to dest below /run.
- * Logs. */
-int appliance_prepare_run(struct appliance *a, const char *hostdir, const char *dest);
+/* The mount points (names below the target's root, NULL-terminated) made real directories
+ * of the tree (created when missing, a symlink refused), private tmpfs on "run" and "tmp"
+ * as bubblewrap gives, and the host directory hostdir copied to dest below /run. Logs. */
+int appliance_prepare_run(struct appliance *a, const char *const *points, const char *hostdir,
+			  const char *dest);
 
 /* Run argv chrooted into the target, with only env as its environment, umask 077, stdin
  * /dev/null, for at most timeout seconds (0: no limit; then the appliance is killed and this

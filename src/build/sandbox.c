@@ -59,7 +59,7 @@ static const char *const filesystems[] = {
 };
 
 /* The mount points below the target root. */
-static const char *const mount_points[] = { "proc", "dev", "sys", "run", "tmp" };
+static const char *const mount_points[] = { "proc", "dev", "sys", "run", "tmp", NULL };
 
 static int push(const char **v, size_t *n, size_t cap, const char *s)
 {
@@ -184,7 +184,7 @@ int sandbox_init(struct sandbox *s, const char *root, const char *rundir, struct
 
 	memset(s, 0, sizeof(*s));
 	if (vm) {
-		r = appliance_prepare_run(vm, rundir, SANDBOX_RUNDIR + strlen("/run/"));
+		r = appliance_prepare_run(vm, mount_points, rundir, SANDBOX_RUNDIR + strlen("/run/"));
 		if (r < 0)
 			return r;
 		s->vm = vm;
@@ -193,7 +193,7 @@ int sandbox_init(struct sandbox *s, const char *root, const char *rundir, struct
 	rootfd = open(root, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
 	if (rootfd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", root);
-	for (size_t i = 0; i < ELEMENTSOF(mount_points); i++) {
+	for (size_t i = 0; mount_points[i]; i++) {
 		const char *m = mount_points[i];
 		struct stat st;
 

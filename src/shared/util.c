@@ -71,30 +71,38 @@ int parse_size(const char *s, uint64_t *ret)
 	return 0;
 }
 
-int parse_iter_time(const char *s, uint32_t *ret)
+/* A decimal from 1 to max. */
+static int parse_1_to(const char *s, unsigned long max, unsigned long *ret)
 {
 	unsigned long v;
 	char *end;
 
 	errno = 0;
 	v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || *s == '-' || v == 0 || v > 60000)
+	if (errno || *end || end == s || *s == '-' || v == 0 || v > max)
 		return -EINVAL;
-	*ret = (uint32_t)v;
+	*ret = v;
 	return 0;
+}
+
+int parse_iter_time(const char *s, uint32_t *ret)
+{
+	unsigned long v;
+	int r = parse_1_to(s, 60000, &v);
+
+	if (r == 0)
+		*ret = (uint32_t)v;
+	return r;
 }
 
 int parse_seconds(const char *s, unsigned *ret)
 {
 	unsigned long v;
-	char *end;
+	int r = parse_1_to(s, 86400, &v);
 
-	errno = 0;
-	v = strtoul(s, &end, 10);
-	if (errno || *end || end == s || *s == '-' || v == 0 || v > 86400)
-		return -EINVAL;
-	*ret = (unsigned)v;
-	return 0;
+	if (r == 0)
+		*ret = (unsigned)v;
+	return r;
 }
 
 int fsync_dir_of(const char *path)
