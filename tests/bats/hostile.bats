@@ -292,3 +292,20 @@ EOF
 	build_fails "refusing to read '/etc/fstab' in the rootfs: it is a FIFO, not a regular file" --sandbox vm "$T/t.tar"
 	assert_host_untouched
 }
+
+@test "hostile: through the appliance route too: /run or /boot/efi as a symlink is refused, naming it" {
+	requires guestfs
+	tree
+	rm -rf "$T/t/run"
+	ln -s /etc "$T/t/run"
+	tar_tree
+	build_fails "'/run' in the rootfs is not a directory (a symlink?): the sandbox needs to mount there" --sandbox vm "$T/t.tar"
+	assert_host_untouched
+
+	tree
+	rmdir "$T/t/boot/efi" 2>/dev/null || true
+	ln -s /etc "$T/t/boot/efi"
+	tar_tree
+	build_fails "/boot/efi in the rootfs is a symlink or lies below one: the ESP is made only from a real directory of the tree" --sandbox vm "$T/t.tar"
+	assert_host_untouched
+}
