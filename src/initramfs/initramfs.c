@@ -253,15 +253,14 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 	_cleanup_(archive_write_freep) struct archive *w = NULL;
 	_cleanup_free_ unsigned char *data = NULL;
 	struct archive_entry *e;
-	bool unwritable = false;
-	int ar, code = -1;
+	struct newc_filter filter;
+	bool unwritable = false, opened = false;
+	int ar;
 
 	if (!r)
 		return log_error_errno(ENOMEM, "out of memory");
-	archive_read_support_filter_all(r);
-	archive_read_support_format_cpio(r);
-	if (archive_read_open_memory(r, in, len) != ARCHIVE_OK)
-		return log_error_errno(EBADMSG, "%s: not a cpio archive: %s", what, archive_error_string(r));
+	if (newc_read_open_memory(r, in, len, &filter) != ARCHIVE_OK)
+		return log_error_errno(EBADMSG, "%s: cannot read a cpio archive: %s", what, archive_error_string(r));
 
 	while ((ar = archive_read_next_header(r, &e)) == ARCHIVE_OK) {
 		/* Only regular files carry data; a symlink's "size" is its target, kept in the
@@ -272,9 +271,9 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 		const char *name;
 		bool key, pin;
 
-		if (code < 0) {
-			code = archive_filter_code(r, 0);
-			if (out && !filter_writable(code)) {
+		if (!opened) {
+			opened = true;
+			if (out && !filter_writable(filter.code)) {
 				/* Fine as long as this archive does not hold the key. */
 				unwritable = true;
 				out = NULL;
@@ -283,7 +282,7 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 				w = archive_write_new();
 				if (!w)
 					return log_error_errno(ENOMEM, "out of memory");
-				if (initramfs_open_writer(w, code, out, mem_write) < 0)
+				if (initramfs_open_writer(w, filter.code, out, mem_write) < 0)
 					return log_error_errno(EIO, "%s: cannot write an archive: %s", what,
 							       archive_error_string(w));
 			}
@@ -367,7 +366,7 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 		return log_error_errno(EMEDIUMTYPE, "%s: the %s is in a %s-compressed archive, which "
 						"cvm-image cannot write back (gzip and zstd only)",
 				       what, *count > 0 ? "key" : "LUKS UUID or pin",
-				       archive_filter_name(r, 0));
+				       filter.name);
 	if (w && archive_write_close(w) != ARCHIVE_OK)
 		return log_error_errno(EIO, "%s: cannot write an archive: %s", what, archive_error_string(w));
 	return 0;
@@ -654,14 +653,13 @@ static int open_segment(const char *what, const void *in, const struct segment *
 			struct archive **ret)
 {
 	struct archive *a = archive_read_new();
+	struct newc_filter filter;
 
 	if (!a)
 		return log_error_errno(ENOMEM, "out of memory");
-	archive_read_support_filter_all(a);
-	archive_read_support_format_cpio(a);
-	if (archive_read_open_memory(a, (const unsigned char *)in + seg->start,
-				     seg->data_end - seg->start) != ARCHIVE_OK) {
-		log_error_errno(EBADMSG, "%s: not a cpio archive: %s", what, archive_error_string(a));
+	if (newc_read_open_memory(a, (const unsigned char *)in + seg->start,
+				  seg->data_end - seg->start, &filter) != ARCHIVE_OK) {
+		log_error_errno(EBADMSG, "%s: cannot read a cpio archive: %s", what, archive_error_string(a));
 		archive_read_free(a);
 		return -EBADMSG;
 	}

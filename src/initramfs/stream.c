@@ -294,15 +294,15 @@ static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off,
 	_cleanup_(archive_write_freep) struct archive *w = archive_write_new();
 	_cleanup_free_ unsigned char *inbuf = malloc(PIECE), *buf = malloc(PIECE);
 	struct stream_in in = { f, off, end, inbuf };
+	struct newc_filter filter;
 	struct archive_entry *e;
 	bool opened = false;
 	int ar;
 
 	if (!r || !w || !inbuf || !buf)
 		return log_error_errno(ENOMEM, "out of memory");
-	archive_read_support_filter_all(r);
-	archive_read_support_format_cpio(r);
-	if (archive_read_open(r, &in, NULL, stream_read, NULL) != ARCHIVE_OK)
+	if (newc_read_open(r, &in, stream_read, &filter) != ARCHIVE_OK ||
+	    filter.code != ARCHIVE_FILTER_ZSTD)
 		return -EOPNOTSUPP;
 	while ((ar = archive_read_next_header(r, &e)) == ARCHIVE_OK) {
 		bool regular = archive_entry_filetype(e) == AE_IFREG;
@@ -313,8 +313,6 @@ static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off,
 		la_ssize_t got;
 
 		if (!opened) {
-			if (archive_filter_code(r, 0) != ARCHIVE_FILTER_ZSTD)
-				return -EOPNOTSUPP;
 			if (out && initramfs_open_writer(w, ARCHIVE_FILTER_ZSTD, out, stream_write) < 0)
 				return log_error_errno(EIO, "%s: cannot write an archive: %s", what,
 						       archive_error_string(w));

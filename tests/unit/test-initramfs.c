@@ -9,6 +9,8 @@
 
 #include <errno.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -17,6 +19,7 @@
 #include "initramfs/gzpatch.h"
 #include "initramfs/initramfs.h"
 #include "initramfs/zstdframe.h"
+#include "shared/cleanup.h"
 
 static const char KEY[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"; /* 44 bytes, as base64 of 33 */
 static const char NEW[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
@@ -283,6 +286,130 @@ static void big_key_member(void)
 	free(gz);
 	free(zeros);
 }
+/* raw's bytes compressed by filter (libarchive's writer, level 1), appended to z. */
+static void compress_with(struct buf *z, int filter, const void *raw, size_t len, size_t zeros)
+{
+	struct archive *w = archive_write_new();
+	struct archive_entry *e = archive_entry_new();
+	size_t cap = 16 << 20, used = 0;
+	unsigned char *out = malloc(cap), *zero = calloc(1, 1 << 20);
+
+	archive_write_set_format_raw(w);
+	archive_write_add_filter(w, filter);
+	archive_write_set_filter_option(w, NULL, "compression-level", "1");
+	archive_write_set_bytes_in_last_block(w, 1);
+	archive_write_open_memory(w, out, cap, &used);
+	archive_entry_set_filetype(e, AE_IFREG);
+	archive_write_header(w, e);
+	archive_write_data(w, raw, len);
+	for (size_t done = 0; done < zeros; done += 1 << 20)
+		archive_write_data(w, zero, 1 << 20);
+	archive_write_close(w);
+	archive_write_free(w);
+	archive_entry_free(e);
+	put(z, out, used);
+	free(out);
+	free(zero);
+}
+
+/* In a child: fn's return value < 0 (its exit status 0), and the child's peak RSS in KiB. */
+static bool refused_in_child(int (*fn)(const struct buf *b), const struct buf *b, long *maxrss)
+{
+	struct rusage ru = {};
+	int status = -1;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		if (!getenv("TEST_VERBOSE"))
+			freopen("/dev/null", "w", stderr);
+		_exit(fn(b) < 0 ? 0 : 1);
+	}
+	if (pid < 0 || wait4(pid, &status, 0, &ru) != pid)
+		return false;
+	*maxrss = ru.ru_maxrss;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static int do_key_members(const struct buf *b)
+{
+	struct initramfs_member m[4];
+	size_t n = 0;
+	int r = initramfs_key_members("t", b->d, b->len, KEY, 44, m, 4, &n);
+
+	if (r == 0)
+		initramfs_members_done(m, n);
+	return r;
+}
+
+static int do_replace(const struct buf *b)
+{
+	void *out = NULL;
+	size_t out_len = 0;
+	unsigned replaced = 0;
+	int r = initramfs_replace_key("t", b->d, b->len, KEY, 44, NEW, 44, &out, &out_len, &replaced);
+
+	free(out);
+	return r;
+}
+
+static int do_stream_plan(const struct buf *b)
+{
+	struct gz_file f = { .pread = mem_pread, .truncate = mem_truncate, .userdata = (void *)b,
+			     .size = b->len };
+	struct initramfs_edit *e = NULL;
+	unsigned n_old = 0, n_new = 0;
+	int r = initramfs_stream_plan("t", &f, KEY, NEW, 44, &e, &n_old, &n_new);
+
+	initramfs_edit_free(e);
+	return r;
+}
+
+/*
+ * A compressed archive whose member claims a name, or a symlink a target, of 768 MiB, and
+ * holds that many zeros (a few hundred KiB compressed), as a hostile guest could write one:
+ * the kernel skips such a member (more than PATH_MAX), libarchive allocated what it claims
+ * and filled it (the initramfs fuzzer's out-of-memory). Every reader refuses it, holding
+ * little: whole-file readers at most gzip_inflate()'s 256 MiB, the others a few MiB.
+ */
+static void huge_name_or_target(void)
+{
+	static const struct {
+		const char *what;
+		unsigned mode, namesize, filesize;
+	} cases[] = {
+		{ "a name", 0100600, 0x30000000u, 0 },
+		{ "a symlink's target", 0120777, 5, 0x30000000u },
+	};
+	static const struct {
+		const char *what;
+		int filter;
+	} filters[] = { { "gzip", ARCHIVE_FILTER_GZIP }, { "zstd", ARCHIVE_FILTER_ZSTD } };
+
+	for (size_t c = 0; c < ELEMENTSOF(cases); c++)
+		for (size_t f = 0; f < ELEMENTSOF(filters); f++) {
+			struct buf b = {};
+			char h[111];
+			long rss = 0;
+
+			snprintf(h, sizeof(h), "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
+				 1u, cases[c].mode, 0u, 0u, 1u, 0u, cases[c].filesize, 0u, 0u, 0u, 0u,
+				 cases[c].namesize, 0u);
+			compress_with(&b, filters[f].filter, h, 110, (size_t)0x30000000u + (1 << 20));
+			ok(refused_in_child(do_key_members, &b, &rss) && rss < 64 * 1024,
+			   "%s, %s of 768 MiB: the member scan refuses it (peak RSS %ld KiB)",
+			   filters[f].what, cases[c].what, rss);
+			ok(refused_in_child(do_replace, &b, &rss) && rss < 320 * 1024,
+			   "%s, %s of 768 MiB: the whole-file rewrite refuses it (peak RSS %ld KiB)",
+			   filters[f].what, cases[c].what, rss);
+			if (filters[f].filter == ARCHIVE_FILTER_ZSTD)
+				ok(refused_in_child(do_stream_plan, &b, &rss) && rss < 64 * 1024,
+				   "%s, %s of 768 MiB: the streamed plan refuses it (peak RSS %ld KiB)",
+				   filters[f].what, cases[c].what, rss);
+			free(b.d);
+		}
+}
 
 int main(void)
 {
@@ -350,5 +477,6 @@ int main(void)
 	zstd_chain();
 	leading_zeros();
 	big_key_member();
+	huge_name_or_target();
 	return tap_done();
 }
