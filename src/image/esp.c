@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <inttypes.h>
@@ -15,7 +16,9 @@
 #include "common/log.h"
 #include "common/run.h"
 #include "shared/cleanup.h"
+#include "shared/fault.h"
 #include "shared/spawn.h"
+#include "shared/strv.h"
 #include "shared/util.h"
 
 /* mtools refuses images whose geometry does not look like a floppy unless told not to. */
@@ -29,6 +32,143 @@ static char *const mtools_env[] = { "MTOOLS_SKIP_CHECK=1", "MTOOLS_NO_VFAT=0", N
 #define STRINGIFY(x) STRINGIFY2(x)
 #define MTOOLS_LIMITS "prlimit", "--cpu=60", "--as=1073741824", "--core=0", \
 	"--fsize=" STRINGIFY(ESP_FILE_MAX), "--"
+
+/*
+ * And, when cvm-image is root, in bubblewrap, so that a memory bug a crafted FAT finds in
+ * mtools (a directory that contains itself crashed mdir once) is not root on the host: it
+ * sees /usr read-only, the image (read-only unless mcopy writes to it) and the directory
+ * mcopy writes to, nothing else of the host's filesystem; no capabilities, its own PID, IPC,
+ * network and UTS namespaces, a minimal /dev; killed with cvm-image. Why bubblewrap and not
+ * confine.c: mtools is a program, and confine_run()'s child may not exec one. Not for an
+ * ordinary user (mtools can do no more than the user already can), nor where bubblewrap
+ * cannot make namespaces (root in a default container, which is not the host's root): there
+ * the limits alone, and the debug log says so.
+ */
+static const char *const bwrap_base[] = {
+	"--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+	"--die-with-parent", "--new-session", "--cap-drop", "ALL",
+	"--ro-bind", "/usr", "/usr",
+	"--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache",
+	"--ro-bind-try", "/etc/mtools.conf", "/etc/mtools.conf",
+	"--dev", "/dev", NULL,
+};
+/* The top-level names the programs in /usr are found through: symlinks into /usr on a
+ * merged-/usr system, directories otherwise. */
+static const char *const usr_links[] = { "bin", "sbin", "lib", "lib32", "lib64", "libx32", NULL };
+
+/* bwrap and the options above, plus usr_links as they are on the host. */
+static int bwrap_prefix(char ***v, size_t *n)
+{
+	_cleanup_free_ char *bwrap = find_program_path("bwrap");
+	int r;
+
+	if (!bwrap)
+		return -ENOENT;
+	r = strv_push(v, n, strdup(bwrap));
+	for (size_t i = 0; r >= 0 && bwrap_base[i]; i++)
+		r = strv_push(v, n, strdup(bwrap_base[i]));
+	for (size_t i = 0; r >= 0 && usr_links[i]; i++) {
+		_cleanup_free_ char *path = strdupf("/%s", usr_links[i]);
+		char target[PATH_MAX];
+		struct stat st;
+		ssize_t len;
+
+		if (!path)
+			return -ENOMEM;
+		if (lstat(path, &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode) && (len = readlink(path, target, sizeof(target) - 1)) > 0) {
+			target[len] = '\0';
+			r = strv_push(v, n, strdup("--symlink"));
+			if (r >= 0)
+				r = strv_push(v, n, strdup(target));
+		} else if (S_ISDIR(st.st_mode)) {
+			r = strv_push(v, n, strdup("--ro-bind"));
+			if (r >= 0)
+				r = strv_push(v, n, strdup(path));
+		} else
+			continue;
+		if (r >= 0)
+			r = strv_push(v, n, strdup(path));
+	}
+	return r;
+}
+
+/* Whether mtools runs in bubblewrap here: root, and bwrap makes its sandbox (tried once). */
+static bool mtools_confined(void)
+{
+	static int confined = -1;
+	_cleanup_strv_free_ char **v = NULL;
+	struct spawn_result res = {};
+	size_t n = 0;
+	int r;
+
+	if (confined >= 0)
+		return confined;
+	confined = 0;
+	if (geteuid() != 0)
+		return false;
+	r = bwrap_prefix(&v, &n);
+	if (r >= 0)
+		r = strv_push(&v, &n, strdup("--"));
+	if (r >= 0)
+		r = strv_push(&v, &n, strdup("true"));
+	if (r >= 0)
+		r = spawn_capture(v, NULL, &res);
+	if (r >= 0 && res.status == 0)
+		confined = 1;
+	else
+		log_debug("mtools runs without bubblewrap, under its limits alone: %s",
+			  r == -ENOENT ? "bwrap is not installed" :
+			  r < 0 ? "bwrap cannot be run" : last_lines(res.output ?: "", 1));
+	spawn_result_free(&res);
+	return confined;
+}
+
+/*
+ * mtools' argv on image (its partition at offset: argv names it "IMAGE@@OFFSET"), run under
+ * its limits and, where mtools_confined(), in bubblewrap with image bound at its own path
+ * (read-write if writable) and dir, the directory mcopy reads and writes files in (NULL:
+ * none). Returns spawn_capture()'s value.
+ */
+static int mtools_capture(char *const argv[], const char *image, bool writable, const char *dir,
+			  struct spawn_result *res)
+{
+	static const char *const limits[] = { MTOOLS_LIMITS, NULL };
+	_cleanup_strv_free_ char **v = NULL;
+	size_t n = 0;
+	int r = 0;
+
+	if (mtools_confined()) {
+		struct stat st;
+		/* A block device keeps its node only with --dev-bind, which is read-write. */
+		bool dev = stat(image, &st) == 0 && S_ISBLK(st.st_mode);
+
+		r = bwrap_prefix(&v, &n);
+		if (r >= 0)
+			r = strv_push(&v, &n, strdup(dev ? "--dev-bind" : writable ? "--bind" : "--ro-bind"));
+		if (r >= 0)
+			r = strv_push(&v, &n, strdup(image));
+		if (r >= 0)
+			r = strv_push(&v, &n, strdup(image));
+		if (r >= 0 && dir) {
+			r = strv_push(&v, &n, strdup("--bind"));
+			if (r >= 0)
+				r = strv_push(&v, &n, strdup(dir));
+			if (r >= 0)
+				r = strv_push(&v, &n, strdup(dir));
+		}
+		if (r >= 0)
+			r = strv_push(&v, &n, strdup("--"));
+	}
+	for (size_t i = 0; r >= 0 && limits[i]; i++)
+		r = strv_push(&v, &n, strdup(limits[i]));
+	for (size_t i = 0; r >= 0 && argv[i]; i++)
+		r = strv_push(&v, &n, strdup(argv[i]));
+	if (r < 0)
+		return r;
+	return spawn_capture(v, mtools_env, res);
+}
 
 void esp_format_volume_id(uint32_t id, char out[10])
 {
@@ -275,8 +415,17 @@ int esp_replace_uuid(const char *image, uint64_t offset, const char *path, const
 		return log_error_errno(r, "cannot write '%s': %m", tmp);
 	/* mtools takes "image@@offset": the partition inside the disk image. */
 	char *put[] = { "mcopy", "-o", "-n", "-i", img, tmp, src, NULL };
-	r = run_program(put, mtools_env);
+	struct spawn_result res;
+
+	r = mtools_capture(put, image, true, tmpdir, &res);
 	unlink(tmp);
+	if (r < 0)
+		return log_error_errno(r, "cannot run 'mcopy': %m");
+	log_child_output("mcopy", res.output);
+	if (res.status != 0)
+		r = log_error_errno(EIO, "'mcopy' failed with exit status %d:\n%s", res.status,
+				    last_lines(res.output, 8));
+	spawn_result_free(&res);
 	return r < 0 ? r : (int)n;
 }
 
@@ -291,11 +440,20 @@ int esp_list_files(const char *image, uint64_t offset, char ***ret)
 	if (!img)
 		return log_error_errno(ENOMEM, "out of memory");
 	/* -/ recursive, -b bare: one "::/DIR/FILE" per line, directories with a trailing '/'. */
-	char *argv[] = { MTOOLS_LIMITS, "mdir", "-/", "-b", "-i", img, "::/", NULL };
-	r = spawn_capture(argv, mtools_env, &res);
+	char *argv[] = { "mdir", "-/", "-b", "-i", img, "::/", NULL };
+	/* The tests' mdir turned hostile: it writes beside the image and says whether it could
+	 * write to the image. */
+	char *escape[] = { "sh", "-c", "echo escaped > \"$0.escaped\"; [ -w \"$0\" ] && "
+			   "echo 'esp-escape: the image is writable' || "
+			   "echo 'esp-escape: the image is read-only'; exit 1", (char *)image, NULL };
+	r = mtools_capture(fault_requested("esp-escape") ? escape : argv, image, false, NULL, &res);
 	if (r < 0)
 		return log_error_errno(r, "cannot run 'mdir': %m");
 	if (res.status != 0) {
+		size_t len = strlen(res.output);
+
+		while (len > 0 && res.output[len - 1] == '\n')
+			res.output[--len] = '\0';
 		r = log_error_errno(EMEDIUMTYPE, "the ESP holds no FAT filesystem mtools reads (%s)",
 				    last_lines(res.output, 1));
 		spawn_result_free(&res);
@@ -322,16 +480,16 @@ int esp_list_files(const char *image, uint64_t offset, char ***ret)
 }
 
 /* The size the directory entry of path claims (mdir's "1 file  N bytes" line). */
-static int esp_claimed_size(const char *img, const char *src, uint64_t *ret)
+static int esp_claimed_size(const char *image, const char *img, const char *src, uint64_t *ret)
 {
-	char *argv[] = { MTOOLS_LIMITS, "mdir", "-i", (char *)img, (char *)src, NULL };
+	char *argv[] = { "mdir", "-i", (char *)img, (char *)src, NULL };
 	struct spawn_result res;
 	const char *p;
 	uint64_t n = 0;
 	bool digits = false;
 	int r;
 
-	r = spawn_capture(argv, mtools_env, &res);
+	r = mtools_capture(argv, image, false, NULL, &res);
 	if (r < 0)
 		return log_error_errno(r, "cannot run 'mdir': %m");
 	p = res.status == 0 ? strstr(res.output, " 1 file ") : NULL;
@@ -365,14 +523,14 @@ int esp_read_file(const char *image, uint64_t offset, const char *path, const ch
 
 	if (!img || !src || !tmp)
 		return log_error_errno(ENOMEM, "out of memory");
-	r = esp_claimed_size(img, src, &claimed);
+	r = esp_claimed_size(image, img, src, &claimed);
 	have_claim = r == 0; /* a file mdir does not list: mcopy says what is wrong */
 	if (have_claim && claimed > ESP_FILE_MAX)
 		return log_error_errno(EFBIG, "'%s' on the ESP claims %" PRIu64 " bytes, more than "
 				       "cvm-image reads from an ESP (%d MiB): a damaged or crafted FAT",
 				       path, claimed, ESP_FILE_MAX / (1024 * 1024));
-	char *get[] = { MTOOLS_LIMITS, "mcopy", "-n", "-i", img, src, tmp, NULL };
-	r = spawn_capture(get, mtools_env, &res);
+	char *get[] = { "mcopy", "-n", "-i", img, src, tmp, NULL };
+	r = mtools_capture(get, image, false, tmpdir, &res);
 	if (r < 0)
 		return log_error_errno(r, "cannot run 'mcopy': %m");
 	log_child_output("mcopy", res.output);

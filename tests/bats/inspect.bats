@@ -356,6 +356,20 @@ hostile_tree() {
 	[[ "$stderr" == *"1 of "*" checks failed: rootfs"* ]]
 }
 
+@test "inspect: as root, mtools reads the ESP in bubblewrap: an mdir turned hostile cannot write beside the image" {
+	image
+	# The test fault point runs, in mdir's place, a shell that writes IMAGE.escaped and says
+	# whether it could write to the image.
+	CVM_IMAGE_FAULT=esp-escape inspect "$T/out/disk.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"esp-escape: the image is read-only"* ]]
+	[ ! -e "$T/out/disk.img.escaped" ]
+	# The real mdir in the same sandbox reads it.
+	inspect "$T/out/disk.img"
+	[ "$status" -eq 0 ]
+	check_is esp ok
+}
+
 @test "inspect: a GPT claiming 8388608 partition entries (CRC mended) is refused before it is read; a damaged primary header fails gpt" {
 	image
 	local sum
