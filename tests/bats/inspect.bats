@@ -356,6 +356,24 @@ hostile_tree() {
 	[[ "$stderr" == *"1 of "*" checks failed: rootfs"* ]]
 }
 
+@test "inspect: libblkid's probe of the partition table runs in a confined child: nobody when root, no open; its death fails gpt" {
+	image
+	CVM_IMAGE_FAULT=gpt-reader-probe inspect "$T/out/disk.img"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"gpt-reader-probe: uid 65534, open EPERM"* ]]
+	check_is gpt ok
+	CVM_IMAGE_FAULT=gpt-reader-crash inspect "$T/out/disk.img"
+	[ "$status" -eq 1 ]
+	check_is gpt fail "no usable partition table"
+	[[ "$stderr" == *"the confined reader of its partition table was killed ("* ]]
+	# rekey opens the image through the same reader: it refuses, the image unchanged.
+	cp "$T/out/disk.img" "$T/before.img"
+	run env CVM_IMAGE_FAULT=gpt-reader-crash "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"the confined reader of its partition table was killed"* ]]
+	cmp "$T/out/disk.img" "$T/before.img"
+}
+
 @test "inspect: as root, mtools reads the ESP in bubblewrap: an mdir turned hostile cannot write beside the image" {
 	image
 	# The test fault point runs, in mdir's place, a shell that writes IMAGE.escaped and says
