@@ -313,65 +313,23 @@ static int no_table_error(const char *path, int fd)
 					    "cvm-image?)", path);
 }
 
-/* The first partition whose content libblkid calls type; its version in ret_version. */
-static int find_partition(const char *path, const char *type_wanted, uint64_t *ret_offset,
-			  uint64_t *ret_size, char *ret_version, size_t version_len)
-{
-	_cleanup_(blkid_free_probep) blkid_probe pr = NULL;
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	blkid_partlist ls;
-	int n, r;
-
-	if (fd < 0)
-		return log_error_errno(errno, "cannot open '%s': %m", path);
-	r = probe_partitions(path, fd, &pr, &ls);
-	if (r < 0)
-		return r;
-	n = ls ? blkid_partlist_numof_partitions(ls) : 0;
-	if (n <= 0)
-		return no_table_error(path, fd);
-	for (int i = 0; i < n; i++) {
-		blkid_partition par = blkid_partlist_get_partition(ls, i);
-		uint64_t off = (uint64_t)blkid_partition_get_start(par) * SECTOR;
-		uint64_t size = (uint64_t)blkid_partition_get_size(par) * SECTOR;
-		char type[16], uuid[37], version[8];
-
-		if (probe_region(fd, off, size, type, sizeof(type), uuid, sizeof(uuid), version,
-				 sizeof(version)) < 0 || !streq(type, type_wanted))
-			continue;
-		*ret_offset = off;
-		*ret_size = size;
-		snprintf(ret_version, version_len, "%s", version);
-		return i + 1;
-	}
-	return -ENOENT;
-}
-
-int gpt_find_luks(const char *path, uint64_t *ret_offset, uint64_t *ret_size)
-{
-	char version[8];
-	int r = find_partition(path, "crypto_LUKS", ret_offset, ret_size, version, sizeof(version));
-
-	if (r == -ENOENT)
-		return log_error_errno(EMEDIUMTYPE, "'%s' has no LUKS1 partition", path);
-	if (r > 0 && !streq(version, "1"))
-		return log_error_errno(EMEDIUMTYPE, "'%s': partition %d is LUKS version %s, not LUKS1",
-				       path, r, version);
-	return r < 0 ? r : 0;
-}
-
 int gpt_find_esp(const char *path, uint64_t *ret_offset, uint64_t *ret_size)
 {
-	char version[16];
-	int r = find_partition(path, "vfat", ret_offset, ret_size, version, sizeof(version));
+	struct gpt_table t;
+	int r = gpt_read_table(path, path, &t);
 
-	if (r == -ENOENT)
-		return log_error_errno(ENOENT, "'%s' has no EFI System Partition", path);
-	return r < 0 ? r : 0;
+	if (r < 0)
+		return r;
+	for (unsigned i = 0; i < t.n; i++)
+		if (streq(t.parts[i].fs_type, "vfat")) {
+			*ret_offset = t.parts[i].start;
+			*ret_size = t.parts[i].size;
+			return 0;
+		}
+	return log_error_errno(ENOENT, "'%s' has no EFI System Partition", path);
 }
 
-/* The table of the image open as fd, read with libblkid (read_table_confined() runs it). */
-static int read_table(const char *name, int fd, struct gpt_table *ret)
+int gpt_read_table_unconfined(const char *name, int fd, struct gpt_table *ret)
 {
 	_cleanup_(blkid_free_probep) blkid_probe pr = NULL;
 	struct gpt_table t = {};
@@ -429,7 +387,7 @@ static int read_table_child(void *userdata, int out_fd)
 	}
 	if (fault_requested("gpt-reader-crash"))
 		abort();
-	r = read_table(a->name, a->fd, &t);
+	r = gpt_read_table_unconfined(a->name, a->fd, &t);
 
 	return r < 0 ? r : write_all(out_fd, &t, sizeof(t));
 }
