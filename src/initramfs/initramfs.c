@@ -241,6 +241,53 @@ int initramfs_open_writer(struct archive *w, int code, void *userdata, archive_w
 	return 0;
 }
 
+/* With a UUID change asked for, e renamed where its name holds the old UUID (name: its name). */
+static void rename_member(struct archive_entry *e, const char *name, const struct uuid_change *u,
+			  unsigned *changed)
+{
+	_cleanup_free_ char *renamed = NULL;
+
+	if (!u || !u->old_uuid)
+		return;
+	renamed = strdup(name);
+	if (renamed && uuid_replace_all(renamed, strlen(renamed), u->old_uuid, u->new_uuid)) {
+		archive_entry_set_pathname(e, renamed);
+		(*changed)++;
+	}
+}
+
+/* Whether process() holds a member's data whole: where it may change, a key or pin candidate
+ * by its name and length, or (rewriting with a UUID change) a member that may carry the UUID,
+ * up to 16 MiB (a config, not a module). Every other member is copied (or skipped) a piece at
+ * a time, so a member's claimed size allocates nothing. */
+static bool held_whole(bool regular, la_int64_t size, const char *name, size_t old_len,
+		       bool rewriting, const struct uuid_change *u)
+{
+	return regular && size > 0 &&
+	       ((size == (la_int64_t)old_len && str_ends_with(name, ".key")) ||
+		(u && u->old_pin && size == (la_int64_t)strlen(u->old_pin) &&
+		 str_ends_with(name, ".pin")) ||
+		(rewriting && u && u->old_uuid && size <= 16 * (la_int64_t)MiB));
+}
+
+/* e's header, then its data a piece at a time, from r to w. Logs. */
+static int copy_member(const char *what, struct archive *r, struct archive *w,
+		       struct archive_entry *e, bool regular)
+{
+	unsigned char piece[16384];
+	la_ssize_t got;
+
+	if (archive_write_header(w, e) != ARCHIVE_OK)
+		return log_error_errno(EIO, "%s: cannot write '%s': %s", what,
+				       archive_entry_pathname(e), archive_error_string(w));
+	while (regular && (got = archive_read_data(r, piece, sizeof(piece))) != 0)
+		if (got < 0 || archive_write_data(w, piece, (size_t)got) != got)
+			return log_error_errno(EIO, "%s: cannot copy '%s': %s", what,
+					       archive_entry_pathname(e),
+					       archive_error_string(got < 0 ? r : w));
+	return 0;
+}
+
 /*
  * Read one archive; with out != NULL write it again with the same filter, members holding
  * old replaced by new_key (and the UUID changed, if asked). Counts the key members in *count.
@@ -254,83 +301,50 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 	_cleanup_free_ unsigned char *data = NULL;
 	struct archive_entry *e;
 	struct newc_filter filter;
-	bool unwritable = false, opened = false;
+	bool unwritable = false;
 	int ar;
 
 	if (!r)
 		return log_error_errno(ENOMEM, "out of memory");
 	if (newc_read_open_memory(r, in, len, &filter) != ARCHIVE_OK)
 		return log_error_errno(EBADMSG, "%s: cannot read a cpio archive: %s", what, archive_error_string(r));
+	if (out && !filter_writable(filter.code)) {
+		/* Fine as long as this archive does not hold the key. */
+		unwritable = true;
+		out = NULL;
+	}
+	if (out && (!(w = archive_write_new()) || initramfs_open_writer(w, filter.code, out, mem_write) < 0))
+		return log_error_errno(w ? EIO : ENOMEM, "%s: cannot write an archive: %s", what,
+				       w ? archive_error_string(w) : "out of memory");
 
 	while ((ar = archive_read_next_header(r, &e)) == ARCHIVE_OK) {
 		/* Only regular files carry data; a symlink's "size" is its target, kept in the
 		 * entry itself. */
 		bool regular = archive_entry_filetype(e) == AE_IFREG;
 		la_int64_t size = regular ? archive_entry_size(e) : 0;
+		const char *name = archive_entry_pathname(e) ?: "";
 		unsigned char *d;
-		const char *name;
 		bool key, pin;
+		int k;
 
-		if (!opened) {
-			opened = true;
-			if (out && !filter_writable(filter.code)) {
-				/* Fine as long as this archive does not hold the key. */
-				unwritable = true;
-				out = NULL;
-			}
-			if (out) {
-				w = archive_write_new();
-				if (!w)
-					return log_error_errno(ENOMEM, "out of memory");
-				if (initramfs_open_writer(w, filter.code, out, mem_write) < 0)
-					return log_error_errno(EIO, "%s: cannot write an archive: %s", what,
-							       archive_error_string(w));
-			}
-		}
 		if (size < 0)
-			return log_error_errno(EBADMSG, "%s: member '%s' has a negative size", what,
-					       archive_entry_pathname(e));
-		name = archive_entry_pathname(e) ?: "";
-		/* Held whole only where it may change: a key or pin candidate by its name and
-		 * length, a member that may carry the UUID (up to 16 MiB: a config, not a
-		 * module); every other member is copied (or skipped) a piece at a time, so a
-		 * member's claimed size allocates nothing. */
-		if (!(regular && size > 0 &&
-		      ((size == (la_int64_t)old_len && str_ends_with(name, ".key")) ||
-		       (u && u->old_pin && size == (la_int64_t)strlen(u->old_pin) &&
-			str_ends_with(name, ".pin")) ||
-		       (out && u && u->old_uuid && size <= 16 * (la_int64_t)MiB)))) {
-			unsigned char piece[16384];
-			la_ssize_t got;
-
+			return log_error_errno(EBADMSG, "%s: member '%s' has a negative size", what, name);
+		if (!held_whole(regular, size, name, old_len, out != NULL, u)) {
 			if (!out)
 				continue; /* libarchive skips the data */
-			if (u && u->old_uuid) {
-				_cleanup_free_ char *renamed = strdup(name);
-
-				if (renamed && uuid_replace_all(renamed, strlen(renamed), u->old_uuid,
-								u->new_uuid)) {
-					archive_entry_set_pathname(e, renamed);
-					(*changed)++;
-				}
-			}
-			if (archive_write_header(w, e) != ARCHIVE_OK)
-				return log_error_errno(EIO, "%s: cannot write '%s': %s", what,
-						       archive_entry_pathname(e), archive_error_string(w));
-			while (regular && (got = archive_read_data(r, piece, sizeof(piece))) != 0)
-				if (got < 0 || archive_write_data(w, piece, (size_t)got) != got)
-					return log_error_errno(EIO, "%s: cannot copy '%s': %s", what,
-							       archive_entry_pathname(e),
-							       archive_error_string(got < 0 ? r : w));
+			rename_member(e, name, u, changed);
+			k = copy_member(what, r, w, e, regular);
+			if (k < 0)
+				return k;
 			continue;
 		}
 		d = realloc(data, (size_t)size + 1);
 		if (!d)
 			return log_error_errno(ENOMEM, "out of memory");
 		data = d;
-		if (size > 0 && archive_read_data(r, data, (size_t)size) != size)
-			return log_error_errno(EBADMSG, "%s: cannot read '%s': %s", what,
-					       archive_entry_pathname(e), archive_error_string(r));
+		if (archive_read_data(r, data, (size_t)size) != size)
+			return log_error_errno(EBADMSG, "%s: cannot read '%s': %s", what, name,
+					       archive_error_string(r));
 		key = is_key(name, strlen(name), regular, data, (size_t)size, old, old_len);
 		pin = is_pin(name, strlen(name), regular, data, (size_t)size, u);
 		if (pin) {
@@ -343,20 +357,12 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 			continue;
 		if (key)
 			archive_entry_set_size(e, (la_int64_t)new_len);
-		if (u && u->old_uuid) {
-			_cleanup_free_ char *renamed = strdup(name);
-
-			if (renamed && uuid_replace_all(renamed, strlen(renamed), u->old_uuid, u->new_uuid)) {
-				archive_entry_set_pathname(e, renamed);
-				(*changed)++;
-			}
-			if (regular && !key && !pin &&
-			    uuid_replace_all(data, (size_t)size, u->old_uuid, u->new_uuid))
-				(*changed)++;
-		}
+		if (u && u->old_uuid && !key && !pin &&
+		    uuid_replace_all(data, (size_t)size, u->old_uuid, u->new_uuid))
+			(*changed)++;
+		rename_member(e, name, u, changed);
 		if (archive_write_header(w, e) != ARCHIVE_OK ||
-		    (regular && archive_entry_size(e) > 0 &&
-		     archive_write_data(w, key ? new_key : data, key ? new_len : (size_t)size) < 0))
+		    archive_write_data(w, key ? new_key : data, key ? new_len : (size_t)size) < 0)
 			return log_error_errno(EIO, "%s: cannot write '%s': %s", what,
 					       archive_entry_pathname(e), archive_error_string(w));
 	}
