@@ -468,45 +468,144 @@ static int zero_to_end(const struct gz_file *f, uint64_t off, unsigned char *buf
 	return 0;
 }
 
-int initramfs_stream_plan(const char *what, const struct gz_file *f, const void *old,
-			  const void *new_key, size_t key_len, struct initramfs_edit **ret,
-			  unsigned *ret_old, unsigned *ret_new)
+/* What initramfs_stream_plan() carries from one archive of the chain to the next. */
+struct plan {
+	const char *what;
+	const struct gz_file *f;
+	const void *old, *new_key;
+	size_t key_len;
+	struct initramfs_edit *e;
+	unsigned char *buf;                 /* PIECE bytes */
+	struct gz_change gzc[MAX_HITS * 2]; /* in the gzip archive: at uncompressed offsets */
+	size_t n_gzc;
+	unsigned n_old, n_new;
+};
+
+static struct newc_scan plan_scan(const struct plan *p, bool plain)
 {
-	_cleanup_free_ unsigned char *buf = malloc(PIECE);
-	struct initramfs_edit *e = calloc(1, sizeof(*e));
-	struct gz_change gzc[MAX_HITS * 2];
-	size_t n_gzc = 0;
-	unsigned n_old = 0, n_new = 0;
-	uint64_t off = 0;
+	return (struct newc_scan){ .old_key = p->old, .new_key = p->new_key, .key_len = p->key_len,
+				   .plain = plain, .state = NS_GAP };
+}
+
+/* An uncompressed archive, changed in place in the file. */
+static int plan_plain(struct plan *p, uint64_t *off)
+{
+	struct newc_scan s = plan_scan(p, true);
 	int r = 0;
 
-	*ret = NULL;
-	if (e)
-		e->zfd = -1;
-	if (!buf || !e || !(e->new_key = malloc(key_len ?: 1))) {
-		initramfs_edit_free(e);
-		return log_error_errno(ENOMEM, "out of memory");
-	}
-	e->size = f->size;
-	memcpy(e->new_key, new_key, key_len);
-	e->key_len = key_len;
-	/* As cvm-image build left it: its end alone. */
-	r = plan_key_archive(f, e, old, new_key, &n_old, &n_new);
-	if (r > 0)
-		off = f->size;
-	r = r > 0 ? 0 : r;
-	for (unsigned segments = 0; r == 0 && off < f->size; segments++) {
-		size_t n = (size_t)MIN(f->size - off, (uint64_t)4096), z = 0;
-		struct newc_scan s = { .old_key = old, .new_key = new_key, .key_len = key_len };
+	for (uint64_t at = *off; r == 0 && s.state != NS_DONE;) {
+		size_t m = (size_t)MIN(p->f->size - at, (uint64_t)PIECE);
 
-		if (segments > 64) {
-			r = -EOPNOTSUPP;
-			break;
-		}
-		r = f->pread(f->userdata, off, buf, n);
+		if (m == 0)
+			return -EBADMSG;
+		r = p->f->pread(p->f->userdata, at, p->buf, m);
+		if (r == 0)
+			r = newc_feed(&s, at, p->buf, m);
+		at += m;
+	}
+	if (r == 0)
+		r = hit_changes(p->e, &s, p->e->plain, &p->e->n_plain, &p->n_old, &p->n_new);
+	*off = s.end;
+	return r;
+}
+
+/* A gzip archive: its deflate blocks around the key compressed again (gz_stream_plan(), once
+ * every archive is planned). */
+static int plan_gzip(struct plan *p, uint64_t *off)
+{
+	struct newc_scan s = plan_scan(p, false);
+	struct gz_stream *gz = NULL;
+	size_t before = p->n_gzc;
+	int r;
+
+	r = gz_stream_scan(p->f, *off, newc_feed, &s, &gz);
+	if (r < 0)
+		return r;
+	*off += gz_stream_member_len(gz);
+	r = hit_changes(p->e, &s, p->gzc, &p->n_gzc, &p->n_old, &p->n_new);
+	if (r < 0 || p->n_gzc == before) {
+		gz_stream_free(gz);
+	} else if (p->e->gz) {
+		/* The key in two gzip archives: no initramfs tool does that. */
+		gz_stream_free(gz);
+		r = -EOPNOTSUPP;
+	} else {
+		p->e->gz = gz;
+	}
+	return r;
+}
+
+/* A zstd archive: written again whole, in pieces, into an unnamed file (0600, gone with us)
+ * now, so that writing it back later can only fail at I/O. When f cannot be cut (a read-only
+ * count), its members are only counted. */
+static int plan_zstd(struct plan *p, uint64_t *off)
+{
+	const char *tmpdir = getenv("TMPDIR") ?: "/var/tmp";
+	struct stream_out o = { .fd = -1 };
+	unsigned before_old = p->n_old;
+	uint64_t zend;
+	int r;
+
+	r = zstd_frames_end(p->f->pread, p->f->userdata, *off, p->f->size, &zend);
+	if (r < 0)
+		return r;
+	if (!p->f->truncate) {
+		r = rewrite_zstd(p->what, p->f, *off, zend, p->old, p->new_key, p->key_len, NULL,
+				 &p->n_old, &p->n_new);
+		*off = zend;
+		return r;
+	}
+	if (p->e->zfd >= 0)
+		return -EOPNOTSUPP; /* a second zstd archive: the whole-file path */
+	/* Its frames, then only zero padding: the file is cut after the archive written again,
+	 * so nothing else may follow it here (the whole-file path takes a chain with more after
+	 * the zstd archive). */
+	r = zero_to_end(p->f, zend, p->buf);
+	if (r < 0)
+		return r;
+	o.fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (o.fd < 0)
+		return log_error_errno(errno, "cannot create a temporary file in '%s': %m", tmpdir);
+	r = rewrite_zstd(p->what, p->f, *off, zend, p->old, p->new_key, p->key_len, &o, &p->n_old,
+			 &p->n_new);
+	if (r == 0 && p->n_old > before_old) {
+		p->e->zfd = o.fd;
+		p->e->zoff = *off;
+		p->e->zlen = o.len;
+		p->e->recompressed += (size_t)o.data;
+	} else {
+		close(o.fd);
+	}
+	*off = p->f->size;
+	return r;
+}
+
+/* The archives of a chain the streamed plan takes, by their magic; any other (xz, lz4, bzip2,
+ * ...) is the whole-file path's to say what it can do. */
+static const struct {
+	const char *magic;
+	size_t len;
+	int (*plan)(struct plan *p, uint64_t *off);
+} archive_kinds[] = {
+	{ "07070", 5, plan_plain },
+	{ "\x1f\x8b\x08", 3, plan_gzip },
+	{ "\x28\xb5\x2f\xfd", 4, plan_zstd },
+};
+
+/* Each archive of the chain from off, planned; zero padding skipped. */
+static int plan_chain(struct plan *p, uint64_t off)
+{
+	int r = 0;
+
+	for (unsigned segments = 0; r == 0 && off < p->f->size; segments++) {
+		size_t n = (size_t)MIN(p->f->size - off, (uint64_t)4096), z = 0, k;
+
+		if (segments > 64)
+			return -EOPNOTSUPP;
+		r = p->f->pread(p->f->userdata, off, p->buf, n);
 		if (r < 0)
-			break;
-		while (z < n && buf[z] == 0)
+			return r;
+		while (z < n && p->buf[z] == 0)
 			z++;
 		if (z == n) {
 			off += n;
@@ -514,94 +613,46 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 			continue;
 		}
 		off += z;
-		if (n - z >= 5 && memcmp(buf + z, "07070", 5) == 0) {
-			/* An uncompressed archive, in place in the file. */
-			s.plain = true;
-			s.state = NS_GAP;
-			for (uint64_t at = off; r == 0 && s.state != NS_DONE;) {
-				size_t m = (size_t)MIN(f->size - at, (uint64_t)PIECE);
-
-				if (m == 0) {
-					r = -EBADMSG;
-					break;
-				}
-				r = f->pread(f->userdata, at, buf, m);
-				if (r == 0)
-					r = newc_feed(&s, at, buf, m);
-				at += m;
-			}
-			if (r == 0)
-				r = hit_changes(e, &s, e->plain, &e->n_plain, &n_old, &n_new);
-			off = s.end;
-		} else if (n - z >= 3 && buf[z] == 0x1f && buf[z + 1] == 0x8b && buf[z + 2] == 8) {
-			struct gz_stream *gz = NULL;
-			size_t before = n_gzc;
-
-			s.state = NS_GAP;
-			r = gz_stream_scan(f, off, newc_feed, &s, &gz);
-			if (r < 0)
+		for (k = 0; k < ELEMENTSOF(archive_kinds); k++)
+			if (n - z >= archive_kinds[k].len &&
+			    memcmp(p->buf + z, archive_kinds[k].magic, archive_kinds[k].len) == 0)
 				break;
-			off += gz_stream_member_len(gz);
-			r = hit_changes(e, &s, gzc, &n_gzc, &n_old, &n_new);
-			if (r < 0 || n_gzc == before) {
-				gz_stream_free(gz);
-			} else if (e->gz) {
-				/* The key in two gzip archives: no initramfs tool does that. */
-				gz_stream_free(gz);
-				r = -EOPNOTSUPP;
-			} else {
-				e->gz = gz;
-			}
-		} else if (n - z >= 4 && !memcmp(buf + z, "\x28\xb5\x2f\xfd", 4) && !f->truncate) {
-			/* Read only (f cannot be cut): the members counted, nothing planned. */
-			uint64_t zend;
-
-			r = zstd_frames_end(f->pread, f->userdata, off, f->size, &zend);
-			if (r == 0)
-				r = rewrite_zstd(what, f, off, zend, old, new_key, key_len, NULL,
-						 &n_old, &n_new);
-			off = zend;
-		} else if (n - z >= 4 && !memcmp(buf + z, "\x28\xb5\x2f\xfd", 4) && e->zfd < 0) {
-			/* zstd: written again whole, in pieces, into an unnamed file (0600, gone
-			 * with us) now, so that writing it back later can only fail at I/O. */
-			struct stream_out o = { .fd = -1 };
-			unsigned before_old = n_old;
-			uint64_t zend;
-
-			/* Its frames, then only zero padding: the file is cut after the archive
-			 * written again, so nothing else may follow it here (the whole-file path
-			 * takes a chain with more after the zstd archive). */
-			r = zstd_frames_end(f->pread, f->userdata, off, f->size, &zend);
-			if (r == 0)
-				r = zero_to_end(f, zend, buf);
-			if (r < 0)
-				break;
-			o.fd = open(getenv("TMPDIR") ?: "/var/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-			if (o.fd < 0) {
-				r = log_error_errno(errno, "cannot create a temporary file in '%s': %m",
-						    getenv("TMPDIR") ?: "/var/tmp");
-				break;
-			}
-			r = rewrite_zstd(what, f, off, zend, old, new_key, key_len, &o, &n_old, &n_new);
-			if (r == 0 && n_old > before_old) {
-				e->zfd = o.fd;
-				e->zoff = off;
-				e->zlen = o.len;
-				e->recompressed += (size_t)o.data;
-			} else {
-				close(o.fd);
-			}
-			off = f->size;
-		} else {
-			/* xz, lz4, bzip2, ...: the whole-file path says what it can do. */
-			r = -EOPNOTSUPP;
-		}
+		r = k < ELEMENTSOF(archive_kinds) ? archive_kinds[k].plan(p, &off) : -EOPNOTSUPP;
 	}
-	if (r == 0 && e->gz)
-	{
+	return r;
+}
+
+int initramfs_stream_plan(const char *what, const struct gz_file *f, const void *old,
+			  const void *new_key, size_t key_len, struct initramfs_edit **ret,
+			  unsigned *ret_old, unsigned *ret_new)
+{
+	_cleanup_free_ unsigned char *buf = malloc(PIECE);
+	_cleanup_free_ struct plan *p = calloc(1, sizeof(*p));
+	struct initramfs_edit *e = calloc(1, sizeof(*e));
+	int r = 0;
+
+	*ret = NULL;
+	if (e)
+		e->zfd = -1;
+	if (!buf || !p || !e || !(e->new_key = malloc(key_len ?: 1))) {
+		initramfs_edit_free(e);
+		return log_error_errno(ENOMEM, "out of memory");
+	}
+	e->size = f->size;
+	memcpy(e->new_key, new_key, key_len);
+	e->key_len = key_len;
+	*p = (struct plan){ .what = what, .f = f, .old = old, .new_key = new_key,
+			    .key_len = key_len, .e = e, .buf = buf };
+	/* As cvm-image build left it: its end alone. */
+	r = plan_key_archive(f, e, old, new_key, &p->n_old, &p->n_new);
+	if (r == 0)
+		r = plan_chain(p, 0);
+	else if (r > 0)
+		r = 0;
+	if (r == 0 && e->gz) {
 		size_t redone = 0;
 
-		r = gz_stream_plan(e->gz, f, gzc, n_gzc, &redone);
+		r = gz_stream_plan(e->gz, f, p->gzc, p->n_gzc, &redone);
 		e->recompressed += redone;
 	}
 	if (r == -EBADMSG || r == -E2BIG)
@@ -612,9 +663,9 @@ int initramfs_stream_plan(const char *what, const struct gz_file *f, const void 
 		return r == -ENOMEM ? log_error_errno(r, "%s: out of memory", what) :
 		       r == -EINVAL ? log_error_errno(r, "%s: cannot plan its changes", what) : r;
 	}
-	*ret_old = n_old;
-	*ret_new = n_new;
-	if (n_old == 0) {
+	*ret_old = p->n_old;
+	*ret_new = p->n_new;
+	if (p->n_old == 0) {
 		initramfs_edit_free(e);
 		e = NULL;
 	}
