@@ -222,6 +222,124 @@ static uint32_t changed_crc(uint32_t crc, uint64_t len, const struct gz_change *
 	return crc ^ d ^ crc_zeros(len);
 }
 
+/* A region that starts in the byte where the one before ended would be primed with the old
+ * bits of that byte: the two made one. */
+static void merge_touching(const struct gz_stream *s, size_t (*reg)[2], size_t *n_reg)
+{
+	for (size_t i = 1; i < *n_reg;) {
+		if (s->bs.b[reg[i][0]].bit / 8 <= s->bs.b[reg[i - 1][1]].bit / 8) {
+			reg[i - 1][1] = reg[i][1];
+			memmove(reg + i, reg + i + 1, (*n_reg - i - 1) * sizeof(*reg));
+			(*n_reg)--;
+		} else {
+			i++;
+		}
+	}
+}
+
+/* z inflated on, through out (PIECE bytes), up to exactly to: what falls in [from, to) copied
+ * into data (from's byte at data[0]). */
+static int inflate_until(z_stream *z, struct reader *rd, unsigned char *out, unsigned char *data,
+			 uint64_t from, uint64_t to)
+{
+	int r = 0, zr;
+
+	while (z->total_out < to) {
+		uint64_t at = z->total_out;
+		uint64_t want = to - at > PIECE ? PIECE : to - at;
+		size_t got;
+
+		if (z->avail_in == 0 && (r = reader_fill(rd, z)) < 0)
+			return r;
+		z->next_out = out;
+		z->avail_out = (uInt)want;
+		zr = inflate(z, Z_NO_FLUSH);
+		if (zr != Z_OK && zr != Z_STREAM_END)
+			return zr == Z_MEM_ERROR ? -ENOMEM : -EBADMSG;
+		got = (size_t)(z->next_out - out);
+		/* The overlap of [at, at + got) with [from, to). */
+		if (at + got > from) {
+			uint64_t a = at > from ? at : from;
+
+			memcpy(data + (a - from), out + (a - at), (size_t)(at + got - a));
+		}
+		if (zr == Z_STREAM_END && z->total_out < to)
+			return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Room for a member s->growth bytes longer: zeros after it, or the end of the file. buf:
+ * PIECE bytes. -EOPNOTSUPP when there is none. */
+static int room_to_grow(const struct gz_stream *s, const struct gz_file *f, unsigned char *buf)
+{
+	uint64_t at = s->off + s->len, need = s->growth > 0 ? (uint64_t)s->growth : 0;
+	int r;
+
+	while (need > 0 && at < f->size) {
+		size_t n = f->size - at > PIECE ? PIECE : (size_t)(f->size - at);
+
+		if (n > need)
+			n = (size_t)need;
+		r = f->pread(f->userdata, at, buf, n);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n; i++)
+			if (buf[i] != 0)
+				return -EOPNOTSUPP;
+		at += n;
+		need -= n;
+	}
+	return 0;
+}
+
+/*
+ * g: the deflate blocks between boundaries b0 and b1 of s compressed again from data (the
+ * region's uncompressed bytes, changed, after dict bytes of the window before it), starting
+ * at b0's bit in its byte (the bits before it, of the old stream, kept) and, unless it ends
+ * the stream, padded with empty fixed blocks to b1's bit in its byte.
+ */
+static int recompress_region(const struct gz_stream *s, const struct gz_file *f,
+			     const struct boundary *b0, const struct boundary *b1,
+			     const unsigned char *data, size_t dict, struct gz_region *g)
+{
+	size_t cap = deflateBound(NULL, (uLong)(b1->out - b0->out)) + 64;
+	uint64_t obit = b0->bit % 8;
+	int r;
+
+	g->bytes = calloc(1, cap);
+	if (!g->bytes)
+		return -ENOMEM;
+	g->from_bit = b0->bit;
+	g->to_bit = b1->bit;
+	g->final = b1->bit == s->bs.end_bit;
+	if (obit) {
+		unsigned char byte;
+
+		r = f->pread(f->userdata, s->off + b0->bit / 8, &byte, 1);
+		if (r < 0)
+			goto fail;
+		g->bytes[0] = byte & (unsigned char)((1u << obit) - 1);
+	}
+	/* At zlib's best: the member is written back where it was, and every byte it grows
+	 * needs room after it (initramfs tools compress at -9). */
+	r = gz_recompress_level(g->bytes, &obit, cap, data, dict, dict + (size_t)(b1->out - b0->out),
+				g->final, b1->out - b0->out <= (1u << 20) ? Z_BEST_COMPRESSION : 1);
+	if (r < 0)
+		goto fail;
+	while (!g->final && obit % 8 != b1->bit % 8) {
+		gz_put_bits(g->bytes, &obit, 0x2, 3);
+		gz_put_bits(g->bytes, &obit, 0, 7);
+	}
+	g->nbits = obit;
+	return 0;
+fail:
+	/* Not counted in s->n_reg: gz_stream_free() would not free it. */
+	free(g->bytes);
+	g->bytes = NULL;
+	return r;
+}
+
 int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz_change *changes,
 		   size_t n_changes, size_t *ret_recompressed)
 {
@@ -236,7 +354,7 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 	uint64_t prev_from = 0, prev_to = 0;
 	int64_t growth = 0;
 	z_stream z = {};
-	int r = 0, zr;
+	int r = 0;
 
 	if (!in || !out || !ranges || !old)
 		return -ENOMEM;
@@ -256,17 +374,7 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 	r = gz_plan(&s->bs, ranges, n_changes, reg, &n_reg);
 	if (r < 0)
 		return r;
-	/* A region that starts in the byte where the one before ended would be primed with the
-	 * old bits of that byte: one region instead. */
-	for (size_t i = 1; i < n_reg;) {
-		if (s->bs.b[reg[i][0]].bit / 8 <= s->bs.b[reg[i - 1][1]].bit / 8) {
-			reg[i - 1][1] = reg[i][1];
-			memmove(reg + i, reg + i + 1, (n_reg - i - 1) * sizeof(*reg));
-			n_reg--;
-		} else {
-			i++;
-		}
-	}
+	merge_touching(s, reg, &n_reg);
 	s->reg = calloc(n_reg, sizeof(*s->reg));
 	if (!s->reg)
 		return -ENOMEM;
@@ -286,8 +394,6 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 		uint64_t from = b0->out - dict, to = b1->out;
 		unsigned char *data = malloc(to - from ?: 1);
 		struct gz_region *g = &s->reg[k];
-		size_t cap = deflateBound(NULL, (uLong)(b1->out - b0->out)) + 64;
-		uint64_t obit;
 
 		if (!data) {
 			r = -ENOMEM;
@@ -300,30 +406,7 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 			memcpy(data, prev + (from - prev_from), (size_t)(prev_to - from));
 		free(prev);
 		prev = data;
-		while (r == 0 && z.total_out < to) {
-			uint64_t at = z.total_out;
-			uint64_t want = to - at > PIECE ? PIECE : to - at;
-			size_t got;
-
-			if (z.avail_in == 0 && (r = reader_fill(&rd, &z)) < 0)
-				break;
-			z.next_out = out;
-			z.avail_out = (uInt)want;
-			zr = inflate(&z, Z_NO_FLUSH);
-			if (zr != Z_OK && zr != Z_STREAM_END) {
-				r = zr == Z_MEM_ERROR ? -ENOMEM : -EBADMSG;
-				break;
-			}
-			got = (size_t)(z.next_out - out);
-			/* The overlap of [at, at + got) with [from, to). */
-			if (at + got > from) {
-				uint64_t a = at > from ? at : from;
-
-				memcpy(data + (a - from), out + (a - at), (size_t)(at + got - a));
-			}
-			if (zr == Z_STREAM_END && z.total_out < to)
-				r = -EBADMSG;
-		}
+		r = inflate_until(&z, &rd, out, data, from, to);
 		if (r < 0)
 			break;
 		/* The old bytes of the changes in this region, then the new ones. */
@@ -333,36 +416,10 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 		}
 		prev_from = from;
 		prev_to = to;
-		g->bytes = calloc(1, cap);
-		if (!g->bytes) {
-			r = -ENOMEM;
-			break;
-		}
-		g->from_bit = b0->bit;
-		g->to_bit = b1->bit;
-		g->final = b1->bit == s->bs.end_bit;
-		obit = b0->bit % 8;
-		if (obit) {
-			unsigned char byte;
-
-			r = f->pread(f->userdata, s->off + b0->bit / 8, &byte, 1);
-			if (r < 0)
-				break;
-			g->bytes[0] = byte & (unsigned char)((1u << obit) - 1);
-		}
-		/* At zlib's best: the member is written back where it was, and every byte it
-		 * grows needs room after it (initramfs tools compress at -9). */
-		r = gz_recompress_level(g->bytes, &obit, cap, data, dict,
-				     dict + (size_t)(b1->out - b0->out), g->final,
-				     b1->out - b0->out <= (1u << 20) ? Z_BEST_COMPRESSION : 1);
+		r = recompress_region(s, f, b0, b1, data, dict, g);
 		if (r < 0)
 			break;
-		while (!g->final && obit % 8 != b1->bit % 8) {
-			gz_put_bits(g->bytes, &obit, 0x2, 3);
-			gz_put_bits(g->bytes, &obit, 0, 7);
-		}
-		g->nbits = obit;
-		growth += (int64_t)(obit - b0->bit % 8) - (int64_t)(b1->bit - b0->bit);
+		growth += (int64_t)(g->nbits - b0->bit % 8) - (int64_t)(b1->bit - b0->bit);
 		recompressed += (size_t)(b1->out - b0->out);
 		s->n_reg = ++k;
 	}
@@ -372,25 +429,9 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 	s->growth = growth / 8;
 	s->new_crc = changed_crc(s->crc, s->data_len, changes, n_changes, old);
 
-	/* Room for a longer member: zeros after it, or the end of the file. */
-	if (s->growth > 0) {
-		uint64_t at = s->off + s->len, need = (uint64_t)s->growth;
-
-		while (need > 0 && at < f->size) {
-			size_t n = f->size - at > PIECE ? PIECE : (size_t)(f->size - at);
-
-			if (n > need)
-				n = (size_t)need;
-			r = f->pread(f->userdata, at, in, n);
-			if (r < 0)
-				return r;
-			for (size_t i = 0; i < n; i++)
-				if (in[i] != 0)
-					return -EOPNOTSUPP;
-			at += n;
-			need -= n;
-		}
-	}
+	r = room_to_grow(s, f, in);
+	if (r < 0)
+		return r;
 	if (ret_recompressed)
 		*ret_recompressed = recompressed;
 	return 0;
