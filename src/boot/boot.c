@@ -449,53 +449,44 @@ static void result_done(struct boot_result *r)
 		free(r->output[i]);
 }
 
-static void print_seconds(const char *name, double s)
+static void add_seconds(struct json_object *o, const char *name, double s)
 {
-	printf(",\"%s\":", name);
 	if (s > 0)
-		printf("%.1f", s);
+		json_add_double(o, name, s, 1);
 	else
-		printf("null");
+		json_add(o, name, NULL);
 }
 
-static void print_result(const struct boot_options *o, const struct boot_result *r)
+/* A boot's result as JSON (json.h: text from the guest made valid UTF-8). */
+static struct json_object *result_json(const struct boot_options *o, const struct boot_result *r)
 {
-	printf("{\"outcome\":");
-	json_string(stdout, r->outcome ?: "error");
-	print_seconds("grub_prompt_s", r->grub_prompt_s);
-	print_seconds("kernel_s", r->kernel_s);
-	print_seconds("login_prompt_s", r->login_prompt_s);
-	printf(",\"passphrase_prompts\":%u", r->prompts);
+	struct json_object *j = json_object_new_object(), *out = json_object_new_object();
+
+	json_add_str(j, "outcome", r->outcome ?: "error");
+	add_seconds(j, "grub_prompt_s", r->grub_prompt_s);
+	add_seconds(j, "kernel_s", r->kernel_s);
+	add_seconds(j, "login_prompt_s", r->login_prompt_s);
+	json_add_u64(j, "passphrase_prompts", r->prompts);
 	if (r->slot >= 0)
-		printf(",\"slot\":%d", r->slot);
+		json_add_int(j, "slot", r->slot);
 	if (r->menu_edit || r->menu_cmdline) {
-		printf(",\"menu\":{");
-		if (r->menu_edit) {
-			printf("\"edit\":");
-			json_string(stdout, r->menu_edit);
-		}
-		if (r->menu_cmdline) {
-			printf("%s\"cmdline\":", r->menu_edit ? "," : "");
-			json_string(stdout, r->menu_cmdline);
-		}
-		printf("}");
+		struct json_object *menu = json_object_new_object();
+
+		if (r->menu_edit)
+			json_add_str(menu, "edit", r->menu_edit);
+		if (r->menu_cmdline)
+			json_add_str(menu, "cmdline", r->menu_cmdline);
+		json_add(j, "menu", menu);
 	}
 	if (r->command_status >= 0)
-		printf(",\"command_status\":%d", r->command_status);
-	if (r->error[0]) {
-		printf(",\"error\":");
-		json_string(stdout, r->error);
-	}
-	printf(",\"output\":{");
-	for (unsigned n = 0, k = 0; n < o->n_run; n++) {
-		if (!r->output[n])
-			continue;
-		printf("%s", k++ ? "," : "");
-		json_string(stdout, o->run[n]);
-		putchar(':');
-		json_string(stdout, r->output[n]);
-	}
-	printf("}");
+		json_add_int(j, "command_status", r->command_status);
+	if (r->error[0])
+		json_add_str(j, "error", r->error);
+	for (unsigned n = 0; n < o->n_run; n++)
+		if (r->output[n])
+			json_add_str(out, o->run[n], r->output[n]);
+	json_add(j, "output", out);
+	return j;
 }
 
 static int start_qemu(struct console *c, const struct boot_options *o, const char *vars)
@@ -675,13 +666,14 @@ static int report(struct console *c, const struct boot_options *o, bool rebooted
 		  struct boot_result *res, struct boot_result *again)
 {
 	if (o->json) {
-		print_result(o, res);
-		if (rebooted) {
-			printf(",\"after_reboot\":");
-			print_result(o, again);
-			printf("}");
-		}
-		printf("}\n");
+		struct json_object *j = result_json(o, res);
+		int r;
+
+		if (rebooted)
+			json_add(j, "after_reboot", result_json(o, again));
+		r = json_print(j, stdout);
+		if (r < 0)
+			return log_error_errno(r, "cannot print the result: %m");
 	} else {
 		for (unsigned n = 0; n < o->n_run; n++)
 			if (res->output[n])

@@ -96,33 +96,3 @@ int json_print(struct json_object *o, FILE *f)
 	json_enomem = false;
 	return r;
 }
-
-void json_string(FILE *f, const char *s)
-{
-	_cleanup_free_ char *v = s ? utf8_valid_copy(s) : NULL;
-
-	fputc('"', f);
-	/* Out of memory: the string is left empty rather than written invalid. */
-	for (const unsigned char *p = (const unsigned char *)v; p && *p; p++) {
-		switch (*p) {
-		case '"':
-			fputs("\\\"", f);
-			break;
-		case '\\':
-			fputs("\\\\", f);
-			break;
-		case '\n':
-			fputs("\\n", f);
-			break;
-		case '\t':
-			fputs("\\t", f);
-			break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
-}

@@ -24,6 +24,3 @@ void json_add_double(struct json_object *o, const char *key, double v, int decim
 /* o on one line and a newline, then o released. Returns 0, -ENOMEM (an allocation failed while
  * o was made) or -EIO. */
 int json_print(struct json_object *o, FILE *f);
-
-/* One escaped JSON string written directly (for outputs printed piece by piece). */
-void json_string(FILE *f, const char *s);
