@@ -87,3 +87,17 @@ teardown() {
 	run ! pgrep -f "qemu-system-x86_64.*$T/blank.img"
 	[ -z "$(ls -A "$TMPDIR")" ]
 }
+
+@test "boot as an ordinary user: qemu and OVMF run without privilege; a blank image: exit 1, what was awaited said, nothing left" {
+	requires root
+	ensure_test_user
+	truncate -s 64M "$T/blank.img"
+	give_user "$T/blank.img" "$T/key" "$T"
+	run --separate-stderr as_user "$CVM_IMAGE" boot "$T/blank.img" --key-file "$T/key" --prompt-timeout 15 --json
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[ "$(jq -r .error <<<"$output")" = "no grub passphrase prompt within 15 s of the start" ]
+	[[ "$stderr" == *"did not boot as expected: error (no grub passphrase prompt within 15 s of the start)"* ]]
+	run ! pgrep -f "qemu-system-x86_64.*$T/blank.img"
+	[ -z "$(ls -A "$TMPDIR")" ]
+}

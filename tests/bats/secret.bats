@@ -85,6 +85,22 @@ parse_table() {
 	assert_no_leftovers "$T"
 }
 
+@test "secret table --image as an ordinary user: a qcow2 image root made and gave it, read in place, the table 0600" {
+	requires root
+	ensure_test_user
+	run "$CVM_IMAGE" -q build --distro none "$(fixture_tar)" -o "$T/out/d.qcow2"
+	[ "$status" -eq 0 ]
+	cp "$T/out/d.qcow2" "$T/before.qcow2"
+	give_user "$T/out" "$T"
+	run --separate-stderr as_user "$CVM_IMAGE" secret table --image "$T/out/d.qcow2" -o "$T/t.bin"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	parse_table "$T/t.bin" --disk-passphrase | grep -q "^736869e5-84f0-4973-92ec-06879ce3da0b 45 $( (cat "$T/out/d.qcow2.key"; printf '\0') | base64 -w0)$"
+	[ "$(stat -c '%a %U' "$T/t.bin")" = "600 $TEST_USER" ]
+	cmp "$T/out/d.qcow2" "$T/before.qcow2"
+	assert_no_leftovers "$T"
+}
+
 @test "secret build: byte-compatible with sevctl's vectors, one and two secrets, and the QMP command" {
 	python3 - <<-'EOF'
 	import struct, uuid
