@@ -50,6 +50,10 @@ struct gz_file {
 	int (*truncate)(void *userdata, uint64_t size);
 };
 
+/* 0 when f holds only zeros in [off, off + len) (or up to its end, if that comes first),
+ * -EOPNOTSUPP when not, or the reader's -errno. buf: 256 KiB to read into. */
+int gz_file_zeros(const struct gz_file *f, uint64_t off, uint64_t len, unsigned char *buf);
+
 /* Each piece of the uncompressed data, in order, with its offset in it. 0 or -errno. */
 typedef int (*gz_visit_fn)(void *userdata, uint64_t off, const unsigned char *data, size_t len);
 

@@ -269,26 +269,22 @@ static int inflate_until(z_stream *z, struct reader *rd, unsigned char *out, uns
 	return 0;
 }
 
-/* Room for a member s->growth bytes longer: zeros after it, or the end of the file. buf:
- * PIECE bytes. -EOPNOTSUPP when there is none. */
-static int room_to_grow(const struct gz_stream *s, const struct gz_file *f, unsigned char *buf)
+int gz_file_zeros(const struct gz_file *f, uint64_t off, uint64_t len, unsigned char *buf)
 {
-	uint64_t at = s->off + s->len, need = s->growth > 0 ? (uint64_t)s->growth : 0;
-	int r;
+	while (len > 0 && off < f->size) {
+		size_t n = f->size - off > PIECE ? PIECE : (size_t)(f->size - off);
+		int r;
 
-	while (need > 0 && at < f->size) {
-		size_t n = f->size - at > PIECE ? PIECE : (size_t)(f->size - at);
-
-		if (n > need)
-			n = (size_t)need;
-		r = f->pread(f->userdata, at, buf, n);
+		if (n > len)
+			n = (size_t)len;
+		r = f->pread(f->userdata, off, buf, n);
 		if (r < 0)
 			return r;
 		for (size_t i = 0; i < n; i++)
 			if (buf[i] != 0)
 				return -EOPNOTSUPP;
-		at += n;
-		need -= n;
+		off += n;
+		len -= n;
 	}
 	return 0;
 }
@@ -429,7 +425,8 @@ int gz_stream_plan(struct gz_stream *s, const struct gz_file *f, const struct gz
 	s->growth = growth / 8;
 	s->new_crc = changed_crc(s->crc, s->data_len, changes, n_changes, old);
 
-	r = room_to_grow(s, f, in);
+	/* Room for a longer member: zeros after it, or the end of the file. */
+	r = gz_file_zeros(f, s->off + s->len, s->growth > 0 ? (uint64_t)s->growth : 0, in);
 	if (r < 0)
 		return r;
 	if (ret_recompressed)

@@ -451,23 +451,6 @@ static int plan_key_archive(const struct gz_file *f, struct initramfs_edit *e, c
 	return n > 0;
 }
 
-/* 0 if f holds only zeros from off to its end, -EOPNOTSUPP if not; buf: PIECE bytes. */
-static int zero_to_end(const struct gz_file *f, uint64_t off, unsigned char *buf)
-{
-	while (off < f->size) {
-		size_t n = (size_t)MIN(f->size - off, (uint64_t)PIECE);
-		int r = f->pread(f->userdata, off, buf, n);
-
-		if (r < 0)
-			return r;
-		for (size_t i = 0; i < n; i++)
-			if (buf[i] != 0)
-				return -EOPNOTSUPP;
-		off += n;
-	}
-	return 0;
-}
-
 /* What initramfs_stream_plan() carries from one archive of the chain to the next. */
 struct plan {
 	const char *what;
@@ -560,7 +543,7 @@ static int plan_zstd(struct plan *p, uint64_t *off)
 	/* Its frames, then only zero padding: the file is cut after the archive written again,
 	 * so nothing else may follow it here (the whole-file path takes a chain with more after
 	 * the zstd archive). */
-	r = zero_to_end(p->f, zend, p->buf);
+	r = gz_file_zeros(p->f, zend, UINT64_MAX, p->buf);
 	if (r < 0)
 		return r;
 	o.fd = open(tmpdir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
