@@ -1,0 +1,28 @@
+#!/usr/bin/env bats
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Boot test beyond CI's hour ('make check-boot-more'): an image built by an ordinary user
+# through the appliance (its initramfs tool runs under TCG there: 10 to 20 minutes here).
+
+load lib
+
+@test "boot: Debian 12 initramfs-tools built by an ordinary user through the appliance (--sandbox vm, no privilege): one prompt, locked, pinned" {
+	local tar
+	ensure_test_user
+	tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" initramfs-tools)
+	cp "$tar" "$T/rootfs.tar"
+	cp "$BOOT_DIR/root.pw" "$T/root.pw"
+	give_user "$T"
+	# Under TCG the appliance runs the initramfs tool many times slower than the host: minutes.
+	as_user "$CVM_IMAGE" build --sandbox vm --serial-console --root-password-file "$T/root.pw" \
+		--json "$T/rootfs.tar" -o "$T/out/vm.qcow2" > "$T/vm.json"
+	[ "$(jq -r .sandbox "$T/vm.json")" = vm ]
+	boot "$T/out/vm.qcow2" "$T/out/vm.qcow2.key" --try-menu
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .slot <<<"$R")" = 0 ]
+	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
+	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
+	[ "$(out "$PINNED")" = 1 ]
+	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
+	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
+}
