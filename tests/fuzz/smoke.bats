@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The libFuzzer targets of tests/fuzz, built with clang (ASan + UBSan) and run for
-# FUZZ_SECONDS each (make check-fuzz: 20; make fuzz: 600) from seeds made now from a small
+# FUZZ_SECONDS each (make check-fuzz: 10; make fuzz: 600) from seeds made now from a small
 # image: a crash, a leak or a timeout fails the test, its input kept in
 # BUILDDIR/fuzz/artifacts (add it, base64, to tests/fuzz/regressions/TARGET/ as a regression
 # case: replay.bats replays those).
