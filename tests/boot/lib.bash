@@ -14,9 +14,17 @@ setup() {
 	requires root qemu-system-x86_64 debootstrap python3
 	[ -f /usr/share/OVMF/OVMF_CODE_4M.fd ] || requires ovmf-missing
 	common_setup
-	printf 'cvm root password\n' > "$BOOT_DIR/root.pw"
-	printf 'the recovery passphrase\n' > "$BOOT_DIR/recovery"
-	printf 'the recovery passphrase' > "$BOOT_DIR/recovery.typed"
+	# Renamed into place: the boot test files run two at a time (make check-boot), and a
+	# file truncated by one lane's setup() must never be read half written by the other.
+	put "$BOOT_DIR/root.pw" 'cvm root password\n'
+	put "$BOOT_DIR/recovery" 'the recovery passphrase\n'
+	put "$BOOT_DIR/recovery.typed" 'the recovery passphrase'
+}
+
+# put FILE FORMAT: FILE holds printf FORMAT, replaced by a rename.
+put() {
+	printf "$2" > "$1.$$"
+	mv -f "$1.$$" "$1"
 }
 
 teardown() {

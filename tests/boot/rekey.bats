@@ -83,8 +83,9 @@ load lib
 	[ ! -e "$T/rk.qcow2.key.new" ]
 	[ ! -e "$T/rk.qcow2.luks-header-backup" ]
 	cmp "$T/rk.qcow2.key" "$img.key"
-	# The export is gone with it: no mount, no qemu-storage-daemon, no directory.
-	run ! grep -q cvm-image-export /proc/self/mountinfo
+	# The export is gone with it: no mount, no qemu-storage-daemon, no directory (its own:
+	# another boot test file may be rekeying a qcow2 at the same time).
+	run ! grep -qF "$TMPDIR/cvm-image-export" /proc/self/mountinfo
 	run ! pgrep -f "qemu-storage-daemon.*$T/rk.qcow2"
 	[ -z "$(ls -A "${TMPDIR:-/var/tmp}" | grep cvm-image-export || true)" ]
 }
