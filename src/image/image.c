@@ -263,8 +263,16 @@ int image_open(const char *path, unsigned flags, struct image **ret)
 	im->lock_fd = open(path, (im->writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
 	if (im->lock_fd < 0 && errno == EISDIR)
 		return log_error_errno(EISDIR, "'%s' is a directory, not a disk image", path);
-	if (im->lock_fd < 0 && im->writable && (errno == EROFS || errno == EACCES))
-		return log_error_errno(errno, "cannot open '%s' for writing: %m", path);
+	if (im->lock_fd < 0 && im->writable && (errno == EROFS || errno == EACCES)) {
+		int e = errno;
+
+		/* An ordinary user's read-only file: called what root's is called below. */
+		if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && !(st.st_mode & 0222))
+			return log_error_errno(EROFS, "'%s' is read-only (mode %04o): nothing changed",
+					       path, st.st_mode & 07777);
+		return log_error_errno(e, "cannot open '%s' for writing: %s: nothing changed", path,
+				       strerror(e));
+	}
 	if (im->lock_fd < 0)
 		return log_error_errno(errno, "cannot open '%s': %m", path);
 	if (fstat(im->lock_fd, &st) < 0)

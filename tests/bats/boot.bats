@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cvm-image boot without a bootable image: usage errors, what it says when nothing boots, and
-# that the key never reaches qemu's command line or environment. The boots themselves are
-# tests/boot/boot.bats (make check-boot).
+# that the key never reaches qemu's command line or environment, run as an ordinary user (cvm).
+# The boots themselves are tests/boot/ (make check-boot).
 
 load ../lib/common
 
@@ -10,6 +10,7 @@ setup() {
 	requires qemu-system-x86_64 jq
 	[ -r /usr/share/OVMF/OVMF_CODE_4M.fd ] || requires "OVMF (package ovmf)"
 	common_setup
+	[ "$(id -u)" != 0 ] || ensure_test_user
 	printf 'AAAAkeykeykeykeykeykeykeykeykeykeykeykeyZZZZ' > "$T/key"
 }
 
@@ -18,24 +19,24 @@ teardown() {
 }
 
 @test "boot: usage errors: exit 2, said" {
-	run --separate-stderr "$CVM_IMAGE" boot
+	run --separate-stderr cvm boot
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"missing IMAGE"* ]]
-	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img"
+	run --separate-stderr cvm boot "$T/x.img"
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--key-file KEY is needed"* ]]
-	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/key" --run true
+	run --separate-stderr cvm boot "$T/x.img" --key-file "$T/key" --run true
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--run and --then-reboot need --root-password-file"* ]]
-	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/key" --timeout 0
+	run --separate-stderr cvm boot "$T/x.img" --key-file "$T/key" --timeout 0
 	[ "$status" -eq 2 ]
-	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/key" --expect maybe
+	run --separate-stderr cvm boot "$T/x.img" --key-file "$T/key" --expect maybe
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"invalid --expect 'maybe'"* ]]
-	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/nokey"
+	run --separate-stderr cvm boot "$T/x.img" --key-file "$T/nokey"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'$T/nokey'"* ]]
-	run --separate-stderr "$CVM_IMAGE" boot "$T/x.img" --key-file "$T/key"
+	run --separate-stderr cvm boot "$T/x.img" --key-file "$T/key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"cannot open '$T/x.img': No such file or directory"* ]]
 }
@@ -43,7 +44,7 @@ teardown() {
 @test "boot: --prompt-timeout: no grub prompt within S seconds of qemu's start ends the boot then, whatever --timeout says" {
 	truncate -s 64M "$T/blank.img"
 	local t0=$SECONDS
-	run --separate-stderr "$CVM_IMAGE" boot "$T/blank.img" --key-file "$T/key" --timeout 3000 \
+	run --separate-stderr cvm boot "$T/blank.img" --key-file "$T/key" --timeout 3000 \
 		--prompt-timeout 15 --json --log "$T/serial.log"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
@@ -55,14 +56,14 @@ teardown() {
 }
 
 @test "boot: --prompt-timeout out of range: exit 2, the range said" {
-	run --separate-stderr "$CVM_IMAGE" boot "$T/blank.img" --key-file "$T/key" --prompt-timeout 0
+	run --separate-stderr cvm boot "$T/blank.img" --key-file "$T/key" --prompt-timeout 0
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"invalid --prompt-timeout '0': expected 1 to 86400 seconds"* ]]
 }
 
 @test "boot: an image that does not boot: exit 1, what was awaited said; the key in no argv, environment or log" {
 	truncate -s 64M "$T/blank.img"
-	"$CVM_IMAGE" boot "$T/blank.img" --key-file "$T/key" --timeout 25 --json --log "$T/serial.log" \
+	cvm boot "$T/blank.img" --key-file "$T/key" --timeout 25 --json --log "$T/serial.log" \
 		> "$T/out.json" 2> "$T/err" &
 	local pid=$! q= i
 	for i in $(seq 50); do

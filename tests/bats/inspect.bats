@@ -3,12 +3,15 @@
 # cvm-image inspect on images built from synthetic rootfs trees (tests/lib/boot-tree): fresh
 # builds pass every check, raw and qcow2; images spoiled on purpose are each found by the
 # right check; bad input is refused; the image is never written. --deep in the appliance.
+# The fixtures are made as root; inspect (and rekey) run as an ordinary user on them (cvm),
+# as a pipeline gate would, but in the tests about what they do as root (AS_ROOT=1).
 
 load ../lib/common
 
 setup() {
 	requires root busybox jq python3 cryptsetup qemu-img sfdisk
 	common_setup
+	ensure_test_user
 	printf 'recovery words\n' > "$T/recovery"
 	printf 'recovery words' > "$T/recovery.typed"
 }
@@ -24,9 +27,14 @@ image() {
 	fixture_image --tool "${1:-initramfs-tools}" --iter-time 200 ${2:+--hooks "$2"}
 }
 
-# inspect ARGS...: run inspect with --json; $output is the JSON, $stderr the log.
+# inspect ARGS...: run inspect with --json as the ordinary test user (cvm), or as root with
+# AS_ROOT=1; $output is the JSON, $stderr the log.
 inspect() {
-	run --separate-stderr "$CVM_IMAGE" inspect "$@" --json
+	if [ -n "${AS_ROOT:-}" ]; then
+		run --separate-stderr "$CVM_IMAGE" inspect "$@" --json
+	else
+		run --separate-stderr cvm inspect "$@" --json
+	fi
 	echo "$stderr"
 	echo "$output" | jq -r '.checks[]? | "\(.status) \(.name): \(.detail)"'
 }
@@ -106,7 +114,7 @@ put_header_region() { dd if="$T/hdr" of="$1" bs=1M seek=100 conv=notrunc status=
 	check_is key-opens ok "recovery passphrase opens slot 1"
 	check_is key-file ok "opens slot 0"
 	# The text form: one line per check, the summary on stderr.
-	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 0 ]
 	[ "$(grep -c '^ok ' <<<"$output")" = "$(wc -l <<<"$output")" ]
 	[[ "$stderr" == *"'$T/out/disk.img': 19 checks passed"* ]]
@@ -237,7 +245,7 @@ regrub_hook() {
 			--key-slot "$i" "$T/hdr" "$T/k$i"
 	done
 	put_header_region "$T/out/disk.img"
-	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img"
+	run --separate-stderr cvm inspect "$T/out/disk.img"
 	echo "$output$stderr"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"5 (4294967 iterations), 6 (4294967 iterations), 7 (4294967 iterations)"* ]]
@@ -305,11 +313,11 @@ hostile_tree() {
 	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 1 ]
 	check_is "initramfs 6.1.0-10-amd64" fail "larger than the 512 MiB cvm-image reads"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"/boot/initrd.img-6.1.0-10-amd64 is larger than the 512 MiB cvm-image reads; nothing changed"* ]]
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt -o "$T/copy.img"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt -o "$T/copy.img"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"is larger than the 512 MiB cvm-image reads; nothing changed"* ]]
@@ -326,7 +334,7 @@ hostile_tree() {
 	inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the root filesystem's superblock says a first data block that is not the one of its block size"* ]]
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the root filesystem's superblock says a first data block"* ]]
@@ -342,14 +350,14 @@ hostile_tree() {
 @test "inspect: the root filesystem is read by a confined child: no files, no exec, no socket, nobody when root; its death is a failed check" {
 	image
 	# What the reader can do, from inside it (a test fault point).
-	CVM_IMAGE_FAULT=rootfs-reader-probe inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	AS_ROOT=1 CVM_IMAGE_FAULT=rootfs-reader-probe inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 0 ]
 	check_is reader-probe warning "uid 65534, open EPERM, exec EPERM, socket EPERM"
 	check_is key-file ok
 	check_is "initramfs 6.1.0-10-amd64" ok
 	# A reader that dies (as one would on a memory bug a crafted filesystem finds): the check
 	# table says so, exit 1, and nothing of the tree's checks is made up.
-	CVM_IMAGE_FAULT=rootfs-reader-crash inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	AS_ROOT=1 CVM_IMAGE_FAULT=rootfs-reader-crash inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 1 ]
 	check_is rootfs fail "the confined reader of the root filesystem was killed"
 	[ "$(jq '[.checks[] | select(.name == "key-file")] | length' <<<"$output")" = 0 ]
@@ -358,17 +366,17 @@ hostile_tree() {
 
 @test "inspect: libblkid's probe of the partition table runs in a confined child: nobody when root, no open; its death fails gpt" {
 	image
-	CVM_IMAGE_FAULT=gpt-reader-probe inspect "$T/out/disk.img"
+	AS_ROOT=1 CVM_IMAGE_FAULT=gpt-reader-probe inspect "$T/out/disk.img"
 	[ "$status" -eq 0 ]
 	[[ "$stderr" == *"gpt-reader-probe: uid 65534, open EPERM"* ]]
 	check_is gpt ok
-	CVM_IMAGE_FAULT=gpt-reader-crash inspect "$T/out/disk.img"
+	AS_ROOT=1 CVM_IMAGE_FAULT=gpt-reader-crash inspect "$T/out/disk.img"
 	[ "$status" -eq 1 ]
 	check_is gpt fail "no usable partition table"
 	[[ "$stderr" == *"the confined reader of its partition table was killed ("* ]]
 	# rekey opens the image through the same reader: it refuses, the image unchanged.
 	cp "$T/out/disk.img" "$T/before.img"
-	run env CVM_IMAGE_FAULT=gpt-reader-crash "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	CVM_IMAGE_FAULT=gpt-reader-crash run cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"the confined reader of its partition table was killed"* ]]
 	cmp "$T/out/disk.img" "$T/before.img"
@@ -378,12 +386,12 @@ hostile_tree() {
 	image
 	# The test fault point runs, in mdir's place, a shell that writes IMAGE.escaped and says
 	# whether it could write to the image.
-	CVM_IMAGE_FAULT=esp-escape inspect "$T/out/disk.img"
+	AS_ROOT=1 CVM_IMAGE_FAULT=esp-escape inspect "$T/out/disk.img"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"esp-escape: the image is read-only"* ]]
 	[ ! -e "$T/out/disk.img.escaped" ]
 	# The real mdir in the same sandbox reads it.
-	inspect "$T/out/disk.img"
+	AS_ROOT=1 inspect "$T/out/disk.img"
 	[ "$status" -eq 0 ]
 	check_is esp ok
 }
@@ -401,7 +409,8 @@ hostile_tree() {
 	h[16:20] = struct.pack("<I", zlib.crc32(bytes(h)))
 	f.seek(512); f.write(h)
 	EOF
-	run --separate-stderr /usr/bin/time -f %M -o "$T/rss" "$CVM_IMAGE" inspect "$T/out/disk.img"
+	give_user "$T"
+	run --separate-stderr as_user /usr/bin/time -f %M -o "$T/rss" "$CVM_IMAGE" inspect "$T/out/disk.img"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"its primary GPT header claims 8388608 partition entries of 128 bytes: more than a disk image's GPT holds"* ]]
@@ -430,18 +439,19 @@ hostile_tree() {
 	[ "$(grep -c 'key slot 2 asks for' <<<"$stderr")" -eq 1 ]
 	check_is key-opens fail
 	# The slot's own key is not tried either: nothing opens.
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/slow" --new-key-out "$T/new.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/slow" --new-key-out "$T/new.key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"key slot 2 asks for 8388609 PBKDF2 iterations"* ]]
 	# The volume key digest's count (be32 at 164): every try would pay it; refused, and shown.
 	image
 	python3 -c 'import sys, struct; f = open(sys.argv[1], "r+b"); f.seek(100 * 1048576 + 164); f.write(struct.pack(">I", 2**31))' "$T/out/disk.img"
-	run --separate-stderr timeout 60 "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key" --json
+	give_user "$T"
+	run --separate-stderr as_user timeout 60 "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key" --json
 	echo "$stderr"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the LUKS header's volume key digest asks for 2147483648 PBKDF2 iterations, more than the 8388608 any key is tried against: no key was tried"* ]]
 	check_is key-slots fail "the volume key digest asks for 2147483648 PBKDF2 iterations"
-	run --separate-stderr timeout 60 "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr as_user timeout 60 "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"no key was tried"* ]]
 }
@@ -541,14 +551,14 @@ esp_size() {
 }
 
 @test "inspect: bad input: missing, a directory, not a disk image, held by a rekey, a qcow2 whose backing file is gone" {
-	run --separate-stderr "$CVM_IMAGE" inspect "$T/nothing.img"
+	run --separate-stderr cvm inspect "$T/nothing.img"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"cannot open '$T/nothing.img': No such file or directory"* ]]
-	run --separate-stderr "$CVM_IMAGE" inspect "$T"
+	run --separate-stderr cvm inspect "$T"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'$T' is a directory, not a disk image"* ]]
 	head -c 1M /dev/urandom > "$T/random.bin"
-	run --separate-stderr "$CVM_IMAGE" inspect "$T/random.bin"
+	run --separate-stderr cvm inspect "$T/random.bin"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"has no partition table"* ]]
 	[ -z "$output" ] || [[ "$output" == *"fail"* ]]
@@ -559,7 +569,7 @@ esp_size() {
 	flock -x "$T/out/disk.img" sleep 30 &
 	local holder=$!
 	sleep 0.5
-	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img"
+	run --separate-stderr cvm inspect "$T/out/disk.img"
 	kill "$holder"
 	wait "$holder" || true
 	[ "$status" -eq 1 ]
@@ -569,13 +579,13 @@ esp_size() {
 	qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$T/base.qcow2"
 	qemu-img create -q -f qcow2 -b "$T/base.qcow2" -F qcow2 "$T/out/top.qcow2"
 	rm "$T/base.qcow2"
-	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/top.qcow2"
+	run --separate-stderr cvm inspect "$T/out/top.qcow2"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'$T/out/top.qcow2': its backing file cannot be opened"* ]]
-	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img" --deep
+	run --separate-stderr cvm inspect "$T/out/disk.img" --deep
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--deep needs --key-file or --recovery-passphrase-file"* ]]
-	run --separate-stderr "$CVM_IMAGE" inspect "$T/out/disk.img" --key-file a --recovery-passphrase-file b
+	run --separate-stderr cvm inspect "$T/out/disk.img" --key-file a --recovery-passphrase-file b
 	[ "$status" -eq 2 ]
 	assert_no_leftovers "$T/out"
 }
@@ -583,7 +593,7 @@ esp_size() {
 @test "inspect: a qcow2 image where FUSE is missing is read through a temporary raw copy, said, removed" {
 	image
 	qemu-img convert -f raw -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
-	run --separate-stderr env CVM_IMAGE_FAULT=no-fuse "$CVM_IMAGE" inspect "$T/out/disk.qcow2" --key-file "$T/out/disk.img.key" --json
+	CVM_IMAGE_FAULT=no-fuse run --separate-stderr cvm inspect "$T/out/disk.qcow2" --key-file "$T/out/disk.img.key" --json
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[[ "$stderr" == *"'$T/out/disk.qcow2': qemu-storage-daemon cannot export it (CVM_IMAGE_FAULT=no-fuse): reading a temporary raw copy instead"* ]]
@@ -630,7 +640,7 @@ sys.exit(0 if got == want else 1)' "$1" <<<"$output"
 	inspect "$weird.img" --key-file "$weird.img.key"
 	[ "$status" -eq 0 ]
 	strict image "$weird.img"
-	run --separate-stderr "$CVM_IMAGE" rekey "$weird.img" --key-file "$weird.img.key" --json
+	run --separate-stderr cvm rekey "$weird.img" --key-file "$weird.img.key" --json
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	strict image "$weird.img"

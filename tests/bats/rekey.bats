@@ -4,12 +4,15 @@
 # tests/lib/boot-tree): the header (cryptsetup), the files inside (the libguestfs appliance,
 # tests/lib/initrd-members), what changes and what does not, bad input, and the fault
 # injection matrix: wherever the process dies, the image opens with one of the two keys.
+# The fixtures are made as root; rekey (and inspect) run as an ordinary user on them (cvm), as
+# on a provisioning host that needs no privilege for it.
 
 load ../lib/common
 
 setup() {
 	requires root busybox jq python3 cryptsetup
 	common_setup
+	ensure_test_user
 	printf 'recovery words\n' > "$T/recovery"
 	printf 'recovery words' > "$T/recovery.typed"
 }
@@ -32,7 +35,7 @@ image() {
 refused_unchanged() {
 	local sum
 	sum=$(sha256sum < "$1")
-	run --separate-stderr "$CVM_IMAGE" rekey "$1" --key-file "$2"
+	run --separate-stderr cvm rekey "$1" --key-file "$2"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"$3"* ]]
@@ -47,7 +50,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	header "$T/out/disk.img"
 	cryptsetup luksDump "$T/hdr" | sed -n '/^Key Slot 1/,/^Key Slot 2/p' > "$T/slot1.before"
 	cp "$T/out/disk.img.key" "$T/old.key"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --json
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/old.key" --json
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ "$(jq -r '"\(.old_slot) \(.new_slot)"' <<<"$output")" = "0 0" ]
@@ -75,7 +78,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 	image
 	local sum
 	sum=$(sha256sum < "$T/out/disk.img")
-	run --separate-stderr env CVM_IMAGE_FAULT=rekey-reader-crash "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	CVM_IMAGE_FAULT=rekey-reader-crash run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"its root filesystem killed the confined reader that reads it first"*"nothing changed"* ]]
@@ -86,7 +89,7 @@ opens_with() { cryptsetup open --test-passphrase --key-file "$2" "$1" 2>/dev/nul
 @test "rekey: only the header, the key file, the initramfs files and their metadata change" {
 	image
 	cp --sparse=always "$T/out/disk.img" "$T/before.img"
-	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	cvm -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	# Outside the LUKS partition: identical.
 	cmp -n $((100 * 1024 * 1024)) "$T/before.img" "$T/out/disk.img"
 	# Inside the payload: count the 4 KiB blocks that differ.
@@ -146,7 +149,7 @@ rekeyed_tree() {
 	local uuid new old
 	image
 	cp "$T/out/disk.img.key" "$T/old.key"
-	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
+	cvm --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in its key archive$' "$T/log")" -eq 2 ]
 	run ! grep -q "compressed again" "$T/log"
 	rekeyed_tree
@@ -169,7 +172,7 @@ rekeyed_tree() {
 	local uuid new old
 	image initramfs-tools gzip no-key-archive
 	cp "$T/out/disk.img.key" "$T/old.key"
-	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
+	cvm --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	# Each gzip archive was changed in place, read in pieces: the blocks around the key
 	# compressed again, not the 3.7 MB module after it (the decoded members are checked
 	# below). How much depends on where the random key's block boundaries fall: once more
@@ -208,18 +211,19 @@ rekeyed_tree() {
 		rm -rf --one-file-system "$tree"
 		CVM_IMAGE_FAULT=no-key-archive "$CVM_IMAGE" -q build --size 300M --json "$T/big.tar" -o "$T/out/big.img" > "$T/build.json"
 		cp "$T/out/big.img.key" "$T/old.key"
-		/usr/bin/time -f %M -o "$T/rss" "$CVM_IMAGE" --debug rekey "$T/out/big.img" --key-file "$T/old.key" 2> "$T/log" ||
+		give_user "$T"
+		as_user /usr/bin/time -f %M -o "$T/rss" "$CVM_IMAGE" --debug rekey "$T/out/big.img" --key-file "$T/old.key" 2> "$T/log" ||
 			{ cat "$T/log"; false; }
 		echo "$comp: peak RSS: $(cat "$T/rss") KiB"
 		[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in pieces' "$T/log")" -eq 2 ]
 		[ "$(cat "$T/rss")" -lt $((64 * 1024)) ]
 		# What the image holds now, read offline: the new key opens slot 0 only, and every
 		# initramfs decodes (its checksums checked) to the new key where the tool put it.
-		run "$CVM_IMAGE" inspect "$T/out/big.img" --key-file "$T/out/big.img.key"
+		run cvm inspect "$T/out/big.img" --key-file "$T/out/big.img.key"
 		echo "$output"
 		[ "$status" -eq 0 ]
 		[ "$(grep -c '^ok  *initramfs 6.1.0-.*1 key member (mode 0600) holding the key' <<<"$output")" -eq 2 ]
-		run "$CVM_IMAGE" inspect "$T/out/big.img" --key-file "$T/old.key"
+		run cvm inspect "$T/out/big.img" --key-file "$T/old.key"
 		[ "$status" -eq 1 ]
 		rm -f "$T/out/big.img" "$T/out/big.img.key" "$T/big.tar"
 	done
@@ -229,7 +233,7 @@ rekeyed_tree() {
 	requires guestfs zstd
 	image initramfs-tools zstd
 	cp "$T/out/disk.img.key" "$T/old.key"
-	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
+	cvm --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	[ "$(grep -c 'key copy replaced in its key archive$' "$T/log")" -eq 2 ]
 	local uuid new old
 	rekeyed_tree
@@ -247,7 +251,7 @@ rekeyed_tree() {
 	requires guestfs zstd
 	image initramfs-tools zstd no-key-archive
 	cp "$T/out/disk.img.key" "$T/old.key"
-	"$CVM_IMAGE" --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
+	cvm --debug rekey "$T/out/disk.img" --key-file "$T/old.key" 2> "$T/log"
 	# Written again in pieces (through an unnamed temporary file), not held whole.
 	[ "$(grep -c 'initrd.img-.*: 1 key copy replaced in pieces' "$T/log")" -eq 2 ]
 	local uuid new old
@@ -267,7 +271,7 @@ rekeyed_tree() {
 @test "rekey: a dracut image: the key file under etc/cryptsetup-keys.d in the initramfs" {
 	requires guestfs
 	image dracut
-	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-key-out "$T/new.key"
+	cvm -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-key-out "$T/new.key"
 	# --new-key-out: the new key there, the image's .key file left as it was.
 	[ "$(stat -c %a "$T/new.key")" = 600 ]
 	header "$T/out/disk.img"
@@ -289,7 +293,7 @@ rekeyed_tree() {
 @test "rekey: with the recovery passphrase; twice in a row" {
 	image
 	cp "$T/out/disk.img.key" "$T/old.key"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --recovery-passphrase-file "$T/recovery" --json
+	run --separate-stderr cvm rekey "$T/out/disk.img" --recovery-passphrase-file "$T/recovery" --json
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .old_slot <<<"$output")" = 0 ]
 	header "$T/out/disk.img"
@@ -297,7 +301,7 @@ rekeyed_tree() {
 	run ! opens_with "$T/hdr" "$T/old.key"
 	opens_with "$T/hdr" "$T/recovery.typed"
 	cp "$T/out/disk.img.key" "$T/second.key"
-	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/second.key"
+	cvm -q rekey "$T/out/disk.img" --key-file "$T/second.key"
 	header "$T/out/disk.img"
 	opens_with "$T/hdr" "$T/out/disk.img.key"
 	! opens_with "$T/hdr" "$T/second.key"
@@ -308,7 +312,7 @@ rekeyed_tree() {
 	qemu-img convert -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
 	cp "$T/out/disk.img.key" "$T/out/disk.qcow2.key"
 	rm "$T/out/disk.img" "$T/out/disk.img.key"
-	"$CVM_IMAGE" -q rekey "$T/out/disk.qcow2" --key-file "$T/out/disk.qcow2.key"
+	cvm -q rekey "$T/out/disk.qcow2" --key-file "$T/out/disk.qcow2.key"
 	[ "$(qemu-img info --output=json "$T/out/disk.qcow2" | jq -r .format)" = qcow2 ]
 	qemu-img convert -O raw "$T/out/disk.qcow2" "$T/check.img"
 	header "$T/check.img"
@@ -321,7 +325,7 @@ rekeyed_tree() {
 	local sum
 	sum=$(sha256sum < "$T/out/disk.img")
 	printf 'not the key' > "$T/wrong"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/wrong"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/wrong"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the key in the key file does not open '$T/out/disk.img': nothing changed"* ]]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
@@ -331,13 +335,13 @@ rekeyed_tree() {
 
 @test "rekey: images not made this way say what is missing" {
 	head -c 10M /dev/zero > "$T/out/zero.img"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/zero.img" --key-file "$T/recovery"
+	run --separate-stderr cvm rekey "$T/out/zero.img" --key-file "$T/recovery"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"has no partition table"* ]]
 	truncate -s 20M "$T/out/gpt.img"
 	echo 'label: gpt
 start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "$T/out/gpt.img"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/gpt.img" --key-file "$T/recovery"
+	run --separate-stderr cvm rekey "$T/out/gpt.img" --key-file "$T/recovery"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"has no LUKS1 partition"* ]]
 	# An encrypted disk without boot configuration has no key file inside.
@@ -347,7 +351,7 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 	"$CVM_IMAGE" -q build --distro none --size 200M "$T/plain.tar" -o "$T/out/plain.img"
 	local sum
 	sum=$(sha256sum < "$T/out/plain.img")
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/plain.img" --key-file "$T/out/plain.img.key"
+	run --separate-stderr cvm rekey "$T/out/plain.img" --key-file "$T/out/plain.img.key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"has no key file /etc/cryptsetup-keys.d/luks-"*"in its root filesystem"* ]]
 	[ "$(sha256sum < "$T/out/plain.img")" = "$sum" ]
@@ -385,13 +389,13 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 	# --new-key-out names a FIFO: not written through.
 	mkfifo "$T/out/fifo"
 	sum=$(sha256sum < "$T/out/disk.img")
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-key-out "$T/out/fifo"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-key-out "$T/out/fifo"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"key file '$T/out/fifo' is not a regular file: nothing changed"* ]]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
 	[ "$(cat "$T/out/disk.img.key")" = "$key" ]
 	# Fixed, it goes through.
-	run "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run cvm -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 0 ]
 	[ "$(stat -c '%a %h' "$T/out/disk.img.key")" = "600 1" ]
 }
@@ -412,24 +416,24 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 	local sum
 	sum=$(sha256sum < "$T/out/disk.img")
 	chmod 0444 "$T/out/disk.img"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"is read-only (mode 0444): nothing changed"* ]]
 	chmod 0644 "$T/out/disk.img"
 	flock "$T/out/disk.img" sleep 30 &
 	local holder=$!
 	sleep 0.5
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	kill "$holder"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"is in use by another cvm-image process"* ]]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img"
+	run --separate-stderr cvm rekey "$T/out/disk.img"
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"give exactly one of --key-file and --recovery-passphrase-file"* ]]
-	run --separate-stderr "$CVM_IMAGE" rekey --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 2 ]
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/nope.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/nope.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"cannot open '$T/nope.img': No such file or directory"* ]]
 }
@@ -440,7 +444,7 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 	for step in key-saved backup slot-added rootfs-key initramfs files old-slot-killed; do
 		image
 		cp "$T/out/disk.img.key" "$T/old.key"
-		run env CVM_IMAGE_FAULT=$step "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/old.key"
+		CVM_IMAGE_FAULT=$step run cvm -q rekey "$T/out/disk.img" --key-file "$T/old.key"
 		[ "$status" -eq 99 ]
 		header "$T/out/disk.img"
 		local key=
@@ -458,7 +462,7 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 		[[ "$output" == *e2fsck-exit=0* ]] || { echo "$output"; false; }
 		# A second rekey says what was left instead of guessing.
 		if [ -f "$T/out/disk.img.key.new" ]; then
-			run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key"
+			run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/old.key"
 			[ "$status" -eq 1 ]
 			[[ "$stderr" == *"left by an interrupted rekey"* ]]
 		fi
@@ -472,7 +476,7 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 	sum=$(sha256sum < "$T/out/disk.img")
 	mkdir "$T/ro"
 	mount -t tmpfs -o ro tmpfs "$T/ro"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-key-out "$T/ro/new.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-key-out "$T/ro/new.key"
 	umount "$T/ro"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
@@ -498,7 +502,7 @@ what_opens() {
 	for step in key-saved backup slot-added rootfs-key initramfs files old-slot-killed; do
 		image
 		cp "$T/out/disk.img.key" "$T/old.key"
-		run --separate-stderr env CVM_IMAGE_FAULT=fail-after-$step "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key"
+		CVM_IMAGE_FAULT=fail-after-$step run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/old.key"
 		echo "after $step: $stderr"
 		[ "$status" -eq 1 ]
 		[[ "$stderr" == *"CVM_IMAGE_FAULT=fail-after-$step: failing here"* ]]
@@ -532,7 +536,7 @@ what_opens() {
 		qemu-img convert -O qcow2 "$T/out/disk.img" "$T/out/disk.qcow2"
 		cp "$T/out/disk.img.key" "$T/out/disk.qcow2.key"
 		rm "$T/out/disk.img" "$T/out/disk.img.key"
-		run --separate-stderr env CVM_IMAGE_FAULT=fail-after-$step "$CVM_IMAGE" rekey "$T/out/disk.qcow2" --key-file "$T/old.key"
+		CVM_IMAGE_FAULT=fail-after-$step run --separate-stderr cvm rekey "$T/out/disk.qcow2" --key-file "$T/old.key"
 		echo "after $step: $stderr"
 		[ "$status" -eq 1 ]
 		case $stderr in
@@ -572,7 +576,7 @@ slots_enabled() {
 rekeyed_to_slot_0() {
 	local new=$1
 	shift
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --json "$@"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/old.key" --json "$@"
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ "$(jq -r .new_slot <<<"$output")" = 0 ]
@@ -584,7 +588,7 @@ rekeyed_to_slot_0() {
 @test "rekey: the recovery once advised after a stop (remove KEY.new, rekey again) leaves the new key in slot 0, the recovery slot, nothing else" {
 	image
 	cp "$T/out/disk.img.key" "$T/old.key"
-	run env CVM_IMAGE_FAULT=files "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/old.key"
+	CVM_IMAGE_FAULT=files run cvm -q rekey "$T/out/disk.img" --key-file "$T/old.key"
 	[ "$status" -eq 99 ]
 	[ "$(slots_enabled "$T/out/disk.img")" = "0 1 2" ]
 	rm "$T/out/disk.img.key.new" "$T/out/disk.img.luks-header-backup"
@@ -597,25 +601,25 @@ rekeyed_to_slot_0() {
 	local sum
 	image
 	cp "$T/out/disk.img.key" "$T/old.key"
-	run env CVM_IMAGE_FAULT=slot-added "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/old.key"
+	CVM_IMAGE_FAULT=slot-added run cvm -q rekey "$T/out/disk.img" --key-file "$T/old.key"
 	[ "$status" -eq 99 ]
 	# Its key thrown away: slot 2 opens with a key nobody holds.
 	rm "$T/out/disk.img.key.new" "$T/out/disk.img.luks-header-backup"
 	sum=$(sha256sum < "$T/out/disk.img")
 	refused_unchanged "$T/out/disk.img" "$T/old.key" "'$T/out/disk.img' has key slot 2 in use that neither the given key nor the image's key file opens (left by an interrupted rekey, or added by hand): nothing changed; to remove it, give --kill-slot for it"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --kill-slot 5
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --kill-slot 5
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"--kill-slot 5: not in use in '$T/out/disk.img': nothing changed"* ]]
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --recovery-passphrase-file "$T/recovery" --kill-slot 1 --kill-slot 2
+	run --separate-stderr cvm rekey "$T/out/disk.img" --recovery-passphrase-file "$T/recovery" --kill-slot 1 --kill-slot 2
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"--kill-slot 1: that is the slot the recovery passphrase opens"* ]]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
 	for bad in 8 -1 x 2x ''; do
-		run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot "$bad"
+		run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot "$bad"
 		[ "$status" -eq 2 ]
 		[[ "$stderr" == *"invalid --kill-slot '$bad': expected a LUKS1 key slot, 0 to 7"* ]]
 	done
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --reencrypt -o "$T/copy.img"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/old.key" --kill-slot 2 --reencrypt -o "$T/copy.img"
 	[ "$status" -eq 2 ]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
 	rekeyed_to_slot_0 "$T/out/disk.img.key" --kill-slot 2
@@ -646,7 +650,7 @@ PY
 	local sum uuid
 	sum=$(sha256sum < "$T/out/disk.img")
 	uuid=$(jq -r .luks.uuid "$T/build.json")
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
 		--reencrypt -o "$T/out/copy.img" --json
 	echo "$stderr"
 	[ "$status" -eq 0 ]
@@ -684,7 +688,7 @@ PY
 
 @test "rekey --reencrypt: opened with the recovery passphrase, the copy keeps it in slot 1; qcow2 out" {
 	image
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --recovery-passphrase-file "$T/recovery" \
+	run --separate-stderr cvm rekey "$T/out/disk.img" --recovery-passphrase-file "$T/recovery" \
 		--recovery-iter-time 50 --reencrypt -o "$T/out/copy.qcow2"
 	[ "$status" -eq 0 ]
 	[ "$(qemu-img info --output=json "$T/out/copy.qcow2" | jq -r .format)" = qcow2 ]
@@ -697,18 +701,18 @@ PY
 
 @test "rekey --reencrypt: usage, an existing output, --force" {
 	image
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--reencrypt and -o NEW_IMAGE go together"* ]]
 	echo precious > "$T/out/copy.img"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
 		--reencrypt -o "$T/out/copy.img"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"output '$T/out/copy.img' exists (use --force to replace it)"* ]]
 	[ "$(cat "$T/out/copy.img")" = precious ]
 	assert_no_leftovers "$T/out"
 	# --force replaces it with the copy.
-	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt \
+	cvm -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --reencrypt \
 		-o "$T/out/copy.img" --force
 	header "$T/out/copy.img"
 	opens_with "$T/hdr" "$T/out/copy.img.key"
@@ -730,7 +734,7 @@ reencrypt_steps() {
 	for out in copy.img copy.qcow2; do
 		for step in $steps; do
 			[ "$step" = committed ] && continue # its failures are output_commit's (build's tests)
-			run --separate-stderr env CVM_IMAGE_FAULT=fail-after-$step "$CVM_IMAGE" rekey "$T/out/disk.img" \
+			CVM_IMAGE_FAULT=fail-after-$step run --separate-stderr cvm rekey "$T/out/disk.img" \
 				--key-file "$T/out/disk.img.key" --reencrypt -o "$T/out/$out"
 			echo "$step $out: $stderr"
 			[ "$status" -eq 1 ]
@@ -741,7 +745,7 @@ reencrypt_steps() {
 			assert_no_leftovers "$T/out"
 			[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
 
-			run --separate-stderr env CVM_IMAGE_FAULT=signal-after-$step "$CVM_IMAGE" rekey "$T/out/disk.img" \
+			CVM_IMAGE_FAULT=signal-after-$step run --separate-stderr cvm rekey "$T/out/disk.img" \
 				--key-file "$T/out/disk.img.key" --reencrypt -o "$T/out/$out"
 			[ "$status" -eq 1 ]
 			[[ "$stderr" == *"interrupted after step $step"* ]]
@@ -753,12 +757,12 @@ reencrypt_steps() {
 	done
 	# Stopped dead (as by SIGKILL) in the middle: the next run removes what it left, says so,
 	# and writes the copy.
-	run --separate-stderr env CVM_IMAGE_FAULT=data-reencrypted "$CVM_IMAGE" rekey "$T/out/disk.img" \
+	CVM_IMAGE_FAULT=data-reencrypted run --separate-stderr cvm rekey "$T/out/disk.img" \
 		--key-file "$T/out/disk.img.key" --reencrypt -o "$T/out/copy.qcow2"
 	[ "$status" -eq 99 ]
 	[ -n "$(ls -A "$TMPDIR")" ]
 	[ -n "$(find "$T/out" -maxdepth 1 -name '.*.tmp-*')" ]
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
 		--reencrypt -o "$T/out/copy.qcow2"
 	echo "$stderr"
 	[ "$status" -eq 0 ]
@@ -782,12 +786,12 @@ reencrypt_steps() {
 	cp "$T/disk.qcow2" "$T/small/"
 	cp "$T/out/disk.img.key" "$T/small/disk.qcow2.key"
 	ino=$(stat -c %i "$T/small/disk.qcow2")
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/small/disk.qcow2" --key-file "$T/small/disk.qcow2.key"
+	run --separate-stderr cvm rekey "$T/small/disk.qcow2" --key-file "$T/small/disk.qcow2.key"
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %i "$T/small/disk.qcow2")" = "$ino" ]
 	[ "$(ls -A "$T/small")" = "$(printf 'disk.qcow2\ndisk.qcow2.key')" ]
-	run --separate-stderr "$CVM_IMAGE" inspect "$T/small/disk.qcow2" --key-file "$T/small/disk.qcow2.key"
+	run --separate-stderr cvm inspect "$T/small/disk.qcow2" --key-file "$T/small/disk.qcow2.key"
 	echo "$output"
 	[ "$status" -eq 0 ]
 	umount "$T/small"
@@ -798,7 +802,7 @@ reencrypt_steps() {
 	image dracut
 	local old new
 	old=$(jq -r .luks.uuid "$T/build.json")
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" \
 		--reencrypt -o "$T/out/copy.img" --new-uuid --json
 	echo "$stderr"
 	[ "$status" -eq 0 ]
@@ -826,7 +830,7 @@ reencrypt_steps() {
 	"$CVM_SRCDIR/tests/lib/initrd-members" "$T/b/boot/initrd.img-6.1.0-10-amd64" > "$T/members"
 	grep -q "^etc/cryptsetup-keys.d/luks-$new.key 0600 $(sha256sum < "$T/out/copy.img.key" | cut -c1-16)$" "$T/members"
 	run ! grep -q "$old" "$T/members"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-uuid
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key" --new-uuid
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--new-uuid goes with --reencrypt -o NEW_IMAGE"* ]]
 }
@@ -842,7 +846,7 @@ reencrypt_steps() {
 	holder=$!
 	exec 9> "$T/qemu-in"
 	sleep 1
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	echo "$stderr"
 	exec 9>&-
 	wait "$holder" || true
@@ -858,14 +862,14 @@ reencrypt_steps() {
 	flock --no-fork "$T/out/disk.img" sleep 30 &
 	local holder=$!
 	sleep 0.5
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	kill "$holder"
 	wait "$holder" || true
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"is in use by another cvm-image process"* ]]
 	[[ "$stderr" != *"interrupted rekey"* ]]
 	# Without the other process, the leftover is what is said.
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'$T/out/disk.img.key.new' exists, left by an interrupted rekey"* ]]
 }
@@ -876,7 +880,7 @@ reencrypt_steps() {
 	local start
 	start=$(sfdisk -J "$T/out/disk.img" | jq '.partitiontable.partitions[1].start')
 	dd if=/dev/urandom of="$T/out/disk.img" bs=512 seek=$((start + 4096)) count=8 conv=notrunc status=none
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	echo "$stderr"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" != *"Unknown code ext2"* ]]
@@ -913,7 +917,7 @@ resumed_ok() {
 	[ "$(slots_enabled "$raw")" = "0 1" ]
 	cryptsetup open --test-passphrase --key-slot 0 --key-file "$key" "$T/hdr"
 	opens_with "$T/hdr" "$T/recovery.typed"
-	run --separate-stderr "$CVM_IMAGE" inspect "$img" --key-file "$key" --json
+	run --separate-stderr cvm inspect "$img" --key-file "$key" --json
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ -z "$(jq -r '.checks[] | select(.status == "fail") | .name' <<<"$output")" ]
@@ -934,7 +938,7 @@ stopped_dead() {
 		rm "$T/out/disk.img"
 	fi
 	cp "$img.key" "$T/old.key"
-	run env CVM_IMAGE_FAULT=$step "$CVM_IMAGE" -q rekey "$img" --key-file "$img.key"
+	CVM_IMAGE_FAULT=$step run cvm -q rekey "$img" --key-file "$img.key"
 	[ "$status" -eq 99 ]
 }
 
@@ -943,7 +947,7 @@ stopped_dead() {
 	for fmt in img qcow2; do
 		for step in key-saved backup slot-added rootfs-key initramfs files old-slot-killed key-renamed; do
 			stopped_dead "$fmt" "$step"
-			run --separate-stderr "$CVM_IMAGE" rekey "$img" --resume
+			run --separate-stderr cvm rekey "$img" --resume
 			echo "$fmt after $step: $stderr"
 			[ "$status" -eq 0 ]
 			case $step in
@@ -971,7 +975,7 @@ stopped_dead() {
 	cp "$T/out/disk.img.key" "$T/out/disk.qcow2.key"
 	local sum
 	sum=$(sha256sum < "$T/out/disk.qcow2")
-	run --separate-stderr env CVM_IMAGE_FAULT=no-fuse "$CVM_IMAGE" rekey "$T/out/disk.qcow2" --key-file "$T/out/disk.qcow2.key"
+	CVM_IMAGE_FAULT=no-fuse run --separate-stderr cvm rekey "$T/out/disk.qcow2" --key-file "$T/out/disk.qcow2.key"
 	[ "$status" -eq 3 ]
 	[[ "$stderr" == *"'$T/out/disk.qcow2' cannot be edited in place: qemu-storage-daemon cannot export it through FUSE (CVM_IMAGE_FAULT=no-fuse): nothing changed"* ]]
 	[ "$(sha256sum < "$T/out/disk.qcow2")" = "$sum" ]
@@ -985,7 +989,7 @@ stopped_dead() {
 	cp "$T/out/disk.img.key" "$T/old.key"
 	sum=$(sha256sum < "$T/out/disk.img")
 	for step in key-saved backup; do
-		run --separate-stderr env CVM_IMAGE_FAULT=signal-after-$step "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+		CVM_IMAGE_FAULT=signal-after-$step run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 		echo "$stderr"
 		[ "$status" -eq 1 ]
 		[[ "$stderr" == *"interrupted after step $step"* ]]
@@ -996,7 +1000,7 @@ stopped_dead() {
 		cmp "$T/old.key" "$T/out/disk.img.key"
 	done
 	# From the first header write on, it runs to the end.
-	run --separate-stderr env CVM_IMAGE_FAULT=signal-after-slot-added "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	CVM_IMAGE_FAULT=signal-after-slot-added run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ "$(slots_enabled "$T/out/disk.img")" = "0 1" ]
@@ -1009,7 +1013,7 @@ stopped_dead() {
 	for fmt in img qcow2; do
 		for step in slot-added rootfs-key initramfs files; do
 			stopped_dead "$fmt" "$step" initramfs-tools gzip no-key-archive
-			run --separate-stderr "$CVM_IMAGE" --debug rekey "$img" --resume
+			run --separate-stderr cvm --debug rekey "$img" --resume
 			echo "$fmt after $step: $stderr" | grep -v '^cvm-image: debug' || true
 			[ "$status" -eq 0 ]
 			[[ "$stderr" == *"resuming the interrupted rekey"* ]]
@@ -1029,29 +1033,29 @@ stopped_dead() {
 @test "rekey --resume: e2fsck clean in the appliance after a resume from half-written key copies" {
 	requires guestfs
 	image
-	run env CVM_IMAGE_FAULT=rootfs-key "$CVM_IMAGE" -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	CVM_IMAGE_FAULT=rootfs-key run cvm -q rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 99 ]
-	"$CVM_IMAGE" -q rekey "$T/out/disk.img" --resume
+	cvm -q rekey "$T/out/disk.img" --resume
 	run "$CVM_SRCDIR/tests/lib/guestfs-check" "$T/out/disk.img" raw "$T/out/disk.img.key" "$T/root.tar"
 	[[ "$output" == *e2fsck-exit=0* ]] || { echo "$output"; false; }
 }
 
 @test "rekey --resume: what it refuses: usage, neither key opening, a tree holding a third key" {
 	image
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --resume --reencrypt -o "$T/x.img"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --resume --reencrypt -o "$T/x.img"
 	[ "$status" -eq 2 ]
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --resume --recovery-passphrase-file "$T/recovery"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --resume --recovery-passphrase-file "$T/recovery"
 	[ "$status" -eq 2 ]
 	# A plain rekey with KEY.new there points to --resume.
 	printf 'leftover' > "$T/out/disk.img.key.new"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'cvm-image rekey $T/out/disk.img --resume' finishes or undoes it"* ]]
 	# Neither KEY nor KEY.new opens it: nothing changes, both stay.
 	local sum
 	sum=$(sha256sum < "$T/out/disk.img")
 	printf 'not the key either' > "$T/other.key"
-	run --separate-stderr "$CVM_IMAGE" rekey "$T/out/disk.img" --resume --key-file "$T/other.key"
+	run --separate-stderr cvm rekey "$T/out/disk.img" --resume --key-file "$T/other.key"
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"neither the key in '$T/other.key' nor the one in '$T/out/disk.img.key.new' opens"* ]]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]

@@ -2,13 +2,15 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # cvm-image secret: the EFI secret table (parsed back by tests/lib/secret-table, written from
 # the guest's rules), sevctl's test vectors through the command line, and inject against a
-# QMP stand-in (tests/lib/fake-qmp) that computes the measurement itself.
+# QMP stand-in (tests/lib/fake-qmp) that computes the measurement itself. The commands run as
+# an ordinary user (cvm): secret needs no privilege.
 
 load ../lib/common
 
 setup() {
 	requires python3 openssl
 	common_setup
+	[ "$(id -u)" != 0 ] || ensure_test_user
 	cd "$T"
 	# sevctl's vectors (../shared/test-vectors/sev-launch-secret.md).
 	echo xtWplWEzBQkSsku+XDcmhg== | base64 -d > tik
@@ -29,7 +31,7 @@ parse_table() {
 
 @test "secret table: the key with its NUL in the disk passphrase entry, further entries verbatim, mode 0600" {
 	printf 'other secret' > other
-	run --separate-stderr "$CVM_IMAGE" secret table --key-file key --entry 736869e5-aaaa-4973-92ec-06879ce3da0b:other -o t.bin
+	run --separate-stderr cvm secret table --key-file key --entry 736869e5-aaaa-4973-92ec-06879ce3da0b:other -o t.bin
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ "$(stat -c %a t.bin)" = 600 ]
@@ -42,10 +44,10 @@ parse_table() {
 	# Never the key on stdout or stderr.
 	[[ "$stderr" != *"$(cat key)"* ]]
 	# An existing table is not replaced without --force.
-	run --separate-stderr "$CVM_IMAGE" secret table --key-file key -o t.bin
+	run --separate-stderr cvm secret table --key-file key -o t.bin
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'t.bin' exists (use --force to replace it)"* ]]
-	run "$CVM_IMAGE" secret table --key-file key -o t.bin --force
+	run cvm secret table --key-file key -o t.bin --force
 	[ "$status" -eq 0 ]
 }
 
@@ -53,13 +55,13 @@ parse_table() {
 	requires root
 	run "$CVM_IMAGE" -q build --distro none "$(fixture_tar)" -o "$T/out/d.img"
 	[ "$status" -eq 0 ]
-	run --separate-stderr "$CVM_IMAGE" secret table --image "$T/out/d.img" -o t.bin
+	run --separate-stderr cvm secret table --image "$T/out/d.img" -o t.bin
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	parse_table t.bin --disk-passphrase | grep -q "^736869e5-84f0-4973-92ec-06879ce3da0b 45 $( (cat "$T/out/d.img.key"; printf '\0') | base64 -w0)$"
 	# A key file that does not open it: refused, nothing written.
 	cp key "$T/out/d.img.key"
-	run --separate-stderr "$CVM_IMAGE" secret table --image "$T/out/d.img" -o t2.bin
+	run --separate-stderr cvm secret table --image "$T/out/d.img" -o t2.bin
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the key in '$T/out/d.img.key' does not open '$T/out/d.img'"* ]]
 	[ ! -e t2.bin ]
@@ -71,14 +73,14 @@ parse_table() {
 	run "$CVM_IMAGE" -q build --distro none "$(fixture_tar)" -o "$T/out/d.qcow2"
 	[ "$status" -eq 0 ]
 	cp "$T/out/d.qcow2" "$T/before.qcow2"
-	run --separate-stderr "$CVM_IMAGE" secret table --image "$T/out/d.qcow2" -o t.bin
+	run --separate-stderr cvm secret table --image "$T/out/d.qcow2" -o t.bin
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	parse_table t.bin --disk-passphrase | grep -q "^736869e5-84f0-4973-92ec-06879ce3da0b 45 $( (cat "$T/out/d.qcow2.key"; printf '\0') | base64 -w0)$"
 	cmp "$T/out/d.qcow2" "$T/before.qcow2"
 	# A key file that does not open it: refused, nothing written.
 	cp key "$T/out/d.qcow2.key"
-	run --separate-stderr "$CVM_IMAGE" secret table --image "$T/out/d.qcow2" -o t2.bin
+	run --separate-stderr cvm secret table --image "$T/out/d.qcow2" -o t2.bin
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the key in '$T/out/d.qcow2.key' does not open '$T/out/d.qcow2'"* ]]
 	[ ! -e t2.bin ]
@@ -115,7 +117,7 @@ parse_table() {
 	open('two.table', 'wb').write(table([a, b]))
 	EOF
 	local blob=TLeA7607lZQntLjRY1/i+sbtdSZ+75zxpz4Px9hzpBLwItF5Q2o4prA++3ZZv9ZS iv=rFR07U3TLH2YnsUj2SVZ7A==
-	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --iv "$iv" --table one.table --qmp-json q.json h1 p1
+	run --separate-stderr cvm secret build --tik tik --tek tek --launch-measure-blob "$blob" --iv "$iv" --table one.table --qmp-json q.json h1 p1
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	[ "$(base64 -w0 < h1)" = "AAAAAKxUdO1N0yx9mJ7FI9klWey8FSzeYQ4X8K71VzNKLU/KQsIsQxLjtbhaPUewqshX5Q==" ]
@@ -123,14 +125,14 @@ parse_table() {
 	[ "$(jq -r .execute q.json)" = sev-inject-launch-secret ]
 	[ "$(jq -r '.arguments."packet-header"' q.json)" = "$(base64 -w0 < h1)" ]
 	[ "$(jq -r .arguments.secret q.json)" = "$(base64 -w0 < p1)" ]
-	run "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --iv "$iv" --table two.table h2 p2
+	run cvm secret build --tik tik --tek tek --launch-measure-blob "$blob" --iv "$iv" --table two.table h2 p2
 	[ "$status" -eq 0 ]
 	[ "$(base64 -w0 < h2)" = "AAAAAKxUdO1N0yx9mJ7FI9klWeyZ3r0dOEKHUOhIRqzGYYvTJgdMtBPL1nK6GD9aGET7Ng==" ]
 	[ "$(base64 -w0 < p2)" = "0U3e5PcXv0UW+H4tSBFKObWYfKE1+j38Bc2fuO16mYiyI+sWx7INfn+lgYj56GL12yyinDa+lVfCC+WWs332lpLNUX1ZI3YK7vYgtys4X+uGxEIlkIQ90v8/w8ZFmQMe" ]
 	# Without --iv the IV is random: two packets differ.
-	run "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --key-file key h3 p3
+	run cvm secret build --tik tik --tek tek --launch-measure-blob "$blob" --key-file key h3 p3
 	[ "$status" -eq 0 ]
-	run "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --key-file key h4 p4
+	run cvm secret build --tik tik --tek tek --launch-measure-blob "$blob" --key-file key h4 p4
 	[ "$status" -eq 0 ]
 	[ -s h3 ]
 	[ -s h4 ]
@@ -141,32 +143,32 @@ parse_table() {
 	echo NWnPYaMqYCuHGFrG4PVZEw== | base64 -d > mtik
 	local good bad
 	good=$( (echo lswbxWxI9gckya16JQvdFtpYmNO4b+3inAPpqsgoBI4= | base64 -d; echo wxP6tRHCFrFQWxsuqZA8QA== | base64 -d) | base64 -w0)
-	run --separate-stderr "$CVM_IMAGE" secret measure --tik mtik --launch-measure-blob "$good" --api-major 0x01 \
+	run --separate-stderr cvm secret measure --tik mtik --launch-measure-blob "$good" --api-major 0x01 \
 		--api-minor 40 --build-id 40 --policy 0x03 --launch-digest xkvRAfyaSizgonxAjZIAkR8TmolUabBKQKb6KJCDDSM=
 	[ "$status" -eq 0 ]
 	[ "$output" = lswbxWxI9gckya16JQvdFtpYmNO4b+3inAPpqsgoBI4= ]
-	run --separate-stderr "$CVM_IMAGE" secret measure --tik mtik --launch-measure-blob "$good" --api-major 0x01 \
+	run --separate-stderr cvm secret measure --tik mtik --launch-measure-blob "$good" --api-major 0x01 \
 		--api-minor 40 --build-id 40 --policy 0x07 --launch-digest xkvRAfyaSizgonxAjZIAkR8TmolUabBKQKb6KJCDDSM=
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"SEV-ES"* ]]
-	run --separate-stderr "$CVM_IMAGE" secret measure --tik mtik --launch-measure-blob "$good" --api-major 0x01 \
+	run --separate-stderr cvm secret measure --tik mtik --launch-measure-blob "$good" --api-major 0x01 \
 		--api-minor 41 --build-id 40 --policy 0x03 --launch-digest xkvRAfyaSizgonxAjZIAkR8TmolUabBKQKb6KJCDDSM=
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the launch measurement does not match: the guest reports lswbxWxI9gckya16JQvdFtpYmNO4b+3inAPpqsgoBI4="* ]]
 	# --firmware: the same measurement as --launch-digest of its SHA-256 (computed here).
-	run --separate-stderr "$CVM_IMAGE" secret measure --tik mtik --launch-measure-blob "$good" --api-major 1 --api-minor 40 \
+	run --separate-stderr cvm secret measure --tik mtik --launch-measure-blob "$good" --api-major 1 --api-minor 40 \
 		--build-id 40 --policy 3 --launch-digest "$(openssl dgst -sha256 -binary fw.fd | base64 -w0)"
 	local via_digest=$output
-	run --separate-stderr "$CVM_IMAGE" secret measure --tik mtik --launch-measure-blob "$good" --api-major 1 --api-minor 40 \
+	run --separate-stderr cvm secret measure --tik mtik --launch-measure-blob "$good" --api-major 1 --api-minor 40 \
 		--build-id 40 --policy 3 --firmware fw.fd
 	[ "$output" = "$via_digest" ]
 	[ "$status" -eq 1 ]
 	# sevctl's firmware-file vectors when its test data is at hand (SEVCTL_TEST_DATA).
 	if [ -n "${SEVCTL_TEST_DATA:-}" ]; then
-		run --separate-stderr "$CVM_IMAGE" secret measure --tik mtik --launch-measure-blob "$good" --api-major 1 --api-minor 40 \
+		run --separate-stderr cvm secret measure --tik mtik --launch-measure-blob "$good" --api-major 1 --api-minor 40 \
 			--build-id 40 --policy 3 --firmware "$SEVCTL_TEST_DATA"/OVMF.amdsev.fd_*
 		[ "$output" = oMDewIouJSpbpNRHj7Mk3p08H2dPZQdsZMU14qIymBk= ]
-		run --separate-stderr "$CVM_IMAGE" secret measure --tik mtik --launch-measure-blob "$good" --api-major 1 --api-minor 40 \
+		run --separate-stderr cvm secret measure --tik mtik --launch-measure-blob "$good" --api-major 1 --api-minor 40 \
 			--build-id 40 --policy 3 --firmware "$SEVCTL_TEST_DATA"/OVMF.amdsev.fd_* \
 			--kernel "$SEVCTL_TEST_DATA/vmlinuz-fake" --initrd "$SEVCTL_TEST_DATA/initrd-fake" \
 			--cmdline "foo bar baz fake kernel=cmdline"
@@ -176,7 +178,7 @@ parse_table() {
 
 @test "secret build with the measurement options refuses a blob that does not match: nothing written" {
 	local blob=TLeA7607lZQntLjRY1/i+sbtdSZ+75zxpz4Px9hzpBLwItF5Q2o4prA++3ZZv9ZS
-	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" \
+	run --separate-stderr cvm secret build --tik tik --tek tek --launch-measure-blob "$blob" \
 		--api-major 1 --api-minor 40 --build-id 40 --policy 3 --firmware fw.fd --key-file key h p
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the launch measurement does not match"* ]]
@@ -201,7 +203,7 @@ start_qmp() {
 
 @test "secret inject: checks the measurement, injects a packet the TEK decrypts to the key, continues" {
 	start_qmp ok
-	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key --json
+	run --separate-stderr cvm secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key --json
 	echo "$stderr"
 	wait "$QMP_PID"
 	[ "$status" -eq 0 ]
@@ -232,7 +234,7 @@ start_qmp() {
 	[ "${lines[0]}" = "736869e5-84f0-4973-92ec-06879ce3da0b 45 $( (cat key; printf '\0') | base64 -w0)" ]
 	# --no-cont: injected, not resumed.
 	start_qmp ok
-	run "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key --no-cont
+	run cvm secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key --no-cont
 	wait "$QMP_PID"
 	[ "$status" -eq 0 ]
 	[ "$(tail -n1 "$T/rec/commands")" = sev-inject-launch-secret ]
@@ -241,7 +243,7 @@ start_qmp() {
 @test "secret inject: a wrong firmware digest: nothing injected, the guest not continued, exit 1" {
 	head -c 4096 /dev/urandom > other.fd
 	start_qmp ok other.fd
-	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
+	run --separate-stderr cvm secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
 	echo "$stderr"
 	wait "$QMP_PID" || true
 	[ "$status" -eq 1 ]
@@ -253,24 +255,24 @@ start_qmp() {
 
 @test "secret inject: not QMP, a QMP error, a guest not in the launch-secret state, no socket" {
 	start_qmp not-qmp
-	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
+	run --separate-stderr cvm secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
 	wait "$QMP_PID" || true
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'$T/qmp.sock' does not speak QMP"* ]]
 	start_qmp error
-	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
+	run --separate-stderr cvm secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
 	wait "$QMP_PID" || true
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"QEMU refused 'query-sev': SEV feature is not available?[2J?]0;owned?"* ]]
 	# The host's words reach the terminal without their escape sequences.
 	[[ "$stderr" != *$'\e'* ]]
 	start_qmp running
-	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
+	run --separate-stderr cvm secret inject --qmp "$T/qmp.sock" --tik tik --tek tek --firmware fw.fd --key-file key
 	wait "$QMP_PID" || true
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the guest is in the SEV state 'running', not 'launch-secret'"* ]]
 	[ ! -e "$T/rec/inject.json" ]
-	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/none.sock" --tik tik --tek tek --firmware fw.fd --key-file key
+	run --separate-stderr cvm secret inject --qmp "$T/none.sock" --tik tik --tek tek --firmware fw.fd --key-file key
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"cannot connect to the QMP socket '$T/none.sock': No such file or directory"* ]]
 }
@@ -293,7 +295,7 @@ inject_with() {
 		[ -S "$T/qmp.sock" ] && break
 		sleep 0.05
 	done
-	run --separate-stderr "$CVM_IMAGE" secret inject --qmp "$T/qmp.sock" --tik tik --tek tek \
+	run --separate-stderr cvm secret inject --qmp "$T/qmp.sock" --tik tik --tek tek \
 		--firmware fw.fd --key-file key "${extra[@]}"
 	echo "$stderr"
 	kill "$QMP_PID" 2>/dev/null || true
@@ -352,7 +354,7 @@ inject_with() {
 	[ "$status" -eq 0 ]
 	inject_with ok --api 1.52 --build 4 -- --min-api 1.52 --min-build 4
 	[ "$status" -eq 0 ]
-	run --separate-stderr "$CVM_IMAGE" secret measure --tik tik --launch-measure-blob x --min-api 1.2 --firmware fw.fd
+	run --separate-stderr cvm secret measure --tik tik --launch-measure-blob x --min-api 1.2 --firmware fw.fd
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--min-api and --min-build go with inject"* ]]
 }
@@ -370,7 +372,7 @@ inject_with() {
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"more than 1000 events and no answer to 'query-sev'"* ]]
 	[ ! -e "$T/rec/inject.json" ]
-	run --separate-stderr "$CVM_IMAGE" secret inject --qmp x --tik tik --tek tek --firmware fw.fd --key-file key --timeout 0
+	run --separate-stderr cvm secret inject --qmp x --tik tik --tek tek --firmware fw.fd --key-file key --timeout 0
 	[ "$status" -eq 2 ]
 }
 
@@ -386,58 +388,58 @@ inject_with() {
 @test "secret: bad input names the input, exits 1 or 2, writes nothing" {
 	local blob=TLeA7607lZQntLjRY1/i+sbtdSZ+75zxpz4Px9hzpBLwItF5Q2o4prA++3ZZv9ZS
 	head -c 15 /dev/urandom > short
-	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek short --launch-measure-blob "$blob" --key-file key h p
+	run --separate-stderr cvm secret build --tik tik --tek short --launch-measure-blob "$blob" --key-file key h p
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"TEK 'short' holds 15 bytes: it must be 16 bytes, raw or base64"* ]]
-	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "AAAA" --key-file key h p
+	run --separate-stderr cvm secret build --tik tik --tek tek --launch-measure-blob "AAAA" --key-file key h p
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"--launch-measure-blob 'AAAA' is neither a file nor the base64 of 48 bytes"* ]]
-	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --iv '!!!notbase64!!!' --key-file key h p
+	run --separate-stderr cvm secret build --tik tik --tek tek --launch-measure-blob "$blob" --iv '!!!notbase64!!!' --key-file key h p
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"--iv '!!!notbase64!!!' is neither a file nor the base64 of 16 bytes"* ]]
 	head -c 5000 /dev/urandom > big
-	run --separate-stderr "$CVM_IMAGE" secret table --key-file key --entry 736869e5-aaaa-4973-92ec-06879ce3da0b:big -o t.bin
+	run --separate-stderr cvm secret table --key-file key --entry 736869e5-aaaa-4973-92ec-06879ce3da0b:big -o t.bin
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"is longer than 4096 bytes"* || "$stderr" == *"larger than the 4096 bytes"* ]]
 	head -c 4000 /dev/urandom > big
-	run --separate-stderr "$CVM_IMAGE" secret table --key-file key --entry 736869e5-aaaa-4973-92ec-06879ce3da0b:big -o t.bin
+	run --separate-stderr cvm secret table --key-file key --entry 736869e5-aaaa-4973-92ec-06879ce3da0b:big -o t.bin
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"the secret table would be larger than the 4096 bytes of the guest's secret area"* ]]
-	run --separate-stderr "$CVM_IMAGE" secret table --key-file key --entry not-a-guid:key -o t.bin
+	run --separate-stderr cvm secret table --key-file key --entry not-a-guid:key -o t.bin
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"invalid --entry 'not-a-guid:key'"* ]]
-	run --separate-stderr "$CVM_IMAGE" secret table --key-file key --entry 736869e5-aaaa-4973-92ec-06879ce3da0b:missing -o t.bin
+	run --separate-stderr cvm secret table --key-file key --entry 736869e5-aaaa-4973-92ec-06879ce3da0b:missing -o t.bin
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"cannot open entry file 'missing': No such file or directory"* ]]
-	run --separate-stderr "$CVM_IMAGE" secret table --key-file nokey -o t.bin
+	run --separate-stderr cvm secret table --key-file nokey -o t.bin
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"cannot open 'nokey'"* ]]
 	echo notatable > bad.table
-	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --table bad.table h p
+	run --separate-stderr cvm secret build --tik tik --tek tek --launch-measure-blob "$blob" --table bad.table h p
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'bad.table' is not a secret table"* ]]
 	# A table whose header is right but whose entry is not (length 19, under its own header):
 	# efi_secret would stop there; refused before anything is sent or built.
-	"$CVM_IMAGE" -q secret table --key-file key -o good.table
+	cvm -q secret table --key-file key -o good.table
 	python3 -c 'import sys; d = bytearray(open("good.table", "rb").read()); d[36:40] = (19).to_bytes(4, "little"); open("bad-entry.table", "wb").write(d)'
-	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --table bad-entry.table h p
+	run --separate-stderr cvm secret build --tik tik --tek tek --launch-measure-blob "$blob" --table bad-entry.table h p
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"'bad-entry.table' is not a secret table"* ]]
 	# Usage errors: exit 2.
-	run --separate-stderr "$CVM_IMAGE" secret
+	run --separate-stderr cvm secret
 	[ "$status" -eq 2 ]
-	run --separate-stderr "$CVM_IMAGE" secret frob
+	run --separate-stderr cvm secret frob
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"unknown subcommand 'frob'"* ]]
-	run --separate-stderr "$CVM_IMAGE" secret measure --tik tik --launch-measure-blob "$blob" --firmware fw.fd
+	run --separate-stderr cvm secret measure --tik tik --launch-measure-blob "$blob" --firmware fw.fd
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"give --api-major, --api-minor, --build-id and --policy"* ]]
-	run --separate-stderr "$CVM_IMAGE" secret measure --tik tik --launch-measure-blob "$blob" --api-major 300 --api-minor 1 --build-id 1 --policy 1 --firmware fw.fd
+	run --separate-stderr cvm secret measure --tik tik --launch-measure-blob "$blob" --api-major 300 --api-minor 1 --build-id 1 --policy 1 --firmware fw.fd
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"invalid --api-major '300'"* ]]
-	run --separate-stderr "$CVM_IMAGE" secret build --tik tik --tek tek --launch-measure-blob "$blob" --key-file key h
+	run --separate-stderr cvm secret build --tik tik --tek tek --launch-measure-blob "$blob" --key-file key h
 	[ "$status" -eq 2 ]
-	run --separate-stderr "$CVM_IMAGE" secret inject --qmp x --tik tik --tek tek --firmware fw.fd --kernel k --key-file key
+	run --separate-stderr cvm secret inject --qmp x --tik tik --tek tek --firmware fw.fd --kernel k --key-file key
 	[ "$status" -eq 2 ]
 	[[ "$stderr" == *"--kernel needs --initrd and --cmdline"* ]]
 	[ ! -e h ]

@@ -79,6 +79,20 @@ as_user() {
 		env HOME=/nonexistent TMPDIR="$TMPDIR" "$@"
 }
 
+# cvm ARGS...: cvm-image as $TEST_USER (ensure_test_user in setup), on the test's files, given
+# to it first: inspect, rekey, secret and boot's checks work on image and key files and need
+# no privilege, so their tests run them as a user would. (A test about what cvm-image does as
+# root runs "$CVM_IMAGE" itself, and says so in its name.) A suite run by an ordinary user
+# runs it as that user.
+cvm() {
+	if [ "$(id -u)" != 0 ]; then
+		"$CVM_IMAGE" "$@"
+		return
+	fi
+	give_user "$T"
+	as_user "$CVM_IMAGE" "$@"
+}
+
 common_teardown() {
 	local m
 	# Never leave a test mount behind, even when the test failed half way.
