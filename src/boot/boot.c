@@ -19,6 +19,7 @@
 
 #include "boot.h"
 #include "common/json.h"
+#include "common/kvm.h"
 #include "common/run.h"
 #include "common/log.h"
 #include "image/keys.h"
@@ -496,8 +497,8 @@ static int start_qemu(struct console *c, const struct boot_options *o, const cha
 	_cleanup_free_ char *disk = NULL;
 	unsigned char magic[4] = "";
 	int in[2], out[2], fd;
-	/* KVM only when asked: a /dev/kvm that opens need not work (nested virtualisation, many
-	 * CI runners: "KVM internal error"), TCG always does. */
+	/* KVM only when asked, and only where a guest runs with it (kvm_works(): a /dev/kvm
+	 * that opens need not work); TCG always does. */
 	bool kvm = o->kvm;
 
 	fd = open(o->image, O_RDONLY | O_CLOEXEC);
@@ -531,9 +532,13 @@ static int start_qemu(struct console *c, const struct boot_options *o, const cha
 			 kvm ? "kvm" : "tcg,thread=multi", "-cpu", kvm ? "host" : "max", "-smp", "2",
 			 "-m", "1536", "-drive", code, "-drive", varsd, "-drive", disk, "-nic", "none",
 			 "-display", "none", "-serial", "stdio", "-monitor", "none", NULL };
-	if (kvm && access("/dev/kvm", R_OK | W_OK) < 0)
-		return log_error_errno(ENOTSUP, "--kvm: cannot use /dev/kvm: %m");
-	log_info("boot: qemu with %s", kvm ? "KVM" : "TCG (minutes; --kvm where KVM works)");
+	const char *why = NULL;
+	bool kvm_ok = kvm_works(&why);
+
+	if (kvm && !kvm_ok)
+		return log_error_errno(ENOTSUP, "--kvm: KVM does not work here: %s", why);
+	log_info("boot: qemu with %s", kvm ? "KVM" : kvm_ok ? "TCG (minutes; KVM works here: --kvm)" :
+		 "TCG (minutes)");
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
 		return log_error_errno(errno, "cannot make a pipe: %m");
 	c->pid = fork();

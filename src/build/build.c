@@ -22,6 +22,7 @@
 #include "tarball.h"
 #include "target.h"
 #include "common/json.h"
+#include "common/kvm.h"
 #include "common/leftovers.h"
 #include "common/log.h"
 #include "common/run.h"
@@ -79,6 +80,7 @@ struct build_ctx {
 	struct hook_runner hooks_runner;
 	enum sandbox_kind route; /* SANDBOX_BWRAP or SANDBOX_VM, chosen in prepare */
 	char *route_why;
+	bool vm_kvm;              /* the appliance under KVM (kvm_works()) */
 	struct appliance vm;
 	struct target tree; /* the target root, on the host or in the appliance */
 	int rootfd;
@@ -465,8 +467,17 @@ static int stage_prepare(struct build_ctx *c)
 	r = choose_route(c);
 	if (r < 0)
 		return r;
-	log_notice("sandbox: %s (%s)", c->route == SANDBOX_VM ?
-		   "vm, the libguestfs appliance" : "bwrap, bubblewrap on the host", c->route_why);
+	if (c->route == SANDBOX_VM) {
+		const char *why = NULL;
+
+		c->vm_kvm = kvm_works(&why);
+		log_notice("sandbox: vm, the libguestfs appliance, %s (%s)",
+			   getenv("LIBGUESTFS_BACKEND_SETTINGS") ? "as $LIBGUESTFS_BACKEND_SETTINGS says" :
+			   c->vm_kvm ? "under KVM" : "under TCG: KVM does not work here", c->route_why);
+		if (!c->vm_kvm && !getenv("LIBGUESTFS_BACKEND_SETTINGS"))
+			log_info("KVM: %s", why);
+	} else
+		log_notice("sandbox: bwrap, bubblewrap on the host (%s)", c->route_why);
 
 	r = choose_size(c);
 	if (r < 0)
@@ -1113,8 +1124,11 @@ static void print_json(const struct build_ctx *c)
 		json_add(o, "distro", NULL);
 	json_add_str(o, "sandbox", sandbox_kind_to_string(c->route));
 	json_add_str(o, "sandbox_reason", c->route_why);
-	if (c->route == SANDBOX_VM)
+	if (c->route == SANDBOX_VM) {
 		json_add_double(o, "sandbox_startup", c->vm.startup_seconds, 3);
+		json_add_str(o, "sandbox_accel", getenv("LIBGUESTFS_BACKEND_SETTINGS") ? "settings" :
+			     c->vm_kvm ? "kvm" : "tcg");
+	}
 	json_add_str(o, "mapper_name", c->opt->mapper_name);
 	json_add_str(o, "key_file", c->key_out);
 	for (size_t i = 0; i < ELEMENTSOF(stages); i++)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "gfs.h"
+#include "kvm.h"
 #include "log.h"
 #include "shared/interrupt.h"
 
@@ -16,7 +17,7 @@ int gfs_new(guestfs_h **ret)
 	guestfs_set_error_handler(g, NULL, NULL);
 	guestfs_set_trace(g, 0);
 	guestfs_set_verbose(g, log_get_max_level() >= LOG_LEVEL_DEBUG);
-	if (!getenv("LIBGUESTFS_BACKEND_SETTINGS") &&
+	if (!getenv("LIBGUESTFS_BACKEND_SETTINGS") && !kvm_works(NULL) &&
 	    guestfs_set_backend_setting(g, "force_tcg", "1") < 0) {
 		int r = gfs_error(g, "set_backend_setting");
 

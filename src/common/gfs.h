@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* A libguestfs handle as cvm-image uses one: quiet, no trace, TCG unless told otherwise. */
+/* A libguestfs handle as cvm-image uses one: quiet, no trace, KVM only where it works. */
 #pragma once
 
 #include <guestfs.h>
 
 /*
  * A new handle: errors are returned, not printed (we log once); the call trace is off (it
- * would print keys); the appliance's console goes to the debug log; TCG unless
- * $LIBGUESTFS_BACKEND_SETTINGS says otherwise, because a /dev/kvm that opens need not work
- * (nested virtualisation, many CI runners) and then the appliance hangs where TCG only takes
- * minutes. Logs.
+ * would print keys); the appliance's console goes to the debug log; KVM where a guest
+ * runs with it (kvm_works()) and TCG otherwise, unless $LIBGUESTFS_BACKEND_SETTINGS says:
+ * a /dev/kvm that opens need not work (nested virtualisation, many CI runners), and then
+ * the appliance hangs where TCG only takes minutes. Logs.
  */
 int gfs_new(guestfs_h **ret);
 

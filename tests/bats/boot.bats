@@ -61,6 +61,23 @@ teardown() {
 	[[ "$stderr" == *"invalid --prompt-timeout '0': expected 1 to 86400 seconds"* ]]
 }
 
+@test "boot --kvm where /dev/kvm opens but is no KVM: exit 3, why said, no qemu; without --kvm, TCG" {
+	requires root bwrap
+	truncate -s 64M "$T/blank.img"
+	# /dev/kvm that opens (a /dev/null in its place, in a mount namespace of the test's own).
+	run --separate-stderr bwrap --dev-bind / / --dev-bind /dev/null /dev/kvm \
+		"$CVM_IMAGE" boot "$T/blank.img" --key-file "$T/key" --kvm
+	echo "$stderr"
+	[ "$status" -eq 3 ]
+	[[ "$stderr" == *"--kvm: KVM does not work here: /dev/kvm is not KVM: Inappropriate ioctl for device"* ]]
+	run ! pgrep -f "qemu-system-x86_64.*$T/blank.img"
+	run --separate-stderr bwrap --dev-bind / / --dev-bind /dev/null /dev/kvm \
+		"$CVM_IMAGE" -v boot "$T/blank.img" --key-file "$T/key" --prompt-timeout 5
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"boot: qemu with TCG (minutes)"* ]]
+}
+
 @test "boot: an image that does not boot: exit 1, what was awaited said; the key in no argv, environment or log" {
 	truncate -s 64M "$T/blank.img"
 	cvm boot "$T/blank.img" --key-file "$T/key" --timeout 25 --json --log "$T/serial.log" \

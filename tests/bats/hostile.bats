@@ -281,7 +281,7 @@ EOF
 	proc_root_writer
 	tar_tree
 	build_fails "no initramfs for kernel 6.1.0-10-amd64 in /boot" --sandbox vm "$T/t.tar"
-	[[ "$stderr" == *"sandbox: vm, the libguestfs appliance (--sandbox vm)"* ]]
+	[[ "$stderr" == *"sandbox: vm, the libguestfs appliance, under "*" (--sandbox vm)"* ]]
 	assert_host_untouched
 	[ ! -e "$DECOY/new-file" ]
 
