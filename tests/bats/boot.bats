@@ -106,6 +106,35 @@ teardown() {
 	[ -z "$(ls -A "$TMPDIR")" ]
 }
 
+@test "boot --then-reboot: qemu runs with -no-reboot (a reset is a new launch) on a qcow2 over the image that keeps the guest's writes; the image never written, the qcow2 removed" {
+	truncate -s 64M "$T/blank.img"
+	printf 'a root password\n' > "$T/pw"
+	local sum pid q= i overlay
+	sum=$(sha256sum < "$T/blank.img")
+	cvm boot "$T/blank.img" --key-file "$T/key" --root-password-file "$T/pw" --then-reboot true \
+		--prompt-timeout 15 --json > "$T/out.json" 2> "$T/err" &
+	pid=$!
+	for i in $(seq 50); do
+		q=$(pgrep -f "qemu-system-x86_64.*$TMPDIR/cvm-image-boot" || true)
+		[ -z "$q" ] || break
+		sleep 0.2
+	done
+	[ -n "$q" ]
+	tr '\0' '\n' < "/proc/$q/cmdline" > "$T/cmdline"
+	cat "$T/cmdline"
+	grep -qx -- -no-reboot "$T/cmdline"
+	overlay=$(sed -n 's/^file=\(.*overlay\.qcow2\),format=qcow2,if=virtio$/\1/p' "$T/cmdline")
+	[ -n "$overlay" ]
+	[ "$(qemu-img info -U --output json "$overlay" | jq -r '."backing-filename"')" = "$T/blank.img" ]
+	local rc=0
+	wait "$pid" || rc=$?
+	cat "$T/err"
+	[ "$rc" -eq 1 ]
+	[ "$(jq -r .error "$T/out.json")" = "no grub passphrase prompt within 15 s of the start" ]
+	[ "$(sha256sum < "$T/blank.img")" = "$sum" ]
+	[ -z "$(ls -A "$TMPDIR")" ]
+}
+
 @test "boot as an ordinary user: qemu and OVMF run without privilege; a blank image: exit 1, what was awaited said, nothing left" {
 	requires root
 	ensure_test_user
