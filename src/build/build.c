@@ -21,6 +21,7 @@
 #include "sandbox.h"
 #include "tarball.h"
 #include "target.h"
+#include "common/gfs.h"
 #include "common/json.h"
 #include "common/kvm.h"
 #include "common/leftovers.h"
@@ -472,9 +473,9 @@ static int stage_prepare(struct build_ctx *c)
 
 		c->vm_kvm = kvm_works(&why);
 		log_notice("sandbox: vm, the libguestfs appliance, %s (%s)",
-			   getenv("LIBGUESTFS_BACKEND_SETTINGS") ? "as $LIBGUESTFS_BACKEND_SETTINGS says" :
+			   gfs_settings_given() ? "as $LIBGUESTFS_BACKEND_SETTINGS says" :
 			   c->vm_kvm ? "under KVM" : "under TCG: KVM does not work here", c->route_why);
-		if (!c->vm_kvm && !getenv("LIBGUESTFS_BACKEND_SETTINGS"))
+		if (!c->vm_kvm && !gfs_settings_given())
 			log_info("KVM: %s", why);
 	} else
 		log_notice("sandbox: bwrap, bubblewrap on the host (%s)", c->route_why);
@@ -1126,7 +1127,7 @@ static void print_json(const struct build_ctx *c)
 	json_add_str(o, "sandbox_reason", c->route_why);
 	if (c->route == SANDBOX_VM) {
 		json_add_double(o, "sandbox_startup", c->vm.startup_seconds, 3);
-		json_add_str(o, "sandbox_accel", getenv("LIBGUESTFS_BACKEND_SETTINGS") ? "settings" :
+		json_add_str(o, "sandbox_accel", gfs_settings_given() ? "settings" :
 			     c->vm_kvm ? "kvm" : "tcg");
 	}
 	json_add_str(o, "mapper_name", c->opt->mapper_name);

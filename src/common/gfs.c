@@ -17,7 +17,7 @@ int gfs_new(guestfs_h **ret)
 	guestfs_set_error_handler(g, NULL, NULL);
 	guestfs_set_trace(g, 0);
 	guestfs_set_verbose(g, log_get_max_level() >= LOG_LEVEL_DEBUG);
-	if (!getenv("LIBGUESTFS_BACKEND_SETTINGS") && !kvm_works(NULL) &&
+	if (!gfs_settings_given() && !kvm_works(NULL) &&
 	    guestfs_set_backend_setting(g, "force_tcg", "1") < 0) {
 		int r = gfs_error(g, "set_backend_setting");
 
@@ -26,6 +26,13 @@ int gfs_new(guestfs_h **ret)
 	}
 	*ret = g;
 	return 0;
+}
+
+bool gfs_settings_given(void)
+{
+	const char *s = getenv("LIBGUESTFS_BACKEND_SETTINGS");
+
+	return s && *s;
 }
 
 int gfs_error(guestfs_h *g, const char *what)

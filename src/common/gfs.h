@@ -2,6 +2,8 @@
 /* A libguestfs handle as cvm-image uses one: quiet, no trace, KVM only where it works. */
 #pragma once
 
+#include <stdbool.h>
+
 #include <guestfs.h>
 
 /*
@@ -12,6 +14,9 @@
  * the appliance hangs where TCG only takes minutes. Logs.
  */
 int gfs_new(guestfs_h **ret);
+
+/* Whether $LIBGUESTFS_BACKEND_SETTINGS is set and not empty: then it decides KVM or TCG. */
+bool gfs_settings_given(void);
 
 /* Log libguestfs's last error for what; returns its -errno (-EIO when it has none). */
 int gfs_error(guestfs_h *g, const char *what);

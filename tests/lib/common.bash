@@ -9,8 +9,9 @@ export LIBGUESTFS_BACKEND=${LIBGUESTFS_BACKEND:-direct}
 # The appliance libguestfs builds on first use, shared by every test (by default it would be
 # kept in each test's private $TMPDIR, and built again there).
 export LIBGUESTFS_CACHEDIR=${LIBGUESTFS_CACHEDIR:-/var/tmp}
-# /dev/kvm can exist and still not work (it does here): TCG always does.
-export LIBGUESTFS_BACKEND_SETTINGS=${LIBGUESTFS_BACKEND_SETTINGS:-force_tcg}
+# KVM or TCG for the appliance: cvm-image's own choice (it runs a test guest with KVM first),
+# unless the caller sets LIBGUESTFS_BACKEND_SETTINGS. (tests/lib/guestfs-check, which runs
+# guestfish, forces TCG itself.)
 
 # requires WHAT...: skip the test, loudly and with the reason, when something it needs is
 # missing. With CVM_TEST_NO_SKIP=1 (CI) a missing requirement fails the test instead.
