@@ -18,6 +18,21 @@ teardown() {
 	common_teardown
 }
 
+# qemu_of PATTERN: the pid of the qemu whose command line matches PATTERN, once it runs
+# (within 10 s); fails if none does.
+qemu_of() {
+	local i q
+	for i in $(seq 50); do
+		q=$(pgrep -f "$1" || true)
+		if [ -n "$q" ]; then
+			echo "$q"
+			return 0
+		fi
+		sleep 0.2
+	done
+	return 1
+}
+
 @test "boot: usage errors: exit 2, said" {
 	run --separate-stderr cvm boot
 	[ "$status" -eq 2 ]
@@ -82,13 +97,8 @@ teardown() {
 	truncate -s 64M "$T/blank.img"
 	cvm boot "$T/blank.img" --key-file "$T/key" --timeout 25 --json --log "$T/serial.log" \
 		> "$T/out.json" 2> "$T/err" &
-	local pid=$! q= i
-	for i in $(seq 50); do
-		q=$(pgrep -f "qemu-system-x86_64.*$T/blank.img" || true)
-		[ -z "$q" ] || break
-		sleep 0.2
-	done
-	[ -n "$q" ]
+	local pid=$! q
+	q=$(qemu_of "qemu-system-x86_64.*$T/blank.img")
 	run ! grep -aqF "$(cat "$T/key")" "/proc/$q/cmdline" "/proc/$q/environ"
 	# snapshot=on, the format given: the image is never written.
 	tr '\0' ' ' < "/proc/$q/cmdline" | grep -q "file=$T/blank.img,format=raw,if=virtio,snapshot=on"
@@ -109,17 +119,12 @@ teardown() {
 @test "boot --then-reboot: qemu runs with -no-reboot (a reset is a new launch) on a qcow2 over the image that keeps the guest's writes; the image never written, the qcow2 removed" {
 	truncate -s 64M "$T/blank.img"
 	printf 'a root password\n' > "$T/pw"
-	local sum pid q= i overlay
+	local sum pid q overlay
 	sum=$(sha256sum < "$T/blank.img")
 	cvm boot "$T/blank.img" --key-file "$T/key" --root-password-file "$T/pw" --then-reboot true \
 		--prompt-timeout 15 --json > "$T/out.json" 2> "$T/err" &
 	pid=$!
-	for i in $(seq 50); do
-		q=$(pgrep -f "qemu-system-x86_64.*$TMPDIR/cvm-image-boot" || true)
-		[ -z "$q" ] || break
-		sleep 0.2
-	done
-	[ -n "$q" ]
+	q=$(qemu_of "qemu-system-x86_64.*$TMPDIR/cvm-image-boot")
 	tr '\0' '\n' < "/proc/$q/cmdline" > "$T/cmdline"
 	cat "$T/cmdline"
 	grep -qx -- -no-reboot "$T/cmdline"
