@@ -404,6 +404,12 @@ static int log_in_and_run(struct console *c, const struct boot_options *o,
 		r = send_str(c, "\r");
 	if (r >= 0)
 		r = expect(c, shell, 120, m);
+	/* The kernel's messages off the console (a guest still loading modules prints them on
+	 * the serial line, inside the commands' output): emergencies only. */
+	if (r >= 0)
+		r = send_str(c, "dmesg -n 1 2>/dev/null\r");
+	if (r >= 0)
+		r = expect(c, shell, 120, m);
 	if (r < 0)
 		return r;
 	for (unsigned n = 0; n < o->n_run; n++) {
