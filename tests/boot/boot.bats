@@ -7,7 +7,7 @@
 # sid-dracut (the next release), each with the distro's full grub package (grub-efi-amd64) and
 # zstd. 'make check-boot' runs this file with maintained-trixie.bats, maintained-bookworm.bats
 # (the guest's own maintenance, each variant) and rekey.bats, two files at a time; about two
-# minutes per boot here. appliance.bats ('make check-boot-more') is beyond CI's hour.
+# minutes per boot here. appliance.bats and guest-made.bats ('make check-boot-more') are beyond CI's hour.
 # This file: the next release, and what a failed or swapped root device does.
 
 load lib

@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Boot tests (tests/boot/lib.bash): images rekeyed by cvm-image, booted with their new key: a rekey
-# stopped dead and resumed, --reencrypt copies, an initramfs the guest's own tools made
-# (rekeyed in pieces), and a rekey interrupted by ^C.
+# stopped dead and resumed, --reencrypt copies, and a rekey interrupted by ^C. (An initramfs
+# the guest's own tools made, rekeyed in pieces: guest-made.bats.)
 
 load lib
 
@@ -47,25 +47,6 @@ load lib
 	# The original's key opens nothing of the last copy.
 	run --separate-stderr "$CVM_IMAGE" boot "$T/copy.qcow2" --key-file "$img.key" --expect denied --json --log "$T/serial-old.log" --timeout 300
 	[ "$(jq -r .outcome <<<"$output")" = denied ]
-}
-
-@test "boot: an image whose initramfs its own tools made (no key archive), rekeyed in pieces, boots with the new key" {
-	local tar
-	tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" initramfs-tools)
-	# As after a kernel update in the guest: the key in the distro's gzip archive only.
-	CVM_IMAGE_FAULT=no-key-archive "$CVM_IMAGE" -q build --format qcow2 --serial-console \
-		--root-password-file "$BOOT_DIR/root.pw" "$tar" -o "$T/regen.qcow2"
-	cp "$T/regen.qcow2.key" "$T/old.key"
-	/usr/bin/time -f %M -o "$T/rss" "$CVM_IMAGE" --debug rekey "$T/regen.qcow2" --key-file "$T/old.key" 2> "$T/rekey.log" ||
-		{ cat "$T/rekey.log"; false; }
-	grep 'replaced in pieces' "$T/rekey.log"
-	echo "peak RSS: $(cat "$T/rss") KiB"
-	[ "$(cat "$T/rss")" -lt $((64 * 1024)) ]
-	boot "$T/regen.qcow2" "$T/regen.qcow2.key"
-	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
-	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
-	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
-	[ "$(out 'dmesg | grep -c "cvm-image: the root device .* matches its pin"')" = 1 ]
 }
 
 @test "rekey: a ^C during a qcow2 rekey, before its first header write: nothing changed, nothing left" {
