@@ -188,7 +188,7 @@ site_hook() {
 	echo "$stderr"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[[ "$stderr" == *"sandbox: vm, the libguestfs appliance (cannot create the sandbox for the distro's tools (bubblewrap needs CAP_SYS_ADMIN"* ]]
+	[[ "$stderr" == *"sandbox: vm, the libguestfs appliance, under "*" (cannot create the sandbox for the distro's tools (bubblewrap needs CAP_SYS_ADMIN"* ]]
 	[ "$(jq -r .sandbox "$T/job/build.json")" = vm ]
 	[ -s "$T/job/disk.qcow2" ]
 	[ "$(stat -c %a "$T/job/disk.qcow2.key")" = 600 ]
