@@ -498,53 +498,66 @@ static struct json_object *result_json(const struct boot_options *o, const struc
 	return j;
 }
 
-/*
- * qemu on o->image (or on overlay, a qcow2 over it that takes the guest's writes, when not
- * NULL). With --then-reboot, -no-reboot: the guest's reset ends qemu and run_then_reboot()
- * starts it again, because a warm reset under TCG can hang in the firmware (seen in 1 of
- * about 10 maintained boots here: the console silent after "reboot: Restarting system"),
- * and because a confidential VM's reboot is a new launch anyway.
- */
-static int start_qemu(struct console *c, const struct boot_options *o)
+/* s with its commas doubled, as QEMU's option syntax wants; NULL when out of memory. */
+static char *qemu_escape(const char *s)
 {
-	const char *vars = c->vars, *overlay = c->overlay;
-	_cleanup_free_ char *code = strdupf("if=pflash,format=raw,unit=0,readonly=on,file=%s", OVMF_CODE);
-	_cleanup_free_ char *varsd = strdupf("if=pflash,format=raw,unit=1,file=%s", vars);
-	_cleanup_free_ char *disk = NULL;
-	unsigned char magic[4] = "";
-	int in[2], out[2], fd;
-	/* KVM only when asked, and only where a guest runs with it (kvm_works(): a /dev/kvm
-	 * that opens need not work); TCG always does. */
-	bool kvm = o->kvm;
+	char *esc = malloc(2 * strlen(s) + 1), *p = esc;
 
-	fd = open(o->image, O_RDONLY | O_CLOEXEC);
+	if (!esc)
+		return NULL;
+	for (; *s; s++) {
+		*p++ = *s;
+		if (*s == ',')
+			*p++ = ',';
+	}
+	*p = '\0';
+	return esc;
+}
+
+/* The image's format by its first bytes ("qcow2" or "raw"), to be given to qemu, never
+ * probed by it. */
+static int image_format(const char *path, const char **ret)
+{
+	unsigned char magic[4] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
 	if (fd < 0)
-		return log_error_errno(errno, "cannot open '%s': %m", o->image);
+		return log_error_errno(errno, "cannot open '%s': %m", path);
 	if (read(fd, magic, 4) != 4)
 		memset(magic, 0, 4);
 	close(fd);
-	/* The format given, never probed; snapshot: the image is never written (unless
-	 * --persist). Commas in
-	 * the name are doubled, as QEMU's option syntax wants. */
-	{
-		_cleanup_free_ char *esc = malloc(2 * strlen(o->image) + 1);
-		char *p = esc;
+	*ret = memcmp(magic, "QFI\xfb", 4) == 0 ? "qcow2" : "raw";
+	return 0;
+}
 
-		if (!esc)
-			return log_error_errno(ENOMEM, "out of memory");
-		for (const char *s = o->image; *s; s++) {
-			*p++ = *s;
-			if (*s == ',')
-				*p++ = ',';
-		}
-		*p = '\0';
-		if (overlay)
-			disk = strdupf("file=%s,format=qcow2,if=virtio", overlay);
-		else
-			disk = strdupf("file=%s,format=%s,if=virtio%s", esc,
-				       memcmp(magic, "QFI\xfb", 4) == 0 ? "qcow2" : "raw",
-				       o->persist ? "" : ",snapshot=on");
+/*
+ * qemu on o->image (or on overlay, a qcow2 over it that takes the guest's writes, when not
+ * NULL). With --then-reboot, -no-reboot: the guest's reset ends qemu and run_then_reboot()
+ * starts it again, because a warm reset under TCG can hang in the firmware (seen twice in
+ * the maintained boot tests here: the console silent after "reboot: Restarting system"),
+ * and because a confidential VM's reboot is a new launch anyway. KVM only with --kvm,
+ * checked by boot_run().
+ */
+static int start_qemu(struct console *c, const struct boot_options *o)
+{
+	_cleanup_free_ char *code = strdupf("if=pflash,format=raw,unit=0,readonly=on,file=%s", OVMF_CODE);
+	_cleanup_free_ char *varsd = strdupf("if=pflash,format=raw,unit=1,file=%s", c->vars);
+	_cleanup_free_ char *esc = qemu_escape(c->overlay ?: o->image);
+	_cleanup_free_ char *disk = NULL;
+	const char *format = "qcow2";
+	int in[2], out[2], r;
+	bool kvm = o->kvm;
+
+	/* The format given, never probed; snapshot: the image is never written (unless
+	 * --persist; the overlay of --then-reboot takes the writes instead). */
+	if (!c->overlay) {
+		r = image_format(o->image, &format);
+		if (r < 0)
+			return r;
 	}
+	if (esc)
+		disk = strdupf("file=%s,format=%s,if=virtio%s", esc, format,
+			       c->overlay || o->persist ? "" : ",snapshot=on");
 	if (!code || !varsd || !disk)
 		return log_error_errno(ENOMEM, "out of memory");
 	char *argv[] = { "qemu-system-x86_64", "-machine", "q35", "-accel",
@@ -552,13 +565,6 @@ static int start_qemu(struct console *c, const struct boot_options *o)
 			 "-m", "1536", "-drive", code, "-drive", varsd, "-drive", disk, "-nic", "none",
 			 "-display", "none", "-serial", "stdio", "-monitor", "none",
 			 o->then_reboot ? "-no-reboot" : NULL, NULL };
-	const char *why = NULL;
-	bool kvm_ok = kvm_works(&why);
-
-	if (kvm && !kvm_ok)
-		return log_error_errno(ENOTSUP, "--kvm: KVM does not work here: %s", why);
-	log_info("boot: qemu with %s", kvm ? "KVM" : kvm_ok ? "TCG (minutes; KVM works here: --kvm)" :
-		 "TCG (minutes)");
 	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
 		return log_error_errno(errno, "cannot make a pipe: %m");
 	c->pid = fork();
@@ -635,21 +641,18 @@ static int make_overlay(const char *image, const char *dir, char **ret)
 {
 	_cleanup_free_ char *abs = realpath(image, NULL);
 	_cleanup_free_ char *path = strdupf("%s/overlay.qcow2", dir);
-	unsigned char magic[4] = "";
-	int fd, r;
+	const char *format;
+	int r;
 
 	if (!abs)
 		return log_error_errno(errno, "cannot open '%s': %m", image);
-	fd = open(abs, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return log_error_errno(errno, "cannot open '%s': %m", image);
-	if (read(fd, magic, 4) != 4)
-		memset(magic, 0, 4);
-	close(fd);
+	r = image_format(abs, &format);
+	if (r < 0)
+		return r;
 	if (!path)
 		return log_error_errno(ENOMEM, "out of memory");
 	char *argv[] = { "qemu-img", "create", "-q", "-f", "qcow2", "-b", abs, "-F",
-			 memcmp(magic, "QFI\xfb", 4) == 0 ? "qcow2" : "raw", path, NULL };
+			 (char *)format, path, NULL };
 	r = run_program(argv, NULL);
 	if (r < 0)
 		return r;
@@ -814,6 +817,19 @@ int boot_run(const struct boot_options *o)
 	if (r < 0)
 		goto out;
 	c.vars = vars;
+	/* KVM only when asked, and only where a guest runs with it (kvm_works(): a /dev/kvm
+	 * that opens need not work); TCG always does. */
+	{
+		const char *why = NULL;
+		bool kvm_ok = kvm_works(&why);
+
+		if (o->kvm && !kvm_ok) {
+			r = log_error_errno(ENOTSUP, "--kvm: KVM does not work here: %s", why);
+			goto out;
+		}
+		log_info("boot: qemu with %s", o->kvm ? "KVM" :
+			 kvm_ok ? "TCG (minutes; KVM works here: --kvm)" : "TCG (minutes)");
+	}
 	if (o->then_reboot && !o->persist) {
 		r = make_overlay(o->image, dir, &c.overlay);
 		if (r < 0)
