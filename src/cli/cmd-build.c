@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cvm-image build: options into struct build_options, then the pipeline. */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -143,149 +144,177 @@ static bool valid_cmdline(const char *s)
 	return true;
 }
 
+/* What build's options give, before build_run(). */
+struct build_args {
+	struct build_options o;
+	char *hooks_dirs[17];
+	size_t n_hooks_dirs;
+	const char *grub_password_file;
+};
+
+/* An option that needs no check (a path, a flag): 0, or -ENOENT if c is not one. */
+static int set_plain_option(struct build_options *o, int c)
+{
+	switch (c) {
+	case 'o':
+		o->output = optarg;
+		return 0;
+	case ARG_FORCE:
+		o->force = true;
+		return 0;
+	case ARG_KEY_OUT:
+		o->key_out = optarg;
+		return 0;
+	case ARG_WORKDIR:
+		o->workdir_parent = optarg;
+		return 0;
+	case ARG_KEEP_WORKDIR:
+		o->keep_workdir = true;
+		return 0;
+	case ARG_RECOVERY_FILE:
+		o->recovery_passphrase_file = optarg;
+		return 0;
+	case ARG_JSON:
+		o->json = true;
+		return 0;
+	case ARG_DISTRO:
+		o->distro = optarg;
+		return 0;
+	case ARG_SERIAL_CONSOLE:
+		o->serial_console = true;
+		return 0;
+	case ARG_ROOT_PASSWORD_FILE:
+		o->root_password_file = optarg;
+		return 0;
+	case ARG_SSH_KEYS:
+		o->ssh_keys_file = optarg;
+		return 0;
+	default:
+		return -ENOENT;
+	}
+}
+
+/* One option (getopt's c) into a. Returns 0, 1 when --help was shown, or -EINVAL (said). */
+static int parse_option(struct build_args *a, int c)
+{
+	int r = set_plain_option(&a->o, c);
+
+	if (r != -ENOENT)
+		return r;
+	switch (c) {
+	case 's':
+		r = parse_size(optarg, &a->o.size);
+		if (r < 0) {
+			log_error("invalid --size '%s': expected a size such as 4G or 2048M",
+				  optarg);
+			return -EINVAL;
+		}
+		return 0;
+	case ARG_FORMAT:
+		a->o.format = image_format_from_string(optarg);
+		if (a->o.format == IMAGE_FORMAT_AUTO) {
+			log_error("invalid --format '%s': expected raw or qcow2", optarg);
+			return -EINVAL;
+		}
+		return 0;
+	case ARG_MAPPER_NAME:
+		if (!valid_mapper_name(optarg)) {
+			log_error("invalid --mapper-name '%s': use letters, digits and _-.+",
+				  optarg);
+			return -EINVAL;
+		}
+		a->o.mapper_name = optarg;
+		return 0;
+	case ARG_RECOVERY_ITER_TIME:
+		if (parse_iter_time(optarg, &a->o.recovery_iter_ms) < 0) {
+			log_error("invalid --recovery-iter-time '%s': expected 1 to 60000 ms",
+				  optarg);
+			return -EINVAL;
+		}
+		return 0;
+	case ARG_HOOK_TIMEOUT:
+		if (parse_seconds(optarg, &a->o.hook_timeout) < 0) {
+			log_error("invalid --hook-timeout '%s': expected 1 to 86400 seconds",
+				  optarg);
+			return -EINVAL;
+		}
+		return 0;
+	case ARG_SANDBOX: {
+		int k = sandbox_kind_from_string(optarg);
+
+		if (k < 0) {
+			log_error("invalid --sandbox '%s': expected auto, bwrap or vm", optarg);
+			return -EINVAL;
+		}
+		a->o.sandbox = (enum sandbox_kind)k;
+		return 0;
+	}
+	case ARG_HOOKS_DIR:
+		if (a->n_hooks_dirs + 1 >= ELEMENTSOF(a->hooks_dirs)) {
+			log_error("too many --hooks-dir");
+			return -EINVAL;
+		}
+		a->hooks_dirs[a->n_hooks_dirs++] = optarg;
+		a->o.hooks_dirs = a->hooks_dirs;
+		return 0;
+	case ARG_KERNEL_CMDLINE:
+		if (!valid_cmdline(optarg)) {
+			log_error("invalid --kernel-cmdline '%s': no quotes, control characters "
+				  "or any of \\$`;&|<>{}#", optarg);
+			return -EINVAL;
+		}
+		a->o.kernel_cmdline = optarg;
+		return 0;
+	case ARG_GRUB_PASSWORD_FILE:
+		a->grub_password_file = optarg;
+		return 0;
+	case ARG_HOSTNAME:
+		if (!hostname_valid(optarg)) {
+			log_error("invalid --hostname '%s'", optarg);
+			return -EINVAL;
+		}
+		a->o.hostname = optarg;
+		return 0;
+	case 'h':
+		help();
+		return 1;
+	default:
+		log_error("see 'cvm-image build --help'");
+		return -EINVAL;
+	}
+}
+
 static int do_build(int argc, char *argv[])
 {
-	char *hooks_dirs[17] = {};
 	_cleanup_secret_ struct secret grub_password = {};
-	const char *grub_password_file = NULL;
-	size_t n_hooks_dirs = 0;
-	struct build_options o = {
-		.mapper_name = "cr_root",
-		.recovery_iter_ms = 2000,
-		.hook_timeout = 3600,
+	struct build_args a = {
+		.o = {
+			.mapper_name = "cr_root",
+			.recovery_iter_ms = 2000,
+			.hook_timeout = 3600,
+		},
 	};
 	int c, r;
 
 	while ((c = getopt_long(argc, argv, options_s, options, NULL)) != -1) {
-		switch (c) {
-		case 'o':
-			o.output = optarg;
-			break;
-		case 's':
-			r = parse_size(optarg, &o.size);
-			if (r < 0) {
-				log_error("invalid --size '%s': expected a size such as 4G or 2048M",
-					  optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case ARG_FORMAT:
-			o.format = image_format_from_string(optarg);
-			if (o.format == IMAGE_FORMAT_AUTO) {
-				log_error("invalid --format '%s': expected raw or qcow2", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case ARG_FORCE:
-			o.force = true;
-			break;
-		case ARG_KEY_OUT:
-			o.key_out = optarg;
-			break;
-		case ARG_MAPPER_NAME:
-			if (!valid_mapper_name(optarg)) {
-				log_error("invalid --mapper-name '%s': use letters, digits and _-.+",
-					  optarg);
-				return EXIT_USAGE;
-			}
-			o.mapper_name = optarg;
-			break;
-		case ARG_WORKDIR:
-			o.workdir_parent = optarg;
-			break;
-		case ARG_KEEP_WORKDIR:
-			o.keep_workdir = true;
-			break;
-		case ARG_RECOVERY_FILE:
-			o.recovery_passphrase_file = optarg;
-			break;
-		case ARG_RECOVERY_ITER_TIME:
-			if (parse_iter_time(optarg, &o.recovery_iter_ms) < 0) {
-				log_error("invalid --recovery-iter-time '%s': expected 1 to 60000 ms",
-					  optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case ARG_JSON:
-			o.json = true;
-			break;
-		case ARG_HOOK_TIMEOUT:
-			if (parse_seconds(optarg, &o.hook_timeout) < 0) {
-				log_error("invalid --hook-timeout '%s': expected 1 to 86400 seconds",
-					  optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case ARG_SANDBOX: {
-			int k = sandbox_kind_from_string(optarg);
-
-			if (k < 0) {
-				log_error("invalid --sandbox '%s': expected auto, bwrap or vm", optarg);
-				return EXIT_USAGE;
-			}
-			o.sandbox = (enum sandbox_kind)k;
-			break;
-		}
-		case ARG_DISTRO:
-			o.distro = optarg;
-			break;
-		case ARG_HOOKS_DIR:
-			if (n_hooks_dirs + 1 >= ELEMENTSOF(hooks_dirs)) {
-				log_error("too many --hooks-dir");
-				return EXIT_USAGE;
-			}
-			hooks_dirs[n_hooks_dirs++] = optarg;
-			o.hooks_dirs = hooks_dirs;
-			break;
-		case ARG_SERIAL_CONSOLE:
-			o.serial_console = true;
-			break;
-		case ARG_KERNEL_CMDLINE:
-			if (!valid_cmdline(optarg)) {
-				log_error("invalid --kernel-cmdline '%s': no quotes, control characters "
-					  "or any of \\$`;&|<>{}#", optarg);
-				return EXIT_USAGE;
-			}
-			o.kernel_cmdline = optarg;
-			break;
-		case ARG_ROOT_PASSWORD_FILE:
-			o.root_password_file = optarg;
-			break;
-		case ARG_SSH_KEYS:
-			o.ssh_keys_file = optarg;
-			break;
-		case ARG_GRUB_PASSWORD_FILE:
-			grub_password_file = optarg;
-			break;
-		case ARG_HOSTNAME:
-			if (!hostname_valid(optarg)) {
-				log_error("invalid --hostname '%s'", optarg);
-				return EXIT_USAGE;
-			}
-			o.hostname = optarg;
-			break;
-		case 'h':
-			help();
-			return EXIT_OK;
-		default:
-			log_error("see 'cvm-image build --help'");
-			return EXIT_USAGE;
-		}
+		r = parse_option(&a, c);
+		if (r != 0)
+			return r > 0 ? EXIT_OK : EXIT_USAGE;
 	}
-	if (cmd_one_operand(argc, argv, "build", "ROOTFS tarball", &o.rootfs) < 0)
+	if (cmd_one_operand(argc, argv, "build", "ROOTFS tarball", &a.o.rootfs) < 0)
 		return EXIT_USAGE;
-	if (!o.output) {
+	if (!a.o.output) {
 		log_error("missing -o IMAGE; see 'cvm-image build --help'");
 		return EXIT_USAGE;
 	}
 	/* Read now: a bad password file is a usage error, before anything runs. */
-	if (grub_password_file) {
-		if (keys_read_passphrase_file(grub_password_file, &grub_password) < 0)
+	if (a.grub_password_file) {
+		if (keys_read_passphrase_file(a.grub_password_file, &grub_password) < 0)
 			return EXIT_USAGE;
-		o.grub_password = &grub_password;
+		a.o.grub_password = &grub_password;
 	}
 
-	r = build_run(&o);
+	r = build_run(&a.o);
 	return exit_status_from_errno(r);
 }
 
