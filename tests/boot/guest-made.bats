@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Boot test beyond CI's hour ('make check-boot-more'; its build and boot take about five
 # minutes): an image whose initramfs its own tools made, rekeyed in pieces, boots with the new
-# key. (rekey.bats in tests/bats checks the same rekey on the files, in CI.)
+# key. (tests/bats/rekey.bats checks the same rekey on the files, in CI.)
 
 load lib
 
