@@ -1,15 +1,16 @@
 #!/usr/bin/env bats
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Boot tests (tests/boot/lib.bash) of the dracut images: Debian 12 and 13 maintained in the guest
-# as Debian's kernel and grub packages do on an upgrade, rebooted, rekeyed offline and booted
-# again; Debian sid, the next release (grub 2.14, dracut 112, systemd 262, kernel 7.x); the root
+# as Debian's kernel and grub packages do on an upgrade, rebooted, rekeyed offline (Debian 12: a
+# --reencrypt --new-uuid copy; Debian 13: in place) and booted again; a LUKS header swapped
+# after grub; Debian sid, the next release (grub 2.14, dracut 112, systemd 262, kernel 7.x); the root
 # device missing. 'make check-boot' runs this file beside initramfs-tools.bats, one lane each.
 
 load lib
 
-@test "boot: Debian 12 dracut, maintained in the guest (grub's postinst: grub-install, update-grub; the kernel's zz-update-grub), rebooted, rekeyed: one prompt, locked, pinned" {
+@test "boot: Debian 12 dracut, maintained in the guest (grub's postinst: grub-install, update-grub; the kernel's zz-update-grub), rebooted, a --reencrypt --new-uuid copy: one prompt, locked, pinned to its own volume key" {
 	local uuid
-	maintained dracut "$MAINTAIN_GRUB"
+	REKEY=reencrypt maintained dracut "$MAINTAIN_GRUB"
 	uuid=$(jq -r .luks.uuid "$BOOT_DIR/dracut.json")
 	R=$(cat "$T/boot-1.json")
 	[ "$(out 'findmnt -no SOURCE /')" = "/dev/mapper/luks-$uuid" ]
@@ -19,7 +20,7 @@ load lib
 	done
 }
 
-@test "boot: Debian 13 dracut, maintained in the guest (kernel and grub postinst: dracut, update-grub, grub-install), rebooted, rekeyed: one prompt, locked, pinned" {
+@test "boot: Debian 13 dracut, maintained in the guest (kernel and grub postinst: dracut, update-grub, grub-install), rebooted, rekeyed in place: one prompt, locked, pinned" {
 	maintained trixie-dracut
 	R=$(cat "$T/boot-1.json")
 	[ "$(out 'findmnt -no SOURCE /' .after_reboot)" = "/dev/mapper/luks-$(jq -r .luks.uuid "$BOOT_DIR/trixie-dracut.json")" ]
@@ -48,4 +49,8 @@ load lib
 		grep -qiE "power(ing)? off|reboot: Power down" "$T/direct.log"
 		assert_no_initramfs_shell "$T/direct.log"
 	done
+}
+
+@test "boot: dracut: a LUKS header swapped after grub: the pin refuses it and the guest powers off (Debian 12 and 13)" {
+	swapped_header_refused dracut trixie-dracut
 }

@@ -120,6 +120,23 @@ swap_header() {
 	"$XTS_ENCRYPT" "$T/host.vk" "$T/hostroot.ext4" "$out" $(( (start + 4096) * 512 ))
 }
 
+# swapped_header_refused VARIANT...: each image with its LUKS header swapped (swap_header),
+# booted from its own kernel and initramfs: the pin refuses the device and the guest powers off
+# by itself; the host's root never runs, no login, no shell.
+swapped_header_refused() {
+	local v
+	for v in "$@"; do
+		swap_header "$v" "$T/swapped.img"
+		DISK=$T/swapped.img boot_direct "$v"
+		[ "$RC" -eq 0 ] # powered off by itself
+		grep -q "cvm-image: refusing the root device: the volume key of '.*' is not the one this image was built with; powering off" "$T/direct.log"
+		run ! grep -q "THE HOST ROOT RUNS" "$T/direct.log"
+		run ! grep -q "login: " "$T/direct.log"
+		assert_no_initramfs_shell "$T/direct.log"
+		rm -f "$T/swapped.img"
+	done
+}
+
 # No shell prompt of the initramfs (initramfs-tools' busybox/klibc sh, dracut's emergency).
 assert_no_initramfs_shell() {
 	run ! grep -qE '\(initramfs\)|Give root password for maintenance|Press Enter for maintenance|emergency shell|Entering emergency mode. Exit the shell' "$1"
@@ -139,10 +156,10 @@ PINNED='dmesg | grep -c "cvm-image: the root device .* matches its pin"'
 # tried, maintained in the guest (CMD, default $MAINTAIN; kept: --persist) and rebooted; both boots: one prompt,
 # grub's editor and command line refused, the root pinned, the key and the initramfs 0600; the
 # second from the grub.cfg and initramfs the guest's own tools wrote. Then inspect passes it,
-# it is rekeyed offline and boots once more, with the new key, and grub refuses the old one.
-# Each boot's JSON in $T/boot-N.json.
+# it is rekeyed offline (REKEY: in-place, stopped, reencrypt; see below) and boots once more,
+# with the new key, and grub refuses the old one. Each boot's JSON in $T/boot-N.json.
 maintained() {
-	local v=$1 cmd=${2:-$MAINTAIN} img b
+	local v=$1 cmd=${2:-$MAINTAIN} img b uuid
 	img=$(image "$v")
 	cp --sparse=always "$img" "$T/m.qcow2"
 	cp "$img.key" "$T/m.qcow2.key"
@@ -185,11 +202,29 @@ maintained() {
 	[ "$(jq -r '.checks[] | select(.name == "grub-boots") | .status' <<<"$output")" = ok ]
 	[[ "$(jq -r '.checks[] | select(.name == "grub-boots") | .detail' <<<"$output")" == *"(written by grub-mkconfig)"* ]]
 	[ "$(jq -r '.checks[] | select(.name == "grub-update") | .status' <<<"$output")" = ok ]
-	# Rekeyed offline: the initramfs the guest's tools made is changed in pieces.
+	# Rekeyed offline (REKEY), the initramfs the guest's tools made changed in pieces: in place
+	# (the default); stopped dead after its initramfs step, booted so with the old key, then
+	# resumed; or a --reencrypt --new-uuid copy. Then booted with the new key.
 	cp "$T/m.qcow2.key" "$T/old.key"
-	"$CVM_IMAGE" -q rekey "$T/m.qcow2" --key-file "$T/old.key"
-	run ! cmp -s "$T/m.qcow2.key" "$T/old.key"
-	boot "$T/m.qcow2" "$T/m.qcow2.key" --try-menu
+	img=$T/m.qcow2
+	case ${REKEY:-in-place} in
+	in-place)
+		"$CVM_IMAGE" -q rekey "$img" --key-file "$T/old.key"
+		;;
+	stopped)
+		rekey_stopped_dead "$img"
+		;;
+	reencrypt)
+		img=$T/copy.qcow2
+		"$CVM_IMAGE" -q rekey "$T/m.qcow2" --key-file "$T/old.key" --reencrypt -o "$img" --new-uuid
+		;;
+	*)
+		echo "unknown REKEY=$REKEY" >&2
+		return 1
+		;;
+	esac
+	run ! cmp -s "$img.key" "$T/old.key"
+	boot "$img" "$img.key" --try-menu
 	echo "$R" > "$T/boot-2.json"
 	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
 	[ "$(jq -r .slot <<<"$R")" = 0 ]
@@ -197,9 +232,19 @@ maintained() {
 	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
 	[ "$(out "$PINNED")" = 1 ]
 	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
+	if [ "${REKEY:-}" = reencrypt ]; then
+		# The copy's own LUKS UUID, the one grub asked for; its pin is its own volume key's.
+		qemu-img convert -O raw "$img" "$T/copy.raw"
+		extract_region "$T/copy.raw" 100 2 "$T/hdr"
+		rm -f "$T/copy.raw"
+		uuid=$(cryptsetup luksUUID "$T/hdr")
+		[ -n "$uuid" ]
+		[ "$uuid" != "$(jq -r .luks.uuid "$BOOT_DIR/$v.json")" ]
+		grep -aq "Enter passphrase for hd0,gpt2 (${uuid//-/})" "$T/serial.log"
+	fi
 	# The old key, now a wrong one: grub's "access denied", nothing boots, and the key typed
 	# is never in the console log.
-	run --separate-stderr "$CVM_IMAGE" boot "$T/m.qcow2" --key-file "$T/old.key" --expect denied --json \
+	run --separate-stderr "$CVM_IMAGE" boot "$img" --key-file "$T/old.key" --expect denied --json \
 		--log "$T/serial-old.log" --timeout 300
 	echo "$output"
 	echo "$stderr"
@@ -211,3 +256,20 @@ maintained() {
 	run ! grep -aq 'Linux version' "$T/serial-old.log"
 }
 
+
+# rekey_stopped_dead IMAGE: IMAGE (key IMAGE.key, copied to $T/old.key) rekeyed with a stop
+# dead after the initramfs step, booted so, and resumed. Both slots are there and the
+# initramfs already holds the new key: grub takes the old one, the initramfs unlocks with the
+# new one without asking. --resume finishes it: the new key alone (slot 0), no KEY.new left.
+rekey_stopped_dead() {
+	local img=$1
+	run env CVM_IMAGE_FAULT=initramfs "$CVM_IMAGE" -q rekey "$img" --key-file "$T/old.key"
+	[ "$status" -eq 99 ]
+	boot "$img" "$T/old.key"
+	echo "$R" > "$T/boot-stopped.json"
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	[ "$(out "$PINNED")" = 1 ]
+	"$CVM_IMAGE" rekey "$img" --resume --key-file "$T/old.key"
+	[ ! -e "$img.key.new" ]
+}
