@@ -11,8 +11,16 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <openssl/evp.h>
 
 #include "luks.h"
+#include "luks1-open.h"
+#include "xts.h"
+#include "common/confine.h"
+#include "shared/fault.h"
 #include "common/log.h"
 #include "shared/cleanup-libs.h"
 #include "shared/cleanup.h"
@@ -167,16 +175,67 @@ static uint32_t be32(const unsigned char *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* The volume key digest's PBKDF2 iterations, from the header file cd was loaded from. */
-static int digest_iterations(struct crypt_device *cd, uint32_t *ret)
-{
-	const char *path = crypt_get_metadata_device_name(cd) ?: crypt_get_device_name(cd);
-	_cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	unsigned char b[4];
+/* What the unlock child is given, and answers: the slot's number, then the volume key. */
+struct unlock_args {
+	int fd;
+	const struct secret *pass;
+};
 
-	if (fd < 0 || pread(fd, b, 4, 164) != 4)
-		return log_error_errno(EIO, "cannot read the LUKS header's digest");
-	*ret = be32(b);
+#define ANSWER_LEN (1 + LUKS_VOLUME_KEY_BYTES)
+/* The header region a LUKS1 header can have (luks_header_size()'s bound). */
+#define HDR_REGION_MAX (65536 * 512)
+
+/* In confine.c's child: the header copy read from its fd, the slots tried (luks1-open.c). */
+static int unlock_child(void *userdata, int out_fd)
+{
+	const struct unlock_args *a = userdata;
+	_cleanup_free_ unsigned char *hdr = NULL;
+	unsigned char answer[ANSWER_LEN] = {};
+	struct stat st;
+	int slot = -1, r;
+
+	if (fault_requested("luks-reader-probe")) {
+		int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC), e_open = fd < 0 ? errno : 0;
+		int sk = socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0), e_sock = sk < 0 ? errno : 0;
+
+		log_warning("luks-reader-probe: uid %u, open %s, socket %s", (unsigned)geteuid(),
+			    strerrorname_np(e_open) ?: "ok", strerrorname_np(e_sock) ?: "ok");
+	}
+	if (fault_requested("luks-reader-crash"))
+		abort();
+	if (fstat(a->fd, &st) < 0)
+		return -errno;
+	if (st.st_size < 592 || st.st_size > HDR_REGION_MAX)
+		return -EMEDIUMTYPE;
+	hdr = malloc((size_t)st.st_size);
+	if (!hdr)
+		return -ENOMEM;
+	r = pread_all(a->fd, hdr, (size_t)st.st_size, 0);
+	if (r < 0)
+		return r;
+	r = luks1_open(hdr, (size_t)st.st_size, a->pass, LUKS_MAX_TRY_ITERATIONS, answer + 1, &slot);
+	if (r == -EPERM)
+		answer[0] = 0xff;
+	else if (r < 0)
+		return r;
+	else
+		answer[0] = (unsigned char)slot;
+	r = write_all(out_fd, answer, r == 0 ? ANSWER_LEN : 1);
+	OPENSSL_cleanse(answer, sizeof(answer));
+	return r;
+}
+
+/* What the child will use of OpenSSL, made ready here: once forked and filtered, it could not
+ * read the configuration or load a provider. */
+static int openssl_ready(const EVP_MD *md)
+{
+	static const unsigned char key[64] = { 1 };
+	_cleanup_(xts_freep) struct xts *x = NULL;
+	unsigned char out[20];
+
+	if (PKCS5_PBKDF2_HMAC("", 0, key, 1, 1, md, sizeof(out), out) <= 0 ||
+	    xts_new(key, sizeof(key), &x) < 0)
+		return -EIO;
 	return 0;
 }
 
@@ -185,51 +244,65 @@ int luks_unlock(struct crypt_device *cd, const struct secret *pass, struct secre
 {
 	/* Said once per header (rekey and inspect try several keys on the same one). */
 	static const void *warned_for;
+	const char *path = crypt_get_metadata_device_name(cd) ?: crypt_get_device_name(cd);
+	_cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
 	_cleanup_secret_ struct secret vk = {};
-	size_t vk_size = LUKS_VOLUME_KEY_BYTES;
-	uint32_t digest = 0;
+	struct unlock_args a = { .fd = fd, .pass = pass };
+	unsigned char hdr[592];
+	struct luks_desc d;
+	char *answer = NULL;
+	size_t len = 0;
 	bool warn = warned_for != cd;
-	int r;
+	const EVP_MD *md;
+	int r, sig;
 
-	r = digest_iterations(cd, &digest);
-	if (r < 0)
-		return r;
-	if (digest > LUKS_MAX_TRY_ITERATIONS)
+	if (fd < 0 || pread_all(fd, hdr, sizeof(hdr), 0) < 0 || luks_describe(hdr, sizeof(hdr), &d) < 0)
+		return log_error_errno(EIO, "cannot read the LUKS header");
+	if (d.digest_iterations > LUKS_MAX_TRY_ITERATIONS)
 		return log_error_errno(E2BIG, "the LUKS header's volume key digest asks for %" PRIu32
 				       " PBKDF2 iterations, more than the %u any key is tried against: "
-				       "no key was tried", digest, LUKS_MAX_TRY_ITERATIONS);
+				       "no key was tried", d.digest_iterations, LUKS_MAX_TRY_ITERATIONS);
+	md = luks1_hash(hdr, sizeof(hdr));
+	if (!md || strcmp(d.cipher, LUKS_CIPHER) != 0 || strcmp(d.mode, LUKS_CIPHER_MODE) != 0 ||
+	    d.key_bits != LUKS_VOLUME_KEY_BYTES * 8)
+		return log_error_errno(EMEDIUMTYPE, "the LUKS header is %s-%s with a %u-bit key and %s: "
+				       "cvm-image opens aes-xts-plain64 with a 512-bit key and sha256, "
+				       "sha1 or sha512", d.cipher, d.mode, d.key_bits, d.hash);
 	warned_for = cd;
+	for (int slot = 0; warn && slot < 8; slot++)
+		if (d.slots[slot].active && d.slots[slot].iterations > LUKS_MAX_TRY_ITERATIONS)
+			log_warning("key slot %d asks for %" PRIu32 " PBKDF2 iterations, more than the "
+				    "%u a key is tried against: not tried", slot, d.slots[slot].iterations,
+				    LUKS_MAX_TRY_ITERATIONS);
+	if (openssl_ready(md) < 0)
+		return log_error_errno(EIO, "cannot set up PBKDF2 and AES-XTS");
+	r = confine_run(unlock_child, &a, fd, ANSWER_LEN, &answer, &len, &sig);
+	if (r == -ECHILD)
+		return log_error_errno(ECHILD, "the confined reader of the LUKS key slots was killed (%s): "
+				       "the header is damaged or crafted; no slot was opened",
+				       sig ? strsignal(sig) : "its answer was too long");
+	if (r < 0)
+		return log_error_errno(r, "cannot unlock the LUKS header: %m");
+	if (len == 1 && (unsigned char)answer[0] == 0xff) {
+		free(answer);
+		return -EPERM;
+	}
+	if (len != ANSWER_LEN || (unsigned char)answer[0] > 7) {
+		OPENSSL_cleanse(answer, len);
+		free(answer);
+		return log_error_errno(EIO, "the LUKS header's reader gave a malformed answer");
+	}
 	r = secret_alloc(&vk, LUKS_VOLUME_KEY_BYTES);
+	if (r == 0)
+		memcpy(vk.data, answer + 1, LUKS_VOLUME_KEY_BYTES);
+	*ret_slot = (unsigned char)answer[0];
+	OPENSSL_cleanse(answer, len);
+	free(answer);
 	if (r < 0)
 		return log_error_errno(r, "out of memory");
-	for (int slot = 0; slot < 8; slot++) { /* LUKS1 has 8 */
-		struct crypt_pbkdf_type pbkdf = {};
-		crypt_keyslot_info st = crypt_keyslot_status(cd, slot);
-
-		if (st != CRYPT_SLOT_ACTIVE && st != CRYPT_SLOT_ACTIVE_LAST)
-			continue;
-		if (crypt_keyslot_get_pbkdf(cd, slot, &pbkdf) < 0 ||
-		    pbkdf.iterations > LUKS_MAX_TRY_ITERATIONS) {
-			if (warn)
-				log_warning("key slot %d asks for %" PRIu32 " PBKDF2 iterations, more than the "
-					    "%u a key is tried against: not tried", slot, pbkdf.iterations,
-					    LUKS_MAX_TRY_ITERATIONS);
-			continue;
-		}
-		vk_size = LUKS_VOLUME_KEY_BYTES;
-		r = crypt_volume_key_get(cd, slot, (char *)vk.data, &vk_size, (const char *)pass->data,
-					 pass->size);
-		if (r == -EPERM || r == -ENOENT)
-			continue;
-		if (r < 0)
-			return log_error_errno(r, "cannot unlock the LUKS header: %m");
-		vk.size = vk_size;
-		*ret_slot = r;
-		*ret_vk = vk;
-		vk.data = NULL;
-		return 0;
-	}
-	return -EPERM;
+	*ret_vk = vk;
+	vk.data = NULL;
+	return 0;
 }
 
 int luks_add_fast_key(struct crypt_device *cd, const struct secret *vk, const struct secret *key,

@@ -62,7 +62,8 @@ void luks_free(struct crypt_device *cd);
 /* The volume key that pass opens, and the slot it opened: -EPERM if it opens none. Slots (and
  * a volume key digest) asking for more than LUKS_MAX_TRY_ITERATIONS are not tried: said once
  * per header, as a warning (the digest: an error, -E2BIG). Logs nothing for a wrong key, the
- * caller says what was wrong. */
+ * caller says what was wrong. The slots are opened by luks1-open.c in confine.c's child (the
+ * header is the image's): -ECHILD, logged, if that child was killed. */
 int luks_unlock(struct crypt_device *cd, const struct secret *pass, struct secret *ret_vk,
 		int *ret_slot);
 

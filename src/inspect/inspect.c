@@ -353,6 +353,12 @@ static int unlock(struct inspect_ctx *c)
 		c->opened_slot = -1;
 		return 0;
 	}
+	if (r == -ECHILD) {
+		checks_add(&c->checks, "key-opens", CHECK_FAIL, "the confined reader of the LUKS key "
+			   "slots was killed: the header is damaged or crafted");
+		c->opened_slot = -1;
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	if (o->key_file && c->opened_slot != 0)

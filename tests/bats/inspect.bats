@@ -382,6 +382,27 @@ hostile_tree() {
 	cmp "$T/out/disk.img" "$T/before.img"
 }
 
+@test "inspect: the LUKS key slots are opened in a confined child: nobody when root, no open, no socket; its death fails key-opens" {
+	image
+	AS_ROOT=1 CVM_IMAGE_FAULT=luks-reader-probe inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 0 ]
+	[[ "$stderr" == *"luks-reader-probe: uid 65534, open EPERM, socket EPERM"* ]]
+	check_is key-opens ok "the key opens slot 0"
+	AS_ROOT=1 CVM_IMAGE_FAULT=luks-reader-crash inspect "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	check_is key-opens fail "the confined reader of the LUKS key slots was killed"
+	[ "$(jq '[.checks[] | select(.name == "key-file")] | length' <<<"$output")" = 0 ]
+	# rekey unlocks through the same reader: it refuses, the image and its key unchanged.
+	cp "$T/out/disk.img" "$T/before.img"
+	cp "$T/out/disk.img.key" "$T/before.key"
+	CVM_IMAGE_FAULT=luks-reader-crash run cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"the confined reader of the LUKS key slots was killed ("* ]]
+	cmp "$T/out/disk.img" "$T/before.img"
+	cmp "$T/out/disk.img.key" "$T/before.key"
+	[ ! -e "$T/out/disk.img.key.new" ]
+}
+
 @test "inspect: as root, mtools reads the ESP in bubblewrap: an mdir turned hostile cannot write beside the image" {
 	image
 	# The test fault point runs, in mdir's place, a shell that writes IMAGE.escaped and says
