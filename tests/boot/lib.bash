@@ -240,7 +240,8 @@ maintained() {
 		uuid=$(cryptsetup luksUUID "$T/hdr")
 		[ -n "$uuid" ]
 		[ "$uuid" != "$(jq -r .luks.uuid "$BOOT_DIR/$v.json")" ]
-		grep -aq "Enter passphrase for hd0,gpt2 (${uuid//-/})" "$T/serial.log"
+		# grub 2.06 prints the UUID without its dashes; 2.12 (Debian 13) may keep them.
+		grep -aqiE "Enter passphrase for hd0,gpt2 \((${uuid//-/}|$uuid)\)" "$T/serial.log"
 	fi
 	# The old key, now a wrong one: grub's "access denied", nothing boots, and the key typed
 	# is never in the console log.
