@@ -560,8 +560,14 @@ static int start_qemu(struct console *c, const struct boot_options *o)
 			       c->overlay || o->persist ? "" : ",snapshot=on");
 	if (!code || !varsd || !disk)
 		return log_error_errno(ENOMEM, "out of memory");
+	char smp[12];
+	/* Two virtual CPUs unless asked, but never more than the host has: under TCG a second
+	 * vCPU thread with no core of its own makes the guest slower (bench/boot-cpus), as do
+	 * boots run side by side (the boot test lanes pass --cpus 1). */
+	long host = sysconf(_SC_NPROCESSORS_ONLN);
+	snprintf(smp, sizeof(smp), "%u", o->cpus ?: host == 1 ? 1 : 2);
 	char *argv[] = { "qemu-system-x86_64", "-machine", "q35", "-accel",
-			 kvm ? "kvm" : "tcg,thread=multi", "-cpu", kvm ? "host" : "max", "-smp", "2",
+			 kvm ? "kvm" : "tcg,thread=multi", "-cpu", kvm ? "host" : "max", "-smp", smp,
 			 "-m", "1536", "-drive", code, "-drive", varsd, "-drive", disk, "-nic", "none",
 			 "-display", "none", "-serial", "stdio", "-monitor", "none",
 			 o->then_reboot ? "-no-reboot" : NULL, NULL };

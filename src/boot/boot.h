@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #define BOOT_MAX_RUN 32
+#define BOOT_MAX_CPUS 64
 
 struct boot_options {
 	const char *image;
@@ -22,6 +23,7 @@ struct boot_options {
 	bool try_menu;              /* grub's editor and command line must ask for the superuser */
 	bool json;
 	bool kvm;                   /* -accel kvm instead of TCG */
+	unsigned cpus;              /* -smp; 0: 2, or 1 on a host with one CPU */
 	bool persist;               /* the guest's writes reach the image (no snapshot) */
 	unsigned timeout;           /* seconds, for the whole run */
 	unsigned prompt_timeout;    /* seconds from qemu's start, and from the reboot, to grub's prompt */

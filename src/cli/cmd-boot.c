@@ -27,6 +27,7 @@ enum {
 	ARG_KVM,
 	ARG_PERSIST,
 	ARG_PROMPT_TIMEOUT,
+	ARG_CPUS,
 };
 
 static const struct option options[] = {
@@ -42,6 +43,7 @@ static const struct option options[] = {
 	{ "try-menu", no_argument, NULL, ARG_TRY_MENU },
 	{ "json", no_argument, NULL, ARG_JSON },
 	{ "kvm", no_argument, NULL, ARG_KVM },
+	{ "cpus", required_argument, NULL, ARG_CPUS },
 	{ "persist", no_argument, NULL, ARG_PERSIST },
 	{ "help", no_argument, NULL, 'h' },
 	{},
@@ -53,7 +55,7 @@ static void help(void)
 	       "                     [--then-reboot CMD]] [--timeout S] [--prompt-timeout S]\n"
 	       "                     [--serial] [--log FILE]\n"
 	       "                     [--expect boot|denied] [--try-menu] [--persist] [--kvm]\n"
-	       "                     [--json]\n"
+	       "                     [--cpus N] [--json]\n"
 	       "Boot an image under qemu + OVMF (TCG, or KVM with --kvm), type the key at\n"
 	       "grub's prompt over the serial line and wait for the login prompt. The image is\n"
 	       "never written (qemu's snapshot mode) unless --persist is given.\n"
@@ -77,6 +79,8 @@ static void help(void)
 	       "      --persist             keep what the guest writes (its package upgrades, say)\n"
 	       "                            in the image instead of discarding it\n"
 	       "      --kvm                 use KVM (where /dev/kvm works) instead of TCG\n"
+	       "      --cpus N              the guest's virtual CPUs (default: 2, or 1 on a\n"
+	       "                            host with one CPU)\n"
 	       "      --json                print the milestones (seconds), outcome and outputs\n"
 	       "  -h, --help                show this help\n"
 	       "\n"
@@ -138,6 +142,16 @@ static int do_boot(int argc, char *argv[])
 		case ARG_KVM:
 			o.kvm = true;
 			break;
+		case ARG_CPUS: {
+			unsigned long v;
+
+			if (parse_1_to(optarg, BOOT_MAX_CPUS, &v) < 0) {
+				log_error("invalid --cpus '%s': expected 1 to %d", optarg, BOOT_MAX_CPUS);
+				return EXIT_USAGE;
+			}
+			o.cpus = (unsigned)v;
+			break;
+		}
 		case ARG_PERSIST:
 			o.persist = true;
 			break;

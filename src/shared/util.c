@@ -71,8 +71,7 @@ int parse_size(const char *s, uint64_t *ret)
 	return 0;
 }
 
-/* A decimal from 1 to max. */
-static int parse_1_to(const char *s, unsigned long max, unsigned long *ret)
+int parse_1_to(const char *s, unsigned long max, unsigned long *ret)
 {
 	unsigned long v;
 	char *end;

@@ -11,6 +11,8 @@
 #define MiB (UINT64_C(1024) * KiB)
 #define GiB (UINT64_C(1024) * MiB)
 
+/* A decimal from 1 to max (no sign, nothing after it). Returns 0 or -EINVAL. */
+int parse_1_to(const char *s, unsigned long max, unsigned long *ret);
 /* Parse a PBKDF2 time in milliseconds, 1 to 60000. Returns 0 or -EINVAL. */
 int parse_iter_time(const char *s, uint32_t *ret);
 /* A time limit: 1 to 86400 seconds, decimal. -EINVAL otherwise. */

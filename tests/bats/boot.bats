@@ -76,6 +76,15 @@ qemu_of() {
 	[[ "$stderr" == *"invalid --prompt-timeout '0': expected 1 to 86400 seconds"* ]]
 }
 
+@test "boot: --cpus out of range: exit 2, the range said" {
+	run --separate-stderr cvm boot "$T/blank.img" --key-file "$T/key" --cpus 0
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"invalid --cpus '0': expected 1 to 64"* ]]
+	run --separate-stderr cvm boot "$T/blank.img" --key-file "$T/key" --cpus 2x
+	[ "$status" -eq 2 ]
+	[[ "$stderr" == *"invalid --cpus '2x': expected 1 to 64"* ]]
+}
+
 @test "boot --kvm where /dev/kvm opens but is no KVM: exit 3, why said, no qemu; without --kvm, TCG" {
 	requires root bwrap
 	truncate -s 64M "$T/blank.img"
@@ -116,18 +125,21 @@ qemu_of() {
 	[ -z "$(ls -A "$TMPDIR")" ]
 }
 
-@test "boot --then-reboot: qemu runs with -no-reboot (a reset is a new launch) on a qcow2 over the image that keeps the guest's writes; the image never written, the qcow2 removed" {
+@test "boot --then-reboot --cpus 1: qemu runs with -no-reboot (a reset is a new launch) and -smp 1 on a qcow2 over the image that keeps the guest's writes; the image never written, the qcow2 removed" {
 	truncate -s 64M "$T/blank.img"
 	printf 'a root password\n' > "$T/pw"
 	local sum pid q overlay
 	sum=$(sha256sum < "$T/blank.img")
 	cvm boot "$T/blank.img" --key-file "$T/key" --root-password-file "$T/pw" --then-reboot true \
-		--prompt-timeout 15 --json > "$T/out.json" 2> "$T/err" &
+		--prompt-timeout 15 --cpus 1 --json > "$T/out.json" 2> "$T/err" &
 	pid=$!
 	q=$(qemu_of "qemu-system-x86_64.*$TMPDIR/cvm-image-boot")
 	tr '\0' '\n' < "/proc/$q/cmdline" > "$T/cmdline"
 	cat "$T/cmdline"
 	grep -qx -- -no-reboot "$T/cmdline"
+	# --cpus 1: one virtual CPU (-smp 1, not the default 2).
+	grep -A1 -x -- -smp "$T/cmdline" > "$T/smp"
+	[ "$(sed -n 2p "$T/smp")" = 1 ]
 	overlay=$(sed -n 's/^file=\(.*overlay\.qcow2\),format=qcow2,if=virtio$/\1/p' "$T/cmdline")
 	[ -n "$overlay" ]
 	[ "$(qemu-img info -U --output json "$overlay" | jq -r '."backing-filename"')" = "$T/blank.img" ]

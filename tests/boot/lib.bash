@@ -37,11 +37,16 @@ image() {
 	"$CVM_SRCDIR/tests/lib/boot-image" "$1" "$BOOT_DIR"
 }
 
+# The boot test files run two at a time (make check-boot's lanes) on CI's two cores: one
+# virtual CPU each, as two boots side by side reach their login prompt sooner so than with
+# two (bench/boot-cpus).
+CPUS=(--cpus 1)
+
 # boot IMAGE KEYFILE [--expect denied]: boot and log in; sets R to cvm-image boot's JSON result.
 boot() {
 	local img=$1 key=$2
 	shift 2
-	run --separate-stderr "$CVM_IMAGE" boot "$img" --key-file "$key" --root-password-file "$BOOT_DIR/root.pw" --json \
+	run --separate-stderr "$CVM_IMAGE" boot "$img" --key-file "$key" --root-password-file "$BOOT_DIR/root.pw" --json "${CPUS[@]}" \
 		--log "$T/serial.log" \
 		--run 'findmnt -no SOURCE /' \
 		--run 'stat -c %a /etc/cryptsetup-keys.d/*.key' \
@@ -76,7 +81,7 @@ boot_direct() {
 	local try
 	for try in 1 2; do
 		RC=0
-		timeout 600 qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 2 -m 1536 \
+		timeout 600 qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 1 -m 1536 \
 			-no-reboot -nic none -display none -monitor none -serial "file:$T/direct.log" \
 			${DISK:+-drive "file=$DISK,format=raw,if=virtio,snapshot=on"} \
 			-kernel "$kernel" -initrd "$initrd" -append "$cmdline $*" </dev/null || RC=$?
@@ -245,7 +250,7 @@ maintained() {
 	fi
 	# The old key, now a wrong one: grub's "access denied", nothing boots, and the key typed
 	# is never in the console log.
-	run --separate-stderr "$CVM_IMAGE" boot "$img" --key-file "$T/old.key" --expect denied --json \
+	run --separate-stderr "$CVM_IMAGE" boot "$img" --key-file "$T/old.key" --expect denied --json "${CPUS[@]}" \
 		--log "$T/serial-old.log" --timeout 300
 	echo "$output"
 	echo "$stderr"
