@@ -60,14 +60,14 @@ struct inspect_ctx {
 };
 
 /* tree.c: in the confined child, on the root filesystem of an unlocked image. */
-int open_rootfs(struct inspect_ctx *c);
-int check_key_file(struct inspect_ctx *c);
-int check_tree_key(struct inspect_ctx *c);
-int check_pin(struct inspect_ctx *c);
-int check_config(struct inspect_ctx *c);
-int check_kernels(struct inspect_ctx *c);
-int check_esp_key(struct inspect_ctx *c);
+int inspect_open_rootfs(struct inspect_ctx *c);
+int inspect_check_key_file(struct inspect_ctx *c);
+int inspect_check_tree_key(struct inspect_ctx *c);
+int inspect_check_pin(struct inspect_ctx *c);
+int inspect_check_config(struct inspect_ctx *c);
+int inspect_check_kernels(struct inspect_ctx *c);
+int inspect_check_esp_key(struct inspect_ctx *c);
 
 /* report.c */
-void print_text(const struct inspect_ctx *c);
-int print_json(const struct inspect_ctx *c, bool passed);
+void inspect_print_text(const struct inspect_ctx *c);
+int inspect_print_json(const struct inspect_ctx *c, bool passed);

@@ -1,36 +1,29 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* inspect: the checks, in the order a reader follows the image (disk, ESP, header, tree). */
+/* inspect: the checks, in the order a reader follows the image (disk, ESP, header, then the
+ * root filesystem's, tree.c, in a confined child), and the run that prints them (report.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#include <openssl/sha.h>
 
 #include "context.h"
 #include "deep.h"
 #include "common/confine.h"
-#include "common/json.h"
 #include "common/log.h"
 #include "image/cryptfs.h"
 #include "image/esp.h"
 #include "image/gpt.h"
-#include "image/grub.h"
 #include "image/image.h"
-#include "image/keys.h"
 #include "image/luks.h"
 #include "image/xts.h"
 #include "initramfs/initramfs.h"
 #include "shared/cleanup.h"
 #include "shared/fault.h"
 #include "shared/interrupt.h"
-#include "shared/strv.h"
 #include "shared/util.h"
 
 /* ---- without a key ------------------------------------------------------------------- */
@@ -310,7 +303,7 @@ static int unlock(struct inspect_ctx *c)
  * What the confined child sends back: this header, then n_checks struct check, n_kernels
  * struct kernel (their member names after them, NAME_MAX + 1 bytes each, n_members in all),
  * n_files struct inspect_file, and the tree's key (read with the recovery passphrase, for
- * check_tree_key()). The same binary on both ends (a fork), so the records are the
+ * inspect_check_tree_key()). The same binary on both ends (a fork), so the records are the
  * structs themselves; the parent checks every count against the length and terminates every
  * string, because the child may have been taken over by what it read.
  */
@@ -441,7 +434,7 @@ static int read_answer(struct inspect_ctx *c, const char *p, size_t len)
 		memcpy(c->key.data, p, a.tree_key_len);
 		c->tree_key_check = first + a.tree_key_check;
 		c->tree_key_mode = a.tree_key_mode;
-		return a.r ?: check_tree_key(c);
+		return a.r ?: inspect_check_tree_key(c);
 	}
 	return a.r;
 }
@@ -465,17 +458,17 @@ static int rootfs_stage(void *userdata, int out_fd)
 	}
 	if (fault_requested("rootfs-reader-crash"))
 		abort();
-	r = open_rootfs(c);
+	r = inspect_open_rootfs(c);
 	if (r == 0 && c->have_fs) {
-		r = check_key_file(c);
+		r = inspect_check_key_file(c);
 		if (r == 0)
-			r = check_pin(c);
+			r = inspect_check_pin(c);
 		if (r == 0)
-			r = check_config(c);
+			r = inspect_check_config(c);
 		if (r == 0)
-			r = check_kernels(c);
+			r = inspect_check_kernels(c);
 		if (r == 0)
-			r = check_esp_key(c);
+			r = inspect_check_esp_key(c);
 	}
 	return write_answer(out_fd, c, first, r);
 }
@@ -572,13 +565,13 @@ int inspect_run(const struct inspect_options *o)
 		warned += c.checks.v[i].state == CHECK_WARN;
 	}
 	if (o->json) {
-		r = print_json(&c, failed == 0);
+		r = inspect_print_json(&c, failed == 0);
 		if (r < 0) {
 			log_error_errno(r, "cannot write the --json report: %m");
 			goto out;
 		}
 	} else
-		print_text(&c);
+		inspect_print_text(&c);
 	fflush(stdout);
 	if (failed) {
 		_cleanup_free_ char *list = NULL;

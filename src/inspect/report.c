@@ -1,40 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* inspect: the checks printed, as text or one JSON object. */
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-#include <openssl/sha.h>
-#include "common/confine.h"
-#include "common/json.h"
-#include "common/log.h"
-#include "image/cryptfs.h"
-#include "image/esp.h"
-#include "image/gpt.h"
-#include "image/grub.h"
-#include "image/image.h"
-#include "image/keys.h"
-#include "image/luks.h"
-#include "image/xts.h"
-#include "initramfs/initramfs.h"
-#include "shared/cleanup.h"
-#include "shared/fault.h"
-#include "shared/interrupt.h"
-#include "shared/strv.h"
-#include "shared/util.h"
+
 #include "context.h"
+#include "common/json.h"
+#include "image/gpt.h"
+#include "image/image.h"
+#include "image/luks.h"
 
 static const char *const state_names[] = { "ok", "warning", "fail" };
 
 /* ---- output -------------------------------------------------------------------------- */
 
-void print_text(const struct inspect_ctx *c)
+void inspect_print_text(const struct inspect_ctx *c)
 {
 	for (size_t i = 0; i < c->checks.n; i++)
 		printf("%-7s %-28s %s\n", state_names[c->checks.v[i].state], c->checks.v[i].name,
@@ -47,7 +26,7 @@ static char *mode_text(char buf[8], unsigned mode)
 	return buf;
 }
 
-int print_json(const struct inspect_ctx *c, bool passed)
+int inspect_print_json(const struct inspect_ctx *c, bool passed)
 {
 	const struct gpt_table *t = &c->gpt;
 	struct json_object *o = json_object_new_object(), *gpt = json_object_new_object();

@@ -2,34 +2,24 @@
 /* inspect: the root filesystem's checks (key file, pin, crypttab and initramfs settings, grub,
  * every kernel's initramfs), run in the confined child on an unlocked image. */
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <openssl/sha.h>
-#include "common/confine.h"
-#include "common/json.h"
+
+#include "context.h"
 #include "common/log.h"
 #include "image/cryptfs.h"
-#include "image/esp.h"
 #include "image/gpt.h"
 #include "image/grub.h"
 #include "image/image.h"
-#include "image/keys.h"
 #include "image/luks.h"
-#include "image/xts.h"
 #include "initramfs/initramfs.h"
 #include "shared/cleanup.h"
-#include "shared/fault.h"
-#include "shared/interrupt.h"
 #include "shared/strv.h"
 #include "shared/util.h"
-#include "context.h"
 
 static void sha256_hex(const void *data, size_t len, char out[65])
 {
@@ -59,7 +49,7 @@ static bool memmem_secret(const void *hay, size_t len, const struct secret *s)
 	return s->size > 0 && memmem(hay, len, s->data, s->size) != NULL;
 }
 
-int open_rootfs(struct inspect_ctx *c)
+int inspect_open_rootfs(struct inspect_ctx *c)
 {
 	char a[32], b[32];
 	int r;
@@ -119,7 +109,7 @@ static const char *not_a_file(uint32_t mode)
 	}
 }
 
-int check_key_file(struct inspect_ctx *c)
+int inspect_check_key_file(struct inspect_ctx *c)
 {
 	_cleanup_free_ char *path = strdupf("/etc/cryptsetup-keys.d/luks-%s.key", c->luks.uuid);
 	char *data = NULL;
@@ -151,7 +141,7 @@ int check_key_file(struct inspect_ctx *c)
 	}
 	/* With the recovery passphrase: the tree's key is the one to look for elsewhere. Which
 	 * slot it opens is for the parent to say (libcryptsetup reads the header file, which the
-	 * confined reader cannot open): check_tree_key(). */
+	 * confined reader cannot open): inspect_check_tree_key(). */
 	c->key = tree;
 	c->tree_key_mode = mode;
 	c->tree_key_check = c->checks.n;
@@ -160,7 +150,7 @@ int check_key_file(struct inspect_ctx *c)
 }
 
 /* In the parent, after the confined reader: the tree's key file tried against the slots. */
-int check_tree_key(struct inspect_ctx *c)
+int inspect_check_tree_key(struct inspect_ctx *c)
 {
 	_cleanup_secret_ struct secret vk = {};
 	struct check *k = &c->checks.v[c->tree_key_check];
@@ -184,7 +174,7 @@ int check_tree_key(struct inspect_ctx *c)
 	return 0;
 }
 
-int check_pin(struct inspect_ctx *c)
+int inspect_check_pin(struct inspect_ctx *c)
 {
 	_cleanup_free_ char *path = strdupf("/etc/cryptsetup-keys.d/luks-%s.pin", c->luks.uuid);
 	_cleanup_free_ char *data = NULL;
@@ -320,7 +310,7 @@ static int check_grub_update(struct inspect_ctx *c)
 	return 0;
 }
 
-int check_config(struct inspect_ctx *c)
+int inspect_check_config(struct inspect_ctx *c)
 {
 	_cleanup_free_ char *crypttab = NULL, *hook = NULL, *conf = NULL, *dracut = NULL;
 	_cleanup_free_ char *grub = NULL, *cfg = NULL;
@@ -531,7 +521,7 @@ static int check_kernel(struct inspect_ctx *c, struct kernel *k)
 	return 0;
 }
 
-int check_kernels(struct inspect_ctx *c)
+int inspect_check_kernels(struct inspect_ctx *c)
 {
 	char **names = NULL;
 	int r;
@@ -558,7 +548,7 @@ int check_kernels(struct inspect_ctx *c)
 
 /* The key in the clear anywhere on the ESP: every byte of the partition is read, so deleted
  * files and slack count too. */
-int check_esp_key(struct inspect_ctx *c)
+int inspect_check_esp_key(struct inspect_ctx *c)
 {
 	const struct gpt_part *p = &c->gpt.parts[c->esp_index];
 	const size_t chunk = 4 * MiB, overlap = 4096;
