@@ -2,15 +2,11 @@
 /* The build pipeline: a table of stages over one context that owns every resource. */
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "context.h"
@@ -25,21 +21,14 @@
 #include "common/gfs.h"
 #include "common/json.h"
 #include "common/kvm.h"
-#include "common/leftovers.h"
 #include "common/log.h"
-#include "common/run.h"
-#include "image/esp.h"
 #include "image/ext4.h"
-#include "image/gpt.h"
-#include "image/keys.h"
 #include "image/luks.h"
 #include "image/output.h"
-#include "image/xts.h"
 #include "initramfs/initramfs.h"
 #include "shared/cleanup.h"
 #include "shared/fault.h"
 #include "shared/interrupt.h"
-#include "shared/spawn.h"
 #include "shared/strv.h"
 #include "shared/util.h"
 
@@ -270,7 +259,7 @@ static int stage_key_archive(struct build_ctx *c)
 
 
 static const struct stage stages[] = {
-	{ "prepare", "checking the tarball, distro, sizes and tools", stage_prepare },
+	{ "prepare", "checking the tarball, distro, sizes and tools", build_stage_prepare },
 	{ "unpack", "extracting the tarball", stage_unpack },
 	{ "configure", "key file, fstab and the distro's configure hooks", stage_configure },
 	{ "initramfs", "the distro's initramfs hooks", stage_initramfs },
@@ -278,12 +267,12 @@ static const struct stage stages[] = {
 	{ "finalize", "the distro's finalize hooks", stage_finalize },
 	{ "key-archive", "the key into its own archive at the end of each initramfs",
 	  stage_key_archive },
-	{ "esp", "making the EFI System Partition", stage_esp },
-	{ "mkfs", "making the ext4 root filesystem", stage_mkfs },
-	{ "luks", "writing the LUKS1 header", stage_luks },
-	{ "encrypt", "encrypting the allocated blocks", stage_encrypt },
-	{ "assemble", "writing the GPT and placing the partitions", stage_assemble },
-	{ "output", "writing the image and the key file", stage_output },
+	{ "esp", "making the EFI System Partition", build_stage_esp },
+	{ "mkfs", "making the ext4 root filesystem", build_stage_mkfs },
+	{ "luks", "writing the LUKS1 header", build_stage_luks },
+	{ "encrypt", "encrypting the allocated blocks", build_stage_encrypt },
+	{ "assemble", "writing the GPT and placing the partitions", build_stage_assemble },
+	{ "output", "writing the image and the key file", build_stage_output },
 };
 
 const char *build_stage_name(size_t i)

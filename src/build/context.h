@@ -74,12 +74,12 @@ struct build_ctx {
 };
 
 /* prepare.c */
-int stage_prepare(struct build_ctx *c);
+int build_stage_prepare(struct build_ctx *c);
 
 /* disk.c */
-int stage_esp(struct build_ctx *c);
-int stage_mkfs(struct build_ctx *c);
-int stage_luks(struct build_ctx *c);
-int stage_encrypt(struct build_ctx *c);
-int stage_assemble(struct build_ctx *c);
-int stage_output(struct build_ctx *c);
+int build_stage_esp(struct build_ctx *c);
+int build_stage_mkfs(struct build_ctx *c);
+int build_stage_luks(struct build_ctx *c);
+int build_stage_encrypt(struct build_ctx *c);
+int build_stage_assemble(struct build_ctx *c);
+int build_stage_output(struct build_ctx *c);

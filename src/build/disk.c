@@ -4,12 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -17,30 +12,20 @@
 #include "context.h"
 #include "appliance.h"
 #include "distro.h"
-#include "hooks.h"
-#include "hookrun.h"
 #include "sandbox.h"
-#include "tarball.h"
 #include "target.h"
-#include "common/gfs.h"
-#include "common/json.h"
 #include "common/kvm.h"
-#include "common/leftovers.h"
 #include "common/log.h"
 #include "common/run.h"
 #include "image/esp.h"
 #include "image/ext4.h"
 #include "image/gpt.h"
-#include "image/keys.h"
 #include "image/luks.h"
 #include "image/output.h"
 #include "image/xts.h"
-#include "initramfs/initramfs.h"
 #include "shared/cleanup.h"
 #include "shared/fault.h"
 #include "shared/interrupt.h"
-#include "shared/spawn.h"
-#include "shared/strv.h"
 #include "shared/util.h"
 
 static uint64_t fs_offset(const struct build_ctx *c)
@@ -127,7 +112,7 @@ static int copy_appliance_fs(struct build_ctx *c, int out)
 	return r;
 }
 
-int stage_mkfs(struct build_ctx *c)
+int build_stage_mkfs(struct build_ctx *c)
 {
 	_cleanup_close_ int fd = open(c->raw_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
@@ -141,7 +126,7 @@ int stage_mkfs(struct build_ctx *c)
 			 c->rootdir);
 }
 
-int stage_luks(struct build_ctx *c)
+int build_stage_luks(struct build_ctx *c)
 {
 	_cleanup_close_ int fd = -1;
 	int r;
@@ -193,7 +178,7 @@ static int encrypt_range(uint64_t off, uint64_t len, void *userdata)
 	return 0;
 }
 
-int stage_encrypt(struct build_ctx *c)
+int build_stage_encrypt(struct build_ctx *c)
 {
 	_cleanup_(xts_freep) struct xts *xts = NULL;
 	_cleanup_close_ int fd = -1;
@@ -231,7 +216,7 @@ int stage_encrypt(struct build_ctx *c)
 	return 0;
 }
 
-int stage_esp(struct build_ctx *c)
+int build_stage_esp(struct build_ctx *c)
 {
 	_cleanup_close_ int efi = -1;
 	int r, n;
@@ -280,7 +265,7 @@ static int splice_file(const char *src_path, uint64_t len, int out, uint64_t off
 	return 0;
 }
 
-int stage_assemble(struct build_ctx *c)
+int build_stage_assemble(struct build_ctx *c)
 {
 	_cleanup_close_ int out = -1;
 	int r;
@@ -300,7 +285,7 @@ int stage_assemble(struct build_ctx *c)
 	return gpt_verify(c->raw_path, &c->plan, c->luks_uuid, c->esp_volid, NULL);
 }
 
-int stage_output(struct build_ctx *c)
+int build_stage_output(struct build_ctx *c)
 {
 	struct stat st;
 	int r;

@@ -4,12 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -21,9 +19,7 @@
 #include "hookrun.h"
 #include "sandbox.h"
 #include "tarball.h"
-#include "target.h"
 #include "common/gfs.h"
-#include "common/json.h"
 #include "common/kvm.h"
 #include "common/leftovers.h"
 #include "common/log.h"
@@ -34,12 +30,7 @@
 #include "image/keys.h"
 #include "image/luks.h"
 #include "image/output.h"
-#include "image/xts.h"
-#include "initramfs/initramfs.h"
 #include "shared/cleanup.h"
-#include "shared/fault.h"
-#include "shared/interrupt.h"
-#include "shared/spawn.h"
 #include "shared/strv.h"
 #include "shared/util.h"
 
@@ -343,7 +334,7 @@ static int prepare_distro(struct build_ctx *c)
 	return 0;
 }
 
-int stage_prepare(struct build_ctx *c)
+int build_stage_prepare(struct build_ctx *c)
 {
 	static const char *const progs[] = { "mke2fs", "mkfs.fat", "mmd", NULL };
 	static const char *const progs_qcow2[] = { "qemu-img", NULL };
