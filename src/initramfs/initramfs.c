@@ -366,7 +366,7 @@ static int process(const char *what, const unsigned char *in, size_t len, const 
 			return log_error_errno(EIO, "%s: cannot write '%s': %s", what,
 					       archive_entry_pathname(e), archive_error_string(w));
 	}
-	if (ar != ARCHIVE_EOF)
+	if (ar != ARCHIVE_EOF || archive_read_close(r) != ARCHIVE_OK)
 		return log_error_errno(EBADMSG, "%s: %s", what, archive_error_string(r));
 	if (unwritable && (*count > 0 || *changed > 0))
 		return log_error_errno(EMEDIUMTYPE, "%s: the %s is in a %s-compressed archive, which "
@@ -701,7 +701,7 @@ static int for_each_member(const char *what, const void *in, size_t in_len,
 			if (r < 0)
 				return r;
 		}
-		if (ar != ARCHIVE_EOF)
+		if (ar != ARCHIVE_EOF || archive_read_close(a) != ARCHIVE_OK)
 			return log_error_errno(EBADMSG, "%s: %s", what, archive_error_string(a));
 	}
 	return 0;

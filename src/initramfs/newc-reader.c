@@ -10,6 +10,13 @@
  * do_header()), so no initramfs a distro's tool wrote has one: such an archive is refused.
  * The check stands between libarchive's decompressor (an outer reader, format raw) and its
  * cpio reader (the reader the caller gets), so the bytes are decompressed once.
+ *
+ * And after the trailer: libarchive's cpio reader stops there, but the kernel does not. It
+ * skips the zeros after a trailer and unpacks the next archive in the same decompressed
+ * stream (init/initramfs.c: SkipIt, then Reset, then Start), so members a guest hid there
+ * would reach its root unseen. No initramfs tool writes one; what follows the trailer must be
+ * zeros, checked as the bytes pass and, when the caller closes the reader (newc.h), to the
+ * stream's end.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,7 +43,12 @@ struct newc_guard {
 	size_t namesize;
 	bool in_name;
 	bool done;                       /* after the trailer: libarchive reads no further */
+	bool after;                      /* a byte other than zero after the trailer, at: */
+	uint64_t after_at;
 };
+
+/* What may follow a trailer unread: the zeros the kernel skips, up to this much. */
+#define AFTER_TRAILER_MAX (64 * 1024 * 1024)
 
 static bool all_hex(const unsigned char *p, size_t n)
 {
@@ -87,8 +99,16 @@ static int check(struct archive *a, struct newc_guard *g, const unsigned char *p
 {
 	size_t i = 0, k;
 
-	while (i < n && !g->done) {
-		if (g->in_name) {
+	while (i < n && !g->after) {
+		if (g->done && g->skip == 0) {
+			/* After the trailer and what it claims: zeros only. */
+			while (i < n && p[i] == 0)
+				i++;
+			if (i < n) {
+				g->after = true;
+				g->after_at = g->pos + i;
+			}
+		} else if (g->in_name) {
 			/* The name: its first 11 bytes kept (the trailer's), the rest passed. */
 			k = MIN(g->namesize - g->have, n - i);
 			if (g->have < sizeof(g->name))
@@ -141,14 +161,37 @@ static la_ssize_t guard_read(struct archive *a, void *userdata, const void **buf
 	return (la_ssize_t)size;
 }
 
+/* Closed after the trailer: the rest of the decompressed stream read and checked (zeros, at
+ * most AFTER_TRAILER_MAX of them), ARCHIVE_FATAL with a's error set when it is not. */
 static int guard_close(struct archive *a, void *userdata)
 {
 	struct newc_guard *g = userdata;
+	const void *block;
+	size_t size;
+	la_int64_t offset;
+	uint64_t trailer_end = g->pos;
+	int ar = ARCHIVE_OK, r = ARCHIVE_OK;
 
-	(void)a;
+	while (g->done && !g->after && g->pos - trailer_end <= AFTER_TRAILER_MAX &&
+	       (ar = archive_read_data_block(g->outer, &block, &size, &offset)) == ARCHIVE_OK)
+		(void)check(a, g, block, size);
+	if (g->after) {
+		archive_set_error(a, EBADMSG, "the archive goes on after its trailer (byte %" PRIu64
+				  " of the uncompressed archive): the kernel unpacks what follows, "
+				  "cvm-image reads no further", g->after_at);
+		r = ARCHIVE_FATAL;
+	} else if (g->done && ar == ARCHIVE_OK) {
+		archive_set_error(a, EBADMSG, "the archive goes on for more than %d MiB of zeros after "
+				  "its trailer", AFTER_TRAILER_MAX >> 20);
+		r = ARCHIVE_FATAL;
+	} else if (g->done && ar != ARCHIVE_EOF) {
+		archive_set_error(a, archive_errno(g->outer) ?: EIO, "after its trailer: %s",
+				  archive_error_string(g->outer) ?: "cannot decompress");
+		r = ARCHIVE_FATAL;
+	}
 	archive_read_free(g->outer);
 	free(g);
-	return ARCHIVE_OK;
+	return r;
 }
 
 /* The outer reader, opened by open_outer(outer), is set between r and the decompressed

@@ -39,7 +39,10 @@ struct newc_filter {
  * checked before libarchive reads it (newc-reader.c: a name or symlink target longer than
  * PATH_MAX, which libarchive would hold whole whatever it claims, is refused, as is a header
  * that is not newc). Returns ARCHIVE_OK with *ret_filter set, or ARCHIVE_FATAL with r's error
- * saying why; r is freed by the caller either way.
+ * saying why; r is freed by the caller either way. After archive_read_next_header()'s
+ * ARCHIVE_EOF, archive_read_close(r) checks what follows the trailer (the kernel unpacks it,
+ * libarchive does not): ARCHIVE_FATAL with r's error set unless it is zeros. A caller that
+ * lists or changes members must call it.
  */
 int newc_read_open_memory(struct archive *r, const void *p, size_t len,
 			  struct newc_filter *ret_filter);

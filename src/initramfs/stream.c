@@ -351,7 +351,7 @@ static int rewrite_zstd(const char *what, const struct gz_file *f, uint64_t off,
 						       archive_error_string(w));
 		}
 	}
-	if (ar != ARCHIVE_EOF || !opened)
+	if (ar != ARCHIVE_EOF || !opened || archive_read_close(r) != ARCHIVE_OK)
 		return -EOPNOTSUPP; /* the whole-file path says what is wrong */
 	if (!out)
 		return 0;

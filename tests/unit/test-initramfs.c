@@ -411,6 +411,76 @@ static void huge_name_or_target(void)
 		}
 }
 
+/*
+ * One compressed stream holding two archives: the first ends with its trailer, the second
+ * holds a copy of the key. The kernel unpacks both (init/initramfs.c goes on after a
+ * trailer); libarchive's cpio reader stopped at the first trailer, so the copy went unseen.
+ * Every reader sees it or refuses the archive; none says "no key here". Zeros after the
+ * trailer (cpio's padding) stay fine.
+ */
+static void after_trailer(void)
+{
+	static const struct {
+		const char *what;
+		int filter;
+	} filters[] = { { "gzip", ARCHIVE_FILTER_GZIP }, { "zstd", ARCHIVE_FILTER_ZSTD } };
+
+	for (size_t f = 0; f < ELEMENTSOF(filters); f++) {
+		struct buf raw = {}, b = {}, padded = {}, pz = {};
+		struct initramfs_member m[4];
+		size_t n = 0;
+		unsigned count = 0, replaced = 0;
+		void *out = NULL;
+		size_t out_len = 0;
+		int r;
+
+		member(&raw, "init", 0100755, "#!/bin/sh\n", 10);
+		member(&raw, "TRAILER!!!", 0, "", 0);
+		put(&padded, raw.d, raw.len);
+		put(&padded, (char[512]){ 0 }, 512);
+		member(&raw, "etc/cryptsetup-keys.d/hidden.key", 0100644, KEY, 44);
+		member(&raw, "TRAILER!!!", 0, "", 0);
+		compress_with(&b, filters[f].filter, raw.d, raw.len, 0);
+		compress_with(&pz, filters[f].filter, padded.d, padded.len, 0);
+
+		r = initramfs_key_members("t", b.d, b.len, KEY, 44, m, 4, &n);
+		ok(r < 0 || (n == 1 && m[0].holds_key),
+		   "%s, a key copy in a second archive after the trailer: the member scan sees it or "
+		   "refuses (%d, %zu members)", filters[f].what, r, n);
+		if (r == 0)
+			initramfs_members_done(m, n);
+		r = initramfs_count_key("t", b.d, b.len, KEY, 44, &count);
+		ok(r < 0 || count == 1, "%s, ... the key count sees it or refuses (%d, %u)",
+		   filters[f].what, r, count);
+		r = initramfs_replace_key("t", b.d, b.len, KEY, 44, NEW, 44, &out, &out_len, &replaced);
+		ok(r < 0 || replaced == 1, "%s, ... the whole-file rewrite replaces it or refuses "
+		   "(%d, %u)", filters[f].what, r, replaced);
+		free(out);
+		out = NULL;
+		{
+			struct gz_file gf = { .pread = mem_pread, .truncate = mem_truncate,
+					      .userdata = &b, .size = b.len };
+			struct initramfs_edit *e = NULL;
+			unsigned n_old = 0, n_new = 0;
+
+			r = initramfs_stream_plan("t", &gf, KEY, NEW, 44, &e, &n_old, &n_new);
+			ok(r < 0 || n_old == 1, "%s, ... the streamed plan sees it or refuses (%d, %u)",
+			   filters[f].what, r, n_old);
+			initramfs_edit_free(e);
+		}
+		n = 0;
+		r = initramfs_key_members("t", pz.d, pz.len, KEY, 44, m, 4, &n);
+		ok(r == 0 && n == 0, "%s, zeros after the trailer: read, no key (%d, %zu)",
+		   filters[f].what, r, n);
+		if (r == 0)
+			initramfs_members_done(m, n);
+		free(raw.d);
+		free(b.d);
+		free(padded.d);
+		free(pz.d);
+	}
+}
+
 int main(void)
 {
 	struct initramfs_member m[4];
@@ -477,6 +547,7 @@ int main(void)
 	zstd_chain();
 	leading_zeros();
 	big_key_member();
+	after_trailer();
 	huge_name_or_target();
 	return tap_done();
 }
