@@ -587,12 +587,10 @@ esp_size() {
 	image
 	sum=$(sha256sum < "$T/out/disk.img")
 	# rekey holds an exclusive flock while it runs.
-	flock -x "$T/out/disk.img" sleep 30 &
-	local holder=$!
-	sleep 0.5
+	hold_lock "$T/out/disk.img"
 	run --separate-stderr cvm inspect "$T/out/disk.img"
-	kill "$holder"
-	wait "$holder" || true
+	kill "$HOLDER"
+	wait "$HOLDER" || true
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"is in use by another cvm-image process (a rekey?)"* ]]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]

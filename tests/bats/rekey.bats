@@ -420,11 +420,10 @@ start=2048, size=10240, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4' | sfdisk -q "
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"is read-only (mode 0444): nothing changed"* ]]
 	chmod 0644 "$T/out/disk.img"
-	flock "$T/out/disk.img" sleep 30 &
-	local holder=$!
-	sleep 0.5
+	hold_lock "$T/out/disk.img"
 	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
-	kill "$holder"
+	kill "$HOLDER"
+	wait "$HOLDER" || true
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"is in use by another cvm-image process"* ]]
 	[ "$(sha256sum < "$T/out/disk.img")" = "$sum" ]
@@ -859,12 +858,10 @@ reencrypt_steps() {
 @test "rekey: a KEY.new while another rekey holds the image: 'in use', not 'an interrupted rekey'" {
 	image
 	echo leftover > "$T/out/disk.img.key.new"
-	flock --no-fork "$T/out/disk.img" sleep 30 &
-	local holder=$!
-	sleep 0.5
+	hold_lock "$T/out/disk.img"
 	run --separate-stderr cvm rekey "$T/out/disk.img" --key-file "$T/out/disk.img.key"
-	kill "$holder"
-	wait "$holder" || true
+	kill "$HOLDER"
+	wait "$HOLDER" || true
 	[ "$status" -eq 1 ]
 	[[ "$stderr" == *"is in use by another cvm-image process"* ]]
 	[[ "$stderr" != *"interrupted rekey"* ]]

@@ -157,6 +157,21 @@ fixture_tar() {
 
 # assert_no_leftovers DIR...: no work directory in $TMPDIR, no temporary output in DIRs, no
 # mount below the test directory.
+# hold_lock FILE: an exclusive flock on FILE held in the background (as a running rekey holds
+# its image) until HOLDER is killed; returns once it is held, whatever the machine's load
+# (a fixed sleep was not always enough under CI's).
+hold_lock() {
+	local i
+	flock --no-fork -x "$1" sleep 120 &
+	HOLDER=$!
+	for i in $(seq 300); do
+		flock -n "$1" true || return 0
+		sleep 0.1
+	done
+	echo "hold_lock: $1 was not locked after 30 s" >&2
+	return 1
+}
+
 assert_no_leftovers() {
 	local d left
 	left=$(ls -A "$TMPDIR")
