@@ -181,8 +181,8 @@ static int guard_close(struct archive *a, void *userdata)
 				  "cvm-image reads no further", g->after_at);
 		r = ARCHIVE_FATAL;
 	} else if (g->done && ar == ARCHIVE_OK) {
-		archive_set_error(a, EBADMSG, "the archive goes on for more than %d MiB of zeros after "
-				  "its trailer", AFTER_TRAILER_MAX >> 20);
+		archive_set_error(a, EBADMSG, "the archive goes on for more than %d MiB after its trailer",
+				  AFTER_TRAILER_MAX >> 20);
 		r = ARCHIVE_FATAL;
 	} else if (g->done && ar != ARCHIVE_EOF) {
 		archive_set_error(a, archive_errno(g->outer) ?: EIO, "after its trailer: %s",
