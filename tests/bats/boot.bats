@@ -137,9 +137,11 @@ qemu_of() {
 	tr '\0' '\n' < "/proc/$q/cmdline" > "$T/cmdline"
 	cat "$T/cmdline"
 	grep -qx -- -no-reboot "$T/cmdline"
-	# --cpus 1: one virtual CPU (-smp 1, not the default 2).
+	# --cpus 1: one virtual CPU (-smp 1, not the default 2). No VGA device.
 	grep -A1 -x -- -smp "$T/cmdline" > "$T/smp"
 	[ "$(sed -n 2p "$T/smp")" = 1 ]
+	grep -A1 -x -- -vga "$T/cmdline" > "$T/vga"
+	[ "$(sed -n 2p "$T/vga")" = none ]
 	overlay=$(sed -n 's/^file=\(.*overlay\.qcow2\),format=qcow2,if=virtio$/\1/p' "$T/cmdline")
 	[ -n "$overlay" ]
 	[ "$(qemu-img info -U --output json "$overlay" | jq -r '."backing-filename"')" = "$T/blank.img" ]

@@ -82,7 +82,7 @@ boot_direct() {
 	for try in 1 2; do
 		RC=0
 		timeout 600 qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -smp 1 -m 1536 \
-			-no-reboot -nic none -display none -monitor none -serial "file:$T/direct.log" \
+			-no-reboot -nic none -display none -vga none -monitor none -serial "file:$T/direct.log" \
 			${DISK:+-drive "file=$DISK,format=raw,if=virtio,snapshot=on"} \
 			-kernel "$kernel" -initrd "$initrd" -append "$cmdline $*" </dev/null || RC=$?
 		# The emulated kernel has panicked under TCG before running any of the initramfs
