@@ -561,9 +561,9 @@ static int start_qemu(struct console *c, const struct boot_options *o)
 	if (!code || !varsd || !disk)
 		return log_error_errno(ENOMEM, "out of memory");
 	char smp[12];
-	/* Two virtual CPUs unless asked, but never more than the host has: under TCG a second
-	 * vCPU thread with no core of its own makes the guest slower (bench/boot-cpus), as do
-	 * boots run side by side (the boot test lanes pass --cpus 1). No display, so no VGA
+	/* Two virtual CPUs unless asked, one on a host with one CPU: under TCG a vCPU thread
+	 * with no core of its own makes the guest slower (bench/boot-cpus), which is why the
+	 * boot test lanes, two boots side by side, pass --cpus 1. No display, so no VGA
 	 * device either: nobody sees it, and its DRM driver's start cost the guest ~30 s under
 	 * TCG (two boots side by side reached login in 91 s instead of 121 s); grub and OVMF
 	 * keep the serial console. */
