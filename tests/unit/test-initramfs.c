@@ -332,6 +332,30 @@ static bool refused_in_child(int (*fn)(const struct buf *b), const struct buf *b
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+/* What fn logged on stderr (in a child), into out. */
+static void stderr_of(int (*fn)(const struct buf *b), const struct buf *b, char *out, size_t size)
+{
+	char path[] = "/tmp/test-initramfs.XXXXXX";
+	int fd = mkstemp(path), status;
+	ssize_t n = -1;
+	pid_t pid;
+
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	unlink(path);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		dup2(fd, 2);
+		_exit(fn(b) < 0 ? 0 : 1);
+	}
+	if (pid > 0 && waitpid(pid, &status, 0) == pid)
+		n = pread(fd, out, size - 1, 0);
+	out[n > 0 ? n : 0] = '\0';
+	close(fd);
+}
+
 static int do_key_members(const struct buf *b)
 {
 	struct initramfs_member m[4];
@@ -449,6 +473,15 @@ static void after_trailer(void)
 		   "refuses (%d, %zu members)", filters[f].what, r, n);
 		if (r == 0)
 			initramfs_members_done(m, n);
+		{
+			char err[1024];
+
+			stderr_of(do_key_members, &b, err, sizeof(err));
+			ok(strstr(err, "t: the archive goes on after its trailer (byte 252 of the "
+				       "uncompressed archive)") != NULL,
+			   "%s, ... the refusal names the byte where the second archive starts (252: "
+			   "after init, 128 bytes, and the trailer, 124)", filters[f].what);
+		}
 		r = initramfs_count_key("t", b.d, b.len, KEY, 44, &count);
 		ok(r < 0 || count == 1, "%s, ... the key count sees it or refuses (%d, %u)",
 		   filters[f].what, r, count);
