@@ -299,9 +299,35 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 	return r < 0 && errno != ENOENT ? -1 : 0;
 }
 
+static bool unlocked_one;
+
+/* A directory its owner cannot list or change (a tree an ordinary user unpacked keeps the
+ * tarball's modes: 0555, 0000): made u+rwx (pre-order, so that its children are reached on
+ * the next walk). */
+static int unlock_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	if ((flag == FTW_D || flag == FTW_DNR) && (st->st_mode & 0700) != 0700 &&
+	    chmod(path, (st->st_mode & 07777) | 0700) == 0 && flag == FTW_DNR)
+		unlocked_one = true;
+	return 0;
+}
+
 int rm_rf(const char *path)
 {
 	/* nftw with FTW_DEPTH|FTW_PHYS: children first, never follows symlinks. */
+	if (nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) == 0)
+		return 0;
+	if (errno != EACCES && errno != ENOTEMPTY && errno != EPERM)
+		return errno ? -errno : -EIO;
+	/* Without root's powers: open what is closed to its owner, one level more per walk,
+	 * and remove again. */
+	for (unsigned i = 0; i < 4096; i++) {
+		unlocked_one = false;
+		nftw(path, unlock_one, 64, FTW_PHYS | FTW_MOUNT);
+		if (!unlocked_one)
+			break;
+	}
 	if (nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
 		return errno ? -errno : -EIO;
 	return 0;
