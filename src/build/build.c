@@ -78,7 +78,7 @@ static int unpack_in_appliance(struct build_ctx *c)
 
 	if (fd < 0 || ftruncate(fd, (off_t)c->fs_size) < 0)
 		return log_error_errno(errno, "cannot create '%s': %m", c->fs_path);
-	r = ext4_mkfs(c->fs_path, 0, c->fs_size, c->fs_uuid, ROOT_FS_LABEL, NULL);
+	r = ext4_mkfs(c->fs_path, 0, c->fs_size, c->fs_uuid, ROOT_FS_LABEL, NULL, NULL);
 	if (r < 0)
 		return r;
 	r = appliance_start(&c->vm, c->fs_path, c->workdir);
@@ -94,7 +94,8 @@ static int stage_unpack(struct build_ctx *c)
 
 	if (c->route == SANDBOX_VM)
 		return unpack_in_appliance(c);
-	r = tarball_extract(c->opt->rootfs, c->rootdir, c->idx.entries);
+	r = tarball_extract(c->opt->rootfs, c->rootdir, c->idx.entries,
+			    c->userns ? &c->owners : NULL);
 	if (r < 0)
 		return r;
 	c->rootfd = open(c->rootdir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
@@ -312,6 +313,7 @@ static void build_ctx_done(struct build_ctx *c)
 	free(c->raw_path);
 	free(c->rundir);
 	free(c->route_why);
+	ext4_owners_done(&c->owners);
 	free(c->fs_path);
 	free(c->efi_dir);
 	free(c->esp_path);
@@ -398,6 +400,7 @@ static void print_json(const struct build_ctx *c)
 		json_add(o, "distro", NULL);
 	json_add_str(o, "sandbox", sandbox_kind_to_string(c->route));
 	json_add_str(o, "sandbox_reason", c->route_why);
+	json_add_bool(o, "sandbox_user_namespace", c->userns);
 	if (c->route == SANDBOX_VM) {
 		json_add_double(o, "sandbox_startup", c->vm.startup_seconds, 3);
 		json_add_str(o, "sandbox_accel", gfs_settings_given() ? "settings" :

@@ -13,6 +13,7 @@
 #include "hookrun.h"
 #include "distro.h"
 #include "sandbox.h"
+#include "image/ext4-owners.h"
 #include "tarball.h"
 #include "target.h"
 #include "image/gpt.h"
@@ -61,6 +62,9 @@ struct build_ctx {
 	enum sandbox_kind route; /* SANDBOX_BWRAP or SANDBOX_VM, chosen in prepare */
 	char *route_why;
 	bool vm_kvm;              /* the appliance under KVM (kvm_works()) */
+	/* The bubblewrap route as an ordinary user (owners.h): what the tree cannot hold. */
+	bool userns;
+	struct ext4_owners owners;
 	struct appliance vm;
 	struct target tree; /* the target root, on the host or in the appliance */
 	int rootfd;

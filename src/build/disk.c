@@ -12,6 +12,7 @@
 #include "context.h"
 #include "appliance.h"
 #include "distro.h"
+#include "owners.h"
 #include "sandbox.h"
 #include "target.h"
 #include "common/kvm.h"
@@ -19,6 +20,7 @@
 #include "common/run.h"
 #include "image/esp.h"
 #include "image/ext4.h"
+#include "image/ext4-owners.h"
 #include "image/gpt.h"
 #include "image/luks.h"
 #include "image/output.h"
@@ -26,6 +28,7 @@
 #include "shared/cleanup.h"
 #include "shared/fault.h"
 #include "shared/interrupt.h"
+#include "shared/strv.h"
 #include "shared/util.h"
 
 static uint64_t fs_offset(const struct build_ctx *c)
@@ -115,6 +118,8 @@ static int copy_appliance_fs(struct build_ctx *c, int out)
 int build_stage_mkfs(struct build_ctx *c)
 {
 	_cleanup_close_ int fd = open(c->raw_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	_cleanup_strv_free_ char **wrap = NULL;
+	int r;
 
 	if (fd < 0)
 		return log_error_errno(errno, "cannot create '%s': %m", c->raw_path);
@@ -122,8 +127,25 @@ int build_stage_mkfs(struct build_ctx *c)
 		return log_error_errno(errno, "cannot size '%s': %m", c->raw_path);
 	if (c->route == SANDBOX_VM)
 		return copy_appliance_fs(c, fd);
-	return ext4_mkfs(c->raw_path, fs_offset(c), c->fs_size, c->fs_uuid, ROOT_FS_LABEL,
-			 c->rootdir);
+	if (!c->userns)
+		return ext4_mkfs(c->raw_path, fs_offset(c), c->fs_size, c->fs_uuid, ROOT_FS_LABEL,
+				 c->rootdir, NULL);
+	/* An ordinary user's tree: mke2fs where that user is root (so every file it made is
+	 * root's, and it reads what only an owner with root's powers could), then what the tree
+	 * could not hold. */
+	r = owners_settle(&c->owners, c->rootfd);
+	if (r < 0)
+		return r;
+	wrap = sandbox_userns_wrap();
+	if (!wrap)
+		return log_error_errno(ENOMEM, "out of memory");
+	r = ext4_mkfs(c->raw_path, fs_offset(c), c->fs_size, c->fs_uuid, ROOT_FS_LABEL, c->rootdir,
+		      wrap);
+	if (r < 0)
+		return r;
+	log_info("mkfs: %zu entries of the tarball given their owner, node or attributes",
+		 c->owners.n);
+	return ext4_owners_apply(c->raw_path, fs_offset(c), &c->owners);
 }
 
 int build_stage_luks(struct build_ctx *c)

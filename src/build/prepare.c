@@ -219,15 +219,12 @@ static uint64_t effective_capabilities(void)
 	return caps;
 }
 
-#define NOT_ROOT_WHY "not root: the bubblewrap route must run as root, to give the image's " \
-	"files their owners from the tarball"
-
 /*
- * The bubblewrap route unpacks the tarball on the host: its owners, modes, device nodes and
- * file capabilities can only be given to the files with root's powers over every identity
- * the tarball names. Anything less (a user namespace of one user, a container without
- * CAP_MKNOD) would give an image with wrong owners, silently. Returns -ENOTSUP with the
- * reason in *why (not logged) when that route cannot be taken.
+ * The bubblewrap route as root unpacks the tarball on the host with its owners, modes, device
+ * nodes and file capabilities: that needs root's powers over every identity the tarball names.
+ * Root with less (in a user namespace that maps too few ids, a container without CAP_MKNOD)
+ * would give an image with wrong owners, silently. Returns -ENOTSUP with the reason in *why
+ * (not logged) when that route cannot be taken. (An ordinary user takes another way, owners.h.)
  */
 static int check_privileges(struct build_ctx *c, char **why)
 {
@@ -244,9 +241,7 @@ static int check_privileges(struct build_ctx *c, char **why)
 	uint64_t caps = effective_capabilities();
 
 	*why = NULL;
-	if (geteuid() != 0)
-		*why = strdup(NOT_ROOT_WHY);
-	else if (!ids_mapped("/proc/self/uid_map", c->idx.max_uid) ||
+	if (!ids_mapped("/proc/self/uid_map", c->idx.max_uid) ||
 		 !ids_mapped("/proc/self/gid_map", c->idx.max_gid))
 		*why = strdupf("cvm-image runs in a user namespace that does not map every owner of "
 			       "the tarball (up to user %" PRIu64 ", group %" PRIu64 "): the image's "
@@ -279,13 +274,21 @@ static int choose_route(struct build_ctx *c)
 	int r;
 
 	if (want != SANDBOX_VM) {
-		r = check_privileges(c, &why);
-		if (r == 0 && c->distro)
+		if (geteuid() != 0) {
+			/* bwrap makes mke2fs's user namespace even with --distro none. */
 			r = sandbox_check(&why);
+			c->userns = r == 0;
+		} else {
+			r = check_privileges(c, &why);
+			if (r == 0 && c->distro)
+				r = sandbox_check(&why);
+		}
 		if (r == 0) {
 			c->route = SANDBOX_BWRAP;
 			c->route_why = strdup(want == SANDBOX_BWRAP ? "--sandbox bwrap" :
-					      "root, and bubblewrap works here");
+					      c->userns ? "an ordinary user, and bubblewrap can make "
+							  "a user namespace here" :
+							  "root, and bubblewrap works here");
 			return c->route_why ? 0 : log_error_errno(ENOMEM, "out of memory");
 		}
 		if (!why)
@@ -344,9 +347,6 @@ int build_stage_prepare(struct build_ctx *c)
 	char a[32];
 	int r;
 
-	/* What needs no look at the tarball is said before anything is written. */
-	if (o->sandbox == SANDBOX_BWRAP && geteuid() != 0)
-		return log_error_errno(ENOTSUP, "--sandbox bwrap: " NOT_ROOT_WHY);
 	r = require_programs(progs);
 	if (r == 0 && c->format == IMAGE_FORMAT_QCOW2)
 		r = require_programs(progs_qcow2);
@@ -397,7 +397,11 @@ int build_stage_prepare(struct build_ctx *c)
 			   c->vm_kvm ? "under KVM" : "under TCG: KVM does not work here", c->route_why);
 		if (!c->vm_kvm && !gfs_settings_given())
 			log_info("KVM: %s", why);
-	} else
+	} else if (c->userns)
+		log_notice("sandbox: bwrap, bubblewrap on the host in a user namespace where you are "
+			   "root; the tarball's owners, device nodes and security attributes written "
+			   "into the ext4 by cvm-image (%s)", c->route_why);
+	else
 		log_notice("sandbox: bwrap, bubblewrap on the host (%s)", c->route_why);
 
 	r = choose_size(c);

@@ -15,6 +15,7 @@
 #include "shared/cleanup.h"
 #include "shared/interrupt.h"
 #include "shared/spawn.h"
+#include "shared/strv.h"
 #include "shared/util.h"
 
 /*
@@ -41,6 +42,13 @@ static const char *const namespaces[] = {
 	"--cap-add", "CAP_FSETID", "--cap-add", "CAP_KILL", "--cap-add", "CAP_SETGID",
 	"--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETFCAP", "--cap-add", "CAP_SYS_CHROOT",
 	NULL,
+};
+
+/* As an ordinary user, bwrap's namespaces need one of the user's own (the user as root in it,
+ * the only mapping a user may write): there the capabilities above are the user's powers over
+ * its own files (the tree), and nothing of anyone else's. */
+static const char *const user_namespace[] = {
+	"--unshare-user", "--uid", "0", "--gid", "0", NULL,
 };
 
 /* The file systems of the sandbox, after its root. */
@@ -99,6 +107,8 @@ static const char **bwrap_argv(const char *bwrap, const char *root_opt, const ch
 		r = r ?: push(v, &n, cap, rundir);
 		r = r ?: push(v, &n, cap, SANDBOX_RUNDIR);
 	}
+	if (geteuid() != 0)
+		r = r ?: push_all(v, &n, cap, user_namespace);
 	r = r ?: push_all(v, &n, cap, namespaces);
 	r = r ?: push(v, &n, cap, "--chdir");
 	r = r ?: push(v, &n, cap, "/");
@@ -167,14 +177,42 @@ int sandbox_check(char **ret_why)
 	if (r < 0)
 		return log_error_errno(r, "cannot run '%s': %m", bwrap);
 	if (res.status != 0) {
-		*ret_why = strdupf("cannot create the sandbox for the distro's tools (bubblewrap "
-				   "needs CAP_SYS_ADMIN: run cvm-image as root on the host or in a "
-				   "privileged container, or use --sandbox vm):\n%s",
-				   last_lines(res.output, 4));
+		if (geteuid() != 0)
+			*ret_why = strdupf("bubblewrap cannot make a user namespace here (a "
+					   "container's seccomp filter, or user namespaces turned "
+					   "off for ordinary users):\n%s", last_lines(res.output, 4));
+		else
+			*ret_why = strdupf("cannot create the sandbox for the distro's tools "
+					   "(bubblewrap needs CAP_SYS_ADMIN: run cvm-image as root on "
+					   "the host or in a privileged container, or use --sandbox "
+					   "vm):\n%s", last_lines(res.output, 4));
 		r = -ENOTSUP;
 	}
 	spawn_result_free(&res);
 	return r;
+}
+
+char **sandbox_userns_wrap(void)
+{
+	static const char *const opts[] = {
+		"--unshare-user", "--uid", "0", "--gid", "0",
+		/* root's reading and writing of the user's own files, whatever their modes */
+		"--cap-drop", "ALL", "--cap-add", "CAP_DAC_OVERRIDE",
+		"--cap-add", "CAP_DAC_READ_SEARCH",
+		"--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--die-with-parent", "--", NULL,
+	};
+	char **v = NULL;
+	size_t n = 0;
+	int r;
+
+	r = strv_push(&v, &n, find_program_path("bwrap"));
+	for (size_t i = 0; opts[i] && r == 0; i++)
+		r = strv_push(&v, &n, strdup(opts[i]));
+	if (r < 0) {
+		strv_free(v);
+		return NULL;
+	}
+	return v;
 }
 
 int sandbox_init(struct sandbox *s, const char *root, const char *rundir, struct appliance *vm)

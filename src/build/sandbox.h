@@ -9,8 +9,10 @@ struct appliance;
 
 /* --sandbox: which route the build takes. */
 enum sandbox_kind {
-	SANDBOX_AUTO,  /* bubblewrap where cvm-image has root's powers, the appliance otherwise */
-	SANDBOX_BWRAP, /* the tree unpacked on the host, the tools in bubblewrap: needs root */
+	SANDBOX_AUTO,  /* bubblewrap where it works (root, or a user namespace), the appliance
+			* otherwise */
+	SANDBOX_BWRAP, /* the tree unpacked on the host, the tools in bubblewrap: root, or an
+			* ordinary user where bwrap can make a user namespace (owners.h) */
 	SANDBOX_VM,    /* the tree and the tools in the libguestfs appliance: needs qemu only */
 };
 
@@ -32,10 +34,16 @@ struct sandbox {
 
 /*
  * Check, in the prepare stage, that bubblewrap sandboxes can be made here: bwrap is installed
- * and can create the namespaces (it needs CAP_SYS_ADMIN: real root, not a default container).
+ * and can create the namespaces (as root it needs CAP_SYS_ADMIN: real root, not a default
+ * container; as an ordinary user, a user namespace).
  * Returns 0, -ENOPKG or -ENOTSUP (both exit 3), with the reason in *ret_why (not logged).
  */
 int sandbox_check(char **ret_why);
+
+/* The words a program is run under to be root in a user namespace of the calling ordinary
+ * user (only its own files readable and writable whatever their modes, nothing else): mke2fs
+ * reading an ordinary user's tree. A strv, NULL for out of memory (or no bwrap). */
+char **sandbox_userns_wrap(void);
 
 /* A sandbox over root (bubblewrap) or over the appliance's mounted target (vm != NULL, root
  * unused), with rundir's files as SANDBOX_RUNDIR: the appliance gets a copy, on a tmpfs. The

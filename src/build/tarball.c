@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "tarball.h"
+#include "owners.h"
 #include "common/log.h"
 #include "shared/cleanup-libs.h"
 #include "shared/cleanup.h"
@@ -526,8 +527,26 @@ static int copy_data(struct archive *in, struct archive *out)
 	return ar == ARCHIVE_EOF ? 0 : -1;
 }
 
-int tarball_extract(const char *path, const char *dir, uint64_t expected_entries)
+/* owners_defer_entry() with the entry's paths normalised as the scan checked them. */
+static int defer_entry(struct ext4_owners *defer, void **nodes, struct archive_entry *e,
+		       bool *ret_skip)
 {
+	_cleanup_free_ char *norm = NULL, *hnorm = NULL;
+	const char *hl = archive_entry_hardlink(e);
+	bool abs, dotdot;
+
+	norm = normalize(archive_entry_pathname(e), &abs, &dotdot);
+	if (norm && hl)
+		hnorm = normalize(hl, &abs, &dotdot);
+	if (!norm || (hl && !hnorm))
+		return log_error_errno(ENOMEM, "out of memory");
+	return owners_defer_entry(defer, nodes, e, norm, hnorm, ret_skip);
+}
+
+int tarball_extract(const char *path, const char *dir, uint64_t expected_entries,
+		    struct ext4_owners *defer)
+{
+	void *nodes = NULL;
 	_cleanup_(tar_source_done) struct tar_source src = { .fd = -1 };
 	_cleanup_(archive_read_freep) struct archive *a = NULL;
 	_cleanup_(archive_write_freep) struct archive *w = NULL;
@@ -562,6 +581,15 @@ int tarball_extract(const char *path, const char *dir, uint64_t expected_entries
 		if (interrupt_pending()) {
 			r = log_error_errno(EINTR, "interrupted");
 			goto out;
+		}
+		if (defer) {
+			bool skip;
+
+			r = defer_entry(defer, &nodes, e, &skip);
+			if (r < 0)
+				goto out;
+			if (skip)
+				continue;
 		}
 		/* A warning is an error: it says an owner, a mode, an xattr or an ACL could not
 		 * be set ("Can't set user=42"), and the image would be silently wrong. */
@@ -601,7 +629,10 @@ int tarball_extract(const char *path, const char *dir, uint64_t expected_entries
 				    archive_error_string(w));
 		goto out;
 	}
+	if (defer)
+		r = owners_after_unpack(defer, dfd);
 out:
+	tdestroy(nodes, free);
 	if (fchdir(cwd) < 0 && r == 0)
 		r = log_error_errno(errno, "cannot return to the working directory: %m");
 	return r;

@@ -36,8 +36,11 @@ void rootfs_index_done(struct rootfs_index *idx);
 int tarball_scan(const char *path, struct rootfs_index *ret);
 
 /* Extract into dir (which must exist) with numeric owners, modes, times, xattrs, ACLs and
- * libarchive's SECURE_* flags. Logs. */
-int tarball_extract(const char *path, const char *dir, uint64_t expected_entries);
+ * libarchive's SECURE_* flags. defer (an ordinary user's build, owners.h): what the user cannot
+ * unpack goes there instead; NULL as root. Logs. */
+struct ext4_owners;
+int tarball_extract(const char *path, const char *dir, uint64_t expected_entries,
+		    struct ext4_owners *defer);
 
 /* Write the archive again to fd as plain pax, every owner numeric (no user or group names),
  * modes, times with nanoseconds, xattrs, ACLs, hard links, sparse maps as they were: for a

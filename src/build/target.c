@@ -225,7 +225,8 @@ int target_get(const struct target *t, const char *path, size_t max, char **ret,
 }
 
 /* mkdir -p, then the last directory root's and mode, even if it existed (mkdir keeps an
- * existing one's mode). Logs. */
+ * existing one's mode). Root in the image: cvm-image's own ids (an ordinary user's tree is
+ * made into the ext4 where that user is root, owners.h). Logs. */
 static int mkdir_secure(const struct target *t, const char *path, mode_t mode)
 {
 	_cleanup_close_ int dfd = -1;
@@ -237,7 +238,7 @@ static int mkdir_secure(const struct target *t, const char *path, mode_t mode)
 	if (r < 0)
 		return log_error_errno(r, "cannot create %s in the rootfs: %m", path);
 	dfd = target_open(t->rootfd, path, O_DIRECTORY | O_RDONLY, 0);
-	if (dfd < 0 || fchmod(dfd, mode) < 0 || fchown(dfd, 0, 0) < 0)
+	if (dfd < 0 || fchmod(dfd, mode) < 0 || fchown(dfd, geteuid(), getegid()) < 0)
 		return log_error_errno(dfd < 0 ? dfd : -errno, "cannot secure %s in the rootfs: %m",
 				       path);
 	return 0;

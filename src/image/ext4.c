@@ -102,7 +102,7 @@ static int copy_times(const char *path, uint64_t offset, const char *srcdir)
 }
 
 int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid,
-	      const char *label, const char *srcdir)
+	      const char *label, const char *srcdir, char *const *wrap)
 {
 	char blocks[32], ext[64], journal[32];
 	uint64_t jmib = size / 128 / MiB;
@@ -119,8 +119,11 @@ int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid
 	snprintf(journal, sizeof(journal), "size=%" PRIu64, jmib);
 
 	char *env[] = { "MKE2FS_SYNC=0", "E2FSPROGS_LIBMAGIC_SUPPRESS=1", NULL };
-	char *argv[32];
+	char *argv[64];
 	size_t n = 0;
+
+	for (size_t i = 0; wrap && wrap[i] && n < 32; i++)
+		argv[n++] = wrap[i];
 
 	/*
 	 * -b 4096: Debian's mke2fs.conf would pick 1 KiB blocks for "small" filesystems.

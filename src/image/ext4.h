@@ -9,9 +9,10 @@
 
 /* Make an ext4 filesystem of size bytes at offset bytes into the existing file at path (the
  * disk image: no separate plaintext copy), with the given UUID and label, populated from
- * srcdir (NULL: empty). Logs. */
+ * srcdir (NULL: empty). wrap (NULL: none): a command line mke2fs runs under (at most 32
+ * words), such as a user namespace's. Logs. */
 int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid,
-	      const char *label, const char *srcdir);
+	      const char *label, const char *srcdir, char *const *wrap);
 
 /* Called for each maximal run of allocated blocks, in bytes from the start of the fs. */
 typedef int (*ext4_range_fn)(uint64_t offset, uint64_t length, void *userdata);

@@ -236,13 +236,15 @@ fails_with() {
 	assert_no_leftovers "$T/out"
 }
 
-@test "errors: --sandbox bwrap, not root: exit 3 with the reason" {
+@test "errors: --sandbox bwrap as an ordinary user where no user namespace can be made (a default container's filter): exit 3 with the reason" {
 	requires setpriv
-	chmod 0755 "$T" "$T/out"
-	chmod 0644 "$TAR"
-	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups "$CVM_IMAGE" build --sandbox bwrap --distro none "$TAR" -o "$T/out/a.img"
+	ensure_test_user
+	cp "$TAR" "$T/rootfs.tar"
+	give_user "$T"
+	run --separate-stderr as_user "$(dirname "$CVM_IMAGE")/tests/lib/no-namespaces" "$CVM_IMAGE" build --sandbox bwrap --distro none "$T/rootfs.tar" -o "$T/out/a.img"
+	echo "$stderr"
 	[ "$status" -eq 3 ]
-	[[ "$stderr" == *"--sandbox bwrap: not root: the bubblewrap route must run as root"* ]]
+	[[ "$stderr" == *"--sandbox bwrap: bubblewrap cannot make a user namespace here (a container's seccomp filter, or user namespaces turned off for ordinary users)"* ]]
 	[ -z "$(ls -A "$T/out")" ]
 }
 

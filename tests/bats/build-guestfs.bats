@@ -82,6 +82,13 @@ full_tar() {
 	chmod 2755 "$d/usr/bin/setgid"
 	echo x > "$d/etc/$(printf 'l%.0s' {1..255})"
 	ln -s "$(printf 'a/%.0s' {1..1000})end" "$d/etc/long-link"
+	# Directories their owner may not change or enter: an ordinary user's build must still
+	# read them and remove its tree.
+	mkdir -p "$d/usr/share/read-only" "$d/var/closed/inner"
+	echo r > "$d/usr/share/read-only/file"
+	echo c > "$d/var/closed/inner/file"
+	chmod 0555 "$d/usr/share/read-only"
+	chmod 0000 "$d/var/closed/inner" "$d/var/closed"
 	make_tar "$d" "$T/full.tar"
 	rm -rf --one-file-system "$d"
 }
@@ -100,6 +107,8 @@ full_check() {
 	grep -q 'etc/hello|.*security.selinux=' "$T/want.manifest"
 	grep -q 'etc/big-ids|regular file|644|4000000000:4000000000|' "$T/want.manifest"
 	grep -q 'srv/shared|directory|2775|' "$T/want.manifest"
+	grep -q 'var/closed/inner/file|regular file|644|0:0|2|' "$T/want.manifest"
+	grep -q '^./usr/share/read-only|directory|555|' "$T/want.manifest"
 	grep -q '^./tmp|directory|1777|' "$T/want.manifest"
 	grep -q 'etc/long-link|symbolic link|777|0:0|2003|' "$T/want.manifest"
 	grep -q 'var/sparse-1g|regular file|644|0:0|1073741828|' "$T/sparse.manifest"
@@ -117,6 +126,17 @@ full_check() {
 	full_tar
 	"$CVM_IMAGE" build --sandbox bwrap --distro none --json "$T/full.tar" -o "$T/out/disk.img" > "$T/build.json"
 	full_check "$T/out/disk.img"
+}
+
+@test "guestfs: raw image, bubblewrap route as an ordinary user (a user namespace; owners, nodes, capabilities, labels and ACLs by libext2fs): opens, e2fsck clean, every kind of file equal to the tarball's" {
+	ensure_test_user
+	full_tar
+	give_user "$T"
+	as_user "$CVM_IMAGE" build --distro none --json "$T/full.tar" -o "$T/out/disk.img" > "$T/build.json"
+	[ "$(jq -r .sandbox "$T/build.json")" = bwrap ]
+	[ "$(jq -r .sandbox_user_namespace "$T/build.json")" = true ]
+	full_check "$T/out/disk.img"
+	assert_no_leftovers "$T/out"
 }
 
 @test "guestfs: raw image, appliance route (an ordinary user): opens, e2fsck clean, every kind of file equal to the tarball's" {

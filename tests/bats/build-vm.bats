@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # The appliance route (--sandbox vm): cvm-image build with no privilege at all, as an ordinary
 # user and as root in a default container (no CAP_SYS_ADMIN, no namespaces). The tarball is
-# unpacked and the hooks run inside the libguestfs appliance.
+# unpacked and the hooks run inside the libguestfs appliance. (An ordinary user where bubblewrap
+# can make a user namespace takes the bubblewrap route by default: build-guestfs.bats, hostile.bats.)
 
 load ../lib/common
 
@@ -39,11 +40,12 @@ site_hook() {
 	site_hook configure 95-env 'env | sed "s/^/env: /" >> "$CVM_STATE/warnings"; echo "pid1: $(tr "\0" " " < /proc/1/cmdline)" >> "$CVM_STATE/warnings"'
 	site_hook configure 96-not-mine 'exit 77'
 	give_user "$T"
-	run --separate-stderr as_user env SECRET_OF_THE_HOST=leak "$CVM_IMAGE" -v build --json --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.qcow2"
+	# Under a default container's seccomp filter: no user namespace for bubblewrap either.
+	run --separate-stderr as_user "$NO_NS" env SECRET_OF_THE_HOST=leak "$CVM_IMAGE" -v build --json --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.qcow2"
 	echo "$stderr"
 	[ "$status" -eq 0 ]
 	# The choice and its reason, in the progress and in --json.
-	[[ "$stderr" == *"sandbox: vm, the libguestfs appliance, under "*" (not root: the bubblewrap route must run as root"* ]]
+	[[ "$stderr" == *"sandbox: vm, the libguestfs appliance, under "*" (bubblewrap cannot make a user namespace here"* ]]
 	[ "$(jq -r .sandbox <<< "$output")" = vm ]
 	# KVM only where a guest runs with it: without /dev/kvm, TCG.
 	if [ ! -e /dev/kvm ]; then
@@ -51,7 +53,8 @@ site_hook() {
 		[[ "$stderr" == *"under TCG: KVM does not work here"* ]]
 		[[ "$stderr" == *"KVM: no /dev/kvm"* ]]
 	fi
-	[[ "$(jq -r .sandbox_reason <<< "$output")" == "not root: "* ]]
+	[[ "$(jq -r .sandbox_reason <<< "$output")" == "bubblewrap cannot make a user namespace here"* ]]
+	[ "$(jq -r .sandbox_user_namespace <<< "$output")" = false ]
 	[ "$(jq -r .hooks_run <<< "$output")" -gt 0 ]
 	[[ "$stderr" == *"warning: hook configure/95-env: env: CVM_PHASE=configure"* ]]
 	[[ "$stderr" == *"warning: hook configure/95-env: env: CVM_LUKS_UUID="* ]]
@@ -116,12 +119,12 @@ site_hook() {
 @test "vm: no qemu, no appliance, no kernel for it: exit 3 in prepare, naming what is missing" {
 	synthetic_tar
 	give_user "$T"
-	run --separate-stderr as_user env LIBGUESTFS_HV=/nonexistent/qemu-system-x86_64 "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+	run --separate-stderr as_user "$NO_NS" env LIBGUESTFS_HV=/nonexistent/qemu-system-x86_64 "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
 	echo "$stderr"
 	[ "$status" -eq 3 ]
 	[[ "$stderr" == *"--sandbox vm: qemu ('/nonexistent/qemu-system-x86_64') is not installed (Debian package 'qemu-system-x86')"* ]]
 	# auto says why it did not take bubblewrap either.
-	[[ "$stderr" == *"and bubblewrap cannot be used either: not root"* ]]
+	[[ "$stderr" == *"and bubblewrap cannot be used either: bubblewrap cannot make a user namespace here"* ]]
 	[[ "$stderr" != *"] unpack:"* ]]
 	run --separate-stderr as_user env LIBGUESTFS_PATH=/nonexistent "$CVM_IMAGE" build --sandbox vm "$T/t.tar" -o "$T/out/a.img"
 	echo "$stderr"

@@ -275,6 +275,63 @@ EOF
 	assert_host_untouched
 }
 
+@test "hostile: as an ordinary user (bubblewrap in a user namespace): the tarball's programs and a hook that looks around reach nothing of the user's own files" {
+	requires setpriv
+	ensure_test_user
+	# The decoys are the user's own: what a sandbox that leaked would let a hook write.
+	chown -R "$TEST_USER:" "$DECOY"
+	decoy_sums > "$T/decoys.before"
+	tree
+	proc_root_writer
+	tar_tree
+	give_user "$T" "$DECOY"
+	run --separate-stderr as_user timeout 300 "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+	echo "$stderr"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"sandbox: bwrap, bubblewrap on the host in a user namespace where you are root"* ]]
+	[[ "$stderr" == *"no initramfs for kernel 6.1.0-10-amd64 in /boot"* ]]
+	assert_host_untouched
+	[ ! -e "$DECOY/new-file" ]
+
+	tree
+	tar_tree
+	mkdir -p "$T/site/hooks/configure" "$T/work"
+	cat > "$T/site/hooks/configure/10-look" <<EOF
+#!/bin/sh
+r=/var/log/look
+mkdir -p \$r
+ls /proc | grep '^[0-9]*\$' > \$r/pids
+find /dev -type b > \$r/block-devices
+for p in \$(cat \$r/pids) self; do echo pwned > /proc/\$p/root$DECOY/a 2>/dev/null; done
+echo pwned > $DECOY/b 2>/dev/null
+busybox mknod /dev/disk-copy b 8 0 2>/dev/null && echo mknod >> \$r/allowed
+busybox mount -t proc proc /mnt 2>/dev/null && echo mount-proc >> \$r/allowed
+busybox mount -t tmpfs none /mnt 2>/dev/null && echo mount-tmpfs >> \$r/allowed
+echo x > /proc/sys/kernel/domainname 2>/dev/null && echo proc-sys >> \$r/allowed
+touch /sys/cvm-test 2>/dev/null && echo sys >> \$r/allowed
+id -u > \$r/uid
+exit 0
+EOF
+	chmod +x "$T/site/hooks/configure/10-look"
+	give_user "$T"
+	run --separate-stderr as_user "$CVM_IMAGE" build --keep-workdir --workdir "$T/work" --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/a.img"
+	echo "$stderr"
+	[ "$status" -eq 0 ]
+	W=$(echo "$T"/work/cvm-image.*/root)
+	local r=$W/var/log/look
+	# Root in its namespace, and no more: its own processes, no block device, no mount.
+	[ "$(cat "$r/uid")" = 0 ]
+	[ "$(wc -l < "$r/pids")" -le 6 ]
+	[ ! -s "$r/block-devices" ]
+	if [ -e "$r/allowed" ]; then
+		cat "$r/allowed"
+		false
+	fi
+	rm -rf --one-file-system "$T/work"
+	rm "$T/out/a.img" "$T/out/a.img.key"
+	assert_host_untouched
+}
+
 @test "hostile: through the appliance route (--sandbox vm) too: writes through /proc/*/root and a FIFO at /etc/fstab reach nothing of the host" {
 	requires guestfs
 	tree
