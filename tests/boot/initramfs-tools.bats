@@ -3,7 +3,8 @@
 # Boot tests (tests/boot/lib.bash) of the initramfs-tools images, Debian 12 and 13: maintained in
 # the guest as Debian's kernel and grub packages do on an upgrade, rebooted, rekeyed offline and
 # booted again (Debian 12: a rekey stopped dead, booted, resumed; Debian 13: a --reencrypt
-# --new-uuid copy); the root device missing; a LUKS header swapped after grub; a rekey
+# --new-uuid copy); a Debian 12 image built by an ordinary user (bubblewrap in a user
+# namespace); the root device missing; a LUKS header swapped after grub; a rekey
 # interrupted by ^C. 'make check-boot' runs this file
 # beside dracut.bats, one lane each (a boot keeps about one host core busy).
 
@@ -23,6 +24,37 @@ load lib
 	R=$(cat "$T/boot-1.json")
 	[ "$(out 'findmnt -no SOURCE /' .after_reboot)" = /dev/mapper/cr_root ]
 	[[ "$(out 'cat /proc/cmdline' .after_reboot)" == *"panic=-1"* ]]
+}
+
+@test "boot: Debian 12 initramfs-tools built by an ordinary user (bubblewrap in a user namespace, no privilege): one prompt, locked, pinned; the tarball's owners and setuid/setgid bits in the guest" {
+	local tar
+	ensure_test_user
+	tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" initramfs-tools)
+	cp "$tar" "$T/rootfs.tar"
+	cp "$BOOT_DIR/root.pw" "$T/root.pw"
+	give_user "$T"
+	as_user "$CVM_IMAGE" build --serial-console --root-password-file "$T/root.pw" \
+		--json "$T/rootfs.tar" -o "$T/out/u.qcow2" > "$T/u.json"
+	[ "$(jq -r .sandbox "$T/u.json")" = bwrap ]
+	[ "$(jq -r .sandbox_user_namespace "$T/u.json")" = true ]
+	# Files whose owner or group is not root's, with setuid or setgid bits: as the tarball
+	# has them ("-rw-r----- 0/42 etc/shadow").
+	local files=(etc/shadow etc/gshadow usr/bin/chage usr/bin/gpasswd usr/sbin/unix_chkpwd var/mail var/log/journal)
+	tar --numeric-owner --no-recursion -tvf "$T/rootfs.tar" "${files[@]/#/./}" |
+		awk '{ sub("^\\./", "", $6); sub("/$", "", $6); print $1, $2, $6 }' | sort > "$T/want"
+	[ "$(wc -l < "$T/want")" -eq 7 ]
+	grep -q '^-rw-r----- 0/42 etc/shadow$' "$T/want"
+	boot "$T/out/u.qcow2" "$T/out/u.qcow2.key" --try-menu \
+		--run "cd / && stat -c '%A %u/%g %n' ${files[*]} | sort"
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .slot <<<"$R")" = 0 ]
+	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
+	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
+	[ "$(out "$PINNED")" = 1 ]
+	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
+	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
+	diff -u "$T/want" <(out "cd / && stat -c '%A %u/%g %n' ${files[*]} | sort")
 }
 
 @test "boot: initramfs-tools: the root device missing: the guest powers off at once, no (initramfs) shell (Debian 12 and 13)" {
