@@ -294,7 +294,7 @@ char *path_basename(const char *path)
 
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
-	int r = flag == FTW_DP ? rmdir(path) : unlink(path);
+	int r = flag == FTW_DP || flag == FTW_DNR ? rmdir(path) : unlink(path);
 
 	return r < 0 && errno != ENOENT ? -1 : 0;
 }
@@ -318,7 +318,7 @@ int rm_rf(const char *path)
 	/* nftw with FTW_DEPTH|FTW_PHYS: children first, never follows symlinks. */
 	if (nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) == 0)
 		return 0;
-	if (errno != EACCES && errno != ENOTEMPTY && errno != EPERM)
+	if (errno != EACCES && errno != ENOTEMPTY && errno != EEXIST && errno != EPERM)
 		return errno ? -errno : -EIO;
 	/* Without root's powers: open what is closed to its owner, one level more per walk,
 	 * and remove again. */

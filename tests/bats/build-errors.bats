@@ -407,6 +407,33 @@ fails_with() {
 	done
 }
 
+@test "errors: an ordinary user's build killed in a hook or in mkfs: nothing of it runs on; the user's next build removes its tree, closed directories and all" {
+	requires setpriv
+	ensure_test_user
+	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools
+	mkdir -p "$T/tree/var/closed/inner"
+	echo c > "$T/tree/var/closed/inner/file"
+	chmod 0000 "$T/tree/var/closed/inner" "$T/tree/var/closed"
+	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
+	rm -rf --one-file-system "$T/tree"
+	give_user "$T"
+	local stage
+	for stage in configure mkfs; do
+		run as_user env CVM_IMAGE_FAULT=kill-in-$stage "$CVM_IMAGE" build "$T/t.tar" -o "$T/out/a.img"
+		[ "$status" -eq 137 ]
+		[ -n "$(ls -A "$TMPDIR")" ]
+		run ! pgrep -f "bwrap.*$TMPDIR"
+		run ! pgrep -f "$TMPDIR"
+		run --separate-stderr as_user "$CVM_IMAGE" build --force "$T/t.tar" -o "$T/out/a.img"
+		echo "$stage: $stderr"
+		[ "$status" -eq 0 ]
+		[[ "$stderr" == *"removed '$TMPDIR/cvm-image."*"', left by cvm-image process "*" that is gone"* ]]
+		[[ "$stderr" == *"in a user namespace where you are root"* ]]
+		assert_no_leftovers "$T/out"
+		rm "$T/out/a.img" "$T/out/a.img.key"
+	done
+}
+
 @test "errors: SIGKILL during a hook: the sandbox dies with cvm-image" {
 	site_hook initramfs 20-slow '(trap "" TERM INT HUP; exec sleep 302) &
 sleep 303'
