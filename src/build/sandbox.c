@@ -199,7 +199,9 @@ char **sandbox_userns_wrap(void)
 		/* root's reading and writing of the user's own files, whatever their modes */
 		"--cap-drop", "ALL", "--cap-add", "CAP_DAC_OVERRIDE",
 		"--cap-add", "CAP_DAC_READ_SEARCH",
-		"--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--die-with-parent", "--", NULL,
+		"--bind", "/", "/", "--dev-bind", "/dev", "/dev",
+		/* killed with cvm-image, SIGKILL included: the PID namespace dies with its init */
+		"--unshare-pid", "--die-with-parent", "--", NULL,
 	};
 	char **v = NULL;
 	size_t n = 0;
