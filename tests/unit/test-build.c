@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The build's inputs: the tarball's path checks (tarball_scan), distro.conf and its INHERIT
  * chain, detection from os-release, and how hooks from the common, tool, distro and site
- * directories merge: replaced, masked, ordered, a non-executable one refused. */
+ * directories merge: replaced, masked, ordered, a non-executable one refused; what an ordinary
+ * user's tree cannot hold, written into the ext4 (ext4_owners_apply). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -12,13 +13,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/sysmacros.h>
+
 #include <archive.h>
 #include <archive_entry.h>
+#include <ext2fs/ext2fs.h>
 
 #include "tap.h"
 #include "build/distro.h"
 #include "build/hooks.h"
 #include "build/tarball.h"
+#include "image/ext4.h"
+#include "image/ext4-owners.h"
 #include "common/log.h"
 #include "shared/cleanup.h"
 
@@ -228,6 +234,100 @@ static void test_distro_and_hooks(void)
 	hook_set_done(&s);
 }
 
+/* The inode of path in the filesystem image img, read with libext2fs (0 if absent). */
+static ext2_ino_t inode_of(const char *img, const char *path, struct ext2_inode *ret)
+{
+	ext2_filsys fs = NULL;
+	ext2_ino_t ino = 0;
+
+	if (ext2fs_open2(img, NULL, EXT2_FLAG_64BITS, 0, 0, unix_io_manager, &fs))
+		return 0;
+	if (ext2fs_namei(fs, EXT2_ROOT_INO, EXT2_ROOT_INO, path, &ino) ||
+	    ext2fs_read_inode(fs, ino, ret))
+		ino = 0;
+	ext2fs_close_free(&fs);
+	return ino;
+}
+
+static int e2fsck_clean(const char *img)
+{
+	pid_t p = fork();
+	int status = -1;
+
+	if (p == 0) {
+		char *argv[] = { "e2fsck", "-fn", (char *)img, NULL };
+		int null = open("/dev/null", O_WRONLY);
+
+		dup2(null, 1);
+		dup2(null, 2);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	while (p > 0 && waitpid(p, &status, 0) < 0)
+		;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ext4_owners_apply(): what an ordinary user's tree could not hold, given to the ext4 made from
+ * it; what the tools changed (a path through a symlink they made, a name they took, a file
+ * they removed) left as it is. */
+static void test_owners(void)
+{
+	struct ext4_owners o = {};
+	struct ext4_owner *r;
+	struct ext2_inode in;
+	char tree[512], img[512];
+	int fd;
+
+	snprintf(tree, sizeof(tree), "%s/owners-tree", tmp);
+	snprintf(img, sizeof(img), "%s/owners.ext4", tmp);
+	put("owners-tree/dir/file", "data\n", 0644);
+	put("owners-tree/taken", "a file the tools put where the tarball had a node\n", 0644);
+	snprintf(img, sizeof(img), "%s/owners-tree/link", tmp);
+	ok(symlink("dir", img) == 0, "owners: a symlink in the tree");
+	snprintf(img, sizeof(img), "%s/owners.ext4", tmp);
+	fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ok(fd >= 0 && ftruncate(fd, 32 << 20) == 0, "owners: an image file");
+	close(fd);
+	ok(ext4_mkfs(img, 0, 32 << 20, "0c2a57b2-7f2e-4c1a-9d58-0d6a1f0f2f11", "t", tree, NULL) == 0,
+	   "owners: mke2fs -d of the tree");
+
+	r = ext4_owners_add(&o, "dir/file", 4000000000u, 42);
+	ok(r && ext4_owner_add_xattr(r, "security.selinux", "system_u:object_r:etc_t:s0", 27) == 0,
+	   "owners: a file's owner and label");
+	ok(ext4_owners_add(&o, "link/file", 7, 7) != NULL, "owners: the same file through a symlink");
+	r = ext4_owners_add(&o, "dir/null", 0, 5);
+	r->node_mode = S_IFCHR | 0666;
+	r->rdev = makedev(1, 3);
+	r->mtime = (struct timespec){ 1000000000, 5 };
+	r = ext4_owners_add(&o, "dir/null-too", 0, 5);
+	r->link_to = strdup("dir/null");
+	r = ext4_owners_add(&o, "dir/nvme", 0, 6);
+	r->node_mode = S_IFBLK | 0660;
+	r->rdev = makedev(259, 300000);
+	r = ext4_owners_add(&o, "taken", 0, 0);
+	r->node_mode = S_IFBLK | 0600;
+	r->rdev = makedev(8, 0);
+	ok(ext4_owners_add(&o, "removed-by-a-tool", 9, 9) != NULL, "owners: a file no longer there");
+	r = ext4_owners_add(&o, "gone", 9, 9);
+	r->gone = true;
+	ok(ext4_owners_apply(img, 0, &o) == 0, "owners: applied");
+	ext4_owners_done(&o);
+
+	ok(inode_of(img, "dir/file", &in) && inode_uid(in) == 4000000000u && inode_gid(in) == 42,
+	   "owners: uid 4000000000 and gid 42 given (the high 16 bits too), not the symlink's 7");
+	ok(inode_of(img, "dir/null", &in) && LINUX_S_ISCHR(in.i_mode) && (in.i_mode & 07777) == 0666 &&
+	   in.i_block[0] == 0x103 && in.i_links_count == 2 && inode_gid(in) == 5 &&
+	   in.i_mtime == 1000000000,
+	   "owners: a character device 1:3 (old encoding), two names, its group and time");
+	ok(inode_of(img, "dir/null-too", &in) && LINUX_S_ISCHR(in.i_mode), "owners: its hard link");
+	ok(inode_of(img, "dir/nvme", &in) && LINUX_S_ISBLK(in.i_mode) && in.i_block[0] == 0 &&
+	   in.i_block[1] == ((300000u & 0xff) | (259u << 8) | ((300000u & ~0xffu) << 12)),
+	   "owners: a block device 259:300000 (new encoding)");
+	ok(inode_of(img, "taken", &in) && LINUX_S_ISREG(in.i_mode), "owners: a name the tools took is left to them");
+	ok(e2fsck_clean(img) == 0, "owners: e2fsck -fn finds the filesystem clean (directory entry types, link counts, bitmaps)");
+}
+
 int main(void)
 {
 	log_set_max_level(LOG_LEVEL_ERR);
@@ -235,6 +335,7 @@ int main(void)
 		return 1;
 	test_tarball();
 	test_distro_and_hooks();
+	test_owners();
 	{
 		char *argv[] = { "rm", "-rf", "--one-file-system", tmp, NULL };
 		pid_t p = fork();
