@@ -17,12 +17,5 @@ load lib
 		--json "$T/rootfs.tar" -o "$T/out/vm.qcow2" > "$T/vm.json"
 	[ "$(jq -r .sandbox "$T/vm.json")" = vm ]
 	boot "$T/out/vm.qcow2" "$T/out/vm.qcow2.key" --try-menu
-	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
-	[ "$(jq -r .slot <<<"$R")" = 0 ]
-	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
-	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
-	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
-	[ "$(out "$PINNED")" = 1 ]
-	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
-	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
+	logged_in_locked
 }

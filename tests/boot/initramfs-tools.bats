@@ -46,14 +46,7 @@ load lib
 	grep -q '^-rw-r----- 0/42 etc/shadow$' "$T/want"
 	boot "$T/out/u.qcow2" "$T/out/u.qcow2.key" --try-menu \
 		--run "cd / && stat -c '%A %u/%g %n' ${files[*]} | sort"
-	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
-	[ "$(jq -r .slot <<<"$R")" = 0 ]
-	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
-	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
-	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
-	[ "$(out "$PINNED")" = 1 ]
-	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
-	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
+	logged_in_locked
 	diff -u "$T/want" <(out "cd / && stat -c '%A %u/%g %n' ${files[*]} | sort")
 }
 

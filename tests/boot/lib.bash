@@ -64,6 +64,20 @@ boot() {
 	echo "# boot $(basename "$img") $(jq -c '{grub_prompt_s, login_prompt_s}' <<<"$R")" >&3
 }
 
+# logged_in_locked: the boot in R (booted with --try-menu) logged in with slot 0 after one
+# prompt, grub's editor and command line refused, the root opened as cr_root and pinned, the key
+# file and the initramfs 0600.
+logged_in_locked() {
+	[ "$(jq -r .outcome <<<"$R")" = logged-in ]
+	[ "$(jq -r .slot <<<"$R")" = 0 ]
+	[ "$(jq -r .passphrase_prompts <<<"$R")" = 1 ]
+	[ "$(jq -c .menu <<<"$R")" = '{"edit":"refused","cmdline":"refused"}' ]
+	[ "$(out 'findmnt -no SOURCE /')" = /dev/mapper/cr_root ]
+	[ "$(out "$PINNED")" = 1 ]
+	[ "$(out 'stat -c %a /etc/cryptsetup-keys.d/*.key')" = 600 ]
+	[ "$(out 'stat -c %a /boot/initrd.img-*')" = 600 ]
+}
+
 # out CMD [BASE]: the output of the --run CMD (of the boot at BASE: .after_reboot).
 out() { jq -r --arg c "$1" "${2:-}.output[\$c]" <<<"$R"; }
 
