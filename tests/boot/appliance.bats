@@ -6,12 +6,7 @@
 load lib
 
 @test "boot: Debian 12 initramfs-tools built by an ordinary user through the appliance (--sandbox vm, no privilege): one prompt, locked, pinned" {
-	local tar
-	ensure_test_user
-	tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" initramfs-tools)
-	cp "$tar" "$T/rootfs.tar"
-	cp "$BOOT_DIR/root.pw" "$T/root.pw"
-	give_user "$T"
+	rootfs_for_user initramfs-tools
 	# Under TCG the appliance runs the initramfs tool many times slower than the host: minutes.
 	as_user "$CVM_IMAGE" build --sandbox vm --serial-console --root-password-file "$T/root.pw" \
 		--json "$T/rootfs.tar" -o "$T/out/vm.qcow2" > "$T/vm.json"

@@ -27,12 +27,7 @@ load lib
 }
 
 @test "boot: Debian 12 initramfs-tools built by an ordinary user (bubblewrap in a user namespace, no privilege): one prompt, locked, pinned; the tarball's owners and setuid/setgid bits in the guest" {
-	local tar
-	ensure_test_user
-	tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" initramfs-tools)
-	cp "$tar" "$T/rootfs.tar"
-	cp "$BOOT_DIR/root.pw" "$T/root.pw"
-	give_user "$T"
+	rootfs_for_user initramfs-tools
 	as_user "$CVM_IMAGE" build --serial-console --root-password-file "$T/root.pw" \
 		--json "$T/rootfs.tar" -o "$T/out/u.qcow2" > "$T/u.json"
 	[ "$(jq -r .sandbox "$T/u.json")" = bwrap ]

@@ -64,6 +64,17 @@ boot() {
 	echo "# boot $(basename "$img") $(jq -c '{grub_prompt_s, login_prompt_s}' <<<"$R")" >&3
 }
 
+# rootfs_for_user VARIANT: make-rootfs's VARIANT as $T/rootfs.tar and the root password as
+# $T/root.pw, $T the test user's, for a build as that user.
+rootfs_for_user() {
+	local tar
+	ensure_test_user
+	tar=$("$CVM_SRCDIR/tests/lib/make-rootfs" "$1")
+	cp "$tar" "$T/rootfs.tar"
+	cp "$BOOT_DIR/root.pw" "$T/root.pw"
+	give_user "$T"
+}
+
 # logged_in_locked: the boot in R (booted with --try-menu) logged in with slot 0 after one
 # prompt, grub's editor and command line refused, the root opened as cr_root and pinned, the key
 # file and the initramfs 0600.
