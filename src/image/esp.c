@@ -34,15 +34,15 @@ static char *const mtools_env[] = { "MTOOLS_SKIP_CHECK=1", "MTOOLS_NO_VFAT=0", N
 	"--fsize=" STRINGIFY(ESP_FILE_MAX), "--"
 
 /*
- * And, when cvm-image is root, in bubblewrap, so that a memory bug a crafted FAT finds in
- * mtools (a directory that contains itself crashed mdir once) is not root on the host: it
- * sees /usr read-only, the image (read-only unless mcopy writes to it) and the directory
- * mcopy writes to, nothing else of the host's filesystem; no capabilities, its own PID, IPC,
- * network and UTS namespaces, a minimal /dev; killed with cvm-image. Why bubblewrap and not
- * confine.c: mtools is a program, and confine_run()'s child may not exec one. Not for an
- * ordinary user (mtools can do no more than the user already can), nor where bubblewrap
- * cannot make namespaces (root in a default container, which is not the host's root): there
- * the limits alone, and the debug log says so.
+ * And in bubblewrap, so that a memory bug a crafted FAT finds in mtools (a directory that
+ * contains itself crashed mdir once) is neither root on the host nor the user with its files
+ * (its keys): it sees /usr read-only, the image (read-only unless mcopy writes to it) and the
+ * directory mcopy writes to, nothing else of the host's filesystem; no capabilities, its own
+ * PID, IPC, network and UTS namespaces (and, for an ordinary user, a user namespace, which
+ * bwrap makes itself when it is not setuid), a minimal /dev; killed with cvm-image. Why
+ * bubblewrap and not confine.c: mtools is a program, and confine_run()'s child may not exec
+ * one. Where bubblewrap cannot make namespaces (a default container's seccomp filter): the
+ * limits alone, and the debug log says so.
  */
 static const char *const bwrap_base[] = {
 	"--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
@@ -94,7 +94,7 @@ static int bwrap_prefix(char ***v, size_t *n)
 	return r;
 }
 
-/* Whether mtools runs in bubblewrap here: root, and bwrap makes its sandbox (tried once). */
+/* Whether mtools runs in bubblewrap here: bwrap makes its sandbox (tried once). */
 static bool mtools_confined(void)
 {
 	static int confined = -1;
@@ -106,8 +106,6 @@ static bool mtools_confined(void)
 	if (confined >= 0)
 		return confined;
 	confined = 0;
-	if (geteuid() != 0)
-		return false;
 	r = bwrap_prefix(&v, &n);
 	if (r >= 0)
 		r = strv_push(&v, &n, strdup("--"));

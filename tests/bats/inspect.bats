@@ -403,7 +403,7 @@ hostile_tree() {
 	[ ! -e "$T/out/disk.img.key.new" ]
 }
 
-@test "inspect: as root, mtools reads the ESP in bubblewrap: an mdir turned hostile cannot write beside the image" {
+@test "inspect: as root and as an ordinary user, mtools reads the ESP in bubblewrap: an mdir turned hostile cannot write beside the image" {
 	image
 	# The test fault point runs, in mdir's place, a shell that writes IMAGE.escaped and says
 	# whether it could write to the image.
@@ -413,6 +413,15 @@ hostile_tree() {
 	[ ! -e "$T/out/disk.img.escaped" ]
 	# The real mdir in the same sandbox reads it.
 	AS_ROOT=1 inspect "$T/out/disk.img"
+	[ "$status" -eq 0 ]
+	check_is esp ok
+	# An ordinary user's mtools too (what it could reach are the user's own files: its keys),
+	# in a user namespace of its own: the image, the user's, is read-only there.
+	CVM_IMAGE_FAULT=esp-escape inspect "$T/out/disk.img"
+	[ "$status" -eq 1 ]
+	[[ "$stderr" == *"esp-escape: the image is read-only"* ]]
+	[ ! -e "$T/out/disk.img.escaped" ]
+	inspect "$T/out/disk.img"
 	[ "$status" -eq 0 ]
 	check_is esp ok
 }
