@@ -38,9 +38,60 @@ static bool kept_back(const char *name)
 	       strncmp(name, "system.posix_acl_", 17) == 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* A path that has a record, in the tree of owners_defer_entry()'s seen: a later entry of the
+ * same path replaces what the earlier one unpacked (tar's rule), and its record with it. */
+struct seen {
+	size_t index;
+	char path[];
+};
+
+static int cmp_seen(const void *a, const void *b)
 {
-	return strcmp(a, b);
+	return strcmp(((const struct seen *)a)->path, ((const struct seen *)b)->path);
+}
+
+static struct seen *seen_new(const char *path, size_t index)
+{
+	struct seen *k = malloc(sizeof(*k) + strlen(path) + 1);
+
+	if (k) {
+		k->index = index;
+		strcpy(k->path, path);
+	}
+	return k;
+}
+
+/* The record of path so far (NULL: none), and removed from seen when replace. */
+static struct ext4_owner *seen_find(struct ext4_owners *o, void **seen, const char *path,
+				    bool replace)
+{
+	_cleanup_free_ struct seen *key = seen_new(path, 0);
+	struct seen **hit, *k;
+
+	if (!key)
+		return NULL;
+	hit = tfind(key, seen, cmp_seen);
+	if (!hit)
+		return NULL;
+	k = *hit;
+	if (replace) {
+		o->v[k->index].gone = true;
+		tdelete(key, seen, cmp_seen);
+		free(k);
+		return NULL;
+	}
+	return &o->v[k->index];
+}
+
+static int seen_add(void **seen, const char *path, size_t index)
+{
+	struct seen *k = seen_new(path, index);
+
+	if (!k || !tsearch(k, seen, cmp_seen)) {
+		free(k);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 /* The entry's xattrs that stay in it, copied out: archive_entry_xattr_clear() frees them. */
@@ -105,9 +156,10 @@ static bool has_kept_back(struct archive_entry *e)
 	return false;
 }
 
-int owners_defer_entry(struct ext4_owners *o, void **nodes, struct archive_entry *e,
+int owners_defer_entry(struct ext4_owners *o, void **seen, struct archive_entry *e,
 		       const char *path, const char *hardlink, bool *ret_skip)
 {
+	struct ext4_owner *target;
 	uint32_t uid = (uint32_t)archive_entry_uid(e), gid = (uint32_t)archive_entry_gid(e);
 	mode_t type = archive_entry_filetype(e);
 	bool acl = archive_entry_acl_count(e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS |
@@ -115,28 +167,30 @@ int owners_defer_entry(struct ext4_owners *o, void **nodes, struct archive_entry
 	struct ext4_owner *r;
 
 	*ret_skip = false;
+	/* An earlier entry of this path: its record goes with it. (Read before it, as the
+	 * hard link's target may be it: "a" then "a" linked to "a" is refused by the scan.) */
+	target = hardlink ? seen_find(o, seen, hardlink, false) : NULL;
+	if (target && !target->node_mode)
+		target = NULL;
+	seen_find(o, seen, path, true);
 	/* Whatever the archive says, the user unpacks as itself. */
 	archive_entry_set_uid(e, geteuid());
 	archive_entry_set_gid(e, getegid());
 	if (hardlink) {
 		/* A regular file's other name: its first name's record covers the inode. */
-		if (!tfind(hardlink, nodes, cmp_str))
+		if (!target)
 			return 0;
 		*ret_skip = true;
 		r = ext4_owners_add(o, path, uid, gid);
-		if (!r || !(r->link_to = strdup(hardlink)))
+		if (!r || !(r->link_to = strdup(hardlink)) || seen_add(seen, path, o->n - 1) < 0)
 			return log_error_errno(ENOMEM, "out of memory");
 		return 0;
 	}
 	if (type == AE_IFCHR || type == AE_IFBLK) {
-		char *key = strdup(path);
-
 		*ret_skip = true;
 		r = ext4_owners_add(o, path, uid, gid);
-		if (!r || !key || !tsearch(key, nodes, cmp_str)) {
-			free(key);
+		if (!r || seen_add(seen, path, o->n - 1) < 0)
 			return log_error_errno(ENOMEM, "out of memory");
-		}
 		r->node_mode = archive_entry_mode(e);
 		r->rdev = archive_entry_rdev(e);
 		r->mtime = (struct timespec){ archive_entry_mtime(e), archive_entry_mtime_nsec(e) };
@@ -145,7 +199,7 @@ int owners_defer_entry(struct ext4_owners *o, void **nodes, struct archive_entry
 	if (uid == 0 && gid == 0 && !acl && !has_kept_back(e))
 		return 0; /* mke2fs, in the namespace, gives root's owner */
 	r = ext4_owners_add(o, path, uid, gid);
-	if (!r || split_xattrs(e, r) < 0)
+	if (!r || split_xattrs(e, r) < 0 || seen_add(seen, path, o->n - 1) < 0)
 		return log_error_errno(ENOMEM, "out of memory");
 	r->harvest = acl;
 	return 0;
@@ -159,7 +213,7 @@ int owners_after_unpack(struct ext4_owners *o, int dirfd)
 		char link[64];
 		struct stat st;
 
-		if (r->node_mode || r->link_to)
+		if (r->node_mode || r->link_to || r->gone)
 			continue;
 		fd = target_open_nofollow(dirfd, r->path, O_PATH | O_NOFOLLOW, 0);
 		if (fd < 0 || fstat(fd, &st) < 0)
@@ -198,7 +252,7 @@ int owners_settle(struct ext4_owners *o, int rootfd)
 		_cleanup_close_ int fd = -1;
 		struct stat st;
 
-		if (r->node_mode || r->link_to)
+		if (r->node_mode || r->link_to || r->gone)
 			continue;
 		fd = target_open_nofollow(rootfd, r->path, O_PATH | O_NOFOLLOW, 0);
 		if (fd < 0 && fd != -ENOENT && fd != -ELOOP && fd != -ENOTDIR)

@@ -14,13 +14,15 @@
 struct archive_entry;
 
 /*
- * Before unpacking one entry (path and the hard link's target normalised, "etc/shadow"; nodes:
- * a tsearch(3) tree of the device nodes so far, free()d strings): keep in o what the user
- * cannot unpack, and change the entry to what it can: the user's own ids (libarchive drops a
- * setuid or setgid bit whose owner it cannot give), none of the xattrs kept. *ret_skip: a
- * device node (or a hard link to one), made in the ext4 instead. 0 or -ENOMEM, logged.
+ * Before unpacking one entry (path and the hard link's target normalised, "etc/shadow"; seen:
+ * a tsearch(3) tree of the paths with records so far, NULL at first, tdestroy()ed with free()):
+ * keep in o what the user cannot unpack, and change the entry to what it can: the user's own
+ * ids (libarchive drops a setuid or setgid bit whose owner it cannot give), none of the xattrs
+ * kept. A record of an earlier entry of the same path is dropped (the later one replaces it).
+ * *ret_skip: a device node (or a hard link to one), made in the ext4 instead. 0 or -ENOMEM,
+ * logged.
  */
-int owners_defer_entry(struct ext4_owners *o, void **nodes, struct archive_entry *e,
+int owners_defer_entry(struct ext4_owners *o, void **seen, struct archive_entry *e,
 		       const char *path, const char *hardlink, bool *ret_skip);
 
 /* After unpacking into the tree at dirfd: each kept file's identity (to tell it from a

@@ -528,7 +528,7 @@ static int copy_data(struct archive *in, struct archive *out)
 }
 
 /* owners_defer_entry() with the entry's paths normalised as the scan checked them. */
-static int defer_entry(struct ext4_owners *defer, void **nodes, struct archive_entry *e,
+static int defer_entry(struct ext4_owners *defer, void **seen, struct archive_entry *e,
 		       bool *ret_skip)
 {
 	_cleanup_free_ char *norm = NULL, *hnorm = NULL;
@@ -540,13 +540,13 @@ static int defer_entry(struct ext4_owners *defer, void **nodes, struct archive_e
 		hnorm = normalize(hl, &abs, &dotdot);
 	if (!norm || (hl && !hnorm))
 		return log_error_errno(ENOMEM, "out of memory");
-	return owners_defer_entry(defer, nodes, e, norm, hnorm, ret_skip);
+	return owners_defer_entry(defer, seen, e, norm, hnorm, ret_skip);
 }
 
 int tarball_extract(const char *path, const char *dir, uint64_t expected_entries,
 		    struct ext4_owners *defer)
 {
-	void *nodes = NULL;
+	void *seen = NULL;
 	_cleanup_(tar_source_done) struct tar_source src = { .fd = -1 };
 	_cleanup_(archive_read_freep) struct archive *a = NULL;
 	_cleanup_(archive_write_freep) struct archive *w = NULL;
@@ -585,7 +585,7 @@ int tarball_extract(const char *path, const char *dir, uint64_t expected_entries
 		if (defer) {
 			bool skip;
 
-			r = defer_entry(defer, &nodes, e, &skip);
+			r = defer_entry(defer, &seen, e, &skip);
 			if (r < 0)
 				goto out;
 			if (skip)
@@ -632,7 +632,7 @@ int tarball_extract(const char *path, const char *dir, uint64_t expected_entries
 	if (defer)
 		r = owners_after_unpack(defer, dfd);
 out:
-	tdestroy(nodes, free);
+	tdestroy(seen, free);
 	if (fchdir(cwd) < 0 && r == 0)
 		r = log_error_errno(errno, "cannot return to the working directory: %m");
 	return r;

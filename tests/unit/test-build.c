@@ -234,6 +234,37 @@ static void test_distro_and_hooks(void)
 	hook_set_done(&s);
 }
 
+/* tarball_extract() for an ordinary user: the records of what the tree cannot hold; a later
+ * entry of the same path replaces the earlier one's record (tar's rule: the last one wins). */
+static void test_owners_deferred(void)
+{
+	struct ext4_owners o = {};
+	char dir[512];
+	const char *p;
+	size_t live = 0;
+
+	p = write_tar("dup.tar", (const struct entry[]){
+		{ "./", AE_IFDIR }, { "./f", AE_IFREG, "first", 5 }, { "./f", AE_IFREG, "second", 0 },
+		{ "./g", AE_IFREG, "first", 0 }, { "./g", AE_IFREG, "second", 7 },
+		{ "./h", AE_IFREG, "h", 4000000000u } }, 6);
+	snprintf(dir, sizeof(dir), "%s/dup-tree", tmp);
+	mkdir(dir, 0755);
+	ok(p && tarball_extract(p, dir, 6, &o) == 0, "owners: a tarball unpacked with its owners kept back");
+	for (size_t i = 0; i < o.n; i++)
+		if (!o.v[i].gone)
+			live++;
+	ok(live == 2, "owners: two records live (%zu)", live);
+	for (size_t i = 0; i < o.n; i++) {
+		if (o.v[i].gone)
+			ok(strcmp(o.v[i].path, "f") == 0, "owners: f's first owner (5) dropped: its later entry is root's");
+		else if (strcmp(o.v[i].path, "g") == 0)
+			ok(o.v[i].uid == 7, "owners: g's later entry's owner (7) kept");
+		else
+			ok(strcmp(o.v[i].path, "h") == 0 && o.v[i].uid == 4000000000u, "owners: h's owner 4000000000 kept");
+	}
+	ext4_owners_done(&o);
+}
+
 /* The inode of path in the filesystem image img, read with libext2fs (0 if absent). */
 static ext2_ino_t inode_of(const char *img, const char *path, struct ext2_inode *ret)
 {
@@ -335,6 +366,7 @@ int main(void)
 		return 1;
 	test_tarball();
 	test_distro_and_hooks();
+	test_owners_deferred();
 	test_owners();
 	{
 		char *argv[] = { "rm", "-rf", "--one-file-system", tmp, NULL };
