@@ -30,6 +30,14 @@
 
 static const char *const acl_names[] = { "system.posix_acl_access", "system.posix_acl_default" };
 
+/* xattrs the owner of a file cannot set (CAP_SYS_ADMIN or CAP_SETFCAP in the filesystem's
+ * namespace), or whose ids mke2fs would read through the namespace's mapping. */
+static bool kept_back(const char *name)
+{
+	return strncmp(name, "security.", 9) == 0 || strncmp(name, "trusted.", 8) == 0 ||
+	       strncmp(name, "system.posix_acl_", 17) == 0;
+}
+
 /* A path that has a record, in the tree of owners_defer_entry()'s seen: a later entry of the
  * same path replaces what the earlier one unpacked (tar's rule), and its record with it. */
 struct seen {
@@ -86,13 +94,56 @@ static int seen_add(void **seen, const char *path, size_t index)
 	return 0;
 }
 
-/*
- * Every xattr of the entry into r, none left in it: the owner of a file may not set security.*
- * or trusted.* ones (CAP_SYS_ADMIN or CAP_SETFCAP in the filesystem's namespace), nor user.*
- * ones on a file it may not write (a 0444 file), and mke2fs would read an ACL's ids through
- * the namespace's mapping. libext2fs sets them all.
- */
-static int take_xattrs(struct archive_entry *e, struct ext4_owner *r)
+/* The entry's xattrs that stay in it, copied out: archive_entry_xattr_clear() frees them. */
+struct xattr_copy {
+	char *name;
+	void *value;
+	size_t size;
+};
+
+static int split_xattrs(struct archive_entry *e, struct ext4_owner *r)
+{
+	struct xattr_copy *keep = NULL;
+	size_t n_keep = 0, cap = 0, n_back = 0;
+	const char *name;
+	const void *value;
+	size_t size;
+	int res = 0;
+
+	archive_entry_xattr_reset(e);
+	while (res == 0 && archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+		if (kept_back(name)) {
+			res = ext4_owner_add_xattr(r, name, value, size);
+			n_back++;
+			continue;
+		}
+		if (greedy_realloc((void **)&keep, &cap, n_keep + 1, sizeof(*keep)) < 0) {
+			res = -ENOMEM;
+			break;
+		}
+		keep[n_keep].name = strdup(name);
+		keep[n_keep].value = malloc(size ? size : 1);
+		keep[n_keep].size = size;
+		if (!keep[n_keep].name || !keep[n_keep].value)
+			res = -ENOMEM;
+		else
+			memcpy(keep[n_keep].value, value, size);
+		n_keep++;
+	}
+	if (res == 0 && n_back > 0) {
+		archive_entry_xattr_clear(e);
+		for (size_t i = 0; i < n_keep; i++)
+			archive_entry_xattr_add_entry(e, keep[i].name, keep[i].value, keep[i].size);
+	}
+	for (size_t i = 0; i < n_keep; i++) {
+		free(keep[i].name);
+		free(keep[i].value);
+	}
+	free(keep);
+	return res;
+}
+
+static bool has_kept_back(struct archive_entry *e)
 {
 	const char *name;
 	const void *value;
@@ -100,10 +151,9 @@ static int take_xattrs(struct archive_entry *e, struct ext4_owner *r)
 
 	archive_entry_xattr_reset(e);
 	while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK)
-		if (ext4_owner_add_xattr(r, name, value, size) < 0)
-			return -ENOMEM;
-	archive_entry_xattr_clear(e);
-	return 0;
+		if (kept_back(name))
+			return true;
+	return false;
 }
 
 int owners_defer_entry(struct ext4_owners *o, void **seen, struct archive_entry *e,
@@ -146,10 +196,10 @@ int owners_defer_entry(struct ext4_owners *o, void **seen, struct archive_entry 
 		r->mtime = (struct timespec){ archive_entry_mtime(e), archive_entry_mtime_nsec(e) };
 		return 0;
 	}
-	if (uid == 0 && gid == 0 && !acl && archive_entry_xattr_count(e) == 0)
+	if (uid == 0 && gid == 0 && !acl && !has_kept_back(e))
 		return 0; /* mke2fs, in the namespace, gives root's owner */
 	r = ext4_owners_add(o, path, uid, gid);
-	if (!r || take_xattrs(e, r) < 0 || seen_add(seen, path, o->n - 1) < 0)
+	if (!r || split_xattrs(e, r) < 0 || seen_add(seen, path, o->n - 1) < 0)
 		return log_error_errno(ENOMEM, "out of memory");
 	r->harvest = acl;
 	return 0;

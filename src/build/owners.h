@@ -2,8 +2,8 @@
 /*
  * The bubblewrap route as an ordinary user: the tarball unpacked by that user, the tools run
  * in a user namespace where the user is root, and what the tree cannot hold (the tarball's
- * owners, device nodes, extended attributes and POSIX ACLs) kept here from the archive and
- * written into the ext4 afterwards (image/ext4-owners.c).
+ * owners, device nodes, security.* and trusted.* xattrs, POSIX ACLs) kept here from the
+ * archive and written into the ext4 afterwards (image/ext4-owners.c).
  */
 #pragma once
 
@@ -17,7 +17,8 @@ struct archive_entry;
  * Before unpacking one entry (path and the hard link's target normalised, "etc/shadow"; seen:
  * a tsearch(3) tree of the paths with records so far, NULL at first, tdestroy()ed with free()):
  * keep in o what the user cannot unpack, and change the entry to what it can: the user's own
- * ids (libarchive drops a setuid or setgid bit whose owner it cannot give), no xattr. A record of an earlier entry of the same path is dropped (the later one replaces it).
+ * ids (libarchive drops a setuid or setgid bit whose owner it cannot give), none of the xattrs
+ * kept. A record of an earlier entry of the same path is dropped (the later one replaces it).
  * *ret_skip: a device node (or a hard link to one), made in the ext4 instead. 0 or -ENOMEM,
  * logged.
  */

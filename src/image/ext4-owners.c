@@ -3,8 +3,8 @@
  * The tarball's owners, device nodes and root-only extended attributes, written into the ext4
  * with libext2fs after mke2fs -d made it from a tree an ordinary user unpacked (the bubblewrap
  * route as an ordinary user). mke2fs -d, run in a user namespace where that user is root,
- * already gave every file of the tree root's owner, and its mode and times; this pass adds
- * what the user could not put in the tree. It is ours because no tool does
+ * already gave every file of the tree root's owner, and its modes, times and user.* xattrs;
+ * this pass adds what the user could not put in the tree. It is ours because no tool does
  * it: mke2fs -d copies a tree as it stands, and e2fsprogs 1.47.1's `-d TARBALL` (which writes
  * the ext4 from the archive itself) is not in Debian 12, and would not run the hooks.
  */

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * What a tree that an ordinary user unpacked cannot hold, written into the ext4 made from it
- * (libext2fs): the tarball's owners, its device nodes, and its extended attributes (some only
- * root may set, security.* and trusted.*; user.* ones only on a file the user may write; POSIX
- * ACLs, whose ids a user namespace would rewrite).
+ * (libext2fs): the tarball's owners, its device nodes, and the extended attributes only root
+ * may set (security.*, trusted.*) or whose ids a user namespace would rewrite (POSIX ACLs).
  */
 #pragma once
 
