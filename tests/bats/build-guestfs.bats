@@ -89,6 +89,11 @@ full_tar() {
 	echo c > "$d/var/closed/inner/file"
 	chmod 0555 "$d/usr/share/read-only"
 	chmod 0000 "$d/var/closed/inner" "$d/var/closed"
+	# A user xattr on a file and a directory their owner may not write (the kernel asks for
+	# write permission to set one: libarchive sets it before the mode).
+	echo ro > "$d/etc/read-only"
+	setfattr -n user.ro -v "kept" "$d/etc/read-only" "$d/usr/share/read-only"
+	chmod 0444 "$d/etc/read-only"
 	make_tar "$d" "$T/full.tar"
 	rm -rf --one-file-system "$d"
 }
@@ -108,7 +113,8 @@ full_check() {
 	grep -q 'etc/big-ids|regular file|644|4000000000:4000000000|' "$T/want.manifest"
 	grep -q 'srv/shared|directory|2775|' "$T/want.manifest"
 	grep -q 'var/closed/inner/file|regular file|644|0:0|2|' "$T/want.manifest"
-	grep -q '^./usr/share/read-only|directory|555|' "$T/want.manifest"
+	grep -q '^./usr/share/read-only|directory|555|.*user.ro=' "$T/want.manifest"
+	grep -q '^./etc/read-only|regular file|444|.*user.ro=' "$T/want.manifest"
 	grep -q '^./tmp|directory|1777|' "$T/want.manifest"
 	grep -q 'etc/long-link|symbolic link|777|0:0|2003|' "$T/want.manifest"
 	grep -q 'var/sparse-1g|regular file|644|0:0|1073741828|' "$T/sparse.manifest"
