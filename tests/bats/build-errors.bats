@@ -22,7 +22,7 @@ big_tar() {
 	echo ID=debian > "$T/big/usr/lib/os-release"
 	head -c "$1" /dev/urandom > "$T/big/data"
 	tar -C "$T/big" -cf "$T/big.tar" .
-	rm -rf --one-file-system "$T/big"
+	rm -rf --one-file-system "${T:?}/big"
 }
 
 # site_hook PHASE NAME BODY: an executable hook $T/site/hooks/PHASE/NAME running BODY.
@@ -415,7 +415,7 @@ fails_with() {
 	echo c > "$T/tree/var/closed/inner/file"
 	chmod 0000 "$T/tree/var/closed/inner" "$T/tree/var/closed"
 	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
-	rm -rf --one-file-system "$T/tree"
+	rm -rf --one-file-system "${T:?}/tree"
 	give_user "$T"
 	local stage
 	for stage in configure mkfs; do
@@ -481,7 +481,7 @@ sleep 303'
 	run --separate-stderr setpriv --reuid=65534 --regid=65534 --clear-groups env TMPDIR="$p/tmp" unshare -rm "$CVM_IMAGE" build --sandbox bwrap --distro none "$p/rootfs.tar" -o "$p/out/a.img"
 	local left
 	left=$(ls -A "$p/out" "$p/tmp")
-	rm -rf --one-file-system "$p"
+	rm -rf --one-file-system "${p:?}"
 	echo "$stderr"
 	[ "$status" -eq 3 ]
 	[[ "$stderr" == *"cvm-image runs in a user namespace that does not map every owner of the tarball (up to user 1234, group 5678)"* ]]

@@ -95,7 +95,7 @@ full_tar() {
 	setfattr -n user.ro -v "kept" "$d/etc/read-only" "$d/usr/share/read-only"
 	chmod 0444 "$d/etc/read-only"
 	make_tar "$d" "$T/full.tar"
-	rm -rf --one-file-system "$d"
+	rm -rf --one-file-system "${d:?}"
 }
 
 # full_check IMAGE: the image's files against full.tar, field by field.

@@ -23,7 +23,7 @@ teardown() {
 synthetic_tar() {
 	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/tree" initramfs-tools >/dev/null
 	tar --numeric-owner -C "$T/tree" -cf "$T/t.tar" .
-	rm -rf --one-file-system "$T/tree"
+	rm -rf --one-file-system "${T:?}/tree"
 }
 
 # site_hook PHASE NAME BODY: an executable hook $T/site/hooks/PHASE/NAME running BODY.
@@ -103,7 +103,7 @@ site_hook() {
 	[[ "$stderr" == *"error: hook configure/95-hang did not finish within 30 s (--hook-timeout): the appliance was stopped"* ]]
 	run ! pgrep -f "qemu-system.*$T/"
 	assert_no_leftovers "$T/out"
-	rm -rf --one-file-system "$T/site"
+	rm -rf --one-file-system "${T:?}/site"
 	site_hook initramfs 95-fail 'echo "the tool broke"; exit 3'
 	give_user "$T"
 	run --separate-stderr as_user "$CVM_IMAGE" build --sandbox vm --hooks-dir "$T/site" "$T/t.tar" -o "$T/out/b.img"
@@ -161,7 +161,7 @@ site_hook() {
 	grep -q 'error: interrupted while the appliance ran hook configure/95-hang' "$T/int.log"
 	run ! pgrep -f "qemu-system.*$T/"
 	assert_no_leftovers "$T/out"
-	rm -rf --one-file-system "$T/site"
+	rm -rf --one-file-system "${T:?}/site"
 	as_user env CVM_IMAGE_FAULT=kill-in-configure "$CVM_IMAGE" -q build --sandbox vm "$T/t.tar" -o "$T/out/a.img" || true
 	# libguestfs's recovery process kills qemu within a second or two of its parent's death.
 	local i

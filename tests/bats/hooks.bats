@@ -19,7 +19,7 @@ teardown() {
 tree_tar() {
 	local tool=$1 id=${2:-debian} out=$BATS_FILE_TMPDIR/$1-${2:-debian}.tar
 	if [ ! -f "$out" ]; then
-		rm -rf --one-file-system "$BATS_FILE_TMPDIR/tree-$tool-$id"
+		rm -rf --one-file-system "${BATS_FILE_TMPDIR:?}/tree-$tool-$id"
 		"$CVM_SRCDIR/tests/lib/boot-tree" "$BATS_FILE_TMPDIR/tree-$tool-$id" "$tool" "$id"
 		tar --numeric-owner -C "$BATS_FILE_TMPDIR/tree-$tool-$id" -cf "$out" .
 	fi
@@ -98,7 +98,7 @@ golden() {
 	key=$T/out/a.img.key
 	zeros=$(head -c 44 /dev/zero | sha256sum | cut -c1-16)
 	for tool in initramfs-tools dracut; do
-		rm -rf --one-file-system "$T/work" "$T/out/a.img" "$key"
+		rm -rf --one-file-system "${T:?}/work" "${T:?}/out/a.img" "${key:?}"
 		build_kept "$(tree_tar "$tool")" -o "$T/out/a.img"
 		[[ "$stderr" == *"key-archive: the key into its own archive at the end of each initramfs"* ]]
 		[ "$tool" = dracut ] && name=etc/cryptsetup-keys.d/luks-$(jq -r .luks.uuid <<<"$J").key ||
@@ -129,7 +129,7 @@ golden() {
 	done
 	# CVM_IMAGE_FAULT=no-key-archive: left as the tool made it (what rekey's tests of the
 	# whole-file path start from).
-	rm -rf --one-file-system "$T/work" "$T/out/a.img" "$key"
+	rm -rf --one-file-system "${T:?}/work" "${T:?}/out/a.img" "${key:?}"
 	CVM_IMAGE_FAULT=no-key-archive build_kept "$(tree_tar initramfs-tools)" -o "$T/out/a.img"
 	"$CVM_SRCDIR/tests/lib/initrd-members" --archives "$W/boot/initrd.img-6.1.0-10-amd64" > "$T/archives"
 	[ "$(cut -d' ' -f2 "$T/archives" | uniq | tr '\n' ' ')" = "plain gzip " ]
@@ -302,7 +302,7 @@ refused_in_prepare() {
 @test "hooks: missing pieces fail in the prepare stage and say what to install" {
 	local d=$T/t
 	check() { # what-to-remove expected-message
-		rm -rf --one-file-system "$d"
+		rm -rf --one-file-system "${d:?}"
 		"$CVM_SRCDIR/tests/lib/boot-tree" "$d" initramfs-tools
 		rm -rf --one-file-system "${d:?}"/$1
 		refused_in_prepare "$d" "$2"
@@ -322,7 +322,7 @@ refused_in_prepare() {
 		13) want="(needed by dracut on distro 'debian' 13): install 'systemd-cryptsetup' in the rootfs" ;;
 		'') want="(needed by dracut on distro 'debian'): install 'systemd-cryptsetup' in the rootfs" ;;
 		esac
-		rm -rf --one-file-system "$d"
+		rm -rf --one-file-system "${d:?}"
 		"$CVM_SRCDIR/tests/lib/boot-tree" "$d" dracut
 		[ -z "$v" ] || printf 'VERSION_ID="%s"\n' "$v" >> "$d/etc/os-release"
 		# With it, the release builds.
@@ -375,7 +375,7 @@ refused_in_prepare() {
 	echo "$stderr"
 	local left
 	left=$(ls -A "$host/etc")
-	rm -rf --one-file-system "$host"
+	rm -rf --one-file-system "${host:?}"
 	[ -z "$left" ]
 	# Resolved inside the root, as the guest will see them.
 	[ "$status" -eq 0 ]

@@ -22,7 +22,7 @@ setup() {
 
 teardown() {
 	common_teardown
-	[ -z "${DECOY:-}" ] || rm -rf --one-file-system "$DECOY"
+	[ -z "${DECOY:-}" ] || rm -rf --one-file-system "${DECOY:?}"
 }
 
 decoy_sums() {
@@ -45,7 +45,7 @@ assert_host_untouched() {
 
 # tree: a synthetic initramfs-tools rootfs in $T/t; tar_tree: $T/t.tar of it.
 tree() {
-	rm -rf --one-file-system "$T/t"
+	rm -rf --one-file-system "${T:?}/t"
 	"$CVM_SRCDIR/tests/lib/boot-tree" "$T/t" initramfs-tools
 	mkdir -p "$T/t$DECOY/dir"
 }
@@ -114,7 +114,7 @@ build_fails() {
 
 @test "hostile: etc/default and boot/grub as symlinks through /proc/2/root to host directories: writes stay in the target" {
 	tree
-	rm -rf --one-file-system "$T/t/etc/default" "$T/t/boot/grub"
+	rm -rf --one-file-system "${T:?}/t/etc/default" "${T:?}/t/boot/grub"
 	ln -s "/proc/2/root$DECOY/dir" "$T/t/etc/default"
 	ln -s "/proc/2/root$DECOY" "$T/t/boot/grub"
 	tar_tree
@@ -327,7 +327,7 @@ EOF
 		cat "$r/allowed"
 		false
 	fi
-	rm -rf --one-file-system "$T/work"
+	rm -rf --one-file-system "${T:?}/work"
 	rm "$T/out/a.img" "$T/out/a.img.key"
 	assert_host_untouched
 }
@@ -353,7 +353,7 @@ EOF
 @test "hostile: through the appliance route too: /run or /boot/efi as a symlink is refused, naming it" {
 	requires guestfs
 	tree
-	rm -rf "$T/t/run"
+	rm -rf "${T:?}/t/run"
 	ln -s /etc "$T/t/run"
 	tar_tree
 	build_fails "'/run' in the rootfs is not a directory (a symlink?): the sandbox needs to mount there" --sandbox vm "$T/t.tar"

@@ -208,7 +208,7 @@ regrub_hook() {
 	cp "$CVM_KEY_FILE" "$w/cryptroot/keyfiles/cr_root.key"
 	(cd "$w" && find cryptroot | cpio -o -H newc 2>/dev/null) | gzip > /boot/initrd.img-6.1.0-10-amd64
 	chmod 0600 /boot/initrd.img-6.1.0-10-amd64
-	rm -rf "$w"
+	rm -rf "${w:?}"
 	EOF
 	chmod +x "$T/site/hooks/finalize/90-spoil"
 	image initramfs-tools "$T/site"

@@ -208,7 +208,7 @@ rekeyed_tree() {
 		echo "$comp" > "$tree/etc/fake-compress"
 		[ "$comp" != zstd ] || install_program "$tree" zstd
 		tar --numeric-owner -C "$tree" -cf "$T/big.tar" .
-		rm -rf --one-file-system "$tree"
+		rm -rf --one-file-system "${tree:?}"
 		CVM_IMAGE_FAULT=no-key-archive "$CVM_IMAGE" -q build --size 300M --json "$T/big.tar" -o "$T/out/big.img" > "$T/build.json"
 		cp "$T/out/big.img.key" "$T/old.key"
 		give_user "$T"

@@ -140,7 +140,7 @@ swap_header() {
 		--key-size 512 --hash sha256 --pbkdf-force-iterations 1000 \
 		--volume-key-file "$T/host.vk" --key-file "$img.key" "$T/hdr"
 	dd if="$T/hdr" of="$out" bs=512 count=4096 seek="$start" conv=notrunc status=none
-	rm -rf --one-file-system "$T/hostroot"
+	rm -rf --one-file-system "${T:?}/hostroot"
 	mkdir -p "$T/hostroot/sbin" "$T/hostroot/bin" "$T/hostroot/dev" "$T/hostroot/proc"
 	cp "$(command -v busybox)" "$T/hostroot/bin/busybox"
 	printf '#!/bin/busybox sh\necho THE HOST ROOT RUNS\n/bin/busybox poweroff -f\n' > "$T/hostroot/sbin/init"

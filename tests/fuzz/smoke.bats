@@ -14,7 +14,7 @@ setup_file() {
 	export FUZZ_DIR=$(dirname "$CVM_IMAGE")/fuzz
 	mkdir -p "$FUZZ_DIR/artifacts"
 	"$CVM_SRCDIR/tests/fuzz/build-fuzzers" "$CVM_SRCDIR" "$(dirname "$CVM_IMAGE")" "$FUZZ_DIR" >&3 2>&1
-	rm -rf --one-file-system "$FUZZ_DIR/seeds"
+	rm -rf --one-file-system "${FUZZ_DIR:?}/seeds"
 	"$CVM_SRCDIR/tests/fuzz/make-seeds" "$CVM_IMAGE" "$CVM_SRCDIR" "$FUZZ_DIR/seeds"
 }
 
