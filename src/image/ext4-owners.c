@@ -20,6 +20,7 @@
 #include <et/com_err.h>
 #include <ext2fs/ext2fs.h>
 
+#include "ext4.h"
 #include "ext4-owners.h"
 #include "common/log.h"
 #include "shared/cleanup.h"
@@ -106,13 +107,6 @@ static errcode_t lookup(ext2_filsys fs, const char *path, ext2_ino_t *ret)
 	return 0;
 }
 
-static uint32_t time_extra(const struct timespec *ts)
-{
-	int64_t epoch = ((int64_t)ts->tv_sec - (int32_t)ts->tv_sec) >> 32;
-
-	return ((uint32_t)ts->tv_nsec << EXT4_EPOCH_BITS) | ((uint32_t)epoch & EXT4_EPOCH_MASK);
-}
-
 static errcode_t set_owner(ext2_filsys fs, ext2_ino_t ino, const struct ext4_owner *r,
 			   bool node)
 {
@@ -132,7 +126,7 @@ static errcode_t set_owner(ext2_filsys fs, ext2_ino_t ino, const struct ext4_own
 		    inode.i_extra_isize >= offsetof(struct ext2_inode_large, i_crtime) -
 						   EXT2_GOOD_OLD_INODE_SIZE)
 			inode.i_mtime_extra = inode.i_atime_extra = inode.i_ctime_extra =
-				time_extra(&r->mtime);
+				ext4_time_extra(&r->mtime);
 	}
 	return ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)&inode, sizeof(inode));
 }

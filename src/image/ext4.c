@@ -37,7 +37,7 @@ struct times_walk {
 
 static struct times_walk *times_walk;
 
-static uint32_t time_extra(const struct timespec *ts)
+uint32_t ext4_time_extra(const struct timespec *ts)
 {
 	int64_t epoch = ((int64_t)ts->tv_sec - (int32_t)ts->tv_sec) >> 32;
 
@@ -69,7 +69,7 @@ static int times_one(const char *fpath, const struct stat *st, int type, struct 
 	if (EXT2_INODE_SIZE(w->fs->super) > EXT2_GOOD_OLD_INODE_SIZE &&
 	    inode.i_extra_isize >= offsetof(struct ext2_inode_large, i_crtime) -
 				   EXT2_GOOD_OLD_INODE_SIZE) {
-		inode.i_mtime_extra = time_extra(&st->st_mtim);
+		inode.i_mtime_extra = ext4_time_extra(&st->st_mtim);
 	}
 	err = ext2fs_write_inode_full(w->fs, ino, (struct ext2_inode *)&inode, sizeof(inode));
 	if (err) {

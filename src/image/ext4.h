@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <time.h>
 
 #define EXT4_BLOCK_SIZE 4096
 #define EXT4_MIN_SIZE (16 * 1024 * 1024)
@@ -13,6 +14,9 @@
  * words), such as a user namespace's. Logs. */
 int ext4_mkfs(const char *path, uint64_t offset, uint64_t size, const char *uuid,
 	      const char *label, const char *srcdir, char *const *wrap);
+
+/* A time's i_*_extra word: the nanoseconds, and the epoch bits past 2038. */
+uint32_t ext4_time_extra(const struct timespec *ts);
 
 /* Called for each maximal run of allocated blocks, in bytes from the start of the fs. */
 typedef int (*ext4_range_fn)(uint64_t offset, uint64_t length, void *userdata);
